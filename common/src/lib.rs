@@ -1,0 +1,9 @@
+//! Shared contract between the control plane and the brokers: snapshot and status types, name rules,
+//! topic matching, MQTT credential signing and token issuing/verification. Pure and I/O-free.
+
+pub mod names;
+pub mod quotas;
+pub mod signing;
+pub mod snapshot;
+pub mod token;
+pub mod topic;

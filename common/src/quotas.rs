@@ -1,0 +1,45 @@
+//! Per-instance limits of SPEC section 2, with their defaults. Every one can be changed per instance.
+
+use serde::{Deserialize, Serialize};
+
+/// Token validity bounds (SPEC 2): shorter is refused, longer is silently capped *(compat)*.
+pub const TOKEN_MIN_VALIDITY_MS: i64 = 60_000;
+pub const TOKEN_MAX_VALIDITY_MS: i64 = 30 * 24 * 3600 * 1000;
+
+/// Limits enforced by the control plane (API) and the brokers (wire). Missing fields take the defaults,
+/// so older snapshots and partial API updates stay valid.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct Quotas {
+    pub max_parent_topics: u32,
+    pub max_rules: u32,
+    pub max_topic_length: u32,
+    pub max_client_id_length: u32,
+    pub max_subscriptions_per_client: u32,
+    pub max_wildcard_subscriptions_per_parent_topic: u32,
+    pub max_message_size: u32,
+    pub max_connections: u32,
+    pub max_messages_per_second: u32,
+    pub offline_retention_secs: u64,
+    pub max_offline_messages: u64,
+    pub max_token_resources: u32,
+}
+
+impl Default for Quotas {
+    fn default() -> Self {
+        Self {
+            max_parent_topics: 25,
+            max_rules: 100,
+            max_topic_length: 64,
+            max_client_id_length: 64,
+            max_subscriptions_per_client: 30,
+            max_wildcard_subscriptions_per_parent_topic: 100,
+            max_message_size: 64 * 1024,
+            max_connections: 10_000,
+            max_messages_per_second: 10_000,
+            offline_retention_secs: 3 * 24 * 3600,
+            max_offline_messages: 1_000_000,
+            max_token_resources: 100,
+        }
+    }
+}

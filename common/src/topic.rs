@@ -1,0 +1,185 @@
+//! MQTT topic names and filters under the parent-topic model: validation, `+`/`#` matching,
+//! shared-subscription (`$share/<group>/<filter>`) and P2P (`<parent>/p2p/<clientId>`) parsing.
+
+use thiserror::Error;
+
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum TopicError {
+    #[error("topic is empty")]
+    Empty,
+    #[error("topic is longer than {0} characters")]
+    TooLong(usize),
+    #[error("topic name may not contain wildcards")]
+    WildcardInName,
+    #[error("invalid wildcard placement")]
+    BadWildcard,
+    #[error("topic may not contain NUL")]
+    Nul,
+    #[error("the first level must be a parent topic")]
+    NoParent,
+    #[error("invalid shared subscription")]
+    BadShare,
+}
+
+/// The first level of a topic or filter: its parent topic.
+pub fn parent_of(topic: &str) -> &str {
+    topic.split('/').next().unwrap_or("")
+}
+
+/// Checks a topic name for PUBLISH: non-empty, at most `max_len` chars, no wildcards, no NUL,
+/// a non-wildcard first level.
+pub fn validate_topic_name(topic: &str, max_len: usize) -> Result<(), TopicError> {
+    if topic.is_empty() {
+        return Err(TopicError::Empty);
+    }
+    if topic.chars().count() > max_len {
+        return Err(TopicError::TooLong(max_len));
+    }
+    if topic.contains('\0') {
+        return Err(TopicError::Nul);
+    }
+    if topic.contains(['+', '#']) {
+        return Err(TopicError::WildcardInName);
+    }
+    if parent_of(topic).is_empty() {
+        return Err(TopicError::NoParent);
+    }
+    Ok(())
+}
+
+/// Checks a topic filter for SUBSCRIBE (without any `$share/` prefix): wildcards only as whole
+/// levels, `#` last, and the first level a literal parent topic (wildcards stay within one parent).
+pub fn validate_topic_filter(filter: &str, max_len: usize) -> Result<(), TopicError> {
+    if filter.is_empty() {
+        return Err(TopicError::Empty);
+    }
+    if filter.chars().count() > max_len {
+        return Err(TopicError::TooLong(max_len));
+    }
+    if filter.contains('\0') {
+        return Err(TopicError::Nul);
+    }
+    let levels: Vec<&str> = filter.split('/').collect();
+    for (i, level) in levels.iter().enumerate() {
+        let wildcard = level.contains(['+', '#']);
+        if wildcard && level.len() != 1 {
+            return Err(TopicError::BadWildcard);
+        }
+        if *level == "#" && i != levels.len() - 1 {
+            return Err(TopicError::BadWildcard);
+        }
+    }
+    let parent = levels[0];
+    if parent.is_empty() || parent == "+" || parent == "#" {
+        return Err(TopicError::NoParent);
+    }
+    Ok(())
+}
+
+/// True when the filter contains `+` or `#` (counts against the per-parent wildcard quota).
+pub fn is_wildcard(filter: &str) -> bool {
+    filter.split('/').any(|l| l == "+" || l == "#")
+}
+
+/// Standard MQTT matching of a topic name against a filter.
+pub fn matches(filter: &str, topic: &str) -> bool {
+    let mut f = filter.split('/');
+    let mut t = topic.split('/');
+    loop {
+        match (f.next(), t.next()) {
+            (Some("#"), _) => return true,
+            (Some("+"), Some(_)) => {}
+            (Some(fl), Some(tl)) if fl == tl => {}
+            (None, None) => return true,
+            _ => return false,
+        }
+    }
+}
+
+/// A subscription request split into its optional share group and the real filter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubscriptionFilter<'a> {
+    pub share_group: Option<&'a str>,
+    pub filter: &'a str,
+}
+
+/// Splits `$share/<group>/<filter>`; any other filter is returned unchanged.
+pub fn parse_subscription(raw: &str) -> Result<SubscriptionFilter<'_>, TopicError> {
+    match raw.strip_prefix("$share/") {
+        None => Ok(SubscriptionFilter {
+            share_group: None,
+            filter: raw,
+        }),
+        Some(rest) => {
+            let (group, filter) = rest.split_once('/').ok_or(TopicError::BadShare)?;
+            if group.is_empty() || group.contains(['+', '#']) || filter.is_empty() {
+                return Err(TopicError::BadShare);
+            }
+            Ok(SubscriptionFilter {
+                share_group: Some(group),
+                filter,
+            })
+        }
+    }
+}
+
+/// The target client ID of a P2P topic `<parent>/p2p/<clientId>` *(compat)*, if it is one.
+pub fn p2p_target(topic: &str) -> Option<&str> {
+    let mut levels = topic.splitn(3, '/');
+    let _parent = levels.next()?;
+    if levels.next()? != "p2p" {
+        return None;
+    }
+    levels
+        .next()
+        .filter(|target| !target.is_empty() && !target.contains('/'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn matching() {
+        assert!(matches("a/b", "a/b"));
+        assert!(matches("a/+", "a/b"));
+        assert!(!matches("a/+", "a/b/c"));
+        assert!(matches("a/#", "a"));
+        assert!(matches("a/#", "a/b/c"));
+        assert!(matches("a/+/c", "a/b/c"));
+        assert!(!matches("a/b", "a/b/c"));
+        assert!(!matches("a/b/c", "a/b"));
+        assert!(matches("a/+", "a/"));
+    }
+
+    #[test]
+    fn filters() {
+        assert!(validate_topic_filter("a/+/c/#", 64).is_ok());
+        assert_eq!(validate_topic_filter("a/b#", 64), Err(TopicError::BadWildcard));
+        assert_eq!(validate_topic_filter("a/#/c", 64), Err(TopicError::BadWildcard));
+        assert_eq!(validate_topic_filter("#", 64), Err(TopicError::NoParent));
+        assert_eq!(validate_topic_filter(&"a".repeat(65), 64), Err(TopicError::TooLong(64)));
+        assert!(validate_topic_filter(&"a".repeat(64), 64).is_ok());
+        assert!(is_wildcard("a/+") && is_wildcard("a/#") && !is_wildcard("a/b"));
+    }
+
+    #[test]
+    fn names() {
+        assert!(validate_topic_name("a/b", 64).is_ok());
+        assert_eq!(validate_topic_name("a/+", 64), Err(TopicError::WildcardInName));
+        assert_eq!(validate_topic_name("/a", 64), Err(TopicError::NoParent));
+        assert_eq!(parent_of("abc/d/e"), "abc");
+    }
+
+    #[test]
+    fn shares_and_p2p() {
+        let s = parse_subscription("$share/g1/a/b").unwrap();
+        assert_eq!((s.share_group, s.filter), (Some("g1"), "a/b"));
+        assert_eq!(parse_subscription("a/b").unwrap().share_group, None);
+        assert!(parse_subscription("$share/g1").is_err());
+        assert_eq!(p2p_target("T/p2p/GID_x@@@d1"), Some("GID_x@@@d1"));
+        assert_eq!(p2p_target("T/p2p"), None);
+        assert_eq!(p2p_target("T/x/GID_x@@@d1"), None);
+        assert_eq!(p2p_target("T/p2p/a/b"), None);
+    }
+}
