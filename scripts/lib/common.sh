@@ -1,0 +1,71 @@
+# shellcheck shell=bash
+#! Shared helpers for scripts/dev and scripts/test: install what is missing, start PostgreSQL.
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+export ROOT
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+is_root() { [ "$(id -u)" = 0 ]; }
+
+APT_UPDATED=""
+# apt_install PKG... : installs Debian packages when running as root, else explains how.
+apt_install() {
+  if ! is_root; then
+    die "missing $*: run 'sudo apt-get install -y $*' and try again"
+  fi
+  if [ -z "$APT_UPDATED" ]; then
+    say "apt-get update"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
+    APT_UPDATED=1
+  fi
+  say "apt-get install $*"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+# ensure_postgres: puts initdb/pg_ctl/postgres on PATH, installing Debian's postgresql if needed.
+ensure_postgres() {
+  local dir
+  for dir in /usr/lib/postgresql/*/bin; do
+    [ -x "$dir/initdb" ] && PATH="$PATH:$dir"
+  done
+  if ! command -v initdb >/dev/null || ! command -v pg_ctl >/dev/null; then
+    apt_install postgresql
+    for dir in /usr/lib/postgresql/*/bin; do
+      [ -x "$dir/initdb" ] && PATH="$PATH:$dir"
+    done
+  fi
+  command -v initdb >/dev/null || die "initdb not found after installing postgresql"
+  # initdb and postgres refuse to run as root: tests and scripts/dev run them as 'postgres'.
+  if is_root && ! id postgres >/dev/null 2>&1; then
+    useradd --system --home-dir /var/lib/postgresql --shell /bin/bash postgres
+  fi
+  export PATH
+}
+
+# ensure_python_deps: a virtualenv in .venv with tests/requirements.txt, first on PATH.
+ensure_python_deps() {
+  command -v python3 >/dev/null || apt_install python3 python3-venv python3-pip
+  local venv="$ROOT/.venv"
+  if [ ! -x "$venv/bin/python3" ]; then
+    say "creating $venv"
+    python3 -m venv "$venv" 2>/dev/null || { apt_install python3-venv && python3 -m venv "$venv"; }
+  fi
+  local stamp="$venv/.requirements.sha"
+  local want
+  want="$(sha256sum "$ROOT/tests/requirements.txt" | cut -d' ' -f1)"
+  if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    say "pip install -r tests/requirements.txt"
+    "$venv/bin/python3" -m pip install -q --disable-pip-version-check -r "$ROOT/tests/requirements.txt"
+    echo "$want" >"$stamp"
+  fi
+  export PATH="$venv/bin:$PATH"
+}
+
+# ensure_nextest: cargo-nextest runs each test in its own process (parallel, with timeouts).
+ensure_nextest() {
+  if ! cargo nextest --version >/dev/null 2>&1; then
+    say "cargo install cargo-nextest"
+    cargo install cargo-nextest --locked
+  fi
+}
