@@ -1,0 +1,244 @@
+//! `loadgen`: drives an MQTT broker with Alibaba-style clients (`GID_x@@@dev-N`, per-client Signature
+//! or Token credentials) and reports throughput, latency, loss and broker cost as one JSON line.
+
+mod clients;
+mod conn;
+mod payload;
+mod proc_stats;
+mod report;
+mod scenarios;
+mod tracker;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand, ValueEnum};
+use common::quotas::Quotas;
+use common::snapshot::{AccessKeyGrant, InstanceConfig, Snapshot, SnapshotContent};
+use common::token::{TokenAction, TokenClaims, TokenSigner};
+
+#[derive(Parser)]
+#[command(about = "Alibaba-style MQTT load generator (loopback only)")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run one scenario and print its report as JSON.
+    Run(RunArgs),
+    /// Write a broker snapshot with the benchmark instance, its AccessKey and token key.
+    Snapshot(SnapshotArgs),
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Scenario {
+    P2p,
+    Fanout,
+    Fanin,
+    Qos0,
+    Connstorm,
+    Offline,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq)]
+enum AuthMode {
+    None,
+    Signature,
+    Token,
+}
+
+#[derive(clap::Args)]
+struct Credentials {
+    #[arg(long, default_value = "mqtt-bench0000001")]
+    instance: String,
+    #[arg(long, default_value = "LTAIbenchaccesskey")]
+    access_key: String,
+    #[arg(long, default_value = "bench-secret-not-for-production")]
+    secret: String,
+    /// Hex seed of the token signing key (the snapshot carries its public key).
+    #[arg(
+        long,
+        default_value = "0101010101010101010101010101010101010101010101010101010101010101"
+    )]
+    token_seed: String,
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    #[arg(long, value_enum)]
+    scenario: Scenario,
+    /// Broker address; only loopback addresses are accepted.
+    #[arg(long, default_value = "127.0.0.1:1883")]
+    addr: SocketAddr,
+    #[arg(long, value_enum, default_value = "signature")]
+    auth: AuthMode,
+    #[command(flatten)]
+    creds: Credentials,
+    #[arg(long, default_value = "GID_bench")]
+    group: String,
+    #[arg(long, default_value = "bench")]
+    parent: String,
+    /// Clients on the "many" side of the scenario.
+    #[arg(long, default_value_t = 1000)]
+    clients: usize,
+    /// Messages per publisher (per subscriber for the offline drain).
+    #[arg(long, default_value_t = 100)]
+    messages: u32,
+    /// QoS 1 messages in flight per publisher.
+    #[arg(long, default_value_t = 16)]
+    window: usize,
+    /// Total messages per second over all publishers; 0 = unpaced.
+    #[arg(long, default_value_t = 0.0)]
+    rate: f64,
+    /// Upper bound of the measured phase in seconds.
+    #[arg(long, default_value_t = 120)]
+    time_limit: u64,
+    /// Broker process to read CPU and memory from.
+    #[arg(long)]
+    broker_pid: Option<u32>,
+    /// Deliver p2p without subscriptions (our broker); otherwise receivers subscribe to their p2p topic.
+    #[arg(long)]
+    native_p2p: bool,
+    /// Source addresses 127.0.0.1 .. 127.0.0.N (each gives about 28,000 ephemeral ports).
+    #[arg(long, default_value_t = 1)]
+    source_ips: u8,
+    #[arg(long, default_value_t = 200)]
+    connect_concurrency: usize,
+}
+
+#[derive(clap::Args)]
+struct SnapshotArgs {
+    #[command(flatten)]
+    creds: Credentials,
+    #[arg(long, default_value = "GID_bench")]
+    group: String,
+    #[arg(long, default_value = "bench")]
+    parent: String,
+    #[arg(long)]
+    out: PathBuf,
+}
+
+fn seed(hex_seed: &str) -> Result<[u8; 32]> {
+    let bytes = hex::decode(hex_seed).context("token seed is not hex")?;
+    bytes
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("token seed must be 32 bytes"))
+}
+
+fn write_snapshot(a: SnapshotArgs) -> Result<()> {
+    let signer = TokenSigner::from_seed("bench", &seed(&a.creds.token_seed)?);
+    let quotas = Quotas {
+        max_connections: 1_000_000,
+        max_messages_per_second: 100_000_000,
+        max_subscriptions_per_client: 100,
+        max_wildcard_subscriptions_per_parent_topic: 100_000,
+        ..Quotas::default()
+    };
+    let instance = InstanceConfig {
+        id: a.creds.instance,
+        name: "bench".into(),
+        quotas,
+        reject_duplicate_client_id: false,
+        parent_topics: vec![a.parent],
+        group_ids: vec![a.group],
+        access_keys: vec![AccessKeyGrant {
+            access_key_id: a.creds.access_key,
+            access_key_secret: a.creds.secret,
+            enabled: true,
+        }],
+        device_credentials: vec![],
+        revoked_tokens: vec![],
+    };
+    let content = SnapshotContent {
+        token_keys: vec![signer.public_key().clone()],
+        instances: vec![instance],
+    };
+    let snapshot = Snapshot::new(1, content);
+    snapshot.validate()?;
+    std::fs::write(&a.out, serde_json::to_vec_pretty(&snapshot)?)?;
+    Ok(())
+}
+
+async fn run(a: RunArgs) -> Result<()> {
+    if !a.addr.ip().is_loopback() {
+        bail!("loadgen only talks to loopback addresses");
+    }
+    let c = a.creds;
+    let auth = match a.auth {
+        AuthMode::None => conn::Auth::None,
+        AuthMode::Signature => conn::Auth::Signature {
+            access_key: c.access_key,
+            secret: c.secret,
+            instance: c.instance,
+        },
+        AuthMode::Token => {
+            let signer = TokenSigner::from_seed("bench", &seed(&c.token_seed)?);
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)?
+                .as_millis() as i64;
+            let token = signer.sign(&TokenClaims {
+                jti: format!("bench-{now}"),
+                iid: c.instance.clone(),
+                ak: c.access_key.clone(),
+                res: vec![format!("{}/#", a.parent)],
+                act: TokenAction::RW,
+                iat_ms: now,
+                exp_ms: now + 3_600_000,
+            });
+            conn::Auth::Token {
+                access_key: c.access_key,
+                instance: c.instance,
+                token,
+            }
+        }
+    };
+    let source_ips = (1..=a.source_ips.max(1))
+        .map(|i| IpAddr::V4(Ipv4Addr::new(127, 0, 0, i)))
+        .collect();
+    let settings = scenarios::Settings {
+        target: conn::Target {
+            addr: a.addr,
+            auth,
+            source_ips,
+        },
+        group: a.group,
+        parent: a.parent,
+        clients: a.clients,
+        messages: a.messages,
+        window: a.window.max(1),
+        rate: a.rate,
+        time_limit: Duration::from_secs(a.time_limit),
+        broker_pid: a.broker_pid,
+        native_p2p: a.native_p2p,
+        connect_concurrency: a.connect_concurrency.max(1),
+    };
+    let report = match a.scenario {
+        Scenario::P2p => scenarios::p2p(&settings).await?,
+        Scenario::Fanout => scenarios::fanout(&settings).await?,
+        Scenario::Fanin => scenarios::fanin(&settings).await?,
+        Scenario::Qos0 => scenarios::qos0(&settings).await?,
+        Scenario::Connstorm => scenarios::connstorm(&settings).await?,
+        Scenario::Offline => scenarios::offline(&settings).await?,
+    };
+    println!("{}", serde_json::to_string(&report)?);
+    Ok(())
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Snapshot(a) => write_snapshot(a),
+        Command::Run(a) => {
+            // One load generator thread per core: it shares the machine with the broker under test.
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()?;
+            rt.block_on(run(a))
+        }
+    }
+}

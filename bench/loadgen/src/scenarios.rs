@@ -1,0 +1,305 @@
+//! The benchmark scenarios: p2p, fan-out, fan-in (shared subscription), QoS 0 throughput,
+//! connection storm and offline drain. Each returns a `Report`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
+use rumqttc::QoS;
+use tokio::sync::Barrier;
+use tokio::time::Instant;
+
+use crate::clients::{self, Pace};
+use crate::conn::{self, Conn, Target};
+use crate::proc_stats;
+use crate::report::{CpuWindow, Report};
+use crate::tracker::Tracker;
+
+/// Settings shared by every scenario.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub target: Target,
+    pub group: String,
+    pub parent: String,
+    pub clients: usize,
+    pub messages: u32,
+    pub window: usize,
+    pub rate: f64,
+    pub time_limit: Duration,
+    pub broker_pid: Option<u32>,
+    /// Our broker delivers `<parent>/p2p/<clientId>` without a subscription; other brokers need one.
+    pub native_p2p: bool,
+    pub connect_concurrency: usize,
+}
+
+impl Settings {
+    fn client_id(&self, role: &str, n: usize) -> String {
+        format!("{}@@@{role}-{n}", self.group)
+    }
+
+    fn pace(&self, qos: QoS, publishers: usize) -> Pace {
+        Pace {
+            qos,
+            window: self.window,
+            rate: self.rate / publishers as f64,
+        }
+    }
+}
+
+/// Connects `ids` with bounded concurrency, optionally subscribing each to its filters.
+async fn connect_all(s: &Settings, ids: Vec<(usize, String, Vec<String>)>, clean: bool) -> Result<Vec<Conn>> {
+    let mut conns: Vec<Option<Conn>> = (0..ids.len()).map(|_| None).collect();
+    let mut pending = FuturesUnordered::new();
+    let mut iter = ids.into_iter().enumerate();
+    loop {
+        while pending.len() < s.connect_concurrency {
+            let Some((slot, (n, id, filters))) = iter.next() else {
+                break;
+            };
+            let target = s.target.clone();
+            pending.push(async move {
+                let (mut c, _) = target.connect(n, &id, clean).await?;
+                if !filters.is_empty() {
+                    conn::subscribe(&mut c, &filters).await.with_context(|| id.clone())?;
+                }
+                anyhow::Ok((slot, c))
+            });
+        }
+        match pending.next().await {
+            Some(result) => {
+                let (slot, c) = result?;
+                conns[slot] = Some(c);
+            }
+            None => break,
+        }
+    }
+    Ok(conns.into_iter().map(|c| c.expect("every slot connected")).collect())
+}
+
+/// Runs publishers and subscribers that are already connected; measures from the common start.
+async fn exchange(
+    s: &Settings,
+    name: &str,
+    publishers: Vec<(Conn, String)>,
+    subscribers: Vec<Conn>,
+    per_subscriber: u64,
+    qos: QoS,
+) -> Result<Report> {
+    let deadline = Instant::now() + s.time_limit;
+    let pace = s.pace(qos, publishers.len());
+    let start_line = Arc::new(Barrier::new(publishers.len() + subscribers.len() + 1));
+    let idle = if qos == QoS::AtMostOnce {
+        Duration::from_secs(2)
+    } else {
+        s.time_limit
+    };
+    let mut receivers = Vec::new();
+    for mut c in subscribers {
+        let start_line = start_line.clone();
+        receivers.push(tokio::spawn(async move {
+            start_line.wait().await;
+            clients::receive(&mut c, per_subscriber, deadline, idle).await
+        }));
+    }
+    let mut senders = Vec::new();
+    for (i, (mut c, topic)) in publishers.into_iter().enumerate() {
+        let (start_line, count) = (start_line.clone(), s.messages);
+        senders.push(tokio::spawn(async move {
+            start_line.wait().await;
+            clients::publish(&mut c, i as u32, &topic, count, pace, deadline).await?;
+            anyhow::Ok(c)
+        }));
+    }
+    start_line.wait().await;
+    let cpu = CpuWindow::start(s.broker_pid);
+    let started = Instant::now();
+    let mut errors = Vec::new();
+    let mut total = Tracker::default();
+    let expected = per_subscriber * receivers.len() as u64;
+    for r in receivers {
+        match r.await? {
+            Ok(t) => total.merge(t),
+            Err(e) => errors.push(e.to_string()),
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    for p in senders {
+        match p.await? {
+            Ok(c) => conn::disconnect(c).await,
+            Err(e) => errors.push(e.to_string()),
+        }
+    }
+    let mut report = Report::from_tracker(name, expected, &total, elapsed);
+    report.broker_cpu_pct = cpu.percent(elapsed);
+    report.broker_peak_rss = s.broker_pid.and_then(proc_stats::memory).map(|m| m.1);
+    errors.truncate(10);
+    report.errors = errors;
+    Ok(report)
+}
+
+/// N publishers each send to their own subscriber through `<parent>/p2p/<clientId>`.
+pub async fn p2p(s: &Settings) -> Result<Report> {
+    let n = s.clients;
+    let subs: Vec<_> = (0..n)
+        .map(|i| {
+            let id = s.client_id("sub", i);
+            let filters = if s.native_p2p {
+                vec![]
+            } else {
+                vec![format!("{}/p2p/{id}", s.parent)]
+            };
+            (i, id, filters)
+        })
+        .collect();
+    let subscribers = connect_all(s, subs, true).await?;
+    let pubs: Vec<_> = (0..n).map(|i| (n + i, s.client_id("pub", i), vec![])).collect();
+    let publishers = connect_all(s, pubs, true).await?;
+    let publishers = publishers
+        .into_iter()
+        .enumerate()
+        .map(|(i, c)| (c, format!("{}/p2p/{}", s.parent, s.client_id("sub", i))))
+        .collect();
+    exchange(s, "p2p", publishers, subscribers, s.messages as u64, QoS::AtLeastOnce).await
+}
+
+/// One publisher, N subscribers of the same topic.
+pub async fn fanout(s: &Settings) -> Result<Report> {
+    let topic = format!("{}/fanout", s.parent);
+    let subs: Vec<_> = (0..s.clients)
+        .map(|i| (i, s.client_id("sub", i), vec![topic.clone()]))
+        .collect();
+    let subscribers = connect_all(s, subs, true).await?;
+    let publisher = connect_all(s, vec![(s.clients, s.client_id("pub", 0), vec![])], true).await?;
+    let publishers = publisher.into_iter().map(|c| (c, topic.clone())).collect();
+    exchange(
+        s,
+        "fanout",
+        publishers,
+        subscribers,
+        s.messages as u64,
+        QoS::AtLeastOnce,
+    )
+    .await
+}
+
+/// N publishers into one shared-subscription group with one member.
+pub async fn fanin(s: &Settings) -> Result<Report> {
+    let topic = format!("{}/fanin", s.parent);
+    let share = vec![format!("$share/bench/{topic}")];
+    let subscriber = connect_all(s, vec![(0, s.client_id("sub", 0), share)], true).await?;
+    let pubs: Vec<_> = (0..s.clients).map(|i| (i + 1, s.client_id("pub", i), vec![])).collect();
+    let publishers = connect_all(s, pubs, true)
+        .await?
+        .into_iter()
+        .map(|c| (c, topic.clone()))
+        .collect();
+    let expected = s.messages as u64 * s.clients as u64;
+    exchange(s, "fanin", publishers, subscriber, expected, QoS::AtLeastOnce).await
+}
+
+/// QoS 0 raw throughput: one publisher, one subscriber; losses are reported, not failures.
+pub async fn qos0(s: &Settings) -> Result<Report> {
+    let topic = format!("{}/qos0", s.parent);
+    let mut subscriber = connect_all(s, vec![(0, s.client_id("sub", 0), vec![])], true).await?;
+    let sub = rumqttc::Subscribe::new(topic.clone(), QoS::AtMostOnce);
+    subscribe_qos0(&mut subscriber[0], sub).await?;
+    let publisher = connect_all(s, vec![(1, s.client_id("pub", 0), vec![])], true).await?;
+    let publishers = publisher.into_iter().map(|c| (c, topic.clone())).collect();
+    exchange(s, "qos0", publishers, subscriber, s.messages as u64, QoS::AtMostOnce).await
+}
+
+async fn subscribe_qos0(c: &mut Conn, mut sub: rumqttc::Subscribe) -> Result<()> {
+    use futures_util::SinkExt;
+    sub.pkid = 1;
+    c.send(rumqttc::Packet::Subscribe(sub)).await?;
+    match tokio::time::timeout(Duration::from_secs(30), c.next()).await {
+        Ok(Some(Ok(rumqttc::Packet::SubAck(_)))) => Ok(()),
+        other => anyhow::bail!("expected SUBACK, got {other:?}"),
+    }
+}
+
+/// Connect rate with authentication, then broker memory per idle connection.
+pub async fn connstorm(s: &Settings) -> Result<Report> {
+    let before = s.broker_pid.and_then(proc_stats::memory).map(|m| m.0);
+    let ids: Vec<_> = (0..s.clients).map(|i| (i, s.client_id("idle", i), vec![])).collect();
+    let cpu = CpuWindow::start(s.broker_pid);
+    let started = Instant::now();
+    let conns = connect_all(s, ids, true).await?;
+    let elapsed = started.elapsed().as_secs_f64();
+    // Let the broker settle (buffers shrink, allocator returns memory) before reading its size.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = s.broker_pid.and_then(proc_stats::memory);
+    let mut report = Report {
+        scenario: "connstorm".into(),
+        elapsed_s: elapsed,
+        ..Default::default()
+    };
+    report.expected = s.clients as u64;
+    report.delivered = conns.len() as u64;
+    report.connects_per_s = Some(conns.len() as f64 / elapsed.max(1e-9));
+    report.broker_cpu_pct = cpu.percent(elapsed);
+    report.broker_peak_rss = after.map(|m| m.1);
+    if let (Some(before), Some((now, _))) = (before, after) {
+        report.bytes_per_idle_conn = Some(now.saturating_sub(before) as f64 / conns.len().max(1) as f64);
+    }
+    let mut closing = FuturesUnordered::new();
+    for c in conns {
+        closing.push(conn::disconnect(c));
+        if closing.len() >= s.connect_concurrency {
+            closing.next().await;
+        }
+    }
+    while closing.next().await.is_some() {}
+    Ok(report)
+}
+
+/// N persistent subscribers go away, each gets `messages` queued, then all return and drain.
+pub async fn offline(s: &Settings) -> Result<Report> {
+    let topic = |i: usize| format!("{}/drain/{i}", s.parent);
+    let subs: Vec<_> = (0..s.clients)
+        .map(|i| (i, s.client_id("drain", i), vec![topic(i)]))
+        .collect();
+    for c in connect_all(s, subs, false).await? {
+        conn::disconnect(c).await;
+    }
+    let deadline = Instant::now() + s.time_limit;
+    let mut publisher = connect_all(s, vec![(0, s.client_id("pub", 0), vec![])], true)
+        .await?
+        .remove(0);
+    let pace = s.pace(QoS::AtLeastOnce, 1);
+    for i in 0..s.clients {
+        clients::publish(&mut publisher, i as u32, &topic(i), s.messages, pace, deadline).await?;
+    }
+    conn::disconnect(publisher).await;
+
+    let cpu = CpuWindow::start(s.broker_pid);
+    let started = Instant::now();
+    let ids: Vec<_> = (0..s.clients).map(|i| (i, s.client_id("drain", i), vec![])).collect();
+    let returning = connect_all(s, ids, false).await?;
+    let mut receivers = Vec::new();
+    for mut c in returning {
+        let per = s.messages as u64;
+        receivers.push(tokio::spawn(async move {
+            let t = clients::receive(&mut c, per, deadline, Duration::from_secs(10)).await;
+            conn::disconnect(c).await;
+            t
+        }));
+    }
+    let mut total = Tracker::default();
+    let mut errors = Vec::new();
+    for r in receivers {
+        match r.await? {
+            Ok(t) => total.merge(t),
+            Err(e) => errors.push(e.to_string()),
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let mut report = Report::from_tracker("offline", s.messages as u64 * s.clients as u64, &total, elapsed);
+    report.broker_cpu_pct = cpu.percent(elapsed);
+    report.broker_peak_rss = s.broker_pid.and_then(proc_stats::memory).map(|m| m.1);
+    errors.truncate(10);
+    report.errors = errors;
+    Ok(report)
+}
