@@ -1,0 +1,51 @@
+//! `Login`: operator username + password -> bearer JWT.
+
+use axum::Json;
+use axum::extract::State;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::auth::operator;
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::ApiJson;
+use crate::state::AppState;
+
+#[derive(Deserialize, ToSchema)]
+pub struct LoginRequest {
+    pub username: String,
+    pub password: String,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LoginResponse {
+    /// Send as `Authorization: Bearer <token>`.
+    pub token: String,
+    /// Expiry in epoch seconds.
+    pub expires_at: i64,
+}
+
+#[utoipa::path(post, path = "/api/v1/login", operation_id = "Login", tag = "operators",
+    request_body = LoginRequest,
+    responses((status = 200, body = LoginResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+pub async fn login(State(state): State<AppState>, ApiJson(req): ApiJson<LoginRequest>) -> ApiResult<Json<LoginResponse>> {
+    let hash: Option<(String,)> = sqlx::query_as("select password_hash from operators where username = $1")
+        .bind(&req.username)
+        .fetch_optional(&state.db)
+        .await?;
+    // Unknown users still pay for one verification, so timing does not tell which usernames exist.
+    let (hash, known) = match hash {
+        Some((h,)) => (h, true),
+        None => (DUMMY_HASH.to_string(), false),
+    };
+    if !operator::verify_password(req.password, hash).await || !known {
+        return Err(ApiError::Unauthenticated("wrong username or password"));
+    }
+    let (token, expires_at) = state
+        .operator_keys
+        .issue(&req.username, state.config.operator_token_ttl_secs);
+    Ok(Json(LoginResponse { token, expires_at }))
+}
+
+/// Argon2id hash of a random string, used for unknown usernames.
+const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$K2Ud0HZ3f7mYkN0pLrJFqgbsxZcEm+2y6dQO5C7O8Hs";

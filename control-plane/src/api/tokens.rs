@@ -1,0 +1,200 @@
+//! Client tokens *(compat: ApplyToken, RevokeToken, QueryToken)*: Ed25519-signed
+//! `common::token::TokenClaims` that brokers verify offline. Every issued token is recorded (id, hash,
+//! claims) so it can be revoked or queried by its string; revocations reach brokers via the snapshot.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use common::quotas::{TOKEN_MAX_VALIDITY_MS, TOKEN_MIN_VALIDITY_MS};
+use common::token::{TokenAction, TokenClaims, TokenError, TokenVerifier};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::instances::instance_quotas;
+use crate::auth::Caller;
+use crate::auth::acs3::sha256_hex;
+use crate::db::bump_config_version;
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::ApiJson;
+use crate::state::AppState;
+
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ApplyTokenRequest {
+    /// Comma-separated topics or filters (`+`, `#` allowed), each under an existing parent topic.
+    pub resources: String,
+    /// `R`, `W` or `R,W`.
+    pub actions: String,
+    /// Expiry in epoch milliseconds: at least now + 60 s; later than now + 30 days is capped.
+    pub expire_time: i64,
+    /// AccessKey the token is for (clients log in with `Token|<AccessKeyId>|<InstanceId>`). Defaults to
+    /// the calling AccessKey; required when an operator applies.
+    pub access_key_id: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApplyTokenResponse {
+    pub token: String,
+    /// Effective expiry in epoch milliseconds (after capping).
+    pub expire_time: i64,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TokenRequest {
+    pub token: String,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct QueryTokenResponse {
+    pub valid: bool,
+    /// `valid`, `expired`, `revoked` or `invalid` (forged, unknown or of another instance).
+    pub status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expire_time: Option<i64>,
+}
+
+/// Splits and checks the resource list; returns the resources and their distinct parent topics.
+fn parse_resources(raw: &str, max: usize, max_len: usize) -> ApiResult<(Vec<String>, Vec<String>)> {
+    let resources: Vec<String> = raw.split(',').map(|r| r.trim().to_string()).collect();
+    if resources.len() > max {
+        return Err(ApiError::invalid("resources", format!("at most {max} resources per token")));
+    }
+    let mut parents = Vec::new();
+    for r in &resources {
+        common::topic::validate_topic_filter(r, max_len)
+            .map_err(|e| ApiError::invalid("resources", format!("{r:?}: {e}")))?;
+        parents.push(common::topic::parent_of(r).to_string());
+    }
+    parents.sort();
+    parents.dedup();
+    Ok((resources, parents))
+}
+
+/// The AccessKey named in the token: the caller's own, or for operators one bound to the instance.
+async fn token_access_key(state: &AppState, caller: &Caller, instance_id: &str, requested: Option<String>) -> ApiResult<String> {
+    if let Some(own) = caller.access_key_id() {
+        return match requested {
+            Some(other) if other != own => Err(ApiError::invalid("accessKeyId", "must be the calling AccessKey")),
+            _ => Ok(own.to_string()),
+        };
+    }
+    let ak = requested.ok_or_else(|| ApiError::invalid("accessKeyId", "is required when an operator applies"))?;
+    let bound: Option<(i32,)> =
+        sqlx::query_as("select 1 from access_key_instances where access_key_id = $1 and instance_id = $2")
+            .bind(&ak)
+            .bind(instance_id)
+            .fetch_optional(&state.db)
+            .await?;
+    bound.map(|_| ak).ok_or_else(|| ApiError::invalid("accessKeyId", "is not an AccessKey bound to this instance"))
+}
+
+#[utoipa::path(post, path = "/api/v1/instances/{instanceId}/tokens", operation_id = "ApplyToken", tag = "tokens",
+    params(("instanceId" = String, Path)), request_body = ApplyTokenRequest, security(("bearer" = []), ("acs3" = [])),
+    responses((status = 200, body = ApplyTokenResponse), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+pub async fn apply_token(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(instance_id): Path<String>,
+    ApiJson(req): ApiJson<ApplyTokenRequest>,
+) -> ApiResult<Json<ApplyTokenResponse>> {
+    caller.require_instance(&instance_id)?;
+    let quotas = instance_quotas(&state.db, &instance_id).await?;
+    let act = TokenAction::parse_api(&req.actions).ok_or_else(|| ApiError::invalid("actions", "must be R, W or R,W"))?;
+    let now = chrono::Utc::now().timestamp_millis();
+    if req.expire_time < now + TOKEN_MIN_VALIDITY_MS {
+        return Err(ApiError::invalid("expireTime", "must be at least 60 seconds in the future (epoch ms)"));
+    }
+    // Longer validity is accepted and silently capped *(compat)*.
+    let exp_ms = req.expire_time.min(now + TOKEN_MAX_VALIDITY_MS);
+    let (res, parents) = parse_resources(&req.resources, quotas.max_token_resources as usize, quotas.max_topic_length as usize)?;
+    let (found,): (i64,) = sqlx::query_as("select count(*) from parent_topics where instance_id = $1 and name = any($2)")
+        .bind(&instance_id)
+        .bind(&parents)
+        .fetch_one(&state.db)
+        .await?;
+    if found != parents.len() as i64 {
+        return Err(ApiError::invalid("resources", "every resource must be under an existing parent topic"));
+    }
+    let ak = token_access_key(&state, &caller, &instance_id, req.access_key_id).await?;
+    let claims = TokenClaims { jti: crate::ids::token_id(), iid: instance_id.clone(), ak, res, act, iat_ms: now, exp_ms };
+    let token = state.token_signer.sign(&claims);
+    sqlx::query(
+        "insert into tokens (jti, instance_id, access_key_id, token_sha256, claims, expires_at_ms)
+         values ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(&claims.jti)
+    .bind(&instance_id)
+    .bind(&claims.ak)
+    .bind(sha256_hex(token.as_bytes()))
+    .bind(sqlx::types::Json(&claims))
+    .bind(exp_ms)
+    .execute(&state.db)
+    .await?;
+    Ok(Json(ApplyTokenResponse { token, expire_time: exp_ms }))
+}
+
+/// The stored token with this string on this instance: (jti, expiry, revoked).
+async fn find_token(state: &AppState, instance_id: &str, token: &str) -> ApiResult<Option<(String, i64, bool)>> {
+    Ok(sqlx::query_as(
+        "select jti, expires_at_ms, revoked_at is not null from tokens where token_sha256 = $1 and instance_id = $2",
+    )
+    .bind(sha256_hex(token.as_bytes()))
+    .bind(instance_id)
+    .fetch_optional(&state.db)
+    .await?)
+}
+
+#[utoipa::path(post, path = "/api/v1/instances/{instanceId}/tokens/revoke", operation_id = "RevokeToken", tag = "tokens",
+    params(("instanceId" = String, Path)), request_body = TokenRequest, security(("bearer" = []), ("acs3" = [])),
+    responses((status = 204), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn revoke_token(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(instance_id): Path<String>,
+    ApiJson(req): ApiJson<TokenRequest>,
+) -> ApiResult<StatusCode> {
+    caller.require_instance(&instance_id)?;
+    instance_quotas(&state.db, &instance_id).await?;
+    let (jti, _, revoked) = find_token(&state, &instance_id, &req.token).await?.ok_or(ApiError::NotFound("token"))?;
+    if !revoked {
+        let mut tx = state.db.begin().await?;
+        sqlx::query("update tokens set revoked_at = now(), updated_at = now() where jti = $1 and revoked_at is null")
+            .bind(&jti)
+            .execute(&mut *tx)
+            .await?;
+        bump_config_version(&mut tx).await?;
+        tx.commit().await?;
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(post, path = "/api/v1/instances/{instanceId}/tokens/query", operation_id = "QueryToken", tag = "tokens",
+    params(("instanceId" = String, Path)), request_body = TokenRequest, security(("bearer" = []), ("acs3" = [])),
+    responses((status = 200, body = QueryTokenResponse), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+pub async fn query_token(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(instance_id): Path<String>,
+    ApiJson(req): ApiJson<TokenRequest>,
+) -> ApiResult<Json<QueryTokenResponse>> {
+    caller.require_instance(&instance_id)?;
+    instance_quotas(&state.db, &instance_id).await?;
+    let verifier = TokenVerifier::new([state.token_signer.public_key()]);
+    let now = chrono::Utc::now().timestamp_millis();
+    let answer = |status, expire_time| Json(QueryTokenResponse { valid: status == "valid", status, expire_time });
+    match verifier.verify(&req.token, now) {
+        Ok(claims) if claims.iid == instance_id => {}
+        Err(TokenError::Expired) => return Ok(answer("expired", None)),
+        _ => return Ok(answer("invalid", None)),
+    }
+    Ok(match find_token(&state, &instance_id, &req.token).await? {
+        Some((_, exp, true)) => answer("revoked", Some(exp)),
+        Some((_, exp, false)) => answer("valid", Some(exp)),
+        None => answer("invalid", None),
+    })
+}

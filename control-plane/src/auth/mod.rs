@@ -1,0 +1,107 @@
+//! Who is calling: an operator (bearer JWT, may touch everything) or a backend application
+//! (ACS3-signed AccessKey request, may touch only the instances its key is bound to). The middleware
+//! authenticates once per request and stores the `Caller` for handlers to extract.
+
+pub mod access_key;
+pub mod acs3;
+pub mod operator;
+pub mod signing_key;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+
+/// Largest request body accepted for signing (the API never needs more).
+pub const MAX_BODY_BYTES: usize = 1 << 20;
+
+#[derive(Debug, Clone)]
+pub enum Caller {
+    Operator { username: String },
+    AccessKey { id: String, instances: Arc<HashSet<String>> },
+}
+
+impl Caller {
+    /// Account-level operations (instances, AccessKeys) are for operators only.
+    pub fn require_operator(&self) -> ApiResult<()> {
+        match self {
+            Self::Operator { .. } => Ok(()),
+            Self::AccessKey { .. } => Err(ApiError::Forbidden("this operation requires an operator")),
+        }
+    }
+
+    /// Checked before anything else on an instance, so that a key learns nothing (not even whether
+    /// the instance exists) about instances it is not bound to.
+    pub fn require_instance(&self, instance_id: &str) -> ApiResult<()> {
+        match self {
+            Self::Operator { .. } => Ok(()),
+            Self::AccessKey { instances, .. } if instances.contains(instance_id) => Ok(()),
+            Self::AccessKey { .. } => Err(ApiError::Forbidden("the AccessKey is not allowed on this instance")),
+        }
+    }
+
+    pub fn access_key_id(&self) -> Option<&str> {
+        match self {
+            Self::AccessKey { id, .. } => Some(id),
+            Self::Operator { .. } => None,
+        }
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<Caller>()
+            .cloned()
+            .ok_or(ApiError::Unauthenticated("authentication required"))
+    }
+}
+
+/// Middleware on every `/api/v1` route except login.
+pub async fn authenticate(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    match identify(&state, req).await {
+        Ok(req) => next.run(req).await,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn identify(state: &AppState, req: Request) -> ApiResult<Request> {
+    let header = req
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .ok_or(ApiError::Unauthenticated("missing or unreadable Authorization header"))?
+        .to_string();
+    if let Some(token) = header.strip_prefix("Bearer ") {
+        let claims = state
+            .operator_keys
+            .verify(token.trim())
+            .ok_or(ApiError::Unauthenticated("invalid or expired bearer token"))?;
+        let mut req = req;
+        req.extensions_mut().insert(Caller::Operator { username: claims.sub });
+        return Ok(req);
+    }
+    if header.starts_with(acs3::ALGORITHM) {
+        let (mut parts, body) = req.into_parts();
+        let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
+            .await
+            .map_err(|_| ApiError::PayloadTooLarge)?;
+        let caller = access_key::verify(state, &parts, &header, &bytes).await?;
+        parts.extensions.insert(caller);
+        return Ok(Request::from_parts(parts, Body::from(bytes)));
+    }
+    Err(ApiError::Unauthenticated(
+        "unsupported Authorization scheme (use Bearer or ACS3-HMAC-SHA256)",
+    ))
+}

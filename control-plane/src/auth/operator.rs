@@ -1,0 +1,97 @@
+//! Operators: argon2 password hashes, the first admin at start-up, and the bearer JWTs (HS256 under
+//! a key derived from the master key, so every replica accepts every other replica's tokens).
+
+use argon2::password_hash::rand_core::OsRng;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use sqlx::PgPool;
+
+use crate::crypto::SecretBox;
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct OperatorClaims {
+    pub sub: String,
+    pub iat: i64,
+    pub exp: i64,
+}
+
+pub struct OperatorKeys {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+}
+
+impl OperatorKeys {
+    pub fn new(secrets: &SecretBox) -> Self {
+        let key = secrets.derive("operator-jwt-v1");
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.leeway = 0;
+        Self {
+            encoding: EncodingKey::from_secret(&key),
+            decoding: DecodingKey::from_secret(&key),
+            validation,
+        }
+    }
+
+    /// Returns the token and its expiry (epoch seconds).
+    pub fn issue(&self, username: &str, ttl_secs: u64) -> (String, i64) {
+        let now = chrono::Utc::now().timestamp();
+        let exp = now + ttl_secs as i64;
+        let claims = OperatorClaims {
+            sub: username.to_string(),
+            iat: now,
+            exp,
+        };
+        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .expect("HS256 signing cannot fail");
+        (token, exp)
+    }
+
+    pub fn verify(&self, token: &str) -> Option<OperatorClaims> {
+        jsonwebtoken::decode::<OperatorClaims>(token, &self.decoding, &self.validation)
+            .ok()
+            .map(|d| d.claims)
+    }
+}
+
+/// Argon2id with the crate's default (OWASP) parameters; run on a blocking thread, it is slow on purpose.
+pub async fn hash_password(password: String) -> anyhow::Result<String> {
+    tokio::task::spawn_blocking(move || {
+        let salt = SaltString::generate(&mut OsRng);
+        Argon2::default()
+            .hash_password(password.as_bytes(), &salt)
+            .map(|h| h.to_string())
+            .map_err(|e| anyhow::anyhow!("argon2: {e}"))
+    })
+    .await?
+}
+
+pub async fn verify_password(password: String, hash: String) -> bool {
+    tokio::task::spawn_blocking(move || {
+        PasswordHash::new(&hash).is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+    })
+    .await
+    .unwrap_or(false)
+}
+
+/// Creates the first operator when there is none. Returns the generated password, if one was made,
+/// so the caller can print it once.
+pub async fn bootstrap_admin(db: &PgPool, username: &str, password: Option<&str>) -> anyhow::Result<Option<String>> {
+    let (count,): (i64,) = sqlx::query_as("select count(*) from operators").fetch_one(db).await?;
+    if count > 0 {
+        return Ok(None);
+    }
+    let generated = password.is_none().then(crate::ids::access_key_secret);
+    let password = password.map(str::to_string).or_else(|| generated.clone()).unwrap_or_default();
+    let hash = hash_password(password).await?;
+    let inserted = sqlx::query("insert into operators (username, password_hash) values ($1, $2) on conflict do nothing")
+        .bind(username)
+        .bind(hash)
+        .execute(db)
+        .await?
+        .rows_affected();
+    // Another replica may have won the race; then its password stands and ours was never used.
+    Ok(generated.filter(|_| inserted == 1))
+}

@@ -1,0 +1,130 @@
+//! Layered configuration: built-in defaults, then an optional TOML file, then environment variables
+//! and command-line flags (clap reads both), so `--help` lists every option.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use figment::Figment;
+use figment::providers::{Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+/// Effective settings of one control-plane process.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub database_url: String,
+    pub database_max_connections: u32,
+    /// Base64 of 32 bytes; encrypts AccessKey/device secrets and the token signing seed at rest.
+    pub master_key: Option<String>,
+    pub master_key_file: Option<PathBuf>,
+    pub admin_username: String,
+    /// First operator's password; when absent a random one is generated and printed once.
+    pub admin_password: Option<String>,
+    pub operator_token_ttl_secs: u64,
+    /// Public MQTT endpoints shown to users on every instance (e.g. `tcp://mqtt.example.com:1883`).
+    pub mqtt_endpoints: Vec<String>,
+    /// ACS3 request signatures older or newer than this are refused.
+    pub signature_window_secs: i64,
+    pub log_json: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".parse().expect("valid literal"),
+            database_url: "postgres://postgres@127.0.0.1:5432/mqtt".into(),
+            database_max_connections: 16,
+            master_key: None,
+            master_key_file: None,
+            admin_username: "admin".into(),
+            admin_password: None,
+            operator_token_ttl_secs: 12 * 3600,
+            mqtt_endpoints: vec!["tcp://127.0.0.1:1883".into()],
+            signature_window_secs: 300,
+            log_json: false,
+        }
+    }
+}
+
+#[derive(Debug, Parser)]
+#[command(name = "control-plane", version, about = "MQTT service control plane (REST API on PostgreSQL)")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub options: CliOptions,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP server (the default).
+    Serve,
+    /// Print the OpenAPI document (regenerates openapi/openapi.json).
+    Openapi,
+}
+
+/// Every option; each can also come from the config file (same name) or the environment.
+#[derive(Debug, Default, Args, Serialize)]
+pub struct CliOptions {
+    /// TOML config file (keys as in the long option names, with '_' instead of '-').
+    #[arg(long, env = "CP_CONFIG")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "CP_LISTEN")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<SocketAddr>,
+    /// PostgreSQL URL [default: postgres://postgres@127.0.0.1:5432/mqtt].
+    #[arg(long, env = "DATABASE_URL")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+    /// Maximum PostgreSQL connections in the pool [default: 16].
+    #[arg(long, env = "CP_DATABASE_MAX_CONNECTIONS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_max_connections: Option<u32>,
+    /// Master key, Base64 of 32 bytes (or use --master-key-file).
+    #[arg(long, env = "MASTER_KEY", hide_env_values = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub master_key: Option<String>,
+    /// File holding the Base64 master key.
+    #[arg(long, env = "MASTER_KEY_FILE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub master_key_file: Option<PathBuf>,
+    /// Username of the first operator [default: admin].
+    #[arg(long, env = "ADMIN_USERNAME")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admin_username: Option<String>,
+    /// Password of the first operator (only used when no operator exists yet).
+    #[arg(long, env = "ADMIN_PASSWORD", hide_env_values = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admin_password: Option<String>,
+    /// Lifetime of operator bearer tokens in seconds [default: 43200].
+    #[arg(long, env = "CP_OPERATOR_TOKEN_TTL_SECS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub operator_token_ttl_secs: Option<u64>,
+    /// Public MQTT endpoints, comma separated [default: tcp://127.0.0.1:1883].
+    #[arg(long, env = "CP_MQTT_ENDPOINTS", value_delimiter = ',')]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mqtt_endpoints: Option<Vec<String>>,
+    /// Accepted clock skew of signed requests in seconds [default: 300].
+    #[arg(long, env = "CP_SIGNATURE_WINDOW_SECS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signature_window_secs: Option<i64>,
+    /// Log as JSON lines.
+    #[arg(long, env = "CP_LOG_JSON")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_json: Option<bool>,
+}
+
+impl CliOptions {
+    /// Merges defaults, the config file and these options (flags and env) in that order.
+    pub fn resolve(&self) -> anyhow::Result<Config> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(file) = &self.config {
+            anyhow::ensure!(file.exists(), "config file {} does not exist", file.display());
+            figment = figment.merge(Toml::file(file));
+        }
+        Ok(figment.merge(Serialized::defaults(self)).extract()?)
+    }
+}

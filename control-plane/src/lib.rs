@@ -1,0 +1,15 @@
+//! Control plane library: the REST API, its PostgreSQL store and the broker snapshot builder. The
+//! binary in `main.rs` only parses the command line; tests start the same server in-process.
+
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod crypto;
+pub mod db;
+pub mod error;
+pub mod extract;
+pub mod ids;
+pub mod server;
+pub mod snapshot;
+pub mod state;
+pub mod telemetry;

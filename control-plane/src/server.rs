@@ -1,0 +1,102 @@
+//! Assembles the application (state, routes, layers) and runs it until shutdown.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::HeaderName;
+use axum::routing::get;
+use tokio::net::TcpListener;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+use crate::auth::{access_key, operator, signing_key};
+use crate::config::Config;
+use crate::crypto::SecretBox;
+use crate::state::AppState;
+use crate::{api, db, telemetry};
+
+/// Connects to PostgreSQL, migrates, loads keys and creates the first operator if needed.
+pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
+    let secrets = SecretBox::from_config(&config)?;
+    let db = db::connect(&config.database_url, config.database_max_connections).await?;
+    if let Some(password) = operator::bootstrap_admin(&db, &config.admin_username, config.admin_password.as_deref()).await? {
+        // Printed once, on the terminal only: there is no other way to learn it.
+        eprintln!("created operator {:?} with generated password: {password}", config.admin_username);
+    }
+    let token_signer = signing_key::load_or_create(&db, &secrets).await?;
+    Ok(AppState {
+        db,
+        operator_keys: Arc::new(operator::OperatorKeys::new(&secrets)),
+        secrets,
+        token_signer: Arc::new(token_signer),
+        config: Arc::new(config),
+    })
+}
+
+pub fn app(state: AppState) -> Router {
+    let request_id = HeaderName::from_static("x-request-id");
+    Router::new()
+        .merge(api::router(state.clone()))
+        .route("/healthz", get(api::health::healthz))
+        .route("/readyz", get(api::health::readyz))
+        .route("/metrics", get(api::health::metrics))
+        .route_layer(axum::middleware::from_fn(telemetry::request_context))
+        .with_state(state)
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
+            let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
+            tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+        }))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+}
+
+/// Serves on `listener` until `shutdown` resolves, then drains in-flight requests.
+pub async fn serve(state: AppState, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    telemetry::metrics_handle();
+    let db = state.db.clone();
+    let purge = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            if let Err(e) = access_key::purge_nonces(&db).await {
+                tracing::warn!(error = %e, "purging expired nonces failed");
+            }
+        }
+    });
+    let result = axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).await;
+    purge.abort();
+    Ok(result?)
+}
+
+/// Resolves on SIGTERM or ctrl-c.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down");
+}
+
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let listen = config.listen;
+    let state = build_state(config).await?;
+    let listener = TcpListener::bind(listen).await?;
+    tracing::info!(address = %listener.local_addr()?, "control plane listening");
+    serve(state, listener, shutdown_signal()).await
+}

@@ -1,0 +1,122 @@
+//! Builds the broker snapshot (`common::snapshot::Snapshot`) of every instance from the database:
+//! decrypted secrets, token public keys and the revoked, not yet expired token ids. Read in one
+//! repeatable-read transaction, so the version always matches the content.
+
+use std::collections::BTreeMap;
+
+use common::quotas::Quotas;
+use common::snapshot::{AccessKeyGrant, DeviceCredentialEntry, InstanceConfig, RevokedToken, Snapshot, SnapshotContent};
+use common::token::TokenSigner;
+use sqlx::PgPool;
+use sqlx::types::Json;
+
+use crate::api::{access_keys, devices};
+use crate::crypto::SecretBox;
+
+pub async fn build(db: &PgPool, secrets: &SecretBox) -> anyhow::Result<Snapshot> {
+    let mut tx = db.begin().await?;
+    sqlx::query("set transaction isolation level repeatable read, read only")
+        .execute(&mut *tx)
+        .await?;
+    let (version,): (i64,) = sqlx::query_as("select version from config_version").fetch_one(&mut *tx).await?;
+
+    let keys: Vec<(String, Vec<u8>)> = sqlx::query_as("select kid, seed_enc from token_signing_keys order by created_at")
+        .fetch_all(&mut *tx)
+        .await?;
+    let mut token_keys = Vec::new();
+    for (kid, enc) in keys {
+        let seed: [u8; 32] = secrets
+            .decrypt(&format!("token-key:{kid}"), &enc)?
+            .try_into()
+            .map_err(|_| anyhow::anyhow!("token seed {kid} has a wrong length"))?;
+        token_keys.push(TokenSigner::from_seed(kid, &seed).public_key().clone());
+    }
+
+    let rows: Vec<(String, String, Json<Quotas>, bool)> =
+        sqlx::query_as("select id, name, quotas, reject_duplicate_client_id from instances order by id")
+            .fetch_all(&mut *tx)
+            .await?;
+    let mut instances: BTreeMap<String, InstanceConfig> = rows
+        .into_iter()
+        .map(|(id, name, quotas, reject)| {
+            let config = InstanceConfig {
+                id: id.clone(),
+                name,
+                quotas: quotas.0,
+                reject_duplicate_client_id: reject,
+                parent_topics: vec![],
+                group_ids: vec![],
+                access_keys: vec![],
+                device_credentials: vec![],
+                revoked_tokens: vec![],
+            };
+            (id, config)
+        })
+        .collect();
+
+    let names: Vec<(String, String)> =
+        sqlx::query_as("select instance_id, name from parent_topics order by instance_id, name")
+            .fetch_all(&mut *tx)
+            .await?;
+    for (iid, name) in names {
+        instances.entry(iid).and_modify(|i| i.parent_topics.push(name));
+    }
+    let groups: Vec<(String, String)> =
+        sqlx::query_as("select instance_id, group_id from group_ids order by instance_id, group_id")
+            .fetch_all(&mut *tx)
+            .await?;
+    for (iid, gid) in groups {
+        instances.entry(iid).and_modify(|i| i.group_ids.push(gid));
+    }
+
+    let aks: Vec<(String, String, Vec<u8>, bool)> = sqlx::query_as(
+        "select b.instance_id, k.id, k.secret_enc, k.enabled from access_key_instances b
+         join access_keys k on k.id = b.access_key_id order by b.instance_id, k.id",
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    for (iid, id, enc, enabled) in aks {
+        let secret = secrets.decrypt_string(&access_keys::secret_aad(&id), &enc)?;
+        instances.entry(iid).and_modify(|i| {
+            i.access_keys.push(AccessKeyGrant { access_key_id: id, access_key_secret: secret, enabled })
+        });
+    }
+
+    let devs: Vec<(String, String, String, Vec<u8>)> = sqlx::query_as(
+        "select instance_id, client_id, device_access_key_id, secret_enc from device_credentials
+         order by instance_id, client_id",
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    for (iid, client_id, key_id, enc) in devs {
+        let secret = secrets.decrypt_string(&devices::secret_aad(&key_id), &enc)?;
+        instances.entry(iid).and_modify(|i| {
+            i.device_credentials.push(DeviceCredentialEntry {
+                client_id,
+                device_access_key_id: key_id,
+                device_access_key_secret: secret,
+            })
+        });
+    }
+
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    let revoked: Vec<(String, String, i64)> = sqlx::query_as(
+        "select instance_id, jti, expires_at_ms from tokens
+         where revoked_at is not null and expires_at_ms > $1 order by instance_id, jti",
+    )
+    .bind(now_ms)
+    .fetch_all(&mut *tx)
+    .await?;
+    for (iid, jti, exp_ms) in revoked {
+        instances.entry(iid).and_modify(|i| i.revoked_tokens.push(RevokedToken { jti, exp_ms }));
+    }
+    tx.commit().await?;
+
+    Ok(Snapshot::new(
+        version,
+        SnapshotContent {
+            token_keys,
+            instances: instances.into_values().collect(),
+        },
+    ))
+}

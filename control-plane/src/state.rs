@@ -1,0 +1,19 @@
+//! Shared application state handed to every handler.
+
+use std::sync::Arc;
+
+use common::token::TokenSigner;
+use sqlx::PgPool;
+
+use crate::auth::operator::OperatorKeys;
+use crate::config::Config;
+use crate::crypto::SecretBox;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub db: PgPool,
+    pub config: Arc<Config>,
+    pub secrets: SecretBox,
+    pub operator_keys: Arc<OperatorKeys>,
+    pub token_signer: Arc<TokenSigner>,
+}
