@@ -1,0 +1,52 @@
+"""Prints bench/run's results as one Markdown table with the ratio ours/Mosquitto per scenario."""
+
+import json
+import platform
+import sys
+
+
+def fmt(v, unit=""):
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:,.0f}{unit}" if abs(v) >= 100 else f"{v:.2f}{unit}"
+    return f"{v:,}{unit}"
+
+
+def main(path, fd_limit):
+    rows = [json.loads(line) for line in open(path) if line.strip()]
+    by = {}
+    for r in rows:
+        by.setdefault(r["name"], {})[r["broker"]] = r
+    cpu = open("/proc/cpuinfo").read().split("model name")[1].split("\n")[0].strip(": \t")
+    print(f"machine: {platform.machine()}, {cpu}, {len([l for l in open('/proc/cpuinfo') if l.startswith('processor')])} cores, fd limit {fd_limit}")
+    print()
+    print("| scenario | broker | rate (msg/s or conn/s) | p50 ms | p99 ms | lost | dup | CPU % | peak RSS MiB | B/idle conn | ours/mosquitto |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for name, brokers in by.items():
+        for broker in ("ours", "mosquitto"):
+            r = brokers.get(broker)
+            if r is None:
+                continue
+            if r.get("errors") and "delivered" not in r:
+                print(f"| {name} | {broker} | failed: {r['errors'][0].strip().splitlines()[-1][:80]} |||||||||")
+                continue
+            rate = r.get("connects_per_s") or r.get("msgs_per_s")
+            ratio = ""
+            if broker == "ours" and "mosquitto" in brokers:
+                other = brokers["mosquitto"]
+                orate = other.get("connects_per_s") or other.get("msgs_per_s")
+                if rate and orate:
+                    ratio = f"{rate / orate:.2f}x"
+            rss = r.get("broker_peak_rss")
+            print(
+                f"| {name} | {broker} | {fmt(rate)} | {fmt(r.get('p50_us', 0) / 1000)} | {fmt(r.get('p99_us', 0) / 1000)} "
+                f"| {fmt(r.get('lost'))} | {fmt(r.get('duplicates'))} | {fmt(r.get('broker_cpu_pct'))} "
+                f"| {fmt(rss / 2**20 if rss else None)} | {fmt(r.get('bytes_per_idle_conn'))} | {ratio} |"
+            )
+            for e in r.get("errors", [])[:2]:
+                print(f"|  | {broker} error: {e.strip()[:100]} ||||||||||")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else "?")
