@@ -1,0 +1,199 @@
+//! CONNECT authentication *(SPEC 3.2)*: Signature, Token and DeviceCredential modes, all offline.
+//! Every failure maps to the same "not authorized" on the wire; the reason only reaches the logs.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use common::names;
+use common::signing::{constant_time_eq, verify_mqtt_password};
+use common::token::{TokenAction, TokenClaims, TokenError};
+
+use crate::directory::{Directory, Instance};
+
+/// How the client authenticated; decides authorization (SPEC 3.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Signature,
+    Token,
+    DeviceCredential,
+    /// Development listener: authentication off.
+    Open,
+}
+
+/// An authenticated client.
+pub struct Principal {
+    pub instance: Arc<Instance>,
+    pub access_key_id: String,
+    pub mode: Mode,
+    pub tokens: Tokens,
+}
+
+/// The live tokens of a Token-mode session, by the TYPE they were presented as.
+#[derive(Debug, Clone, Default)]
+pub struct Tokens {
+    pub by_type: BTreeMap<&'static str, TokenClaims>,
+    /// Token ids whose expiry notice was sent.
+    pub notified: std::collections::HashSet<String>,
+}
+
+impl Tokens {
+    pub fn may_publish(&self, topic: &str) -> bool {
+        self.by_type.values().any(|c| c.act.allows_write() && c.covers(topic))
+    }
+    pub fn may_subscribe(&self, filter: &str) -> bool {
+        self.by_type.values().any(|c| c.act.allows_read() && c.covers(filter))
+    }
+}
+
+/// Why authentication failed (logged and counted, never sent to the client).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    #[error("malformed username")]
+    Username,
+    #[error("unknown instance")]
+    UnknownInstance,
+    #[error("malformed client id")]
+    ClientId,
+    #[error("client id too long")]
+    ClientIdTooLong,
+    #[error("unknown group id")]
+    UnknownGroup,
+    #[error("unknown or disabled access key")]
+    AccessKey,
+    #[error("wrong signature")]
+    Signature,
+    #[error("unknown device credential or wrong client id")]
+    DeviceCredential,
+    #[error("token refused: {0}")]
+    Token(TokenError),
+}
+
+impl AuthError {
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Username => "username",
+            Self::UnknownInstance => "unknown_instance",
+            Self::ClientId => "client_id",
+            Self::ClientIdTooLong => "client_id_too_long",
+            Self::UnknownGroup => "unknown_group",
+            Self::AccessKey => "access_key",
+            Self::Signature => "signature",
+            Self::DeviceCredential => "device_credential",
+            Self::Token(_) => "token",
+        }
+    }
+}
+
+/// Authenticates a CONNECT against the current directory.
+pub fn authenticate(
+    dir: &Directory,
+    username: &str,
+    password: &[u8],
+    client_id: &str,
+    now_ms: i64,
+) -> Result<Principal, AuthError> {
+    let mut parts = username.splitn(3, '|');
+    let (mode, key_id, instance_id) = match (parts.next(), parts.next(), parts.next()) {
+        (Some(m), Some(k), Some(i)) => (m, k, i),
+        _ => return Err(AuthError::Username),
+    };
+    let instance = dir.instances.get(instance_id).ok_or(AuthError::UnknownInstance)?;
+    if instance.open {
+        // The development instance is only reachable through the development listener.
+        return Err(AuthError::UnknownInstance);
+    }
+    let max_len = instance.quotas.max_client_id_length as usize;
+    if client_id.chars().count() > max_len {
+        return Err(AuthError::ClientIdTooLong);
+    }
+    let parsed = names::parse_client_id(client_id, max_len).map_err(|_| AuthError::ClientId)?;
+    if !instance.group_ids.contains(parsed.group_id) {
+        return Err(AuthError::UnknownGroup);
+    }
+    let principal = |mode, tokens| Principal {
+        instance: instance.clone(),
+        access_key_id: key_id.to_string(),
+        mode,
+        tokens,
+    };
+    match mode {
+        "Signature" => {
+            let grant = enabled_key(instance, key_id)?;
+            if !verify_mqtt_password(&grant.access_key_secret, client_id, password) {
+                return Err(AuthError::Signature);
+            }
+            Ok(principal(Mode::Signature, Tokens::default()))
+        }
+        "DeviceCredential" => {
+            let cred = instance
+                .device_credentials
+                .get(key_id)
+                .ok_or(AuthError::DeviceCredential)?;
+            // Compare the bound client id in constant time too: it is part of the credential.
+            let bound = constant_time_eq(cred.client_id.as_bytes(), client_id.as_bytes());
+            let signed = verify_mqtt_password(&cred.device_access_key_secret, client_id, password);
+            if !(bound & signed) {
+                return Err(AuthError::DeviceCredential);
+            }
+            Ok(principal(Mode::DeviceCredential, Tokens::default()))
+        }
+        "Token" => {
+            enabled_key(instance, key_id)?;
+            let password = std::str::from_utf8(password).map_err(|_| AuthError::Token(TokenError::Malformed))?;
+            let tokens = parse_token_password(dir, instance, key_id, password, now_ms).map_err(AuthError::Token)?;
+            Ok(principal(Mode::Token, tokens))
+        }
+        _ => Err(AuthError::Username),
+    }
+}
+
+fn enabled_key<'a>(instance: &'a Instance, key_id: &str) -> Result<&'a common::snapshot::AccessKeyGrant, AuthError> {
+    instance
+        .access_keys
+        .get(key_id)
+        .filter(|k| k.enabled)
+        .ok_or(AuthError::AccessKey)
+}
+
+/// `R|t1|W|t2` or `RW|t`: every pair must hold a valid token *(compat)*.
+fn parse_token_password(
+    dir: &Directory,
+    instance: &Instance,
+    key_id: &str,
+    password: &str,
+    now_ms: i64,
+) -> Result<Tokens, TokenError> {
+    let parts: Vec<&str> = password.split('|').collect();
+    if parts.is_empty() || parts.len() % 2 != 0 {
+        return Err(TokenError::Malformed);
+    }
+    let mut tokens = Tokens::default();
+    for pair in parts.chunks(2) {
+        let kind = TokenAction::parse_type(pair[0]).ok_or(TokenError::Malformed)?;
+        let claims = verify_token(dir, instance, key_id, kind, pair[1], now_ms)?;
+        tokens.by_type.insert(kind.as_str(), claims);
+    }
+    Ok(tokens)
+}
+
+/// Full offline check of one token presented as `kind`: signature, expiry, instance, key, revocation.
+pub fn verify_token(
+    dir: &Directory,
+    instance: &Instance,
+    key_id: &str,
+    kind: TokenAction,
+    token: &str,
+    now_ms: i64,
+) -> Result<TokenClaims, TokenError> {
+    let claims = dir.verifier.verify(token, now_ms)?;
+    if claims.iid != instance.id || claims.ak != key_id {
+        return Err(TokenError::PermissionInvalid);
+    }
+    if instance.revoked_jtis.contains(&claims.jti) {
+        return Err(TokenError::Revoked);
+    }
+    if !kind.covered_by(claims.act) {
+        return Err(TokenError::ActionMismatch);
+    }
+    Ok(claims)
+}

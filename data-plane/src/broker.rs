@@ -1,0 +1,404 @@
+//! The node-wide broker core (Send + Sync, shared by all workers): session registry with takeover,
+//! the subscription index, retained messages, per-instance quotas, and fan-out of one publish to
+//! in-memory connection queues or the offline store. Connections live on worker threads and only
+//! talk to this through channels.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use common::topic;
+use ntex_bytes::Bytes;
+use tokio::sync::{Notify, mpsc};
+
+use crate::directory::{Directories, Instance};
+use crate::events::Events;
+use crate::router::{Sub, SubscriptionIndex, Target};
+use crate::store::{PersistedSession, SessionStore, StoredMsg};
+
+/// An application message on its way to subscribers.
+#[derive(Debug)]
+pub struct Msg {
+    pub topic: String,
+    pub payload: Bytes,
+    pub retain: bool,
+}
+
+/// In-memory delivery into a connection (QoS 0, and QoS 1/2 of clean sessions).
+pub struct Outbound {
+    pub msg: Arc<Msg>,
+    pub qos: u8,
+}
+
+/// Out-of-band instructions to a connection.
+#[derive(Debug)]
+pub enum Ctl {
+    /// Another connection took over the client ID *(compat: "clientId conflict")*.
+    TakenOver,
+    /// A broker-originated `$SYS/...` message (no subscription needed).
+    Sys { topic: String, payload: String },
+}
+
+/// How the broker reaches one live connection.
+#[derive(Clone)]
+pub struct ConnHandle {
+    pub conn_id: u64,
+    pub tx: mpsc::Sender<Outbound>,
+    pub ctl: mpsc::UnboundedSender<Ctl>,
+    /// Signals that the stored queue of a persistent session grew.
+    pub wake: Arc<Notify>,
+}
+
+struct SessionEntry {
+    persistent: bool,
+    /// Raw filter (incl. `$share/...`) -> granted QoS.
+    subs: BTreeMap<String, u8>,
+    conn: Option<ConnHandle>,
+}
+
+#[derive(Default)]
+struct State {
+    index: SubscriptionIndex,
+    sessions: HashMap<(String, String), SessionEntry>,
+    retained: HashMap<String, BTreeMap<String, Arc<Msg>>>,
+    connections: HashMap<String, u32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenError {
+    /// Concurrent connection quota of the instance.
+    QuotaExceeded,
+    /// The instance rejects a second connection with a live client ID.
+    Duplicate,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubError {
+    TooManySubscriptions,
+    TooManyWildcards,
+}
+
+pub struct Broker {
+    pub dirs: Directories,
+    pub store: Arc<dyn SessionStore>,
+    pub events: Events,
+    pub max_inflight: u16,
+    state: Mutex<State>,
+    next_conn_id: AtomicU64,
+    /// Per-instance rate limiter: theoretical arrival time (GCRA), in ms since `epoch`.
+    rates: Mutex<HashMap<String, f64>>,
+    epoch: Instant,
+}
+
+impl Broker {
+    pub fn new(dirs: Directories, store: Arc<dyn SessionStore>, max_inflight: u16) -> Self {
+        Self {
+            dirs,
+            store,
+            events: Events::default(),
+            max_inflight,
+            state: Mutex::new(State::default()),
+            next_conn_id: AtomicU64::new(1),
+            rates: Mutex::new(HashMap::new()),
+            epoch: Instant::now(),
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        // A panic elsewhere must not take the broker down with a poisoned lock.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn next_conn_id(&self) -> u64 {
+        self.next_conn_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Re-creates persistent sessions (offline) and their subscriptions from the store.
+    pub fn restore(&self) -> anyhow::Result<usize> {
+        let sessions = self.store.load_sessions()?;
+        let mut st = self.state();
+        let n = sessions.len();
+        for (inst, client, persisted) in sessions {
+            let mut entry = SessionEntry {
+                persistent: true,
+                subs: BTreeMap::new(),
+                conn: None,
+            };
+            for (raw, qos) in persisted.subs {
+                if let Ok(parsed) = topic::parse_subscription(&raw) {
+                    st.index.insert(&inst, sub_of(&client, parsed.filter, parsed.share_group, qos, false));
+                    entry.subs.insert(raw, qos);
+                }
+            }
+            st.sessions.insert((inst, client), entry);
+        }
+        metrics::gauge!("broker_subscriptions").set(st.index.len() as f64);
+        Ok(n)
+    }
+
+    /// Registers a connection for a client ID. Returns `session_present`.
+    pub fn open_session(&self, inst: &Instance, client_id: &str, clean: bool, handle: ConnHandle) -> Result<bool, OpenError> {
+        let mut st = self.state();
+        let key = (inst.id.clone(), client_id.to_string());
+        let live_old = st.sessions.get(&key).and_then(|e| e.conn.clone());
+        if live_old.is_some() && inst.reject_duplicate_client_id {
+            return Err(OpenError::Duplicate);
+        }
+        let count = st.connections.get(&inst.id).copied().unwrap_or(0);
+        let replacing = u32::from(live_old.is_some());
+        if count.saturating_sub(replacing) >= inst.quotas.max_connections {
+            return Err(OpenError::QuotaExceeded);
+        }
+        *st.connections.entry(inst.id.clone()).or_default() += 1;
+        if let Some(old) = live_old {
+            let _ = old.ctl.send(Ctl::TakenOver);
+        }
+        let present = st.sessions.get(&key).is_some_and(|e| e.persistent) && !clean;
+        if !present {
+            // A clean start discards whatever the previous session had.
+            if st.sessions.remove(&key).is_some_and(|e| e.persistent)
+                && let Err(e) = self.store.delete_session(&inst.id, client_id)
+            {
+                tracing::error!(error = %e, "cannot delete old session");
+            }
+            st.index.remove_client(&inst.id, client_id);
+        }
+        let entry = st.sessions.entry(key).or_insert_with(|| SessionEntry {
+            persistent: !clean,
+            subs: BTreeMap::new(),
+            conn: None,
+        });
+        entry.persistent = !clean;
+        entry.conn = Some(handle);
+        if !clean && let Err(e) = self.persist_session(&inst.id, client_id, entry) {
+            tracing::error!(error = %e, "cannot persist session");
+        }
+        metrics::gauge!("broker_subscriptions").set(st.index.len() as f64);
+        Ok(present)
+    }
+
+    fn persist_session(&self, inst: &str, client_id: &str, entry: &SessionEntry) -> anyhow::Result<()> {
+        let persisted = PersistedSession {
+            subs: entry.subs.iter().map(|(f, q)| (f.clone(), *q)).collect(),
+        };
+        self.store.save_session(inst, client_id, &persisted)?;
+        self.store.flush()?;
+        Ok(())
+    }
+
+    /// The connection `conn_id` is gone; a clean session disappears with it.
+    pub fn close_session(&self, inst_id: &str, client_id: &str, conn_id: u64) {
+        let mut st = self.state();
+        if let Some(c) = st.connections.get_mut(inst_id) {
+            *c = c.saturating_sub(1);
+        }
+        let key = (inst_id.to_string(), client_id.to_string());
+        let Some(entry) = st.sessions.get_mut(&key) else { return };
+        if entry.conn.as_ref().is_none_or(|c| c.conn_id != conn_id) {
+            return; // taken over: the session belongs to the newer connection now
+        }
+        entry.conn = None;
+        if !entry.persistent {
+            st.sessions.remove(&key);
+            st.index.remove_client(inst_id, client_id);
+        }
+        metrics::gauge!("broker_subscriptions").set(st.index.len() as f64);
+    }
+
+    pub fn connections(&self, inst_id: &str) -> u32 {
+        self.state().connections.get(inst_id).copied().unwrap_or(0)
+    }
+
+    /// Adds a subscription after the quota checks; returns the retained messages it matches.
+    pub fn subscribe(&self, inst: &Instance, client_id: &str, raw: &str, qos: u8, no_local: bool) -> Result<Vec<Arc<Msg>>, SubError> {
+        let Ok(parsed) = topic::parse_subscription(raw) else { return Ok(Vec::new()) };
+        let mut st = self.state();
+        let key = (inst.id.clone(), client_id.to_string());
+        let (known, count) = st
+            .sessions
+            .get(&key)
+            .map_or((false, 0), |e| (e.subs.contains_key(raw), e.subs.len()));
+        if !known && count >= inst.quotas.max_subscriptions_per_client as usize {
+            return Err(SubError::TooManySubscriptions);
+        }
+        let parent = topic::parent_of(parsed.filter);
+        if !known
+            && topic::is_wildcard(parsed.filter)
+            && st.index.wildcard_count(&inst.id, parent) >= inst.quotas.max_wildcard_subscriptions_per_parent_topic as usize
+        {
+            return Err(SubError::TooManyWildcards);
+        }
+        st.index
+            .insert(&inst.id, sub_of(client_id, parsed.filter, parsed.share_group, qos, no_local));
+        if let Some(entry) = st.sessions.get_mut(&key) {
+            entry.subs.insert(raw.to_string(), qos);
+            if entry.persistent
+                && let Err(e) = self.persist_session(&inst.id, client_id, entry)
+            {
+                tracing::error!(error = %e, "cannot persist subscription");
+            }
+        }
+        metrics::gauge!("broker_subscriptions").set(st.index.len() as f64);
+        if parsed.share_group.is_some() {
+            return Ok(Vec::new());
+        }
+        Ok(st
+            .retained
+            .get(&inst.id)
+            .map(|r| {
+                r.iter()
+                    .filter(|(t, _)| topic::matches(parsed.filter, t))
+                    .map(|(_, m)| m.clone())
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    pub fn unsubscribe(&self, inst_id: &str, client_id: &str, raw: &str) {
+        let Ok(parsed) = topic::parse_subscription(raw) else { return };
+        let mut st = self.state();
+        st.index.remove(inst_id, client_id, parsed.filter, parsed.share_group);
+        let key = (inst_id.to_string(), client_id.to_string());
+        if let Some(entry) = st.sessions.get_mut(&key)
+            && entry.subs.remove(raw).is_some()
+            && entry.persistent
+            && let Err(e) = self.persist_session(inst_id, client_id, entry)
+        {
+            tracing::error!(error = %e, "cannot persist unsubscribe");
+        }
+        metrics::gauge!("broker_subscriptions").set(st.index.len() as f64);
+    }
+
+    /// Per-instance messages-per-second limit (in + out): how long the publisher must wait first.
+    pub fn throttle(&self, inst: &Instance, messages: u32) -> Duration {
+        let limit = f64::from(inst.quotas.max_messages_per_second.max(1));
+        let now = self.epoch.elapsed().as_secs_f64() * 1000.0;
+        let mut rates = self.rates.lock().unwrap_or_else(|p| p.into_inner());
+        let tat = rates.entry(inst.id.clone()).or_insert(now);
+        // One second's worth of messages may burst; beyond that publishers are slowed down.
+        *tat = tat.max(now) + f64::from(messages) * 1000.0 / limit;
+        let wait = *tat - now - 1000.0;
+        if wait > 0.0 {
+            Duration::from_micros((wait * 1000.0) as u64)
+        } else {
+            Duration::ZERO
+        }
+    }
+
+    /// Routes one publish. Returns the number of deliveries (in-memory sends + stored).
+    pub fn publish(&self, inst: &Instance, publisher: &str, msg: Msg, qos: u8) -> usize {
+        let msg = Arc::new(msg);
+        let mut memory: Vec<(ConnHandle, u8)> = Vec::new();
+        let mut stored: Vec<(String, u8, Option<Arc<Notify>>)> = Vec::new();
+        {
+            let mut st = self.state();
+            if msg.retain {
+                let retained = st.retained.entry(inst.id.clone()).or_default();
+                if msg.payload.is_empty() {
+                    retained.remove(&msg.topic);
+                } else {
+                    retained.insert(msg.topic.clone(), msg.clone());
+                }
+            }
+            let targets = match topic::p2p_target(&msg.topic) {
+                Some(target) => vec![Target {
+                    client_id: target.to_string(),
+                    qos: 2,
+                }],
+                None => {
+                    let State { index, sessions, .. } = &mut *st;
+                    let online = |c: &str| {
+                        sessions
+                            .get(&(inst.id.clone(), c.to_string()))
+                            .is_some_and(|e| e.conn.is_some())
+                    };
+                    index.route(&inst.id, &msg.topic, publisher, online)
+                }
+            };
+            for t in targets {
+                let Some(entry) = st.sessions.get(&(inst.id.clone(), t.client_id.clone())) else { continue };
+                let q = qos.min(t.qos);
+                if entry.persistent && q > 0 {
+                    stored.push((t.client_id, q, entry.conn.as_ref().map(|c| c.wake.clone())));
+                } else if let Some(conn) = &entry.conn {
+                    memory.push((conn.clone(), q));
+                }
+            }
+        }
+        let mut delivered = 0;
+        for (conn, q) in memory {
+            match conn.tx.try_send(Outbound { msg: msg.clone(), qos: q }) {
+                Ok(()) => delivered += 1,
+                Err(_) => metrics::counter!("broker_dropped_total", "reason" => "queue_full").increment(1),
+            }
+        }
+        if !stored.is_empty() {
+            let record = StoredMsg {
+                topic: msg.topic.clone(),
+                payload: msg.payload.to_vec(),
+                qos: 0,
+                retain: false,
+            };
+            for (client, q, _) in &stored {
+                let rec = StoredMsg { qos: *q, ..record.clone() };
+                match self.store.enqueue(&inst.id, client, &rec, inst.quotas.max_offline_messages) {
+                    Ok(_) => delivered += 1,
+                    Err(e) => tracing::error!(error = %e, "cannot store message"),
+                }
+            }
+            // Durable before the publisher's PUBACK (the caller acks after we return).
+            if let Err(e) = self.store.flush() {
+                tracing::error!(error = %e, "cannot flush store");
+            }
+            for (_, _, wake) in stored {
+                if let Some(w) = wake {
+                    w.notify_one();
+                }
+            }
+        }
+        delivered
+    }
+
+    /// Sends a `$SYS` message to one live client, if connected.
+    pub fn send_sys(&self, inst_id: &str, client_id: &str, topic: &str, payload: String) {
+        let st = self.state();
+        if let Some(conn) = st
+            .sessions
+            .get(&(inst_id.to_string(), client_id.to_string()))
+            .and_then(|e| e.conn.as_ref())
+        {
+            let _ = conn.ctl.send(Ctl::Sys {
+                topic: topic.to_string(),
+                payload,
+            });
+        }
+    }
+
+    /// Periodic housekeeping: retention of offline messages and the store-size gauge.
+    pub fn sweep(&self) {
+        let dir = self.dirs.load();
+        for inst in dir.instances.values() {
+            let max_age = inst.quotas.offline_retention_secs.saturating_mul(1000);
+            match self.store.expire(&inst.id, max_age) {
+                Ok(n) if n > 0 => {
+                    metrics::counter!("broker_offline_dropped_total", "reason" => "expired").increment(n);
+                }
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e, "offline message expiry failed"),
+            }
+        }
+        let total: u64 = self.store.counts().values().sum();
+        metrics::gauge!("broker_offline_messages").set(total as f64);
+    }
+}
+
+fn sub_of(client_id: &str, filter: &str, share_group: Option<&str>, qos: u8, no_local: bool) -> Sub {
+    Sub {
+        client_id: client_id.to_string(),
+        filter: filter.to_string(),
+        share_group: share_group.map(str::to_string),
+        qos,
+        no_local,
+    }
+}

@@ -1,0 +1,106 @@
+//! Broker configuration: defaults, then an optional TOML file, then `BROKER_*` environment variables,
+//! then command-line flags (clap), so `broker --help` lists every option.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Parser;
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+/// Command line. Every flag also reads `BROKER_<NAME>`; a TOML file may set the same keys.
+#[derive(Debug, Parser, Serialize)]
+#[command(name = "broker", version, about = "MQTT 3.1.1/5 broker of the managed MQTT service")]
+pub struct Args {
+    /// TOML configuration file (keys as the long flags with '_' instead of '-').
+    #[arg(long, env = "BROKER_CONFIG")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+    /// MQTT TCP listener address.
+    #[arg(long, env = "BROKER_LISTEN")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<SocketAddr>,
+    /// HTTP listener for /metrics and /healthz.
+    #[arg(long, env = "BROKER_HTTP_LISTEN")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http_listen: Option<SocketAddr>,
+    /// Snapshot JSON file with the instances this broker serves (re-read on SIGHUP).
+    #[arg(long, env = "BROKER_SNAPSHOT")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<PathBuf>,
+    /// Directory of the embedded store (persistent sessions, offline messages).
+    #[arg(long, env = "BROKER_DATA_DIR")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    /// Worker threads (default: one per core).
+    #[arg(long, env = "BROKER_WORKERS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workers: Option<usize>,
+    /// Largest MQTT frame accepted at all, in bytes (per-instance message size is checked after).
+    #[arg(long, env = "BROKER_MAX_FRAME_SIZE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_frame_size: Option<u32>,
+    /// QoS 1/2 messages in flight per client (also capped by the client's receive maximum).
+    #[arg(long, env = "BROKER_MAX_INFLIGHT")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_inflight: Option<u16>,
+    /// Development listener WITHOUT authentication (off unless set). Never expose it.
+    #[arg(long, env = "BROKER_DEV_LISTEN")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dev_listen: Option<SocketAddr>,
+    /// Instance id that clients of the development listener belong to.
+    #[arg(long, env = "BROKER_DEV_INSTANCE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dev_instance: Option<String>,
+    /// Log as JSON lines instead of text.
+    #[arg(long, env = "BROKER_LOG_JSON")]
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub log_json: bool,
+}
+
+/// The effective configuration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub http_listen: SocketAddr,
+    pub snapshot: PathBuf,
+    pub data_dir: PathBuf,
+    pub workers: usize,
+    pub max_frame_size: u32,
+    pub max_inflight: u16,
+    pub dev_listen: Option<SocketAddr>,
+    pub dev_instance: String,
+    pub log_json: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: ([0, 0, 0, 0], 1883).into(),
+            http_listen: ([127, 0, 0, 1], 9183).into(),
+            snapshot: "snapshot.json".into(),
+            data_dir: "data".into(),
+            workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            // Above the 64 KiB default message size, far below what could exhaust memory.
+            max_frame_size: 1024 * 1024,
+            max_inflight: 32,
+            dev_listen: None,
+            dev_instance: "mqtt-devdevdevdev0".into(),
+            log_json: false,
+        }
+    }
+}
+
+impl Config {
+    /// Layers defaults < TOML file < env/flags (clap already merged env into `args`).
+    pub fn load(args: &Args) -> Result<Self, figment::Error> {
+        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = &args.config {
+            fig = fig.merge(Toml::file_exact(path));
+        }
+        fig.merge(Env::prefixed("BROKER_").ignore(&["CONFIG"]))
+            .merge(Serialized::defaults(args))
+            .extract()
+    }
+}

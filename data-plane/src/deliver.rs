@@ -1,0 +1,217 @@
+//! The per-connection delivery task (runs on the connection's worker): takes messages from the
+//! bounded in-memory queue and, for persistent sessions, from the offline store in order, within
+//! an in-flight window (our own packet ids), deleting stored messages once acknowledged.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use ntex_bytes::Bytes;
+use tokio::sync::{Notify, mpsc};
+
+use crate::auth::Tokens;
+use crate::broker::{Broker, Ctl, Outbound};
+use crate::sink::Sink;
+use crate::sys;
+
+/// Our packet ids in flight -> the stored sequence they carry (None for in-memory messages).
+#[derive(Default)]
+struct Window {
+    inflight: BTreeMap<u16, Option<u64>>,
+    last_id: u16,
+}
+
+impl Window {
+    /// Next free id, skipping ids still in flight.
+    fn allocate(&mut self) -> u16 {
+        loop {
+            self.last_id = self.last_id.wrapping_add(1).max(1);
+            if !self.inflight.contains_key(&self.last_id) {
+                return self.last_id;
+            }
+        }
+    }
+}
+
+pub struct Delivery {
+    pub broker: Arc<Broker>,
+    pub instance_id: String,
+    pub client_id: String,
+    pub persistent: bool,
+    pub sink: Sink,
+    pub rx: mpsc::Receiver<Outbound>,
+    pub ctl: mpsc::UnboundedReceiver<Ctl>,
+    pub wake: Arc<Notify>,
+    pub window_size: usize,
+    pub tokens: Rc<RefCell<Tokens>>,
+    pub tokens_changed: Rc<Notify>,
+}
+
+enum Stop {
+    Closed,
+    TakenOver,
+    TokenExpired,
+}
+
+impl Delivery {
+    pub async fn run(mut self) {
+        let window = Rc::new(RefCell::new(Window::default()));
+        let freed = Rc::new(Notify::new());
+        {
+            let (window, freed, broker) = (window.clone(), freed.clone(), self.broker.clone());
+            let (inst, client) = (self.instance_id.clone(), self.client_id.clone());
+            self.sink.on_ack(move |id, lost| {
+                if lost {
+                    freed.notify_one();
+                    return; // stays stored; the next connection resends it
+                }
+                if let Some(Some(seq)) = window.borrow_mut().inflight.remove(&id) {
+                    let res = broker.store.ack(&inst, &client, seq).and_then(|()| broker.store.flush());
+                    if let Err(e) = res {
+                        tracing::error!(error = %e, "cannot delete acknowledged message");
+                    }
+                }
+                freed.notify_one();
+            });
+        }
+        let stop = self.run_loop(&window, &freed).await;
+        match stop {
+            Stop::TakenOver => {
+                tracing::info!(client_id = %self.client_id, "clientId conflict: connection taken over");
+                self.sink.close_taken_over();
+            }
+            Stop::TokenExpired => {
+                self.sink.close_with(ntex_mqtt::v5::codec::DisconnectReasonCode::NotAuthorized)
+            }
+            Stop::Closed => self.sink.close(),
+        }
+    }
+
+    async fn run_loop(&mut self, window: &Rc<RefCell<Window>>, freed: &Rc<Notify>) -> Stop {
+        // The store cursor: highest stored sequence sent on this connection.
+        let mut cursor = 0u64;
+        loop {
+            if self.persistent && !self.pump_store(window, freed, &mut cursor).await {
+                return Stop::Closed;
+            }
+            let deadline = sys::next_token_deadline(&self.tokens.borrow());
+            let sleep = async {
+                match deadline {
+                    Some(at) => ntex::time::sleep(at).await,
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                out = self.rx.recv() => {
+                    let Some(out) = out else { return Stop::Closed };
+                    if !self.send(window, freed, &out.msg.topic, out.msg.payload.clone(), out.qos, out.msg.retain, None).await {
+                        return Stop::Closed;
+                    }
+                }
+                ctl = self.ctl.recv() => match ctl {
+                    None => return Stop::Closed,
+                    Some(Ctl::TakenOver) => return Stop::TakenOver,
+                    Some(Ctl::Sys { topic, payload }) => {
+                        self.sink.send_qos0(&topic, Bytes::from(payload), false);
+                    }
+                },
+                _ = self.wake.notified() => {}
+                _ = freed.notified() => {}
+                _ = self.tokens_changed.notified() => {}
+                _ = sleep => {
+                    if sys::token_timers(&self.sink, &mut self.tokens.borrow_mut()) {
+                        return Stop::TokenExpired;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sends stored messages after `cursor` while the window has room. False when the connection is gone.
+    async fn pump_store(&mut self, window: &Rc<RefCell<Window>>, freed: &Rc<Notify>, cursor: &mut u64) -> bool {
+        loop {
+            let room = self.window_size.saturating_sub(window.borrow().inflight.len());
+            if room == 0 {
+                return true;
+            }
+            let inst = self.broker.dirs.load().instances.get(&self.instance_id).cloned();
+            let max_age = inst.map_or(u64::MAX >> 21, |i| i.quotas.offline_retention_secs.saturating_mul(1000));
+            let batch = match self.broker.store.fetch(&self.instance_id, &self.client_id, *cursor, room, max_age) {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot read offline messages");
+                    return true;
+                }
+            };
+            if batch.is_empty() {
+                return true;
+            }
+            for (seq, msg) in batch {
+                *cursor = seq;
+                if !self
+                    .send(window, freed, &msg.topic, Bytes::from(msg.payload), msg.qos, msg.retain, Some(seq))
+                    .await
+                {
+                    return false;
+                }
+            }
+        }
+    }
+
+    /// Sends one message at `qos`, waiting for window room and write capacity.
+    #[allow(clippy::too_many_arguments)]
+    async fn send(
+        &self,
+        window: &Rc<RefCell<Window>>,
+        freed: &Rc<Notify>,
+        topic: &str,
+        payload: Bytes,
+        qos: u8,
+        retain: bool,
+        seq: Option<u64>,
+    ) -> bool {
+        metrics::counter!("broker_messages_out_total", "qos" => qos_label(qos)).increment(1);
+        if qos == 0 {
+            return self.sink.send_qos0(topic, payload, retain);
+        }
+        // QoS 2 runs alone so that ntex-mqtt's in-order ack check never sees it interleaved.
+        let limit = if qos == 2 { 1 } else { self.window_size };
+        while window.borrow().inflight.len() >= limit {
+            if !self.sink.is_open() {
+                return false;
+            }
+            freed.notified().await;
+        }
+        if !self.sink.ready().await {
+            return false;
+        }
+        let id = window.borrow_mut().allocate();
+        if qos == 1 {
+            window.borrow_mut().inflight.insert(id, seq);
+            return self.sink.send_qos1(id, false, topic, payload, retain);
+        }
+        window.borrow_mut().inflight.insert(id, None);
+        let ok = self.sink.send_qos2(id, topic, payload, retain).await;
+        window.borrow_mut().inflight.remove(&id);
+        if ok && let Some(seq) = seq {
+            let res = self
+                .broker
+                .store
+                .ack(&self.instance_id, &self.client_id, seq)
+                .and_then(|()| self.broker.store.flush());
+            if let Err(e) = res {
+                tracing::error!(error = %e, "cannot delete acknowledged message");
+            }
+        }
+        ok
+    }
+}
+
+pub fn qos_label(qos: u8) -> &'static str {
+    match qos {
+        0 => "0",
+        1 => "1",
+        _ => "2",
+    }
+}

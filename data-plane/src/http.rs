@@ -1,0 +1,73 @@
+//! The broker's HTTP side (`/metrics` for Prometheus, `/healthz`) and the SIGHUP snapshot reload,
+//! on a small tokio runtime of their own so they never compete with the MQTT workers.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use axum::Router;
+use axum::extract::State;
+use axum::routing::get;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+use crate::broker::Broker;
+
+#[derive(Clone)]
+struct AppState {
+    prometheus: PrometheusHandle,
+    broker: Arc<Broker>,
+}
+
+pub fn spawn(addr: SocketAddr, broker: Arc<Broker>, snapshot: PathBuf) -> anyhow::Result<()> {
+    let prometheus = PrometheusBuilder::new()
+        .install_recorder()
+        .context("installing the metrics recorder")?;
+    let std_listener = std::net::TcpListener::bind(addr).with_context(|| format!("binding {addr}"))?;
+    std_listener.set_nonblocking(true)?;
+    tracing::info!(addr = %std_listener.local_addr()?, "http listener (/metrics, /healthz)");
+    let state = AppState { prometheus, broker };
+    std::thread::Builder::new().name("http".into()).spawn(move || {
+        let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            Ok(rt) => rt,
+            Err(e) => return tracing::error!(error = %e, "cannot start the http runtime"),
+        };
+        rt.block_on(async move {
+            tokio::spawn(reload_on_sighup(state.broker.clone(), snapshot));
+            let app = Router::new()
+                .route("/metrics", get(metrics))
+                .route("/healthz", get(|| async { "ok" }))
+                .with_state(state);
+            let served = async {
+                let listener = tokio::net::TcpListener::from_std(std_listener)?;
+                axum::serve(listener, app).await
+            };
+            if let Err(e) = served.await {
+                tracing::error!(error = %e, "http server failed");
+            }
+        });
+    })?;
+    Ok(())
+}
+
+async fn metrics(State(state): State<AppState>) -> String {
+    let total: u64 = state.broker.store.counts().values().sum();
+    metrics::gauge!("broker_offline_messages").set(total as f64);
+    state.prometheus.render()
+}
+
+/// SIGHUP re-reads the snapshot file; an invalid one is refused and the current one kept.
+async fn reload_on_sighup(broker: Arc<Broker>, snapshot: PathBuf) {
+    let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+        return tracing::error!("cannot listen for SIGHUP");
+    };
+    while hup.recv().await.is_some() {
+        match broker.dirs.apply_file(&snapshot) {
+            Ok(()) => tracing::info!("snapshot reloaded"),
+            Err(e) => {
+                metrics::counter!("broker_snapshot_refused_total").increment(1);
+                tracing::error!(error = %e, "snapshot reload refused; keeping the current one");
+            }
+        }
+    }
+}

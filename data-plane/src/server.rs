@@ -1,0 +1,87 @@
+//! Process wiring: store, snapshot, housekeeping, the HTTP side thread, and the ntex MQTT server
+//! on every core. Returns when the server stops (SIGTERM / SIGINT, graceful).
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use ntex::SharedCfg;
+use ntex::time::Seconds;
+use ntex_mqtt::{MqttServiceConfig, QoS};
+
+use crate::broker::Broker;
+use crate::config::Config;
+use crate::directory::Directories;
+use crate::http;
+use crate::mqtt::mqtt_service;
+use crate::store::FjallStore;
+
+fn mqtt_config(cfg: &Config) -> SharedCfg {
+    SharedCfg::new("MQTT")
+        .add(
+            MqttServiceConfig::new()
+                .set_max_qos(QoS::ExactlyOnce)
+                // Frames above this are refused by the codec before any buffering (10 MB attacks).
+                .set_max_size(cfg.max_frame_size)
+                .set_max_send(cfg.max_inflight)
+                .set_max_receive(cfg.max_inflight)
+                .set_connect_timeout(Seconds(10))
+                .set_handshake_timeout(Seconds(10)),
+        )
+        .into()
+}
+
+pub fn run(cfg: Config) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&cfg.data_dir).with_context(|| format!("creating {}", cfg.data_dir.display()))?;
+    let store = FjallStore::open(&cfg.data_dir).context("opening the store")?;
+    let dev_instance = cfg.dev_listen.map(|_| cfg.dev_instance.clone());
+    let dirs = Directories::new(dev_instance);
+    dirs.apply_file(&cfg.snapshot).context("loading the snapshot")?;
+    let broker = Arc::new(Broker::new(dirs, Arc::new(store), cfg.max_inflight));
+    let restored = broker.restore().context("restoring sessions")?;
+    tracing::info!(sessions = restored, "persistent sessions restored");
+    broker.sweep();
+
+    http::spawn(cfg.http_listen, broker.clone(), cfg.snapshot.clone())?;
+
+    let listener = TcpListener::bind(cfg.listen).with_context(|| format!("binding {}", cfg.listen))?;
+    tracing::info!(addr = %listener.local_addr()?, "mqtt listener");
+    let dev_listener = match cfg.dev_listen {
+        Some(addr) => {
+            let l = TcpListener::bind(addr).with_context(|| format!("binding {addr}"))?;
+            tracing::warn!(addr = %l.local_addr()?, instance = %cfg.dev_instance, "DEVELOPMENT listener without authentication");
+            Some(l)
+        }
+        None => None,
+    };
+
+    let sys = ntex::rt::System::build().name("broker").build(ntex::rt::DefaultRuntime);
+    let mqtt_cfg = mqtt_config(&cfg);
+    let workers = cfg.workers.max(1);
+    let store = broker.store.clone();
+    sys.block_on(async move {
+        let b = broker.clone();
+        let mut server = ntex::server::build()
+            .workers(workers)
+            .listen("mqtt", listener, mqtt_cfg.clone(), async move |_| mqtt_service!(b, false))?;
+        if let Some(l) = dev_listener {
+            let b = broker.clone();
+            server = server.listen("mqtt-dev", l, mqtt_cfg, async move |_| mqtt_service!(b, true))?;
+        }
+        let sweeper = broker.clone();
+        ntex::rt::spawn(async move {
+            loop {
+                ntex::time::sleep(Duration::from_secs(60)).await;
+                let b = sweeper.clone();
+                // The sweep touches the disk: keep it off the accept loop's thread.
+                let _ = ntex::rt::spawn_blocking(move || b.sweep()).await;
+            }
+        });
+        server.run().await;
+        tracing::info!("mqtt server stopped");
+        Ok::<_, anyhow::Error>(())
+    })?;
+    store.flush().context("final store flush")?;
+    Ok(())
+}

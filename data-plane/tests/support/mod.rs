@@ -1,0 +1,232 @@
+//! Test harness: starts the real `broker` binary on free ports with a snapshot in a temp dir, and
+//! builds the Alibaba-style fixture (instances, keys, device credentials, token signer).
+#![allow(dead_code)]
+
+pub mod v3;
+
+use std::io::Read;
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::quotas::Quotas;
+use common::signing::mqtt_password;
+pub use common::snapshot::Snapshot;
+use common::snapshot::{AccessKeyGrant, DeviceCredentialEntry, InstanceConfig, RevokedToken, SnapshotContent};
+use common::token::{TokenAction, TokenClaims, TokenSigner};
+
+pub const INST: &str = "mqtt-abcdefabcdef";
+pub const OTHER: &str = "mqtt-otherinstanc";
+pub const SMALL: &str = "mqtt-smallquota12";
+pub const AK: &str = "AKtest";
+pub const SK: &str = "secretTEST";
+pub const DC_ID: &str = "DC.dev1";
+pub const DC_SECRET: &str = "dcsecret";
+pub const GROUP: &str = "GID_test";
+pub const REVOKED_JTI: &str = "revoked-1";
+
+pub fn signer() -> TokenSigner {
+    TokenSigner::from_seed("k1", &[7u8; 32])
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+pub fn token(inst: &str, act: TokenAction, res: &[&str], exp_ms: i64, jti: &str) -> String {
+    signer().sign(&TokenClaims {
+        jti: jti.into(),
+        iid: inst.into(),
+        ak: AK.into(),
+        res: res.iter().map(|s| s.to_string()).collect(),
+        act,
+        iat_ms: now_ms(),
+        exp_ms,
+    })
+}
+
+fn instance(id: &str, quotas: Quotas) -> InstanceConfig {
+    InstanceConfig {
+        id: id.into(),
+        name: id.into(),
+        quotas,
+        reject_duplicate_client_id: false,
+        parent_topics: vec!["T".into(), "U".into()],
+        group_ids: vec![GROUP.into(), "GID_other".into()],
+        access_keys: vec![AccessKeyGrant {
+            access_key_id: AK.into(),
+            access_key_secret: SK.into(),
+            enabled: true,
+        }],
+        device_credentials: vec![DeviceCredentialEntry {
+            client_id: format!("{GROUP}@@@dev1"),
+            device_access_key_id: DC_ID.into(),
+            device_access_key_secret: DC_SECRET.into(),
+        }],
+        revoked_tokens: vec![RevokedToken {
+            jti: REVOKED_JTI.into(),
+            exp_ms: now_ms() + 3_600_000,
+        }],
+    }
+}
+
+/// The standard fixture: a default instance, a second one (isolation), and one with small quotas.
+pub fn snapshot() -> Snapshot {
+    let small = Quotas {
+        max_connections: 2,
+        ..Quotas::default()
+    };
+    Snapshot::new(
+        1,
+        SnapshotContent {
+            token_keys: vec![signer().public_key().clone()],
+            instances: vec![instance(INST, Quotas::default()), instance(OTHER, Quotas::default()), instance(SMALL, small)],
+        },
+    )
+}
+
+pub fn sig_user(inst: &str) -> String {
+    format!("Signature|{AK}|{inst}")
+}
+
+pub fn sig_pass(client_id: &str) -> String {
+    mqtt_password(SK, client_id)
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A running broker process; killed on drop.
+pub struct BrokerProc {
+    pub child: Option<Child>,
+    pub port: u16,
+    pub http_port: u16,
+    pub dev_port: Option<u16>,
+    pub dir: PathBuf,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+impl BrokerProc {
+    pub fn start(snap: &Snapshot) -> Self {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().to_path_buf();
+        std::fs::write(dir.join("snapshot.json"), serde_json::to_vec(snap).unwrap()).unwrap();
+        let mut b = Self {
+            child: None,
+            port: free_port(),
+            http_port: free_port(),
+            dev_port: None,
+            dir,
+            _tmp: Some(tmp),
+        };
+        b.spawn();
+        b
+    }
+
+    pub fn start_with_dev(snap: &Snapshot) -> Self {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().to_path_buf();
+        std::fs::write(dir.join("snapshot.json"), serde_json::to_vec(snap).unwrap()).unwrap();
+        let mut b = Self {
+            child: None,
+            port: free_port(),
+            http_port: free_port(),
+            dev_port: Some(free_port()),
+            dir,
+            _tmp: Some(tmp),
+        };
+        b.spawn();
+        b
+    }
+
+    pub fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("broker.log"))
+            .unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_broker"));
+        cmd.env("BROKER_LISTEN", format!("127.0.0.1:{}", self.port))
+            .env("BROKER_HTTP_LISTEN", format!("127.0.0.1:{}", self.http_port))
+            .env("BROKER_SNAPSHOT", self.dir.join("snapshot.json"))
+            .env("BROKER_DATA_DIR", self.dir.join("data"))
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::from(log.try_clone().unwrap()))
+            .stderr(Stdio::from(log));
+        if let Some(p) = self.dev_port {
+            cmd.env("BROKER_DEV_LISTEN", format!("127.0.0.1:{p}"));
+        }
+        self.child = Some(cmd.spawn().expect("broker binary starts"));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() && TcpStream::connect(("127.0.0.1", self.http_port)).is_ok() {
+                return;
+            }
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("broker exited early ({status}):\n{}", self.log());
+            }
+            assert!(Instant::now() < deadline, "broker did not start:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().unwrap(); // SIGKILL
+            c.wait().unwrap();
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("broker.log")).unwrap_or_default()
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// GET /metrics as text.
+    pub fn metrics(&self) -> String {
+        use std::io::Write;
+        let mut s = TcpStream::connect(("127.0.0.1", self.http_port)).unwrap();
+        write!(s, "GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    }
+
+    pub fn v3_opts(&self, client_id: &str, user: &str, pass: &str) -> rumqttc::MqttOptions {
+        let mut o = rumqttc::MqttOptions::new(client_id, "127.0.0.1", self.port);
+        o.set_credentials(user, pass);
+        o.set_keep_alive(Duration::from_secs(30));
+        o.set_max_packet_size(1 << 20, 1 << 20);
+        o
+    }
+
+    pub fn v5_opts(&self, client_id: &str, user: &str, pass: &str) -> rumqttc::v5::MqttOptions {
+        let mut o = rumqttc::v5::MqttOptions::new(client_id, "127.0.0.1", self.port);
+        o.set_credentials(user, pass);
+        o.set_keep_alive(Duration::from_secs(30));
+        o.set_max_packet_size(Some(1 << 20));
+        o
+    }
+
+    /// Signature-mode v3 options for the default instance.
+    pub fn sig_opts(&self, client_id: &str) -> rumqttc::MqttOptions {
+        self.v3_opts(client_id, &sig_user(INST), &sig_pass(client_id))
+    }
+}
+
+impl Drop for BrokerProc {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("---- broker log ----\n{}", self.log());
+        }
+        self.kill9();
+    }
+}
