@@ -86,7 +86,7 @@ impl Default for Config {
             max_frame_size: 1024 * 1024,
             max_inflight: 32,
             dev_listen: None,
-            dev_instance: "mqtt-devdevdevdev0".into(),
+            dev_instance: "mqtt-dev000000000".into(),
             log_json: false,
         }
     }
