@@ -1,0 +1,129 @@
+//! Persistent sessions and offline messages (SPEC 3.5): a cleanSession=false QoS 1 subscriber is
+//! away while 1,000 messages are published, the broker is SIGKILLed and restarted, and the
+//! subscriber receives all of them in order exactly once; another restart delivers nothing.
+
+mod support;
+
+use std::time::Duration;
+
+use rumqttc::QoS;
+use support::v3;
+use support::*;
+
+const N: usize = 1000;
+
+fn persistent(b: &BrokerProc, id: &str) -> rumqttc::MqttOptions {
+    let mut o = b.sig_opts(id);
+    o.set_clean_session(false);
+    o.set_inflight(100);
+    o
+}
+
+#[tokio::test]
+async fn offline_messages_survive_kill9_exactly_once() {
+    let mut b = BrokerProc::start(&snapshot());
+    let sub_id = "GID_test@@@offline";
+
+    // Subscribe with a persistent session, then go away.
+    {
+        let (c, mut ev, present) = v3::connect(persistent(&b, sub_id)).await.unwrap();
+        assert!(!present);
+        c.subscribe("T/off/#", QoS::AtLeastOnce).await.unwrap();
+        v3::suback(&mut ev).await;
+        c.disconnect().await.unwrap();
+        let _ = v3::drain(&mut ev, 0.3).await;
+    }
+
+    // 1,000 QoS 1 messages while it is away.
+    {
+        let (p, ev, _) = v3::connect(b.sig_opts("GID_test@@@producer")).await.unwrap();
+        let (acked_tx, mut acked_rx) = tokio::sync::mpsc::unbounded_channel();
+        let mut ev = ev;
+        let pump = tokio::spawn(async move {
+            let mut acks = 0;
+            while acks < N {
+                match ev.poll().await {
+                    Ok(rumqttc::Event::Incoming(rumqttc::Packet::PubAck(_))) => acks += 1,
+                    Ok(_) => {}
+                    Err(e) => panic!("producer failed: {e:?}"),
+                }
+            }
+            let _ = acked_tx.send(acks);
+        });
+        for i in 0..N {
+            p.publish("T/off/m", QoS::AtLeastOnce, false, format!("{i}")).await.unwrap();
+        }
+        tokio::time::timeout(Duration::from_secs(60), acked_rx.recv()).await.unwrap();
+        pump.abort();
+    }
+
+    // SIGKILL and restart on the same data directory.
+    b.kill9();
+    b.spawn();
+
+    // The subscriber returns: all 1,000, in order, exactly once.
+    {
+        let (_c, mut ev, present) = v3::connect(persistent(&b, sub_id)).await.unwrap();
+        assert!(present, "the session survived the restart");
+        let got = v3::collect(&mut ev, N, 60).await;
+        let bodies: Vec<usize> = got.iter().map(|p| String::from_utf8_lossy(&p.payload).parse().unwrap()).collect();
+        assert_eq!(bodies, (0..N).collect::<Vec<_>>());
+        // Nothing more (no duplicates) and let the last PUBACKs reach the broker.
+        assert!(v3::drain(&mut ev, 1.0).await.is_empty());
+    }
+
+    // Second kill + restart: everything was acknowledged, nothing comes again.
+    b.kill9();
+    b.spawn();
+    {
+        let (c, mut ev, present) = v3::connect(persistent(&b, sub_id)).await.unwrap();
+        assert!(present);
+        assert!(v3::drain(&mut ev, 1.5).await.is_empty(), "acknowledged messages were redelivered");
+        // The subscription itself survived: new messages still arrive.
+        let (p, pev, _) = v3::connect(b.sig_opts("GID_test@@@producer")).await.unwrap();
+        let _d = v3::drive(pev);
+        p.publish("T/off/m", QoS::AtLeastOnce, false, "after").await.unwrap();
+        assert_eq!(&v3::collect(&mut ev, 1, 10).await[0].payload[..], b"after");
+        let _ = c;
+    }
+    let m = b.metrics();
+    assert!(m.contains("broker_offline_messages"), "{m}");
+}
+
+#[tokio::test]
+async fn clean_session_and_qos0_are_not_stored() {
+    let b = BrokerProc::start(&snapshot());
+    let id = "GID_test@@@cleanone";
+    {
+        let mut o = b.sig_opts(id);
+        o.set_clean_session(false);
+        let (c, mut ev, _) = v3::connect(o).await.unwrap();
+        c.subscribe("T/q0", QoS::AtMostOnce).await.unwrap();
+        v3::suback(&mut ev).await;
+        c.subscribe("T/q1", QoS::AtLeastOnce).await.unwrap();
+        v3::suback(&mut ev).await;
+        c.disconnect().await.unwrap();
+        let _ = v3::drain(&mut ev, 0.3).await;
+    }
+    let (p, pev, _) = v3::connect(b.sig_opts("GID_test@@@p")).await.unwrap();
+    let _d = v3::drive(pev);
+    p.publish("T/q0", QoS::AtLeastOnce, false, "qos0 sub: not kept").await.unwrap();
+    p.publish("T/q1", QoS::AtMostOnce, false, "qos0 pub: not kept").await.unwrap();
+    p.publish("T/q1", QoS::AtLeastOnce, false, "kept").await.unwrap();
+    // P2P follows the receiver's session type: kept for this persistent session.
+    p.publish("T/p2p/GID_test@@@cleanone", QoS::AtLeastOnce, false, "p2p kept").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut o = b.sig_opts(id);
+    o.set_clean_session(false);
+    let (_c, mut ev, _) = v3::connect(o).await.unwrap();
+    let got = v3::drain(&mut ev, 1.5).await;
+    let bodies: Vec<_> = got.iter().map(|p| String::from_utf8_lossy(&p.payload).to_string()).collect();
+    assert_eq!(bodies, ["kept", "p2p kept"]);
+    drop(ev);
+    // A clean start discards the session and its queue.
+    p.publish("T/q1", QoS::AtLeastOnce, false, "dropped with the session").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (_c, mut ev, present) = v3::connect(b.sig_opts(id)).await.unwrap();
+    assert!(!present);
+    assert!(v3::drain(&mut ev, 1.0).await.is_empty());
+}
