@@ -1,0 +1,108 @@
+//! Bad input at the TCP port (SPEC 5): garbage bytes, truncated packets and a 10 MB frame are
+//! refused without crashing, and other clients keep being served throughout.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use rumqttc::QoS;
+use support::v3;
+use support::*;
+
+/// Sends raw bytes and waits until the broker closes the socket (or `secs` pass).
+fn send_raw(port: u16, bytes: &[u8], secs: u64) -> bool {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(secs))).unwrap();
+    // The broker may close mid-write (that is the point); errors are fine.
+    let _ = s.write_all(bytes);
+    let mut buf = [0u8; 1024];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut => return false,
+            Err(_) => return true,
+        }
+    }
+}
+
+/// A CONNECT (v3.1.1) for `client_id` with Signature credentials.
+fn connect_packet(client_id: &str) -> Vec<u8> {
+    let user = sig_user(INST);
+    let pass = sig_pass(client_id);
+    let mut body = vec![0, 4, b'M', b'Q', b'T', b'T', 4, 0b1100_0010, 0, 30];
+    for field in [client_id.as_bytes(), user.as_bytes(), pass.as_bytes()] {
+        body.extend_from_slice(&(field.len() as u16).to_be_bytes());
+        body.extend_from_slice(field);
+    }
+    let mut pkt = vec![0x10];
+    encode_len(&mut pkt, body.len());
+    pkt.extend(body);
+    pkt
+}
+
+fn encode_len(out: &mut Vec<u8>, mut n: usize) {
+    loop {
+        let mut byte = (n % 128) as u8;
+        n /= 128;
+        if n > 0 {
+            byte |= 0x80;
+        }
+        out.push(byte);
+        if n == 0 {
+            return;
+        }
+    }
+}
+
+#[tokio::test]
+async fn garbage_truncated_and_huge_frames() {
+    let b = BrokerProc::start(&snapshot());
+    // A healthy subscriber that must keep working throughout.
+    let (sub, mut sev, _) = v3::connect(b.sig_opts("GID_test@@@healthy")).await.unwrap();
+    sub.subscribe("T/ok", QoS::AtLeastOnce).await.unwrap();
+    v3::suback(&mut sev).await;
+    let (publ, pev, _) = v3::connect(b.sig_opts("GID_test@@@healthypub")).await.unwrap();
+    let _d = v3::drive(pev);
+
+    let port = b.port;
+    let attacks = tokio::task::spawn_blocking(move || {
+        let mut closed = Vec::new();
+        // Garbage that is not MQTT at all.
+        closed.push(send_raw(port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", 15));
+        closed.push(send_raw(port, &[0xff; 64], 15));
+        // Truncated CONNECT: the broker must time out or refuse, not hang forever on it.
+        let connect = connect_packet("GID_test@@@trunc");
+        closed.push(send_raw(port, &connect[..connect.len() / 2], 15));
+        // A valid connection, then a PUBLISH header announcing 10 MB followed by 10 MB of data.
+        let mut huge = connect_packet("GID_test@@@huge");
+        huge.push(0x30);
+        encode_len(&mut huge, 10 * 1024 * 1024);
+        huge.extend(std::iter::repeat_n(0u8, 10 * 1024 * 1024));
+        closed.push(send_raw(port, &huge, 15));
+        // A malformed remaining length (5 continuation bytes).
+        let mut bad_len = connect_packet("GID_test@@@badlen");
+        bad_len.extend([0x30, 0xff, 0xff, 0xff, 0xff, 0x7f]);
+        closed.push(send_raw(port, &bad_len, 15));
+        closed
+    });
+    // Meanwhile, ordinary traffic flows.
+    for i in 0..20 {
+        publ.publish("T/ok", QoS::AtLeastOnce, false, format!("{i}")).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(v3::collect(&mut sev, 20, 10).await.len(), 20);
+    let closed = attacks.await.unwrap();
+    assert!(closed.iter().all(|c| *c), "every bad connection was closed: {closed:?}");
+
+    // Still serving new clients afterwards, and the process is alive.
+    let (c, mut ev, _) = v3::connect(b.sig_opts("GID_test@@@after")).await.unwrap();
+    c.subscribe("T/after", QoS::AtLeastOnce).await.unwrap();
+    v3::suback(&mut ev).await;
+    c.publish("T/after", QoS::AtLeastOnce, false, "alive").await.unwrap();
+    assert_eq!(&v3::collect(&mut ev, 1, 10).await[0].payload[..], b"alive");
+    let mut b = b;
+    assert!(b.child.as_mut().unwrap().try_wait().unwrap().is_none(), "broker still running");
+}
