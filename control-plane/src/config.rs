@@ -48,7 +48,11 @@ impl Default for Config {
 }
 
 #[derive(Debug, Parser)]
-#[command(name = "control-plane", version, about = "MQTT service control plane (REST API on PostgreSQL)")]
+#[command(
+    name = "control-plane",
+    version,
+    about = "MQTT service control plane (REST API on PostgreSQL)"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,

@@ -21,9 +21,14 @@ use crate::{api, db, telemetry};
 pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     let secrets = SecretBox::from_config(&config)?;
     let db = db::connect(&config.database_url, config.database_max_connections).await?;
-    if let Some(password) = operator::bootstrap_admin(&db, &config.admin_username, config.admin_password.as_deref()).await? {
+    if let Some(password) =
+        operator::bootstrap_admin(&db, &config.admin_username, config.admin_password.as_deref()).await?
+    {
         // Printed once, on the terminal only: there is no other way to learn it.
-        eprintln!("created operator {:?} with generated password: {password}", config.admin_username);
+        eprintln!(
+            "created operator {:?} with generated password: {password}",
+            config.admin_username
+        );
     }
     let token_signer = signing_key::load_or_create(&db, &secrets).await?;
     Ok(AppState {
@@ -45,15 +50,25 @@ pub fn app(state: AppState) -> Router {
         .route_layer(axum::middleware::from_fn(telemetry::request_context))
         .with_state(state)
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
-        .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
-            let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
-            tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
-        }))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
+                let id = req
+                    .headers()
+                    .get("x-request-id")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("");
+                tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+            }),
+        )
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
 }
 
 /// Serves on `listener` until `shutdown` resolves, then drains in-flight requests.
-pub async fn serve(state: AppState, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+pub async fn serve(
+    state: AppState,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     telemetry::metrics_handle();
     let db = state.db.clone();
     let purge = tokio::spawn(async move {

@@ -5,7 +5,9 @@
 use std::collections::BTreeMap;
 
 use common::quotas::Quotas;
-use common::snapshot::{AccessKeyGrant, DeviceCredentialEntry, InstanceConfig, RevokedToken, Snapshot, SnapshotContent};
+use common::snapshot::{
+    AccessKeyGrant, DeviceCredentialEntry, InstanceConfig, RevokedToken, Snapshot, SnapshotContent,
+};
 use common::token::TokenSigner;
 use sqlx::PgPool;
 use sqlx::types::Json;
@@ -18,11 +20,14 @@ pub async fn build(db: &PgPool, secrets: &SecretBox) -> anyhow::Result<Snapshot>
     sqlx::query("set transaction isolation level repeatable read, read only")
         .execute(&mut *tx)
         .await?;
-    let (version,): (i64,) = sqlx::query_as("select version from config_version").fetch_one(&mut *tx).await?;
-
-    let keys: Vec<(String, Vec<u8>)> = sqlx::query_as("select kid, seed_enc from token_signing_keys order by created_at")
-        .fetch_all(&mut *tx)
+    let (version,): (i64,) = sqlx::query_as("select version from config_version")
+        .fetch_one(&mut *tx)
         .await?;
+
+    let keys: Vec<(String, Vec<u8>)> =
+        sqlx::query_as("select kid, seed_enc from token_signing_keys order by created_at")
+            .fetch_all(&mut *tx)
+            .await?;
     let mut token_keys = Vec::new();
     for (kid, enc) in keys {
         let seed: [u8; 32] = secrets
@@ -78,7 +83,11 @@ pub async fn build(db: &PgPool, secrets: &SecretBox) -> anyhow::Result<Snapshot>
     for (iid, id, enc, enabled) in aks {
         let secret = secrets.decrypt_string(&access_keys::secret_aad(&id), &enc)?;
         instances.entry(iid).and_modify(|i| {
-            i.access_keys.push(AccessKeyGrant { access_key_id: id, access_key_secret: secret, enabled })
+            i.access_keys.push(AccessKeyGrant {
+                access_key_id: id,
+                access_key_secret: secret,
+                enabled,
+            })
         });
     }
 
@@ -108,7 +117,9 @@ pub async fn build(db: &PgPool, secrets: &SecretBox) -> anyhow::Result<Snapshot>
     .fetch_all(&mut *tx)
     .await?;
     for (iid, jti, exp_ms) in revoked {
-        instances.entry(iid).and_modify(|i| i.revoked_tokens.push(RevokedToken { jti, exp_ms }));
+        instances
+            .entry(iid)
+            .and_modify(|i| i.revoked_tokens.push(RevokedToken { jti, exp_ms }));
     }
     tx.commit().await?;
 

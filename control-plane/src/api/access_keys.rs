@@ -87,7 +87,10 @@ async fn bind_instances(conn: &mut PgConnection, id: &str, instance_ids: &[Strin
     unique.sort();
     unique.dedup();
     if known != unique.len() as i64 {
-        return Err(ApiError::invalid("instanceIds", "contains an instance that does not exist"));
+        return Err(ApiError::invalid(
+            "instanceIds",
+            "contains an instance that does not exist",
+        ));
     }
     sqlx::query("delete from access_key_instances where access_key_id = $1")
         .bind(id)

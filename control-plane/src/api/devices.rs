@@ -109,7 +109,10 @@ pub async fn register_device_credential(
         .fetch_optional(&mut *tx)
         .await?;
     if group.is_none() {
-        return Err(ApiError::invalid("clientId", "its group ID does not exist in the instance"));
+        return Err(ApiError::invalid(
+            "clientId",
+            "its group ID does not exist in the instance",
+        ));
     }
     let key_id = crate::ids::device_key_id();
     let secret = crate::ids::device_secret();
@@ -125,7 +128,11 @@ pub async fn register_device_credential(
     .bind(state.secrets.encrypt(&secret_aad(&key_id), secret.as_bytes()))
     .fetch_one(&mut *tx)
     .await
-    .map_err(|e| conflict(e, || format!("client ID {:?} already has a device credential", req.client_id)))?;
+    .map_err(|e| {
+        conflict(e, || {
+            format!("client ID {:?} already has a device credential", req.client_id)
+        })
+    })?;
     bump_config_version(&mut tx).await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, Json(row.into_api(&state)?)))
@@ -165,13 +172,12 @@ pub async fn refresh_device_credential(
     caller.require_instance(&instance_id)?;
     let mut tx = state.db.begin().await?;
     lock_instance(&mut tx, &instance_id).await?;
-    let key: Option<(String,)> = sqlx::query_as(
-        "select device_access_key_id from device_credentials where instance_id = $1 and client_id = $2",
-    )
-    .bind(&instance_id)
-    .bind(&client_id)
-    .fetch_optional(&mut *tx)
-    .await?;
+    let key: Option<(String,)> =
+        sqlx::query_as("select device_access_key_id from device_credentials where instance_id = $1 and client_id = $2")
+            .bind(&instance_id)
+            .bind(&client_id)
+            .fetch_optional(&mut *tx)
+            .await?;
     let (key_id,) = key.ok_or(ApiError::NotFound("device credential"))?;
     let secret = crate::ids::device_secret();
     let row: Row = sqlx::query_as(sqlx::AssertSqlSafe(format!(
@@ -227,7 +233,9 @@ pub async fn list_device_credential_client_id(
     caller.require_instance(&instance_id)?;
     let Query(params) = params.map_err(|e| ApiError::invalid("query", e.body_text()))?;
     instance_quotas(&state.db, &instance_id).await?;
-    let group_id = params.group_id.ok_or_else(|| ApiError::invalid("groupId", "is required"))?;
+    let group_id = params
+        .group_id
+        .ok_or_else(|| ApiError::invalid("groupId", "is required"))?;
     let page_no = params.page_no.unwrap_or(1);
     let page_size = params.page_size.unwrap_or(100);
     if page_no < 1 {
@@ -248,15 +256,22 @@ pub async fn list_device_credential_client_id(
     .await?;
     let total = match rows.first() {
         Some((_, t)) => *t,
-        None => sqlx::query_as::<_, (i64,)>(
-            "select count(*) from device_credentials where instance_id = $1 and group_id = $2",
-        )
-        .bind(&instance_id)
-        .bind(&group_id)
-        .fetch_one(&state.db)
-        .await?
-        .0,
+        None => {
+            sqlx::query_as::<_, (i64,)>(
+                "select count(*) from device_credentials where instance_id = $1 and group_id = $2",
+            )
+            .bind(&instance_id)
+            .bind(&group_id)
+            .fetch_one(&state.db)
+            .await?
+            .0
+        }
     };
     let client_ids = rows.into_iter().map(|(c, _)| c).collect();
-    Ok(Json(ClientIdPage { client_ids, page_no, page_size, total }))
+    Ok(Json(ClientIdPage {
+        client_ids,
+        page_no,
+        page_size,
+        total,
+    }))
 }

@@ -35,6 +35,7 @@ pub struct GroupId {
 }
 
 #[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct GroupIdList {
     pub group_ids: Vec<GroupId>,
 }

@@ -98,7 +98,6 @@ impl InstanceRow {
     }
 }
 
-
 fn check_name(name: &str) -> ApiResult<()> {
     common::names::validate_instance_name(name).map_err(|e| ApiError::invalid("name", e))
 }

@@ -28,7 +28,10 @@ pub struct LoginResponse {
 #[utoipa::path(post, path = "/api/v1/login", operation_id = "Login", tag = "operators",
     request_body = LoginRequest,
     responses((status = 200, body = LoginResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
-pub async fn login(State(state): State<AppState>, ApiJson(req): ApiJson<LoginRequest>) -> ApiResult<Json<LoginResponse>> {
+pub async fn login(
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<LoginRequest>,
+) -> ApiResult<Json<LoginResponse>> {
     let hash: Option<(String,)> = sqlx::query_as("select password_hash from operators where username = $1")
         .bind(&req.username)
         .fetch_optional(&state.db)
@@ -48,4 +51,5 @@ pub async fn login(State(state): State<AppState>, ApiJson(req): ApiJson<LoginReq
 }
 
 /// Argon2id hash of a random string, used for unknown usernames.
-const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$K2Ud0HZ3f7mYkN0pLrJFqgbsxZcEm+2y6dQO5C7O8Hs";
+const DUMMY_HASH: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$K2Ud0HZ3f7mYkN0pLrJFqgbsxZcEm+2y6dQO5C7O8Hs";

@@ -35,7 +35,12 @@ impl Modify for SecuritySchemes {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "bearer",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
         );
         components.add_security_scheme(
             "acs3",
@@ -54,7 +59,11 @@ fn public_routes() -> OpenApiRouter<AppState> {
 fn protected_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(instances::create_instance, instances::list_instances))
-        .routes(routes!(instances::get_instance, instances::update_instance, instances::delete_instance))
+        .routes(routes!(
+            instances::get_instance,
+            instances::update_instance,
+            instances::delete_instance
+        ))
         .routes(routes!(topics::create_topic, topics::list_topics))
         .routes(routes!(topics::get_topic, topics::delete_topic))
         .routes(routes!(groups::create_group_id, groups::list_group_id))
@@ -68,8 +77,14 @@ fn protected_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(tokens::apply_token))
         .routes(routes!(tokens::revoke_token))
         .routes(routes!(tokens::query_token))
-        .routes(routes!(devices::register_device_credential, devices::list_device_credential_client_id))
-        .routes(routes!(devices::get_device_credential, devices::unregister_device_credential))
+        .routes(routes!(
+            devices::register_device_credential,
+            devices::list_device_credential_client_id
+        ))
+        .routes(routes!(
+            devices::get_device_credential,
+            devices::unregister_device_credential
+        ))
         .routes(routes!(devices::refresh_device_credential))
 }
 
@@ -84,8 +99,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 
 /// Every `/api/v1` route, with authentication on all but login.
 pub fn router(state: AppState) -> Router<AppState> {
-    let protected =
-        protected_routes().route_layer(middleware::from_fn_with_state(state, crate::auth::authenticate));
+    let protected = protected_routes().route_layer(middleware::from_fn_with_state(state, crate::auth::authenticate));
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(public_routes())
         .merge(protected)

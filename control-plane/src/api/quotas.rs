@@ -30,7 +30,7 @@ macro_rules! quota_types {
                     if let Some(v) = self.$field {
                         if v < 1 {
                             return Err(ApiError::invalid(
-                                concat!("quotas.", stringify!($field)),
+                                format!("quotas.{}", camel(stringify!($field))),
                                 "must be at least 1",
                             ));
                         }
@@ -56,4 +56,21 @@ quota_types! {
     offline_retention_secs: u64,
     max_offline_messages: u64,
     max_token_resources: u32,
+}
+
+/// `max_parent_topics` -> `maxParentTopics`, the JSON name of a field.
+fn camel(snake: &str) -> String {
+    let mut out = String::new();
+    let mut upper = false;
+    for c in snake.chars() {
+        if c == '_' {
+            upper = true;
+        } else if upper {
+            out.push(c.to_ascii_uppercase());
+            upper = false;
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }

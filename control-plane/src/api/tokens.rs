@@ -60,7 +60,10 @@ pub struct QueryTokenResponse {
 fn parse_resources(raw: &str, max: usize, max_len: usize) -> ApiResult<(Vec<String>, Vec<String>)> {
     let resources: Vec<String> = raw.split(',').map(|r| r.trim().to_string()).collect();
     if resources.len() > max {
-        return Err(ApiError::invalid("resources", format!("at most {max} resources per token")));
+        return Err(ApiError::invalid(
+            "resources",
+            format!("at most {max} resources per token"),
+        ));
     }
     let mut parents = Vec::new();
     for r in &resources {
@@ -74,7 +77,12 @@ fn parse_resources(raw: &str, max: usize, max_len: usize) -> ApiResult<(Vec<Stri
 }
 
 /// The AccessKey named in the token: the caller's own, or for operators one bound to the instance.
-async fn token_access_key(state: &AppState, caller: &Caller, instance_id: &str, requested: Option<String>) -> ApiResult<String> {
+async fn token_access_key(
+    state: &AppState,
+    caller: &Caller,
+    instance_id: &str,
+    requested: Option<String>,
+) -> ApiResult<String> {
     if let Some(own) = caller.access_key_id() {
         return match requested {
             Some(other) if other != own => Err(ApiError::invalid("accessKeyId", "must be the calling AccessKey")),
@@ -88,7 +96,9 @@ async fn token_access_key(state: &AppState, caller: &Caller, instance_id: &str, 
             .bind(instance_id)
             .fetch_optional(&state.db)
             .await?;
-    bound.map(|_| ak).ok_or_else(|| ApiError::invalid("accessKeyId", "is not an AccessKey bound to this instance"))
+    bound
+        .map(|_| ak)
+        .ok_or_else(|| ApiError::invalid("accessKeyId", "is not an AccessKey bound to this instance"))
 }
 
 #[utoipa::path(post, path = "/api/v1/instances/{instanceId}/tokens", operation_id = "ApplyToken", tag = "tokens",
@@ -103,24 +113,44 @@ pub async fn apply_token(
 ) -> ApiResult<Json<ApplyTokenResponse>> {
     caller.require_instance(&instance_id)?;
     let quotas = instance_quotas(&state.db, &instance_id).await?;
-    let act = TokenAction::parse_api(&req.actions).ok_or_else(|| ApiError::invalid("actions", "must be R, W or R,W"))?;
+    let act =
+        TokenAction::parse_api(&req.actions).ok_or_else(|| ApiError::invalid("actions", "must be R, W or R,W"))?;
     let now = chrono::Utc::now().timestamp_millis();
     if req.expire_time < now + TOKEN_MIN_VALIDITY_MS {
-        return Err(ApiError::invalid("expireTime", "must be at least 60 seconds in the future (epoch ms)"));
+        return Err(ApiError::invalid(
+            "expireTime",
+            "must be at least 60 seconds in the future (epoch ms)",
+        ));
     }
     // Longer validity is accepted and silently capped *(compat)*.
     let exp_ms = req.expire_time.min(now + TOKEN_MAX_VALIDITY_MS);
-    let (res, parents) = parse_resources(&req.resources, quotas.max_token_resources as usize, quotas.max_topic_length as usize)?;
-    let (found,): (i64,) = sqlx::query_as("select count(*) from parent_topics where instance_id = $1 and name = any($2)")
-        .bind(&instance_id)
-        .bind(&parents)
-        .fetch_one(&state.db)
-        .await?;
+    let (res, parents) = parse_resources(
+        &req.resources,
+        quotas.max_token_resources as usize,
+        quotas.max_topic_length as usize,
+    )?;
+    let (found,): (i64,) =
+        sqlx::query_as("select count(*) from parent_topics where instance_id = $1 and name = any($2)")
+            .bind(&instance_id)
+            .bind(&parents)
+            .fetch_one(&state.db)
+            .await?;
     if found != parents.len() as i64 {
-        return Err(ApiError::invalid("resources", "every resource must be under an existing parent topic"));
+        return Err(ApiError::invalid(
+            "resources",
+            "every resource must be under an existing parent topic",
+        ));
     }
     let ak = token_access_key(&state, &caller, &instance_id, req.access_key_id).await?;
-    let claims = TokenClaims { jti: crate::ids::token_id(), iid: instance_id.clone(), ak, res, act, iat_ms: now, exp_ms };
+    let claims = TokenClaims {
+        jti: crate::ids::token_id(),
+        iid: instance_id.clone(),
+        ak,
+        res,
+        act,
+        iat_ms: now,
+        exp_ms,
+    };
     let token = state.token_signer.sign(&claims);
     sqlx::query(
         "insert into tokens (jti, instance_id, access_key_id, token_sha256, claims, expires_at_ms)
@@ -134,7 +164,10 @@ pub async fn apply_token(
     .bind(exp_ms)
     .execute(&state.db)
     .await?;
-    Ok(Json(ApplyTokenResponse { token, expire_time: exp_ms }))
+    Ok(Json(ApplyTokenResponse {
+        token,
+        expire_time: exp_ms,
+    }))
 }
 
 /// The stored token with this string on this instance: (jti, expiry, revoked).
@@ -159,7 +192,9 @@ pub async fn revoke_token(
 ) -> ApiResult<StatusCode> {
     caller.require_instance(&instance_id)?;
     instance_quotas(&state.db, &instance_id).await?;
-    let (jti, _, revoked) = find_token(&state, &instance_id, &req.token).await?.ok_or(ApiError::NotFound("token"))?;
+    let (jti, _, revoked) = find_token(&state, &instance_id, &req.token)
+        .await?
+        .ok_or(ApiError::NotFound("token"))?;
     if !revoked {
         let mut tx = state.db.begin().await?;
         sqlx::query("update tokens set revoked_at = now(), updated_at = now() where jti = $1 and revoked_at is null")
@@ -186,7 +221,13 @@ pub async fn query_token(
     instance_quotas(&state.db, &instance_id).await?;
     let verifier = TokenVerifier::new([state.token_signer.public_key()]);
     let now = chrono::Utc::now().timestamp_millis();
-    let answer = |status, expire_time| Json(QueryTokenResponse { valid: status == "valid", status, expire_time });
+    let answer = |status, expire_time| {
+        Json(QueryTokenResponse {
+            valid: status == "valid",
+            status,
+            expire_time,
+        })
+    };
     match verifier.verify(&req.token, now) {
         Ok(claims) if claims.iid == instance_id => {}
         Err(TokenError::Expired) => return Ok(answer("expired", None)),

@@ -20,8 +20,9 @@ fn header<'a>(parts: &'a Parts, name: &str) -> ApiResult<&'a str> {
 }
 
 pub async fn verify(state: &AppState, parts: &Parts, authorization: &str, body: &[u8]) -> ApiResult<Caller> {
-    let auth = acs3::parse_authorization(authorization)
-        .ok_or(ApiError::Unauthenticated("malformed ACS3-HMAC-SHA256 Authorization header"))?;
+    let auth = acs3::parse_authorization(authorization).ok_or(ApiError::Unauthenticated(
+        "malformed ACS3-HMAC-SHA256 Authorization header",
+    ))?;
     if !acs3::REQUIRED_SIGNED_HEADERS
         .iter()
         .all(|h| auth.signed_headers.iter().any(|s| s == h))
@@ -39,7 +40,9 @@ pub async fn verify(state: &AppState, parts: &Parts, authorization: &str, body: 
     }
     let nonce = header(parts, "x-acs-signature-nonce")?;
     if nonce.is_empty() || nonce.len() > 128 {
-        return Err(ApiError::Unauthenticated("x-acs-signature-nonce must be 1 to 128 characters"));
+        return Err(ApiError::Unauthenticated(
+            "x-acs-signature-nonce must be 1 to 128 characters",
+        ));
     }
     let body_hash = acs3::sha256_hex(body);
     if !header(parts, "x-acs-content-sha256")?.eq_ignore_ascii_case(&body_hash) {

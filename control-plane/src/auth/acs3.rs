@@ -145,10 +145,8 @@ mod tests {
 
     #[test]
     fn parses_authorization() {
-        let a = parse_authorization(
-            "ACS3-HMAC-SHA256 Credential=AK1,SignedHeaders=host;x-acs-date,Signature=ABCDEF",
-        )
-        .unwrap();
+        let a = parse_authorization("ACS3-HMAC-SHA256 Credential=AK1,SignedHeaders=host;x-acs-date,Signature=ABCDEF")
+            .unwrap();
         assert_eq!(a.access_key_id, "AK1");
         assert_eq!(a.signed_headers, vec!["host", "x-acs-date"]);
         assert_eq!(a.signature, "abcdef");

@@ -25,8 +25,13 @@ pub const MAX_BODY_BYTES: usize = 1 << 20;
 
 #[derive(Debug, Clone)]
 pub enum Caller {
-    Operator { username: String },
-    AccessKey { id: String, instances: Arc<HashSet<String>> },
+    Operator {
+        username: String,
+    },
+    AccessKey {
+        id: String,
+        instances: Arc<HashSet<String>>,
+    },
 }
 
 impl Caller {

@@ -1,9 +1,9 @@
 //! Operators: argon2 password hashes, the first admin at start-up, and the bearer JWTs (HS256 under
 //! a key derived from the master key, so every replica accepts every other replica's tokens).
 
+use argon2::Argon2;
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::Argon2;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
@@ -84,14 +84,18 @@ pub async fn bootstrap_admin(db: &PgPool, username: &str, password: Option<&str>
         return Ok(None);
     }
     let generated = password.is_none().then(crate::ids::access_key_secret);
-    let password = password.map(str::to_string).or_else(|| generated.clone()).unwrap_or_default();
+    let password = password
+        .map(str::to_string)
+        .or_else(|| generated.clone())
+        .unwrap_or_default();
     let hash = hash_password(password).await?;
-    let inserted = sqlx::query("insert into operators (username, password_hash) values ($1, $2) on conflict do nothing")
-        .bind(username)
-        .bind(hash)
-        .execute(db)
-        .await?
-        .rows_affected();
+    let inserted =
+        sqlx::query("insert into operators (username, password_hash) values ($1, $2) on conflict do nothing")
+            .bind(username)
+            .bind(hash)
+            .execute(db)
+            .await?
+            .rows_affected();
     // Another replica may have won the race; then its password stands and ours was never used.
     Ok(generated.filter(|_| inserted == 1))
 }

@@ -1,0 +1,140 @@
+//! Instances: CRUD, name rules, quota defaults and updates.
+
+use reqwest::Method;
+use serde_json::json;
+
+use crate::server::TestServer;
+
+#[tokio::test]
+async fn crud_with_defaults_endpoints_and_usage() {
+    let s = TestServer::start().await;
+    let created = s
+        .op(
+            Method::POST,
+            "/api/v1/instances",
+            Some(json!({"name": "demo-1", "description": "d"})),
+        )
+        .await
+        .expect(201);
+    let id = created["instanceId"].as_str().unwrap();
+    assert!(common::names::is_instance_id(id), "{id}");
+    assert_eq!(created["quotas"]["maxParentTopics"], 25);
+    assert_eq!(created["quotas"]["maxTokenResources"], 100);
+    assert_eq!(created["quotas"]["maxClientIdLength"], 64);
+    assert_eq!(created["quotas"]["maxMessageSize"], 65536);
+    assert_eq!(created["endpoints"], json!(["tcp://127.0.0.1:1883"]));
+
+    s.create_topic(id, "T1").await;
+    s.create_group(id, "GID_one").await;
+    let got = s
+        .op(Method::GET, &format!("/api/v1/instances/{id}"), None)
+        .await
+        .expect(200);
+    assert_eq!(got["name"], "demo-1");
+    assert_eq!(got["usage"]["parentTopics"], 1);
+    assert_eq!(got["usage"]["groupIds"], 1);
+
+    let list = s.op(Method::GET, "/api/v1/instances", None).await.expect(200);
+    assert_eq!(list["instances"].as_array().unwrap().len(), 1);
+
+    let updated = s
+        .op(
+            Method::PATCH,
+            &format!("/api/v1/instances/{id}"),
+            Some(json!({"name": "demo-2", "quotas": {"maxParentTopics": 3}, "rejectDuplicateClientId": true})),
+        )
+        .await
+        .expect(200);
+    assert_eq!(updated["name"], "demo-2");
+    assert_eq!(updated["quotas"]["maxParentTopics"], 3);
+    assert_eq!(updated["quotas"]["maxRules"], 100, "other quotas keep their values");
+    assert_eq!(updated["rejectDuplicateClientId"], true);
+
+    s.op(Method::DELETE, &format!("/api/v1/instances/{id}"), None)
+        .await
+        .expect(204);
+    s.op(Method::GET, &format!("/api/v1/instances/{id}"), None)
+        .await
+        .expect_error(404, "NotFound");
+    s.op(Method::DELETE, &format!("/api/v1/instances/{id}"), None)
+        .await
+        .expect_error(404, "NotFound");
+    s.op(
+        Method::PATCH,
+        &format!("/api/v1/instances/{id}"),
+        Some(json!({"description": "x"})),
+    )
+    .await
+    .expect_error(404, "NotFound");
+}
+
+#[tokio::test]
+async fn name_rules_and_uniqueness() {
+    let s = TestServer::start().await;
+    for good in ["abc", "A_b-9", &"x".repeat(64)] {
+        s.op(Method::POST, "/api/v1/instances", Some(json!({"name": good})))
+            .await
+            .expect(201);
+    }
+    for bad in ["ab", "", "a b c", "abc.def", "名字名字", &"x".repeat(65)] {
+        s.op(Method::POST, "/api/v1/instances", Some(json!({"name": bad})))
+            .await
+            .expect_invalid("name");
+    }
+    // Uniqueness is case-insensitive.
+    s.op(Method::POST, "/api/v1/instances", Some(json!({"name": "ABC"})))
+        .await
+        .expect_error(409, "AlreadyExists");
+    let id = s.create_instance("other").await;
+    s.op(
+        Method::PATCH,
+        &format!("/api/v1/instances/{id}"),
+        Some(json!({"name": "Abc"})),
+    )
+    .await
+    .expect_error(409, "AlreadyExists");
+    s.op(
+        Method::PATCH,
+        &format!("/api/v1/instances/{id}"),
+        Some(json!({"name": "x"})),
+    )
+    .await
+    .expect_invalid("name");
+}
+
+#[tokio::test]
+async fn bad_bodies_name_the_field() {
+    let s = TestServer::start().await;
+    s.op(Method::POST, "/api/v1/instances", Some(json!({})))
+        .await
+        .expect_invalid("name");
+    s.op(Method::POST, "/api/v1/instances", Some(json!({"name": 5})))
+        .await
+        .expect_invalid("name");
+    s.op(
+        Method::POST,
+        "/api/v1/instances",
+        Some(json!({"name": "abc", "quotas": {"maxParentTopics": 0}})),
+    )
+    .await
+    .expect_invalid("quotas.maxParentTopics");
+    s.op(
+        Method::POST,
+        "/api/v1/instances",
+        Some(json!({"name": "abc", "quotas": {"maxParentTopics": -1}})),
+    )
+    .await
+    .expect_invalid("quotas.maxParentTopics");
+    let r = s
+        .http
+        .post(format!("{}/api/v1/instances", s.base))
+        .bearer_auth(&s.admin_token)
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["code"], "InvalidParameter");
+}

@@ -1,0 +1,17 @@
+//! Integration tests of the control plane: the real server on port 0, real PostgreSQL, real HTTP.
+
+mod pg;
+mod server;
+
+mod access_keys;
+mod auth;
+mod devices;
+mod groups;
+mod instances;
+mod isolation;
+mod openapi;
+mod ops;
+mod python;
+mod snapshot;
+mod tokens;
+mod topics;

@@ -1,0 +1,62 @@
+//! `openapi/openapi.json` must be what the code generates. Regenerate with
+//! `cargo run -p control-plane -- openapi > openapi/openapi.json` (or run this test with UPDATE_OPENAPI=1).
+
+#[test]
+fn checked_in_document_matches_the_code() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../openapi/openapi.json");
+    let generated = format!("{}\n", control_plane::api::openapi().to_pretty_json().unwrap());
+    if std::env::var_os("UPDATE_OPENAPI").is_some() {
+        std::fs::write(path, &generated).unwrap();
+        return;
+    }
+    let checked_in = std::fs::read_to_string(path).unwrap_or_default();
+    assert!(
+        checked_in == generated,
+        "openapi/openapi.json is out of date; regenerate it with:\n  cargo run -p control-plane -- openapi > openapi/openapi.json"
+    );
+}
+
+#[test]
+fn operation_ids_are_the_alibaba_action_names() {
+    let doc = serde_json::to_value(control_plane::api::openapi()).unwrap();
+    let mut ids: Vec<String> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .values()
+        .flat_map(|p| {
+            p.as_object()
+                .unwrap()
+                .values()
+                .filter_map(|o| o["operationId"].as_str().map(String::from))
+        })
+        .collect();
+    ids.sort();
+    for want in [
+        "ApplyToken",
+        "RevokeToken",
+        "QueryToken",
+        "CreateGroupId",
+        "ListGroupId",
+        "DeleteGroupId",
+        "RegisterDeviceCredential",
+        "GetDeviceCredential",
+        "RefreshDeviceCredential",
+        "UnRegisterDeviceCredential",
+        "ListDeviceCredentialClientId",
+        "Login",
+        "CreateInstance",
+        "ListInstances",
+        "GetInstance",
+        "UpdateInstance",
+        "DeleteInstance",
+        "CreateTopic",
+        "ListTopics",
+        "DeleteTopic",
+        "CreateAccessKey",
+        "ListAccessKeys",
+        "UpdateAccessKey",
+        "DeleteAccessKey",
+    ] {
+        assert!(ids.iter().any(|i| i == want), "missing operationId {want}: {ids:?}");
+    }
+}

@@ -1,0 +1,142 @@
+//! A throwaway PostgreSQL cluster for the tests, unless `DATABASE_URL` is set. Under cargo-nextest
+//! every test is its own process, so one cluster is shared by all of them: it lives in a fixed
+//! directory under the system temp dir (keyed by this crate's path), is started at most once under a
+//! file lock, and is reused by later processes and later runs. Each test gets its own database.
+//! Stop it with `pg_ctl -D <dir> stop` (the directory is printed in the panic messages below).
+
+use std::fs::{self, File};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use sha2::{Digest, Sha256};
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+/// Runs a PostgreSQL server binary, as the `postgres` user when we are root (initdb and postgres
+/// refuse to run as root).
+fn pg(program: &str, args: &[&str]) -> std::process::Output {
+    let mut cmd = if is_root() {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--", program]);
+        c
+    } else {
+        Command::new(program)
+    };
+    cmd.args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {program} (install the PostgreSQL server binaries): {e}"))
+}
+
+fn cluster_dir() -> PathBuf {
+    let key = hex::encode(&Sha256::digest(env!("CARGO_MANIFEST_DIR").as_bytes())[..6]);
+    std::env::temp_dir().join(format!("control-plane-test-pg-{key}"))
+}
+
+fn running(dir: &Path) -> Option<u16> {
+    let port: u16 = fs::read_to_string(dir.join("port")).ok()?.trim().parse().ok()?;
+    let status = pg("pg_ctl", &["status", "-D", dir.to_str()?]);
+    status.status.success().then_some(port)
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn ensure_postgres_user() {
+    let exists = Command::new("id")
+        .arg("postgres")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !exists {
+        let ok = Command::new("useradd")
+            .args(["--system", "postgres"])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(
+            ok,
+            "cannot create the 'postgres' system user needed to run PostgreSQL as root"
+        );
+    }
+}
+
+fn start_cluster(dir: &Path) -> u16 {
+    let d = dir.to_str().unwrap();
+    if !dir.join("PG_VERSION").exists() {
+        let _ = fs::remove_dir_all(dir);
+        fs::create_dir_all(dir).unwrap();
+        if is_root() {
+            ensure_postgres_user();
+            let ok = Command::new("chown")
+                .args(["-R", "postgres:", d])
+                .status()
+                .is_ok_and(|s| s.success());
+            assert!(ok, "cannot chown {d} to postgres");
+        }
+        let out = pg(
+            "initdb",
+            &["-D", d, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"],
+        );
+        assert!(
+            out.status.success(),
+            "initdb failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let port = free_port();
+    let opts = format!(
+        "-p {port} -k {d} -c listen_addresses=127.0.0.1 -c max_connections=400 -c fsync=off \
+         -c synchronous_commit=off -c full_page_writes=off"
+    );
+    let log = format!("{d}/server.log");
+    let out = pg("pg_ctl", &["start", "-w", "-t", "60", "-D", d, "-l", &log, "-o", &opts]);
+    assert!(
+        out.status.success(),
+        "pg_ctl start failed: {} {} (log: {log})",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    fs::write(dir.join("port"), port.to_string()).unwrap();
+    port
+}
+
+/// URL of a server where we may create databases.
+pub fn admin_url() -> String {
+    if let Ok(url) = std::env::var("DATABASE_URL") {
+        return url;
+    }
+    let dir = cluster_dir();
+    let lock_path = dir.with_extension("lock");
+    let lock = File::options()
+        .create(true)
+        .write(true)
+        .truncate(false)
+        .open(&lock_path)
+        .unwrap();
+    lock.lock().expect("lock the test cluster");
+    let port = running(&dir).unwrap_or_else(|| start_cluster(&dir));
+    lock.unlock().ok();
+    format!("postgres://postgres@127.0.0.1:{port}/postgres")
+}
+
+/// Creates a fresh database and returns its URL.
+pub async fn fresh_database() -> String {
+    let admin = admin_url();
+    let name = format!("test_{}", uuid::Uuid::new_v4().simple());
+    let conn = sqlx::PgPool::connect(&admin)
+        .await
+        .expect("connect to the test PostgreSQL");
+    sqlx::query(sqlx::AssertSqlSafe(format!("create database {name}")))
+        .execute(&conn)
+        .await
+        .expect("create test database");
+    conn.close().await;
+    let (base, _) = admin.rsplit_once('/').expect("database URL has a path");
+    format!("{base}/{name}")
+}
