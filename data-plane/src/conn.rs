@@ -78,6 +78,7 @@ pub struct Conn {
     will: RefCell<Option<(String, Bytes, u8, bool)>>,
     /// The client sent DISCONNECT (no will, `disconnect` event).
     pub clean_disconnect: Cell<bool>,
+    notice_pending: Cell<bool>,
 }
 
 /// Authenticates and registers a connection, and starts its delivery task.
@@ -157,6 +158,7 @@ pub fn connect(broker: &Arc<Broker>, dev: bool, info: ConnectInfo, sink: Sink) -
         own_tx: tx,
         will: RefCell::new(info.will),
         clean_disconnect: Cell::new(false),
+        notice_pending: Cell::new(false),
     });
     let window = usize::from(broker.max_inflight.min(info.receive_max.max(1)));
     ntex::rt::spawn(
@@ -208,12 +210,17 @@ impl Conn {
     fn token_refused(&self, err: TokenError, kind: &str) {
         self.sink
             .send_qos0(sys::INVALID_NOTICE, sys::invalid_notice(err.notice_code(), kind).into(), false);
+        self.notice_pending.set(true);
     }
 
     /// Checks and routes a PUBLISH (the caller acks only after this returns).
     pub async fn on_publish(&self, topic_name: &str, payload: Bytes, qos: u8, retain: bool) -> Result<(), Refusal> {
         metrics::counter!("broker_messages_in_total", "qos" => qos_label(qos)).increment(1);
         let res = self.check_and_route(topic_name, payload, qos, retain).await;
+        if self.notice_pending.take() {
+            // The refusal closes the connection; the notice must leave first.
+            ntex::time::sleep(sys::NOTICE_FLUSH).await;
+        }
         if let Err(r) = res {
             r.count("publish");
             tracing::info!(client_id = %self.client_id, topic = topic_name, refusal = ?r, "publish refused");

@@ -56,6 +56,10 @@ enum Stop {
 
 impl Delivery {
     pub async fn run(mut self) {
+        // The sink's send window opens with the CONNACK: nothing may be written before it.
+        if !self.sink.ready().await {
+            return;
+        }
         let window = Rc::new(RefCell::new(Window::default()));
         let freed = Rc::new(Notify::new());
         {
@@ -82,6 +86,8 @@ impl Delivery {
                 self.sink.close_taken_over();
             }
             Stop::TokenExpired => {
+                // Closing right away can discard the just-queued notice; let it leave first.
+                ntex::time::sleep(sys::NOTICE_FLUSH).await;
                 self.sink.close_with(ntex_mqtt::v5::codec::DisconnectReasonCode::NotAuthorized)
             }
             Stop::Closed => self.sink.close(),
@@ -94,6 +100,10 @@ impl Delivery {
         loop {
             if self.persistent && !self.pump_store(window, freed, &mut cursor).await {
                 return Stop::Closed;
+            }
+            // Due notices first: a zero-length timer may only fire on the next timer tick.
+            if sys::token_timers(&self.sink, &mut self.tokens.borrow_mut()) {
+                return Stop::TokenExpired;
             }
             let deadline = sys::next_token_deadline(&self.tokens.borrow());
             let sleep = async {

@@ -23,6 +23,17 @@ pub fn spawn(addr: SocketAddr, broker: Arc<Broker>, snapshot: PathBuf) -> anyhow
     let prometheus = PrometheusBuilder::new()
         .install_recorder()
         .context("installing the metrics recorder")?;
+    // Series exist from the start, so dashboards and alerts see zeros rather than gaps.
+    for name in ["broker_connects_total", "broker_throttled_total"] {
+        metrics::counter!(name).increment(0);
+    }
+    for qos in ["0", "1", "2"] {
+        metrics::counter!("broker_messages_in_total", "qos" => qos).increment(0);
+        metrics::counter!("broker_messages_out_total", "qos" => qos).increment(0);
+    }
+    for name in ["broker_connections", "broker_subscriptions", "broker_offline_messages"] {
+        metrics::gauge!(name).increment(0.0);
+    }
     let std_listener = std::net::TcpListener::bind(addr).with_context(|| format!("binding {addr}"))?;
     std_listener.set_nonblocking(true)?;
     tracing::info!(addr = %std_listener.local_addr()?, "http listener (/metrics, /healthz)");

@@ -165,6 +165,8 @@ pub async fn protocol_v3(ses: &v3::Session<St>, mut msg: v3::ProtocolMessage) ->
         _ => {}
     }
     if refuse {
+        // A token client may have a `$SYS/tokenInvalidNotice` queued; let it leave first.
+        ntex::time::sleep(crate::sys::NOTICE_FLUSH).await;
         return Ok(msg.disconnect());
     }
     Ok(match msg {

@@ -14,6 +14,8 @@ pub const ENABLE_ORDER: &str = "$SYS/enableOrderMsg";
 pub const EXPIRE_NOTICE: &str = "$SYS/tokenExpireNotice";
 pub const INVALID_NOTICE: &str = "$SYS/tokenInvalidNotice";
 const NOTICE_AHEAD_MS: i64 = 5 * 60 * 1000;
+/// Time a notice gets to reach the socket before the connection is closed behind it.
+pub const NOTICE_FLUSH: ntex::time::Millis = ntex::time::Millis(100);
 
 #[derive(Deserialize)]
 struct Upload {
@@ -66,6 +68,7 @@ pub fn token_timers(sink: &Sink, tokens: &mut Tokens) -> bool {
     let now = now_ms();
     for (kind, claims) in &tokens.by_type {
         if claims.exp_ms <= now {
+            tracing::info!(jti = %claims.jti, "token expired");
             sink.send_qos0(INVALID_NOTICE, invalid_notice(TokenError::Expired.notice_code(), kind).into(), false);
             metrics::counter!("broker_refusals_total", "reason" => "token_expired").increment(1);
             return true;
@@ -79,7 +82,8 @@ pub fn token_timers(sink: &Sink, tokens: &mut Tokens) -> bool {
         .collect();
     for (kind, exp, jti) in due {
         let body = json!({"expireTime": exp, "type": kind}).to_string();
-        sink.send_qos0(EXPIRE_NOTICE, body.into(), false);
+        let sent = sink.send_qos0(EXPIRE_NOTICE, body.into(), false);
+        tracing::debug!(jti = %jti, sent, "token expire notice");
         tokens.notified.insert(jti);
     }
     false
