@@ -174,6 +174,8 @@ pub fn connect(broker: &Arc<Broker>, dev: bool, info: ConnectInfo, sink: Sink) -
             window_size: window,
             tokens,
             tokens_changed,
+            access_key_id: conn.access_key_id.clone(),
+            snapshot: broker.dirs.watch(),
         }
         .run(),
     );

@@ -46,12 +46,17 @@ pub struct Delivery {
     pub window_size: usize,
     pub tokens: Rc<RefCell<Tokens>>,
     pub tokens_changed: Rc<Notify>,
+    pub access_key_id: String,
+    /// Credentials are re-checked when a new snapshot is applied (revocations, disabled keys).
+    pub snapshot: tokio::sync::watch::Receiver<i64>,
 }
 
 enum Stop {
     Closed,
     TakenOver,
     TokenExpired,
+    /// Revoked / no longer permitted credentials, or the instance is gone.
+    Revoked,
 }
 
 impl Delivery {
@@ -89,6 +94,10 @@ impl Delivery {
                 // Closing right away can discard the just-queued notice; let it leave first.
                 ntex::time::sleep(sys::NOTICE_FLUSH).await;
                 self.sink.close_with(ntex_mqtt::v5::codec::DisconnectReasonCode::NotAuthorized)
+            }
+            Stop::Revoked => {
+                ntex::time::sleep(sys::NOTICE_FLUSH).await;
+                self.sink.close_with(ntex_mqtt::v5::codec::DisconnectReasonCode::AdministrativeAction)
             }
             Stop::Closed => self.sink.close(),
         }
@@ -129,12 +138,37 @@ impl Delivery {
                 _ = self.wake.notified() => {}
                 _ = freed.notified() => {}
                 _ = self.tokens_changed.notified() => {}
+                changed = self.snapshot.changed() => {
+                    if changed.is_err() || self.credentials_revoked() {
+                        return Stop::Revoked;
+                    }
+                }
                 _ = sleep => {
                     if sys::token_timers(&self.sink, &mut self.tokens.borrow_mut()) {
                         return Stop::TokenExpired;
                     }
                 }
             }
+        }
+    }
+
+    /// True (after sending the invalid notice) when the new snapshot withdrew this client's rights.
+    fn credentials_revoked(&self) -> bool {
+        let dir = self.broker.dirs.load();
+        if !dir.instances.contains_key(&self.instance_id) {
+            tracing::info!(client_id = %self.client_id, "instance removed: closing");
+            return true;
+        }
+        let tokens = self.tokens.borrow();
+        match sys::recheck_tokens(&dir, &self.instance_id, &self.access_key_id, &tokens) {
+            Some((err, kind)) => {
+                tracing::info!(client_id = %self.client_id, reason = %err, "token no longer valid: closing");
+                metrics::counter!("broker_refusals_total", "packet" => "session", "reason" => "token_revoked").increment(1);
+                self.sink
+                    .send_qos0(sys::INVALID_NOTICE, sys::invalid_notice(err.notice_code(), kind).into(), false);
+                true
+            }
+            None => false,
         }
     }
 

@@ -122,6 +122,8 @@ impl Directory {
 pub struct Directories {
     current: ArcSwap<Directory>,
     dev_instance: Option<String>,
+    /// Bumped on every applied snapshot, so live connections re-check their credentials.
+    changed: tokio::sync::watch::Sender<i64>,
 }
 
 impl Directories {
@@ -133,7 +135,13 @@ impl Directories {
         Self {
             current: ArcSwap::from_pointee(empty),
             dev_instance,
+            changed: tokio::sync::watch::channel(0).0,
         }
+    }
+
+    /// Fires after each applied snapshot.
+    pub fn watch(&self) -> tokio::sync::watch::Receiver<i64> {
+        self.changed.subscribe()
     }
 
     pub fn dev_instance(&self) -> Option<String> {
@@ -150,7 +158,9 @@ impl Directories {
         let dir = Directory::compile(&snapshot, self.dev_instance.as_deref());
         tracing::info!(version = dir.version, instances = dir.instances.len(), "snapshot applied");
         metrics::gauge!("broker_snapshot_version").set(dir.version as f64);
+        let version = dir.version;
         self.current.store(Arc::new(dir));
+        self.changed.send_replace(version);
         Ok(())
     }
 

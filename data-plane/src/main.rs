@@ -1,21 +1,7 @@
 //! The `broker` binary: parses configuration, sets up logging, and runs the MQTT broker.
 
-mod auth;
-mod broker;
-mod config;
-mod conn;
-mod deliver;
-mod directory;
-mod events;
-mod http;
-mod mqtt;
-mod router;
-mod server;
-mod sink;
-mod store;
-mod sys;
-
 use clap::Parser;
+use data_plane::{config, server};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> std::process::ExitCode {

@@ -60,19 +60,19 @@ fn peer(io: &ntex::io::IoBoxed) -> String {
 /// composed ntex service type cannot be named.
 macro_rules! mqtt_service {
     ($broker:expr, $dev:expr) => {{
-        let (b3, b5, dev): (std::sync::Arc<$crate::broker::Broker>, std::sync::Arc<$crate::broker::Broker>, bool) =
+        let (b3, b5, dev): (std::sync::Arc<crate::broker::Broker>, std::sync::Arc<crate::broker::Broker>, bool) =
             ($broker.clone(), $broker.clone(), $dev);
         ntex_mqtt::MqttServer::new()
             .v3(
-                ntex_mqtt::v3::MqttServer::new($crate::mqtt::publish_v3)
-                    .protocol($crate::mqtt::protocol_v3)
-                    .build(async move |msg: ntex_mqtt::v3::Connect| $crate::mqtt::connect_v3(&b3, dev, msg)),
+                ntex_mqtt::v3::MqttServer::new(crate::mqtt::publish_v3)
+                    .protocol(crate::mqtt::protocol_v3)
+                    .build(async move |msg: ntex_mqtt::v3::Connect| crate::mqtt::connect_v3(&b3, dev, msg)),
             )
             .v5(
-                ntex_mqtt::v5::MqttServer::new($crate::mqtt::publish_v5)
-                    .protocol($crate::mqtt::protocol_v5)
-                    .control($crate::mqtt::control_v5)
-                    .build(async move |msg: ntex_mqtt::v5::Connect| $crate::mqtt::connect_v5(&b5, dev, msg)),
+                ntex_mqtt::v5::MqttServer::new(crate::mqtt::publish_v5)
+                    .protocol(crate::mqtt::protocol_v5)
+                    .control(crate::mqtt::control_v5)
+                    .build(async move |msg: ntex_mqtt::v5::Connect| crate::mqtt::connect_v5(&b5, dev, msg)),
             )
     }};
 }

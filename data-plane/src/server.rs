@@ -78,7 +78,9 @@ pub fn run(cfg: Config) -> anyhow::Result<()> {
                 let _ = ntex::rt::spawn_blocking(move || b.sweep()).await;
             }
         });
-        server.run().await;
+        if let Err(e) = server.run().await {
+            tracing::error!(error = ?e, "mqtt server failed");
+        }
         tracing::info!("mqtt server stopped");
         Ok::<_, anyhow::Error>(())
     })?;

@@ -88,3 +88,26 @@ pub fn token_timers(sink: &Sink, tokens: &mut Tokens) -> bool {
     }
     false
 }
+
+/// After a snapshot change: the first token that is now revoked, or whose key or instance is gone.
+/// The caller sends the invalid notice with this error and closes the connection.
+pub fn recheck_tokens(
+    dir: &crate::directory::Directory,
+    instance_id: &str,
+    access_key_id: &str,
+    tokens: &Tokens,
+) -> Option<(TokenError, &'static str)> {
+    let Some(instance) = dir.instances.get(instance_id) else {
+        return tokens.by_type.keys().next().map(|k| (TokenError::PermissionInvalid, *k));
+    };
+    let key_ok = instance.access_keys.get(access_key_id).is_some_and(|k| k.enabled);
+    tokens.by_type.iter().find_map(|(kind, claims)| {
+        if instance.revoked_jtis.contains(&claims.jti) {
+            Some((TokenError::Revoked, *kind))
+        } else if !key_ok {
+            Some((TokenError::PermissionInvalid, *kind))
+        } else {
+            None
+        }
+    })
+}
