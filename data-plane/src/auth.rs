@@ -164,7 +164,7 @@ fn parse_token_password(
     now_ms: i64,
 ) -> Result<Tokens, TokenError> {
     let parts: Vec<&str> = password.split('|').collect();
-    if parts.is_empty() || parts.len() % 2 != 0 {
+    if parts.is_empty() || !parts.len().is_multiple_of(2) {
         return Err(TokenError::Malformed);
     }
     let mut tokens = Tokens::default();

@@ -127,7 +127,8 @@ impl Broker {
             };
             for (raw, qos) in persisted.subs {
                 if let Ok(parsed) = topic::parse_subscription(&raw) {
-                    st.index.insert(&inst, sub_of(&client, parsed.filter, parsed.share_group, qos, false));
+                    st.index
+                        .insert(&inst, sub_of(&client, parsed.filter, parsed.share_group, qos, false));
                     entry.subs.insert(raw, qos);
                 }
             }
@@ -138,7 +139,13 @@ impl Broker {
     }
 
     /// Registers a connection for a client ID. Returns `session_present`.
-    pub fn open_session(&self, inst: &Instance, client_id: &str, clean: bool, handle: ConnHandle) -> Result<bool, OpenError> {
+    pub fn open_session(
+        &self,
+        inst: &Instance,
+        client_id: &str,
+        clean: bool,
+        handle: ConnHandle,
+    ) -> Result<bool, OpenError> {
         let mut st = self.state();
         let key = (inst.id.clone(), client_id.to_string());
         let live_old = st.sessions.get(&key).and_then(|e| e.conn.clone());
@@ -211,8 +218,17 @@ impl Broker {
     }
 
     /// Adds a subscription after the quota checks; returns the retained messages it matches.
-    pub fn subscribe(&self, inst: &Instance, client_id: &str, raw: &str, qos: u8, no_local: bool) -> Result<Vec<Arc<Msg>>, SubError> {
-        let Ok(parsed) = topic::parse_subscription(raw) else { return Ok(Vec::new()) };
+    pub fn subscribe(
+        &self,
+        inst: &Instance,
+        client_id: &str,
+        raw: &str,
+        qos: u8,
+        no_local: bool,
+    ) -> Result<Vec<Arc<Msg>>, SubError> {
+        let Ok(parsed) = topic::parse_subscription(raw) else {
+            return Ok(Vec::new());
+        };
         let mut st = self.state();
         let key = (inst.id.clone(), client_id.to_string());
         let (known, count) = st
@@ -225,12 +241,15 @@ impl Broker {
         let parent = topic::parent_of(parsed.filter);
         if !known
             && topic::is_wildcard(parsed.filter)
-            && st.index.wildcard_count(&inst.id, parent) >= inst.quotas.max_wildcard_subscriptions_per_parent_topic as usize
+            && st.index.wildcard_count(&inst.id, parent)
+                >= inst.quotas.max_wildcard_subscriptions_per_parent_topic as usize
         {
             return Err(SubError::TooManyWildcards);
         }
-        st.index
-            .insert(&inst.id, sub_of(client_id, parsed.filter, parsed.share_group, qos, no_local));
+        st.index.insert(
+            &inst.id,
+            sub_of(client_id, parsed.filter, parsed.share_group, qos, no_local),
+        );
         if let Some(entry) = st.sessions.get_mut(&key) {
             entry.subs.insert(raw.to_string(), qos);
             if entry.persistent
@@ -256,7 +275,9 @@ impl Broker {
     }
 
     pub fn unsubscribe(&self, inst_id: &str, client_id: &str, raw: &str) {
-        let Ok(parsed) = topic::parse_subscription(raw) else { return };
+        let Ok(parsed) = topic::parse_subscription(raw) else {
+            return;
+        };
         let mut st = self.state();
         st.index.remove(inst_id, client_id, parsed.filter, parsed.share_group);
         let key = (inst_id.to_string(), client_id.to_string());
@@ -317,7 +338,9 @@ impl Broker {
                 }
             };
             for t in targets {
-                let Some(entry) = st.sessions.get(&(inst.id.clone(), t.client_id.clone())) else { continue };
+                let Some(entry) = st.sessions.get(&(inst.id.clone(), t.client_id.clone())) else {
+                    continue;
+                };
                 let q = qos.min(t.qos);
                 if entry.persistent && q > 0 {
                     stored.push((t.client_id, q, entry.conn.as_ref().map(|c| c.wake.clone())));
@@ -328,7 +351,10 @@ impl Broker {
         }
         let mut delivered = 0;
         for (conn, q) in memory {
-            match conn.tx.try_send(Outbound { msg: msg.clone(), qos: q }) {
+            match conn.tx.try_send(Outbound {
+                msg: msg.clone(),
+                qos: q,
+            }) {
                 Ok(()) => delivered += 1,
                 Err(_) => metrics::counter!("broker_dropped_total", "reason" => "queue_full").increment(1),
             }
@@ -341,8 +367,14 @@ impl Broker {
                 retain: false,
             };
             for (client, q, _) in &stored {
-                let rec = StoredMsg { qos: *q, ..record.clone() };
-                match self.store.enqueue(&inst.id, client, &rec, inst.quotas.max_offline_messages) {
+                let rec = StoredMsg {
+                    qos: *q,
+                    ..record.clone()
+                };
+                match self
+                    .store
+                    .enqueue(&inst.id, client, &rec, inst.quotas.max_offline_messages)
+                {
                     Ok(_) => delivered += 1,
                     Err(e) => tracing::error!(error = %e, "cannot store message"),
                 }

@@ -94,7 +94,7 @@ impl Default for Config {
 
 impl Config {
     /// Layers defaults < TOML file < env/flags (clap already merged env into `args`).
-    pub fn load(args: &Args) -> Result<Self, figment::Error> {
+    pub fn load(args: &Args) -> Result<Self, Box<figment::Error>> {
         let mut fig = Figment::from(Serialized::defaults(Config::default()));
         if let Some(path) = &args.config {
             fig = fig.merge(Toml::file_exact(path));
@@ -102,5 +102,6 @@ impl Config {
         fig.merge(Env::prefixed("BROKER_").ignore(&["CONFIG"]))
             .merge(Serialized::defaults(args))
             .extract()
+            .map_err(Box::new)
     }
 }

@@ -82,7 +82,12 @@ pub struct Conn {
 }
 
 /// Authenticates and registers a connection, and starts its delivery task.
-pub fn connect(broker: &Arc<Broker>, dev: bool, info: ConnectInfo, sink: Sink) -> Result<(Rc<Conn>, bool), ConnectRefusal> {
+pub fn connect(
+    broker: &Arc<Broker>,
+    dev: bool,
+    info: ConnectInfo,
+    sink: Sink,
+) -> Result<(Rc<Conn>, bool), ConnectRefusal> {
     let dir = broker.dirs.load();
     let (principal, client_id) = if dev {
         let dev_id = broker.dirs.dev_instance().unwrap_or_default();
@@ -210,8 +215,11 @@ impl Conn {
 
     /// Sends `$SYS/tokenInvalidNotice` ahead of the refusal of a token client.
     fn token_refused(&self, err: TokenError, kind: &str) {
-        self.sink
-            .send_qos0(sys::INVALID_NOTICE, sys::invalid_notice(err.notice_code(), kind).into(), false);
+        self.sink.send_qos0(
+            sys::INVALID_NOTICE,
+            sys::invalid_notice(err.notice_code(), kind).into(),
+            false,
+        );
         self.notice_pending.set(true);
     }
 
@@ -235,7 +243,8 @@ impl Conn {
         if topic_name.starts_with("$SYS/") {
             return self.on_sys(&inst, topic_name, &payload);
         }
-        topic::validate_topic_name(topic_name, inst.quotas.max_topic_length as usize).map_err(|_| Refusal::TopicInvalid)?;
+        topic::validate_topic_name(topic_name, inst.quotas.max_topic_length as usize)
+            .map_err(|_| Refusal::TopicInvalid)?;
         if payload.len() > inst.quotas.max_message_size as usize {
             return Err(Refusal::TooLarge);
         }
@@ -244,7 +253,11 @@ impl Conn {
         }
         if self.mode == Mode::Token && !self.tokens.borrow().may_publish(topic_name) {
             let has_write = self.tokens.borrow().by_type.values().any(|c| c.act.allows_write());
-            let err = if has_write { TokenError::ResourceMismatch } else { TokenError::ActionMismatch };
+            let err = if has_write {
+                TokenError::ResourceMismatch
+            } else {
+                TokenError::ActionMismatch
+            };
             self.token_refused(err, "W");
             return Err(Refusal::NotAuthorized);
         }
@@ -310,7 +323,11 @@ impl Conn {
         }
         if self.mode == Mode::Token && !self.tokens.borrow().may_subscribe(parsed.filter) {
             let has_read = self.tokens.borrow().by_type.values().any(|c| c.act.allows_read());
-            let err = if has_read { TokenError::ResourceMismatch } else { TokenError::ActionMismatch };
+            let err = if has_read {
+                TokenError::ResourceMismatch
+            } else {
+                TokenError::ActionMismatch
+            };
             self.token_refused(err, "R");
             return Err(Refusal::NotAuthorized);
         }
@@ -351,6 +368,7 @@ impl Drop for Conn {
         }
         self.event(EventType::Tcpclean);
         metrics::gauge!("broker_connections").decrement(1.0);
-        self.broker.close_session(&self.instance_id, &self.client_id, self.conn_id);
+        self.broker
+            .close_session(&self.instance_id, &self.client_id, self.conn_id);
     }
 }

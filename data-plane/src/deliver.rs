@@ -76,7 +76,10 @@ impl Delivery {
                     return; // stays stored; the next connection resends it
                 }
                 if let Some(Some(seq)) = window.borrow_mut().inflight.remove(&id) {
-                    let res = broker.store.ack(&inst, &client, seq).and_then(|()| broker.store.flush());
+                    let res = broker
+                        .store
+                        .ack(&inst, &client, seq)
+                        .and_then(|()| broker.store.flush());
                     if let Err(e) = res {
                         tracing::error!(error = %e, "cannot delete acknowledged message");
                     }
@@ -93,11 +96,13 @@ impl Delivery {
             Stop::TokenExpired => {
                 // Closing right away can discard the just-queued notice; let it leave first.
                 ntex::time::sleep(sys::NOTICE_FLUSH).await;
-                self.sink.close_with(ntex_mqtt::v5::codec::DisconnectReasonCode::NotAuthorized)
+                self.sink
+                    .close_with(ntex_mqtt::v5::codec::DisconnectReasonCode::NotAuthorized)
             }
             Stop::Revoked => {
                 ntex::time::sleep(sys::NOTICE_FLUSH).await;
-                self.sink.close_with(ntex_mqtt::v5::codec::DisconnectReasonCode::AdministrativeAction)
+                self.sink
+                    .close_with(ntex_mqtt::v5::codec::DisconnectReasonCode::AdministrativeAction)
             }
             Stop::Closed => self.sink.close(),
         }
@@ -163,9 +168,13 @@ impl Delivery {
         match sys::recheck_tokens(&dir, &self.instance_id, &self.access_key_id, &tokens) {
             Some((err, kind)) => {
                 tracing::info!(client_id = %self.client_id, reason = %err, "token no longer valid: closing");
-                metrics::counter!("broker_refusals_total", "packet" => "session", "reason" => "token_revoked").increment(1);
-                self.sink
-                    .send_qos0(sys::INVALID_NOTICE, sys::invalid_notice(err.notice_code(), kind).into(), false);
+                metrics::counter!("broker_refusals_total", "packet" => "session", "reason" => "token_revoked")
+                    .increment(1);
+                self.sink.send_qos0(
+                    sys::INVALID_NOTICE,
+                    sys::invalid_notice(err.notice_code(), kind).into(),
+                    false,
+                );
                 true
             }
             None => false,
@@ -181,7 +190,11 @@ impl Delivery {
             }
             let inst = self.broker.dirs.load().instances.get(&self.instance_id).cloned();
             let max_age = inst.map_or(u64::MAX >> 21, |i| i.quotas.offline_retention_secs.saturating_mul(1000));
-            let batch = match self.broker.store.fetch(&self.instance_id, &self.client_id, *cursor, room, max_age) {
+            let batch = match self
+                .broker
+                .store
+                .fetch(&self.instance_id, &self.client_id, *cursor, room, max_age)
+            {
                 Ok(b) => b,
                 Err(e) => {
                     tracing::error!(error = %e, "cannot read offline messages");
@@ -194,7 +207,15 @@ impl Delivery {
             for (seq, msg) in batch {
                 *cursor = seq;
                 if !self
-                    .send(window, freed, &msg.topic, Bytes::from(msg.payload), msg.qos, msg.retain, Some(seq))
+                    .send(
+                        window,
+                        freed,
+                        &msg.topic,
+                        Bytes::from(msg.payload),
+                        msg.qos,
+                        msg.retain,
+                        Some(seq),
+                    )
                     .await
                 {
                     return false;

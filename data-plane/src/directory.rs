@@ -156,7 +156,11 @@ impl Directories {
     pub fn apply_snapshot(&self, snapshot: Snapshot) -> Result<(), SnapshotError> {
         snapshot.validate()?;
         let dir = Directory::compile(&snapshot, self.dev_instance.as_deref());
-        tracing::info!(version = dir.version, instances = dir.instances.len(), "snapshot applied");
+        tracing::info!(
+            version = dir.version,
+            instances = dir.instances.len(),
+            "snapshot applied"
+        );
         metrics::gauge!("broker_snapshot_version").set(dir.version as f64);
         let version = dir.version;
         self.current.store(Arc::new(dir));

@@ -53,27 +53,29 @@ fn qos_of(q: u8) -> QoS {
 }
 
 fn peer(io: &ntex::io::IoBoxed) -> String {
-    io.query::<PeerAddr>().get().map(|p| p.0.to_string()).unwrap_or_default()
+    io.query::<PeerAddr>()
+        .get()
+        .map(|p| p.0.to_string())
+        .unwrap_or_default()
 }
 
 /// The MQTT service of one listener (`dev` = authentication off). A macro because the
 /// composed ntex service type cannot be named.
 macro_rules! mqtt_service {
     ($broker:expr, $dev:expr) => {{
-        let (b3, b5, dev): (std::sync::Arc<crate::broker::Broker>, std::sync::Arc<crate::broker::Broker>, bool) =
-            ($broker.clone(), $broker.clone(), $dev);
+        let (b3, b5, dev): (
+            std::sync::Arc<crate::broker::Broker>,
+            std::sync::Arc<crate::broker::Broker>,
+            bool,
+        ) = ($broker.clone(), $broker.clone(), $dev);
         ntex_mqtt::MqttServer::new()
-            .v3(
-                ntex_mqtt::v3::MqttServer::new(crate::mqtt::publish_v3)
-                    .protocol(crate::mqtt::protocol_v3)
-                    .build(async move |msg: ntex_mqtt::v3::Connect| crate::mqtt::connect_v3(&b3, dev, msg)),
-            )
-            .v5(
-                ntex_mqtt::v5::MqttServer::new(crate::mqtt::publish_v5)
-                    .protocol(crate::mqtt::protocol_v5)
-                    .control(crate::mqtt::control_v5)
-                    .build(async move |msg: ntex_mqtt::v5::Connect| crate::mqtt::connect_v5(&b5, dev, msg)),
-            )
+            .v3(ntex_mqtt::v3::MqttServer::new(crate::mqtt::publish_v3)
+                .protocol(crate::mqtt::protocol_v3)
+                .build(async move |msg: ntex_mqtt::v3::Connect| crate::mqtt::connect_v3(&b3, dev, msg)))
+            .v5(ntex_mqtt::v5::MqttServer::new(crate::mqtt::publish_v5)
+                .protocol(crate::mqtt::protocol_v5)
+                .control(crate::mqtt::control_v5)
+                .build(async move |msg: ntex_mqtt::v5::Connect| crate::mqtt::connect_v5(&b5, dev, msg)))
     }};
 }
 pub(crate) use mqtt_service;
@@ -147,7 +149,10 @@ pub async fn publish_v5(ses: &v5::Session<St>, p: v5::Publish) -> Result<v5::Pub
     }
 }
 
-pub async fn protocol_v3(ses: &v3::Session<St>, mut msg: v3::ProtocolMessage) -> Result<v3::ProtocolMessageAck, HandlerError> {
+pub async fn protocol_v3(
+    ses: &v3::Session<St>,
+    mut msg: v3::ProtocolMessage,
+) -> Result<v3::ProtocolMessageAck, HandlerError> {
     let mut refuse = false;
     match &mut msg {
         v3::ProtocolMessage::Subscribe(s) => {
@@ -176,12 +181,15 @@ pub async fn protocol_v3(ses: &v3::Session<St>, mut msg: v3::ProtocolMessage) ->
     })
 }
 
-pub async fn protocol_v5(ses: &v5::Session<St>, msg: v5::ProtocolMessage) -> Result<v5::ProtocolMessageAck, HandlerError> {
+pub async fn protocol_v5(
+    ses: &v5::Session<St>,
+    msg: v5::ProtocolMessage,
+) -> Result<v5::ProtocolMessageAck, HandlerError> {
     use v5::codec::SubscribeAckReason as R;
     Ok(match msg {
         v5::ProtocolMessage::Subscribe(mut s) => {
             for mut sub in s.iter_mut() {
-                let opts = sub.options().clone();
+                let opts = *sub.options();
                 match ses.on_subscribe(sub.topic(), qos_u8(opts.qos), opts.no_local) {
                     Ok(q) => sub.confirm(qos_of(q)),
                     Err(Refusal::NotAuthorized) => sub.fail(R::NotAuthorized),
@@ -209,7 +217,10 @@ pub async fn protocol_v5(ses: &v5::Session<St>, msg: v5::ProtocolMessage) -> Res
     })
 }
 
-pub async fn control_v5(_ses: &v5::Session<St>, ctl: Control<HandlerError>) -> Result<Option<v5::codec::Encoded>, HandlerError> {
+pub async fn control_v5(
+    _ses: &v5::Session<St>,
+    ctl: Control<HandlerError>,
+) -> Result<Option<v5::codec::Encoded>, HandlerError> {
     use v5::codec::DisconnectReasonCode as D;
     let reason = match ctl {
         Control::Stop(Reason::Error(e)) => match e.get_ref() {

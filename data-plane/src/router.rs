@@ -52,7 +52,9 @@ impl SubscriptionIndex {
     pub fn remove(&mut self, instance: &str, client_id: &str, filter: &str, share_group: Option<&str>) {
         let key = (instance.to_string(), topic::parent_of(filter).to_string());
         if let Some(list) = self.subs.get_mut(&key) {
-            list.retain(|s| !(s.client_id == client_id && s.filter == filter && s.share_group.as_deref() == share_group));
+            list.retain(|s| {
+                !(s.client_id == client_id && s.filter == filter && s.share_group.as_deref() == share_group)
+            });
             if list.is_empty() {
                 self.subs.remove(&key);
             }
@@ -75,6 +77,10 @@ impl SubscriptionIndex {
             .map_or(0, |list| list.iter().filter(|s| topic::is_wildcard(&s.filter)).count())
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.subs.is_empty()
+    }
+
     pub fn len(&self) -> usize {
         self.subs.values().map(Vec::len).sum()
     }
@@ -82,9 +88,17 @@ impl SubscriptionIndex {
     /// Clients that receive `topic` published by `publisher`: one delivery per client (highest
     /// QoS among its matching subscriptions) plus one member per matching share group.
     /// `online` tells the share-group pick which members are connected.
-    pub fn route(&mut self, instance: &str, topic_name: &str, publisher: &str, online: impl Fn(&str) -> bool) -> Vec<Target> {
+    pub fn route(
+        &mut self,
+        instance: &str,
+        topic_name: &str,
+        publisher: &str,
+        online: impl Fn(&str) -> bool,
+    ) -> Vec<Target> {
         let key = (instance.to_string(), topic::parent_of(topic_name).to_string());
-        let Some(list) = self.subs.get(&key) else { return Vec::new() };
+        let Some(list) = self.subs.get(&key) else {
+            return Vec::new();
+        };
         let mut direct: HashMap<&str, u8> = HashMap::new();
         let mut groups: HashMap<(&str, &str), Vec<&Sub>> = HashMap::new();
         for s in list.iter().filter(|s| topic::matches(&s.filter, topic_name)) {

@@ -87,7 +87,13 @@ impl Sink {
                     Err(_) => false,
                 }
             }
-            Self::V5(s) => match s.publish(topic).packet_id(id).retain(retain).send_exactly_once(payload).await {
+            Self::V5(s) => match s
+                .publish(topic)
+                .packet_id(id)
+                .retain(retain)
+                .send_exactly_once(payload)
+                .await
+            {
                 Ok(rec) => rec.release().await.is_ok(),
                 Err(_) => false,
             },

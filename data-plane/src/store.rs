@@ -47,7 +47,14 @@ pub trait SessionStore: Send + Sync {
     /// Appends a message; drops the instance's oldest messages beyond `cap`. Returns its sequence.
     fn enqueue(&self, inst: &str, client: &str, msg: &StoredMsg, cap: u64) -> StoreResult<u64>;
     /// Up to `limit` messages with a sequence above `after`, oldest first, skipping expired ones.
-    fn fetch(&self, inst: &str, client: &str, after: u64, limit: usize, max_age_ms: u64) -> StoreResult<Vec<(u64, StoredMsg)>>;
+    fn fetch(
+        &self,
+        inst: &str,
+        client: &str,
+        after: u64,
+        limit: usize,
+        max_age_ms: u64,
+    ) -> StoreResult<Vec<(u64, StoredMsg)>>;
     /// Deletes an acknowledged message.
     fn ack(&self, inst: &str, client: &str, seq: u64) -> StoreResult<()>;
     /// Deletes an instance's messages older than `max_age_ms`; returns how many.
@@ -181,7 +188,9 @@ impl FjallStore {
         let mut dropped = 0;
         for kv in self.age.prefix(&prefix) {
             let key = kv.key()?;
-            let Some((_, seq, client)) = parse_age_key(&key) else { continue };
+            let Some((_, seq, client)) = parse_age_key(&key) else {
+                continue;
+            };
             let over_cap = self.counts().get(inst).copied().unwrap_or(0) > cap;
             if !over_cap && seq >= older_than_seq {
                 break;
@@ -222,7 +231,11 @@ impl SessionStore for FjallStore {
             .queue
             .prefix(&prefix)
             .filter_map(|kv| kv.key().ok())
-            .filter_map(|k| k.get(prefix.len()..).and_then(|s| s.try_into().ok()).map(u64::from_be_bytes))
+            .filter_map(|k| {
+                k.get(prefix.len()..)
+                    .and_then(|s| s.try_into().ok())
+                    .map(u64::from_be_bytes)
+            })
             .collect();
         for seq in seqs {
             self.remove_msg(inst, client, seq)?;
@@ -247,7 +260,14 @@ impl SessionStore for FjallStore {
         Ok(seq)
     }
 
-    fn fetch(&self, inst: &str, client: &str, after: u64, limit: usize, max_age_ms: u64) -> StoreResult<Vec<(u64, StoredMsg)>> {
+    fn fetch(
+        &self,
+        inst: &str,
+        client: &str,
+        after: u64,
+        limit: usize,
+        max_age_ms: u64,
+    ) -> StoreResult<Vec<(u64, StoredMsg)>> {
         let prefix = queue_prefix(inst, client);
         let start = queue_key(inst, client, after.saturating_add(1));
         let end = queue_key(inst, client, u64::MAX);
@@ -321,9 +341,19 @@ mod tests {
             }
             let got = s.fetch("i", "c", 0, 10, u64::MAX >> 21).unwrap();
             // The cap of 4 dropped the oldest.
-            assert_eq!(got.iter().map(|(_, m)| m.payload[0]).collect::<Vec<_>>(), vec![1, 2, 3, 4]);
+            assert_eq!(
+                got.iter().map(|(_, m)| m.payload[0]).collect::<Vec<_>>(),
+                vec![1, 2, 3, 4]
+            );
             s.ack("i", "c", got[0].0).unwrap();
-            s.save_session("i", "c", &PersistedSession { subs: vec![("T/#".into(), 1)] }).unwrap();
+            s.save_session(
+                "i",
+                "c",
+                &PersistedSession {
+                    subs: vec![("T/#".into(), 1)],
+                },
+            )
+            .unwrap();
             s.flush().unwrap();
         }
         let s = FjallStore::open(dir.path()).unwrap();

@@ -69,7 +69,11 @@ pub fn token_timers(sink: &Sink, tokens: &mut Tokens) -> bool {
     for (kind, claims) in &tokens.by_type {
         if claims.exp_ms <= now {
             tracing::info!(jti = %claims.jti, "token expired");
-            sink.send_qos0(INVALID_NOTICE, invalid_notice(TokenError::Expired.notice_code(), kind).into(), false);
+            sink.send_qos0(
+                INVALID_NOTICE,
+                invalid_notice(TokenError::Expired.notice_code(), kind).into(),
+                false,
+            );
             metrics::counter!("broker_refusals_total", "reason" => "token_expired").increment(1);
             return true;
         }
@@ -98,7 +102,11 @@ pub fn recheck_tokens(
     tokens: &Tokens,
 ) -> Option<(TokenError, &'static str)> {
     let Some(instance) = dir.instances.get(instance_id) else {
-        return tokens.by_type.keys().next().map(|k| (TokenError::PermissionInvalid, *k));
+        return tokens
+            .by_type
+            .keys()
+            .next()
+            .map(|k| (TokenError::PermissionInvalid, *k));
     };
     let key_ok = instance.access_keys.get(access_key_id).is_some_and(|k| k.enabled);
     tokens.by_type.iter().find_map(|(kind, claims)| {

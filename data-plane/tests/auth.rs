@@ -17,43 +17,78 @@ async fn modes_and_refusals_v3() {
     // Accepted: Signature, DeviceCredential, Token (RW and two pairs).
     assert_eq!(v3::refusal(b.sig_opts(cid)).await, None);
     let dc = format!("{GROUP}@@@dev1");
-    let dc_opts = b.v3_opts(&dc, &format!("DeviceCredential|{DC_ID}|{INST}"), &mqtt_password(DC_SECRET, &dc));
+    let dc_opts = b.v3_opts(
+        &dc,
+        &format!("DeviceCredential|{DC_ID}|{INST}"),
+        &mqtt_password(DC_SECRET, &dc),
+    );
     assert_eq!(v3::refusal(dc_opts).await, None);
     let tok_user = format!("Token|{AK}|{INST}");
     let rw = token(INST, TokenAction::RW, &["T/#"], far, "t-rw");
     assert_eq!(v3::refusal(b.v3_opts(cid, &tok_user, &format!("RW|{rw}"))).await, None);
     let r = token(INST, TokenAction::R, &["T/#"], far, "t-r");
     let w = token(INST, TokenAction::W, &["T/#"], far, "t-w");
-    assert_eq!(v3::refusal(b.v3_opts(cid, &tok_user, &format!("R|{r}|W|{w}"))).await, None);
+    assert_eq!(
+        v3::refusal(b.v3_opts(cid, &tok_user, &format!("R|{r}|W|{w}"))).await,
+        None
+    );
 
     let na = Some(ConnectReturnCode::NotAuthorized);
     // Wrong signature, unknown instance, unknown group, malformed client id.
-    assert_eq!(v3::refusal(b.v3_opts(cid, &sig_user(INST), &sig_pass("GID_test@@@other"))).await, na);
-    assert_eq!(v3::refusal(b.v3_opts(cid, &sig_user("mqtt-nosuchinstanc"), &sig_pass(cid))).await, na);
+    assert_eq!(
+        v3::refusal(b.v3_opts(cid, &sig_user(INST), &sig_pass("GID_test@@@other"))).await,
+        na
+    );
+    assert_eq!(
+        v3::refusal(b.v3_opts(cid, &sig_user("mqtt-nosuchinstanc"), &sig_pass(cid))).await,
+        na
+    );
     assert_eq!(v3::refusal(b.sig_opts("GID_nosuch@@@d1")).await, na);
     assert_eq!(v3::refusal(b.sig_opts("GID_test-d1")).await, na);
     assert_eq!(v3::refusal(b.sig_opts("nogroup@@@d1")).await, na);
     // Over-long client id: identifier rejected (SPEC 2).
     let long = format!("GID_test@@@{}", "d".repeat(60));
-    assert_eq!(v3::refusal(b.sig_opts(&long)).await, Some(ConnectReturnCode::BadClientId));
+    assert_eq!(
+        v3::refusal(b.sig_opts(&long)).await,
+        Some(ConnectReturnCode::BadClientId)
+    );
     // Unknown key, garbage username, no credentials.
-    assert_eq!(v3::refusal(b.v3_opts(cid, &format!("Signature|nokey|{INST}"), &sig_pass(cid))).await, na);
+    assert_eq!(
+        v3::refusal(b.v3_opts(cid, &format!("Signature|nokey|{INST}"), &sig_pass(cid))).await,
+        na
+    );
     assert_eq!(v3::refusal(b.v3_opts(cid, "garbage", "x")).await, na);
     // Device credential bound to another client id.
     let other = "GID_test@@@dev2";
-    let dc_wrong = b.v3_opts(other, &format!("DeviceCredential|{DC_ID}|{INST}"), &mqtt_password(DC_SECRET, other));
+    let dc_wrong = b.v3_opts(
+        other,
+        &format!("DeviceCredential|{DC_ID}|{INST}"),
+        &mqtt_password(DC_SECRET, other),
+    );
     assert_eq!(v3::refusal(dc_wrong).await, na);
 
     // Tokens: expired, revoked, foreign instance, forged, type not covered, one bad pair of two.
     let expired = token(INST, TokenAction::RW, &["T/#"], now_ms() - 1000, "t-old");
-    assert_eq!(v3::refusal(b.v3_opts(cid, &tok_user, &format!("RW|{expired}"))).await, na);
+    assert_eq!(
+        v3::refusal(b.v3_opts(cid, &tok_user, &format!("RW|{expired}"))).await,
+        na
+    );
     let revoked = token(INST, TokenAction::RW, &["T/#"], far, REVOKED_JTI);
-    assert_eq!(v3::refusal(b.v3_opts(cid, &tok_user, &format!("RW|{revoked}"))).await, na);
+    assert_eq!(
+        v3::refusal(b.v3_opts(cid, &tok_user, &format!("RW|{revoked}"))).await,
+        na
+    );
     let foreign = token(OTHER, TokenAction::RW, &["T/#"], far, "t-foreign");
-    assert_eq!(v3::refusal(b.v3_opts(cid, &tok_user, &format!("RW|{foreign}"))).await, na);
+    assert_eq!(
+        v3::refusal(b.v3_opts(cid, &tok_user, &format!("RW|{foreign}"))).await,
+        na
+    );
     assert_eq!(v3::refusal(b.v3_opts(cid, &tok_user, "RW|not.a.token")).await, na);
     assert_eq!(v3::refusal(b.v3_opts(cid, &tok_user, &format!("RW|{r}"))).await, na);
-    assert_eq!(v3::refusal(b.v3_opts(cid, &tok_user, &format!("R|{r}|W|{expired}"))).await, na);
+    assert_eq!(
+        v3::refusal(b.v3_opts(cid, &tok_user, &format!("R|{r}|W|{expired}"))).await,
+        na
+    );
     // A Signature secret of one instance never opens another (isolation): key not bound there.
     let mut isolated = snapshot();
     isolated.content.instances[1].access_keys.clear();
@@ -73,7 +108,10 @@ async fn connection_quota_v3_and_v5() {
     let (_c1, e1, _) = v3::connect(opts("GID_test@@@q1")).await.unwrap();
     let (_c2, e2, _) = v3::connect(opts("GID_test@@@q2")).await.unwrap();
     let _d = (v3::drive(e1), v3::drive(e2));
-    assert_eq!(v3::refusal(opts("GID_test@@@q3")).await, Some(ConnectReturnCode::ServiceUnavailable));
+    assert_eq!(
+        v3::refusal(opts("GID_test@@@q3")).await,
+        Some(ConnectReturnCode::ServiceUnavailable)
+    );
 
     let c = "GID_test@@@q4";
     let (_client, mut ev) = rumqttc::v5::AsyncClient::new(b.v5_opts(c, &sig_user(SMALL), &sig_pass(c)), 10);

@@ -22,7 +22,9 @@ fn send_raw(port: u16, bytes: &[u8], secs: u64) -> bool {
         match s.read(&mut buf) {
             Ok(0) => return true,
             Ok(_) => continue,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut => return false,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut => {
+                return false;
+            }
             Err(_) => return true,
         }
     }
@@ -90,7 +92,9 @@ async fn garbage_truncated_and_huge_frames() {
     });
     // Meanwhile, ordinary traffic flows.
     for i in 0..20 {
-        publ.publish("T/ok", QoS::AtLeastOnce, false, format!("{i}")).await.unwrap();
+        publ.publish("T/ok", QoS::AtLeastOnce, false, format!("{i}"))
+            .await
+            .unwrap();
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(v3::collect(&mut sev, 20, 10).await.len(), 20);
@@ -104,5 +108,8 @@ async fn garbage_truncated_and_huge_frames() {
     c.publish("T/after", QoS::AtLeastOnce, false, "alive").await.unwrap();
     assert_eq!(&v3::collect(&mut ev, 1, 10).await[0].payload[..], b"alive");
     let mut b = b;
-    assert!(b.child.as_mut().unwrap().try_wait().unwrap().is_none(), "broker still running");
+    assert!(
+        b.child.as_mut().unwrap().try_wait().unwrap().is_none(),
+        "broker still running"
+    );
 }

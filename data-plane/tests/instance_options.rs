@@ -12,7 +12,13 @@ use support::*;
 
 fn sighup(b: &BrokerProc) {
     let pid = b.child.as_ref().unwrap().id().to_string();
-    assert!(std::process::Command::new("kill").args(["-HUP", &pid]).status().unwrap().success());
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
 }
 
 #[tokio::test]
@@ -20,12 +26,16 @@ async fn revocation_by_reload_closes_live_session() {
     let b = BrokerProc::start(&snapshot());
     let cid = "GID_test@@@rev";
     let t = token(INST, TokenAction::RW, &["T/#"], now_ms() + 3_600_000, "to-revoke");
-    let (_c, mut ev, _) = v3::connect(b.v3_opts(cid, &format!("Token|{AK}|{INST}"), &format!("RW|{t}"))).await.unwrap();
+    let (_c, mut ev, _) = v3::connect(b.v3_opts(cid, &format!("Token|{AK}|{INST}"), &format!("RW|{t}")))
+        .await
+        .unwrap();
     let mut snap = snapshot();
-    snap.content.instances[0].revoked_tokens.push(common::snapshot::RevokedToken {
-        jti: "to-revoke".into(),
-        exp_ms: now_ms() + 3_600_000,
-    });
+    snap.content.instances[0]
+        .revoked_tokens
+        .push(common::snapshot::RevokedToken {
+            jti: "to-revoke".into(),
+            exp_ms: now_ms() + 3_600_000,
+        });
     let snap = Snapshot::new(2, snap.content);
     std::fs::write(b.dir.join("snapshot.json"), serde_json::to_vec(&snap).unwrap()).unwrap();
     let started = Instant::now();
@@ -35,7 +45,11 @@ async fn revocation_by_reload_closes_live_session() {
     let notice: serde_json::Value = serde_json::from_slice(&got[0].payload).unwrap();
     assert_eq!(notice["code"], 3);
     v3::expect_closed(&mut ev, 5).await;
-    assert!(started.elapsed() < Duration::from_secs(2), "revocation took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "revocation took {:?}",
+        started.elapsed()
+    );
     // And it cannot come back.
     let opts = b.v3_opts(cid, &format!("Token|{AK}|{INST}"), &format!("RW|{t}"));
     assert_eq!(v3::refusal(opts).await, Some(rumqttc::ConnectReturnCode::NotAuthorized));
@@ -49,7 +63,10 @@ async fn reject_duplicate_client_id_option() {
     let cid = "GID_test@@@once";
     let (_c, ev, _) = v3::connect(b.sig_opts(cid)).await.unwrap();
     let _d = v3::drive(ev);
-    assert_eq!(v3::refusal(b.sig_opts(cid)).await, Some(rumqttc::ConnectReturnCode::BadClientId));
+    assert_eq!(
+        v3::refusal(b.sig_opts(cid)).await,
+        Some(rumqttc::ConnectReturnCode::BadClientId)
+    );
 }
 
 #[tokio::test]
@@ -65,11 +82,17 @@ async fn messages_per_second_quota_throttles_without_loss() {
     let started = Instant::now();
     // 200 in + 200 out = 400 messages at 100/s with a one-second burst: about 3 s.
     for i in 0..200 {
-        p.publish("T/rate", QoS::AtLeastOnce, false, format!("{i}")).await.unwrap();
+        p.publish("T/rate", QoS::AtLeastOnce, false, format!("{i}"))
+            .await
+            .unwrap();
     }
     let got = v3::collect(&mut sev, 200, 30).await;
     let elapsed = started.elapsed();
     assert_eq!(got.len(), 200);
     assert!(elapsed >= Duration::from_millis(2000), "not throttled: {elapsed:?}");
-    assert!(b.metrics().lines().any(|l| l.starts_with("broker_throttled_total") && !l.ends_with(" 0")));
+    assert!(
+        b.metrics()
+            .lines()
+            .any(|l| l.starts_with("broker_throttled_total") && !l.ends_with(" 0"))
+    );
 }

@@ -51,9 +51,13 @@ async fn offline_messages_survive_kill9_exactly_once() {
             let _ = acked_tx.send(acks);
         });
         for i in 0..N {
-            p.publish("T/off/m", QoS::AtLeastOnce, false, format!("{i}")).await.unwrap();
+            p.publish("T/off/m", QoS::AtLeastOnce, false, format!("{i}"))
+                .await
+                .unwrap();
         }
-        tokio::time::timeout(Duration::from_secs(60), acked_rx.recv()).await.unwrap();
+        tokio::time::timeout(Duration::from_secs(60), acked_rx.recv())
+            .await
+            .unwrap();
         pump.abort();
     }
 
@@ -66,7 +70,10 @@ async fn offline_messages_survive_kill9_exactly_once() {
         let (_c, mut ev, present) = v3::connect(persistent(&b, sub_id)).await.unwrap();
         assert!(present, "the session survived the restart");
         let got = v3::collect(&mut ev, N, 60).await;
-        let bodies: Vec<usize> = got.iter().map(|p| String::from_utf8_lossy(&p.payload).parse().unwrap()).collect();
+        let bodies: Vec<usize> = got
+            .iter()
+            .map(|p| String::from_utf8_lossy(&p.payload).parse().unwrap())
+            .collect();
         assert_eq!(bodies, (0..N).collect::<Vec<_>>());
         // Nothing more (no duplicates) and let the last PUBACKs reach the broker.
         assert!(v3::drain(&mut ev, 1.0).await.is_empty());
@@ -78,7 +85,10 @@ async fn offline_messages_survive_kill9_exactly_once() {
     {
         let (c, mut ev, present) = v3::connect(persistent(&b, sub_id)).await.unwrap();
         assert!(present);
-        assert!(v3::drain(&mut ev, 1.5).await.is_empty(), "acknowledged messages were redelivered");
+        assert!(
+            v3::drain(&mut ev, 1.5).await.is_empty(),
+            "acknowledged messages were redelivered"
+        );
         // The subscription itself survived: new messages still arrive.
         let (p, pev, _) = v3::connect(b.sig_opts("GID_test@@@producer")).await.unwrap();
         let _d = v3::drive(pev);
@@ -107,21 +117,32 @@ async fn clean_session_and_qos0_are_not_stored() {
     }
     let (p, pev, _) = v3::connect(b.sig_opts("GID_test@@@p")).await.unwrap();
     let _d = v3::drive(pev);
-    p.publish("T/q0", QoS::AtLeastOnce, false, "qos0 sub: not kept").await.unwrap();
-    p.publish("T/q1", QoS::AtMostOnce, false, "qos0 pub: not kept").await.unwrap();
+    p.publish("T/q0", QoS::AtLeastOnce, false, "qos0 sub: not kept")
+        .await
+        .unwrap();
+    p.publish("T/q1", QoS::AtMostOnce, false, "qos0 pub: not kept")
+        .await
+        .unwrap();
     p.publish("T/q1", QoS::AtLeastOnce, false, "kept").await.unwrap();
     // P2P follows the receiver's session type: kept for this persistent session.
-    p.publish("T/p2p/GID_test@@@cleanone", QoS::AtLeastOnce, false, "p2p kept").await.unwrap();
+    p.publish("T/p2p/GID_test@@@cleanone", QoS::AtLeastOnce, false, "p2p kept")
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
     let mut o = b.sig_opts(id);
     o.set_clean_session(false);
     let (_c, mut ev, _) = v3::connect(o).await.unwrap();
     let got = v3::drain(&mut ev, 1.5).await;
-    let bodies: Vec<_> = got.iter().map(|p| String::from_utf8_lossy(&p.payload).to_string()).collect();
+    let bodies: Vec<_> = got
+        .iter()
+        .map(|p| String::from_utf8_lossy(&p.payload).to_string())
+        .collect();
     assert_eq!(bodies, ["kept", "p2p kept"]);
     drop(ev);
     // A clean start discards the session and its queue.
-    p.publish("T/q1", QoS::AtLeastOnce, false, "dropped with the session").await.unwrap();
+    p.publish("T/q1", QoS::AtLeastOnce, false, "dropped with the session")
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
     let (_c, mut ev, present) = v3::connect(b.sig_opts(id)).await.unwrap();
     assert!(!present);

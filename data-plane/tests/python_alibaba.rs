@@ -33,5 +33,8 @@ fn alibaba_style_scenario_with_paho() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "pytest failed:\n{stdout}\n{stderr}");
     // pytest exits 0 with zero tests collected only if something is badly wrong; insist on 4 passes.
-    assert!(stdout.contains("4 passed"), "unexpected pytest result:\n{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("4 passed"),
+        "unexpected pytest result:\n{stdout}\n{stderr}"
+    );
 }

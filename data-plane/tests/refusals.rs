@@ -39,9 +39,21 @@ async fn v3_refusals() {
     publish_refused(&b, b.sig_opts(cid), "Nope/a", b"x".to_vec()).await;
     subscribe_disconnects(b.sig_opts(cid), "Nope/#").await;
     // R token publishing, W token subscribing, resources not covered.
-    publish_refused(&b, b.v3_opts(cid, &tok_user, &format!("R|{r_tok}")), "T/a", b"x".to_vec()).await;
+    publish_refused(
+        &b,
+        b.v3_opts(cid, &tok_user, &format!("R|{r_tok}")),
+        "T/a",
+        b"x".to_vec(),
+    )
+    .await;
     subscribe_disconnects(b.v3_opts(cid, &tok_user, &format!("W|{w_tok}")), "T/a").await;
-    publish_refused(&b, b.v3_opts(cid, &tok_user, &format!("RW|{narrow}")), "T/other", b"x".to_vec()).await;
+    publish_refused(
+        &b,
+        b.v3_opts(cid, &tok_user, &format!("RW|{narrow}")),
+        "T/other",
+        b"x".to_vec(),
+    )
+    .await;
     subscribe_disconnects(b.v3_opts(cid, &tok_user, &format!("RW|{narrow}")), "T/#").await;
     // 65-char topic, oversize message (64 KiB + 1).
     let long = format!("T/{}", "a".repeat(63));
@@ -56,7 +68,9 @@ async fn v3_refusals() {
     let ok = format!("T/{}", "a".repeat(62));
     c.subscribe(&ok, QoS::AtLeastOnce).await.unwrap();
     v3::suback(&mut ev).await;
-    c.publish(&ok, QoS::AtLeastOnce, false, vec![1u8; 64 * 1024]).await.unwrap();
+    c.publish(&ok, QoS::AtLeastOnce, false, vec![1u8; 64 * 1024])
+        .await
+        .unwrap();
     assert_eq!(v3::collect(&mut ev, 1, 10).await[0].payload.len(), 64 * 1024);
 
     // Over-long filter: SUBACK 0x80, connection stays.
@@ -66,13 +80,19 @@ async fn v3_refusals() {
     // 30 subscriptions per client: the 31st is refused (this client has 1 already).
     for i in 0..29 {
         c.subscribe(format!("T/s{i}"), QoS::AtMostOnce).await.unwrap();
-        assert_eq!(v3::suback(&mut ev).await, vec![SubscribeReasonCode::Success(QoS::AtMostOnce)]);
+        assert_eq!(
+            v3::suback(&mut ev).await,
+            vec![SubscribeReasonCode::Success(QoS::AtMostOnce)]
+        );
     }
     c.subscribe("T/s-extra", QoS::AtMostOnce).await.unwrap();
     assert_eq!(v3::suback(&mut ev).await, vec![SubscribeReasonCode::Failure]);
     // Re-subscribing an existing filter is not a new subscription.
     c.subscribe("T/s0", QoS::AtLeastOnce).await.unwrap();
-    assert_eq!(v3::suback(&mut ev).await, vec![SubscribeReasonCode::Success(QoS::AtLeastOnce)]);
+    assert_eq!(
+        v3::suback(&mut ev).await,
+        vec![SubscribeReasonCode::Success(QoS::AtLeastOnce)]
+    );
 
     let m = b.metrics();
     assert!(m.contains("broker_refusals_total"), "{m}");
@@ -87,7 +107,10 @@ async fn wildcard_quota_per_parent_topic() {
         let (c, mut ev, _) = v3::connect(b.sig_opts(&format!("GID_test@@@w{n}"))).await.unwrap();
         for i in 0..25 {
             c.subscribe(format!("U/{n}/{i}/#"), QoS::AtMostOnce).await.unwrap();
-            assert_eq!(v3::suback(&mut ev).await, vec![SubscribeReasonCode::Success(QoS::AtMostOnce)]);
+            assert_eq!(
+                v3::suback(&mut ev).await,
+                vec![SubscribeReasonCode::Success(QoS::AtMostOnce)]
+            );
         }
         clients.push((c, ev));
     }
@@ -96,14 +119,23 @@ async fn wildcard_quota_per_parent_topic() {
     assert_eq!(v3::suback(ev).await, vec![SubscribeReasonCode::Failure]);
     // Non-wildcard filters and other parent topics are unaffected.
     c.subscribe("U/plain", QoS::AtMostOnce).await.unwrap();
-    assert_eq!(v3::suback(ev).await, vec![SubscribeReasonCode::Success(QoS::AtMostOnce)]);
+    assert_eq!(
+        v3::suback(ev).await,
+        vec![SubscribeReasonCode::Success(QoS::AtMostOnce)]
+    );
     c.subscribe("T/#", QoS::AtMostOnce).await.unwrap();
-    assert_eq!(v3::suback(ev).await, vec![SubscribeReasonCode::Success(QoS::AtMostOnce)]);
+    assert_eq!(
+        v3::suback(ev).await,
+        vec![SubscribeReasonCode::Success(QoS::AtMostOnce)]
+    );
     // Another instance has its own count.
     let o = "GID_test@@@o1";
     let (oc, mut oev, _) = v3::connect(b.v3_opts(o, &sig_user(OTHER), &sig_pass(o))).await.unwrap();
     oc.subscribe("U/+/x", QoS::AtMostOnce).await.unwrap();
-    assert_eq!(v3::suback(&mut oev).await, vec![SubscribeReasonCode::Success(QoS::AtMostOnce)]);
+    assert_eq!(
+        v3::suback(&mut oev).await,
+        vec![SubscribeReasonCode::Success(QoS::AtMostOnce)]
+    );
 }
 
 #[tokio::test]
@@ -115,7 +147,10 @@ async fn v5_reason_codes() {
     let c = "GID_test@@@v5r";
     let (client, mut ev) = AsyncClient::new(b.v5_opts(c, &sig_user(INST), &sig_pass(c)), 10);
     let mut next = async || loop {
-        match tokio::time::timeout(Duration::from_secs(5), ev.poll()).await.expect("packet in time") {
+        match tokio::time::timeout(Duration::from_secs(5), ev.poll())
+            .await
+            .expect("packet in time")
+        {
             Ok(Event::Incoming(P5::ConnAck(_))) | Ok(Event::Outgoing(_)) => {}
             Ok(Event::Incoming(p)) => return Ok(p),
             Err(e) => return Err(e),
@@ -126,7 +161,10 @@ async fn v5_reason_codes() {
         P5::SubAck(a) => assert_eq!(a.return_codes, vec![S5::NotAuthorized]),
         p => panic!("{p:?}"),
     }
-    client.subscribe(format!("T/{}", "a".repeat(63)), Q5::AtLeastOnce).await.unwrap();
+    client
+        .subscribe(format!("T/{}", "a".repeat(63)), Q5::AtLeastOnce)
+        .await
+        .unwrap();
     match next().await.unwrap() {
         P5::SubAck(a) => assert_eq!(a.return_codes, vec![S5::TopicFilterInvalid]),
         p => panic!("{p:?}"),
@@ -136,16 +174,24 @@ async fn v5_reason_codes() {
         P5::PubAck(a) => assert_eq!(a.reason, PubAckReason::NotAuthorized),
         p => panic!("{p:?}"),
     }
-    client.publish(format!("T/{}", "a".repeat(63)), Q5::AtLeastOnce, false, "x").await.unwrap();
+    client
+        .publish(format!("T/{}", "a".repeat(63)), Q5::AtLeastOnce, false, "x")
+        .await
+        .unwrap();
     match next().await.unwrap() {
         P5::PubAck(a) => assert_eq!(a.reason, PubAckReason::TopicNameInvalid),
         p => panic!("{p:?}"),
     }
     // Oversize: DISCONNECT 0x95 packet too large.
-    client.publish("T/big", Q5::AtLeastOnce, false, vec![0u8; 64 * 1024 + 1]).await.unwrap();
+    client
+        .publish("T/big", Q5::AtLeastOnce, false, vec![0u8; 64 * 1024 + 1])
+        .await
+        .unwrap();
     match next().await {
         Ok(P5::Disconnect(d)) => assert_eq!(d.reason_code, DisconnectReasonCode::PacketTooLarge),
-        Err(rumqttc::v5::ConnectionError::MqttState(rumqttc::v5::StateError::ServerDisconnect { reason_code, .. })) => {
+        Err(rumqttc::v5::ConnectionError::MqttState(rumqttc::v5::StateError::ServerDisconnect {
+            reason_code, ..
+        })) => {
             assert_eq!(reason_code, DisconnectReasonCode::PacketTooLarge)
         }
         other => panic!("expected DISCONNECT 0x95, got {other:?}"),

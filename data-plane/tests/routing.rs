@@ -21,18 +21,27 @@ async fn wildcards_own_messages_qos_and_p2p() {
     let (publ, pev, _) = v3::connect(b.sig_opts("GID_test@@@pub")).await.unwrap();
     let _d = v3::drive(pev);
     publ.publish("T/a/x", QoS::AtLeastOnce, false, "one").await.unwrap();
-    publ.publish("T/a/y", QoS::AtLeastOnce, false, "not matched").await.unwrap();
+    publ.publish("T/a/y", QoS::AtLeastOnce, false, "not matched")
+        .await
+        .unwrap();
     publ.publish("U/deep/er", QoS::ExactlyOnce, false, "two").await.unwrap();
     publ.publish("U", QoS::AtMostOnce, false, "three").await.unwrap();
     // Own messages: the subscriber publishes to its own subscription.
     sub.publish("T/b/x", QoS::AtMostOnce, false, "own").await.unwrap();
     // P2P to the subscriber, without any subscription on its side.
-    publ.publish("T/p2p/GID_test@@@sub", QoS::AtLeastOnce, false, "p2p").await.unwrap();
+    publ.publish("T/p2p/GID_test@@@sub", QoS::AtLeastOnce, false, "p2p")
+        .await
+        .unwrap();
     // P2P to someone else is not seen.
-    publ.publish("T/p2p/GID_test@@@nobody", QoS::AtLeastOnce, false, "lost").await.unwrap();
+    publ.publish("T/p2p/GID_test@@@nobody", QoS::AtLeastOnce, false, "lost")
+        .await
+        .unwrap();
 
     let got = v3::collect(&mut sev, 5, 10).await;
-    let mut bodies: Vec<String> = got.iter().map(|p| String::from_utf8_lossy(&p.payload).to_string()).collect();
+    let mut bodies: Vec<String> = got
+        .iter()
+        .map(|p| String::from_utf8_lossy(&p.payload).to_string())
+        .collect();
     bodies.sort();
     assert_eq!(bodies, ["one", "own", "p2p", "three", "two"]);
     let two = got.iter().find(|p| &p.payload[..] == b"two").unwrap();
@@ -72,7 +81,9 @@ async fn retained_will_shared_and_takeover() {
     m2.subscribe("$share/g/T/jobs", QoS::AtLeastOnce).await.unwrap();
     v3::suback(&mut e2).await;
     for i in 0..10 {
-        publ.publish("T/jobs", QoS::AtLeastOnce, false, format!("{i}")).await.unwrap();
+        publ.publish("T/jobs", QoS::AtLeastOnce, false, format!("{i}"))
+            .await
+            .unwrap();
     }
     let (a, bb) = tokio::join!(v3::drain(&mut e1, 1.5), v3::drain(&mut e2, 1.5));
     assert_eq!(a.len() + bb.len(), 10, "{} + {}", a.len(), bb.len());

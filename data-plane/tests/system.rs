@@ -38,8 +38,12 @@ async fn token_notices_upload_and_expiry() {
     let (c, mut ev, _) = v3::connect(tok_opts(&b, cid, format!("RW|{short}"))).await.unwrap();
     let fresh = token(INST, TokenAction::RW, &["T/#"], now_ms() + 3_600_000, "fresh");
     let body = serde_json::json!({"token": fresh, "type": "RW"}).to_string();
-    c.publish("$SYS/uploadToken", QoS::AtLeastOnce, false, body).await.unwrap();
-    c.publish("$SYS/enableOrderMsg", QoS::AtLeastOnce, false, r#"{"order":"true"}"#).await.unwrap();
+    c.publish("$SYS/uploadToken", QoS::AtLeastOnce, false, body)
+        .await
+        .unwrap();
+    c.publish("$SYS/enableOrderMsg", QoS::AtLeastOnce, false, r#"{"order":"true"}"#)
+        .await
+        .unwrap();
     c.subscribe("T/tok", QoS::AtLeastOnce).await.unwrap();
     // Past the first token's expiry (the event loop must run to send the requests above).
     let early = v3::drain(&mut ev, 3.5).await;
@@ -50,7 +54,9 @@ async fn token_notices_upload_and_expiry() {
 
     // A forged upload: invalid notice (code 1) and disconnect.
     let body = serde_json::json!({"token": "forged.token.x", "type": "RW"}).to_string();
-    c.publish("$SYS/uploadToken", QoS::AtLeastOnce, false, body).await.unwrap();
+    c.publish("$SYS/uploadToken", QoS::AtLeastOnce, false, body)
+        .await
+        .unwrap();
     let got = v3::collect(&mut ev, 1, 10).await;
     assert_eq!(got[0].topic, "$SYS/tokenInvalidNotice");
     let invalid: serde_json::Value = serde_json::from_slice(&got[0].payload).unwrap();
@@ -93,7 +99,11 @@ async fn status_events_metrics_and_reload() {
             .map(|e| e["eventType"].as_str().unwrap())
             .collect()
     };
-    assert_eq!(kinds(&events[0]["channelId"]), ["connect", "disconnect", "tcpclean"], "{log}");
+    assert_eq!(
+        kinds(&events[0]["channelId"]),
+        ["connect", "disconnect", "tcpclean"],
+        "{log}"
+    );
     let second = events.iter().rfind(|e| e["eventType"] == "connect").unwrap();
     assert_eq!(kinds(&second["channelId"]), ["connect", "tcpclean"], "{log}");
     assert_eq!(events.len(), 5);
@@ -107,7 +117,12 @@ async fn status_events_metrics_and_reload() {
     assert_ne!(events[0]["channelId"], second["channelId"]);
 
     let m = b.metrics();
-    for name in ["broker_connections", "broker_client_events_total", "broker_messages_in_total", "broker_subscriptions"] {
+    for name in [
+        "broker_connections",
+        "broker_client_events_total",
+        "broker_messages_in_total",
+        "broker_subscriptions",
+    ] {
         assert!(m.contains(name), "{name} missing:\n{m}");
     }
 
@@ -118,7 +133,13 @@ async fn status_events_metrics_and_reload() {
     let snap = Snapshot::new(2, snap.content);
     std::fs::write(b.dir.join("snapshot.json"), serde_json::to_vec(&snap).unwrap()).unwrap();
     let pid = b.child.as_ref().unwrap().id().to_string();
-    assert!(std::process::Command::new("kill").args(["-HUP", &pid]).status().unwrap().success());
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
     tokio::time::sleep(Duration::from_millis(500)).await;
     c.subscribe("V/#", QoS::AtLeastOnce).await.unwrap();
     v3::suback(&mut ev).await;
@@ -126,7 +147,13 @@ async fn status_events_metrics_and_reload() {
     assert_eq!(&v3::collect(&mut ev, 1, 10).await[0].payload[..], b"new parent");
 
     std::fs::write(b.dir.join("snapshot.json"), b"{not json").unwrap();
-    assert!(std::process::Command::new("kill").args(["-HUP", &pid]).status().unwrap().success());
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
     tokio::time::sleep(Duration::from_millis(500)).await;
     c.publish("V/a", QoS::AtLeastOnce, false, "kept").await.unwrap();
     assert_eq!(&v3::collect(&mut ev, 1, 10).await[0].payload[..], b"kept");

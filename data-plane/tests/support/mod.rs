@@ -84,7 +84,11 @@ pub fn snapshot() -> Snapshot {
         1,
         SnapshotContent {
             token_keys: vec![signer().public_key().clone()],
-            instances: vec![instance(INST, Quotas::default()), instance(OTHER, Quotas::default()), instance(SMALL, small)],
+            instances: vec![
+                instance(INST, Quotas::default()),
+                instance(OTHER, Quotas::default()),
+                instance(SMALL, small),
+            ],
         },
     )
 }
@@ -164,7 +168,9 @@ impl BrokerProc {
         self.child = Some(cmd.spawn().expect("broker binary starts"));
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() && TcpStream::connect(("127.0.0.1", self.http_port)).is_ok() {
+            if TcpStream::connect(("127.0.0.1", self.port)).is_ok()
+                && TcpStream::connect(("127.0.0.1", self.http_port)).is_ok()
+            {
                 return;
             }
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {

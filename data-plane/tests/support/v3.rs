@@ -10,7 +10,10 @@ use tokio::time::timeout;
 pub async fn connect(opts: MqttOptions) -> Result<(AsyncClient, EventLoop, bool), ConnectionError> {
     let (client, mut ev) = AsyncClient::new(opts, 2000);
     loop {
-        match timeout(Duration::from_secs(10), ev.poll()).await.expect("CONNACK in time")? {
+        match timeout(Duration::from_secs(10), ev.poll())
+            .await
+            .expect("CONNACK in time")?
+        {
             Event::Incoming(Packet::ConnAck(ack)) => return Ok((client, ev, ack.session_present)),
             _ => continue,
         }
@@ -62,7 +65,10 @@ pub async fn drain(ev: &mut EventLoop, secs: f64) -> Vec<Publish> {
 /// Polls until the SUBACK arrives and returns its return codes.
 pub async fn suback(ev: &mut EventLoop) -> Vec<rumqttc::SubscribeReasonCode> {
     loop {
-        match timeout(Duration::from_secs(10), ev.poll()).await.expect("SUBACK in time") {
+        match timeout(Duration::from_secs(10), ev.poll())
+            .await
+            .expect("SUBACK in time")
+        {
             Ok(Event::Incoming(Packet::SubAck(a))) => return a.return_codes,
             Ok(_) => {}
             Err(e) => panic!("connection failed before SUBACK: {e:?}"),
