@@ -63,6 +63,8 @@ struct State {
     sessions: HashMap<(String, String), SessionEntry>,
     retained: HashMap<String, BTreeMap<String, Arc<Msg>>>,
     connections: HashMap<String, u32>,
+    /// Unacknowledged (stored sequence -> packet id) of persistent sessions between connections.
+    parked: HashMap<(String, String), BTreeMap<u64, u16>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -170,6 +172,7 @@ impl Broker {
                 tracing::error!(error = %e, "cannot delete old session");
             }
             st.index.remove_client(&inst.id, client_id);
+            st.parked.remove(&key);
         }
         let entry = st.sessions.entry(key).or_insert_with(|| SessionEntry {
             persistent: !clean,
@@ -215,6 +218,20 @@ impl Broker {
 
     pub fn connections(&self, inst_id: &str) -> u32 {
         self.state().connections.get(inst_id).copied().unwrap_or(0)
+    }
+
+    /// Keeps the packet ids of a closing persistent connection's unacknowledged stored messages.
+    pub fn park_inflight(&self, inst_id: &str, client_id: &str, unacked: BTreeMap<u64, u16>) {
+        let mut st = self.state();
+        let key = (inst_id.to_string(), client_id.to_string());
+        if st.sessions.get(&key).is_some_and(|e| e.persistent) {
+            st.parked.entry(key).or_default().extend(unacked);
+        }
+    }
+
+    pub fn take_inflight(&self, inst_id: &str, client_id: &str) -> BTreeMap<u64, u16> {
+        let key = (inst_id.to_string(), client_id.to_string());
+        self.state().parked.remove(&key).unwrap_or_default()
     }
 
     /// Adds a subscription after the quota checks; returns the retained messages it matches.

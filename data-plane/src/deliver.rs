@@ -20,6 +20,9 @@ use crate::sys;
 struct Window {
     inflight: BTreeMap<u16, Option<u64>>,
     last_id: u16,
+    /// Stored messages the previous connection sent but never got acknowledged: their packet ids,
+    /// reused (with DUP) when they are resent *(MQTT 4.4)*.
+    resume: BTreeMap<u64, u16>,
 }
 
 impl Window {
@@ -65,7 +68,10 @@ impl Delivery {
         if !self.sink.ready().await {
             return;
         }
-        let window = Rc::new(RefCell::new(Window::default()));
+        let window = Rc::new(RefCell::new(Window {
+            resume: self.broker.take_inflight(&self.instance_id, &self.client_id),
+            ..Window::default()
+        }));
         let freed = Rc::new(Notify::new());
         {
             let (window, freed, broker) = (window.clone(), freed.clone(), self.broker.clone());
@@ -88,6 +94,15 @@ impl Delivery {
             });
         }
         let stop = self.run_loop(&window, &freed).await;
+        if self.persistent {
+            let unacked = window
+                .borrow()
+                .inflight
+                .iter()
+                .filter_map(|(id, seq)| seq.map(|s| (s, *id)))
+                .collect();
+            self.broker.park_inflight(&self.instance_id, &self.client_id, unacked);
+        }
         match stop {
             Stop::TakenOver => {
                 tracing::info!(client_id = %self.client_id, "clientId conflict: connection taken over");
@@ -251,10 +266,16 @@ impl Delivery {
         if !self.sink.ready().await {
             return false;
         }
-        let id = window.borrow_mut().allocate();
+        let (id, dup) = {
+            let mut w = window.borrow_mut();
+            match seq.and_then(|s| w.resume.remove(&s)) {
+                Some(id) if !w.inflight.contains_key(&id) => (id, true),
+                _ => (w.allocate(), false),
+            }
+        };
         if qos == 1 {
             window.borrow_mut().inflight.insert(id, seq);
-            return self.sink.send_qos1(id, false, topic, payload, retain);
+            return self.sink.send_qos1(id, dup, topic, payload, retain);
         }
         window.borrow_mut().inflight.insert(id, None);
         let ok = self.sink.send_qos2(id, topic, payload, retain).await;

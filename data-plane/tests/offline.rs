@@ -148,3 +148,42 @@ async fn clean_session_and_qos0_are_not_stored() {
     assert!(!present);
     assert!(v3::drain(&mut ev, 1.0).await.is_empty());
 }
+
+#[tokio::test]
+async fn unacknowledged_messages_resent_with_original_ids() {
+    let b = BrokerProc::start(&snapshot());
+    let id = "GID_test@@@noack";
+    let opts = || {
+        let mut o = b.sig_opts(id);
+        o.set_clean_session(false);
+        o.set_manual_acks(true);
+        o
+    };
+    let first = {
+        let (c, mut ev, _) = v3::connect(opts()).await.unwrap();
+        c.subscribe("T/na", QoS::AtLeastOnce).await.unwrap();
+        v3::suback(&mut ev).await;
+        let (p, pev, _) = v3::connect(b.sig_opts("GID_test@@@nap")).await.unwrap();
+        let _d = v3::drive(pev);
+        for i in 0..5 {
+            p.publish("T/na", QoS::AtLeastOnce, false, format!("{i}"))
+                .await
+                .unwrap();
+        }
+        // Received, never acknowledged; then the TCP connection just goes away.
+        v3::collect(&mut ev, 5, 10).await
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (c, mut ev, present) = v3::connect(opts()).await.unwrap();
+    assert!(present);
+    let again = v3::collect(&mut ev, 5, 10).await;
+    for (a, b) in first.iter().zip(&again) {
+        assert_eq!(a.payload, b.payload);
+        assert_eq!(a.pkid, b.pkid, "original packet id reused");
+        assert!(b.dup, "resent with DUP");
+    }
+    for p in &again {
+        c.ack(p).await.unwrap();
+    }
+    assert!(v3::drain(&mut ev, 0.5).await.is_empty());
+}
