@@ -5,5 +5,6 @@ pub mod names;
 pub mod quotas;
 pub mod signing;
 pub mod snapshot;
+pub mod sync;
 pub mod token;
 pub mod topic;

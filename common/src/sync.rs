@@ -1,0 +1,150 @@
+//! The control plane <-> broker protocol (brokers start every exchange, DESIGN.md): snapshot
+//! long-poll, status heartbeat, client events and broadcast commands. Paths and JSON bodies here are
+//! the contract; docs/sync-protocol.md describes the exchanges.
+
+use serde::{Deserialize, Serialize};
+
+/// Base path of the broker-facing endpoints on the control plane.
+pub const SYNC_BASE: &str = "/api/v1/broker-sync";
+/// `GET  {SYNC_BASE}/snapshot?after=<version>&waitSecs=<n>`: 200 + `Snapshot` when the current version
+/// differs from `after` (at once), else 204 after at most `waitSecs` (long-poll, max 60).
+pub const SNAPSHOT_PATH: &str = "/api/v1/broker-sync/snapshot";
+/// `POST {SYNC_BASE}/heartbeat` with `Heartbeat`: 204.
+pub const HEARTBEAT_PATH: &str = "/api/v1/broker-sync/heartbeat";
+/// `POST {SYNC_BASE}/events` with `EventBatch`: 204.
+pub const EVENTS_PATH: &str = "/api/v1/broker-sync/events";
+/// `GET  {SYNC_BASE}/commands?after=<seq>&waitSecs=<n>`: 200 + `CommandBatch` (long-poll; an empty
+/// batch after `waitSecs`). `after` absent = start from now (only `latestSeq` is returned).
+pub const COMMANDS_PATH: &str = "/api/v1/broker-sync/commands";
+
+/// Every sync request carries `Authorization: Node <nodeId>:<nodeSecret>` (per-node credential).
+pub const NODE_AUTH_SCHEME: &str = "Node";
+
+/// `Authorization` header value for a node.
+pub fn node_authorization(node_id: &str, secret: &str) -> String {
+    format!("{NODE_AUTH_SCHEME} {node_id}:{secret}")
+}
+
+/// Parses `Node <nodeId>:<secret>`.
+pub fn parse_node_authorization(header: &str) -> Option<(&str, &str)> {
+    let rest = header.strip_prefix(NODE_AUTH_SCHEME)?.strip_prefix(' ')?;
+    let (id, secret) = rest.split_once(':')?;
+    (!id.is_empty() && !secret.is_empty()).then_some((id, secret))
+}
+
+/// What a broker reports every few seconds; the control plane shows nodes as in sync, lagging or silent.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Heartbeat {
+    /// Random per process start: when it changes, the node restarted and its client list starts empty.
+    pub boot_id: String,
+    pub software_version: String,
+    pub applied_version: i64,
+    pub applied_hash: String,
+    /// Why the last snapshot was refused or could not be fetched, if it was.
+    pub last_error: Option<String>,
+    pub connections: u64,
+    pub subscriptions: u64,
+    pub messages_in_per_sec: f64,
+    pub messages_out_per_sec: f64,
+    pub started_at_ms: i64,
+}
+
+/// Client status event of SPEC 3.8, plus the subscription changes the control plane needs to answer
+/// session queries. `eventType` values: `connect`, `disconnect`, `tcpclean`, `subscribe`, `unsubscribe`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClientEvent {
+    pub instance_id: String,
+    pub client_id: String,
+    pub event_type: ClientEventType,
+    /// Epoch milliseconds.
+    pub time: i64,
+    /// 32 hex chars, unique per TCP connection.
+    pub channel_id: String,
+    /// `ip:port` of the client.
+    pub client_ip: String,
+    /// Topic filters for `subscribe` / `unsubscribe`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub topics: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientEventType {
+    Connect,
+    Disconnect,
+    Tcpclean,
+    Subscribe,
+    Unsubscribe,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventBatch {
+    pub boot_id: String,
+    pub events: Vec<ClientEvent>,
+}
+
+/// Commands the control plane broadcasts to every broker; each broker acts on what it holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+pub enum Command {
+    /// Close every live connection of the client (kick).
+    #[serde(rename_all = "camelCase")]
+    CloseConnection { instance_id: String, client_id: String },
+    /// Publish from the backend as if a client had (subscribers and P2P targets on this node).
+    #[serde(rename_all = "camelCase")]
+    SendMessage {
+        instance_id: String,
+        topic: String,
+        /// Base64 payload.
+        payload: String,
+        qos: u8,
+        /// 32 upper-case hex chars *(compat)*.
+        msg_id: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SequencedCommand {
+    pub seq: i64,
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CommandBatch {
+    /// The highest sequence number issued so far; poll again with `after=latestSeq`.
+    pub latest_seq: i64,
+    pub commands: Vec<SequencedCommand>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_authorization_roundtrip() {
+        let h = node_authorization("node-1", "s3cr:et");
+        assert_eq!(parse_node_authorization(&h), Some(("node-1", "s3cr:et")));
+        assert_eq!(parse_node_authorization("Bearer x"), None);
+        assert_eq!(parse_node_authorization("Node :x"), None);
+    }
+
+    #[test]
+    fn command_json_shape() {
+        let c = Command::CloseConnection {
+            instance_id: "mqtt-abcdefabcdef".into(),
+            client_id: "GID_a@@@b".into(),
+        };
+        let json = serde_json::to_string(&c).unwrap();
+        assert_eq!(
+            json,
+            r#"{"kind":"closeConnection","instanceId":"mqtt-abcdefabcdef","clientId":"GID_a@@@b"}"#
+        );
+        let e: ClientEventType = serde_json::from_str("\"tcpclean\"").unwrap();
+        assert_eq!(e, ClientEventType::Tcpclean);
+    }
+}
