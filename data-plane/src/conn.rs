@@ -180,6 +180,7 @@ pub fn connect(
             tokens,
             tokens_changed,
             access_key_id: conn.access_key_id.clone(),
+            mode: conn.mode,
             snapshot: broker.dirs.watch(),
         }
         .run(),

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use ntex_bytes::Bytes;
 use tokio::sync::{Notify, mpsc};
 
-use crate::auth::Tokens;
+use crate::auth::{Mode, Tokens};
 use crate::broker::{Broker, Ctl, Outbound};
 use crate::sink::Sink;
 use crate::sys;
@@ -50,6 +50,7 @@ pub struct Delivery {
     pub tokens: Rc<RefCell<Tokens>>,
     pub tokens_changed: Rc<Notify>,
     pub access_key_id: String,
+    pub mode: Mode,
     /// Credentials are re-checked when a new snapshot is applied (revocations, disabled keys).
     pub snapshot: tokio::sync::watch::Receiver<i64>,
 }
@@ -175,8 +176,23 @@ impl Delivery {
     /// True (after sending the invalid notice) when the new snapshot withdrew this client's rights.
     fn credentials_revoked(&self) -> bool {
         let dir = self.broker.dirs.load();
-        if !dir.instances.contains_key(&self.instance_id) {
+        let Some(inst) = dir.instances.get(&self.instance_id) else {
             tracing::info!(client_id = %self.client_id, "instance removed: closing");
+            return true;
+        };
+        let key = self.access_key_id.as_str();
+        let still_allowed = match self.mode {
+            Mode::Signature => inst.access_keys.get(key).is_some_and(|k| k.enabled),
+            Mode::DeviceCredential => inst
+                .device_credentials
+                .get(key)
+                .is_some_and(|d| d.client_id == self.client_id),
+            Mode::Token | Mode::Open => true,
+        };
+        if !still_allowed {
+            tracing::info!(client_id = %self.client_id, "credentials withdrawn: closing");
+            metrics::counter!("broker_refusals_total", "packet" => "session", "reason" => "credentials_withdrawn")
+                .increment(1);
             return true;
         }
         let tokens = self.tokens.borrow();

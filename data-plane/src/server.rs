@@ -62,12 +62,13 @@ pub fn run(cfg: Config) -> anyhow::Result<()> {
     let store = broker.store.clone();
     sys.block_on(async move {
         let b = broker.clone();
-        let mut server =
-            ntex::server::build()
-                .workers(workers)
-                .listen("mqtt", listener, mqtt_cfg.clone(), async move |_| {
-                    mqtt_service!(b, false)
-                })?;
+        let mut server = ntex::server::build()
+            .workers(workers)
+            // Graceful stop: connections get this long to finish before they are dropped.
+            .shutdown_timeout(Seconds(10))
+            .listen("mqtt", listener, mqtt_cfg.clone(), async move |_| {
+                mqtt_service!(b, false)
+            })?;
         if let Some(l) = dev_listener {
             let b = broker.clone();
             server = server.listen("mqtt-dev", l, mqtt_cfg, async move |_| mqtt_service!(b, true))?;

@@ -363,5 +363,25 @@ mod tests {
         assert_eq!(got.iter().map(|(_, m)| m.payload[0]).collect::<Vec<_>>(), vec![2, 3, 4]);
         s.delete_session("i", "c").unwrap();
         assert!(s.fetch("i", "c", 0, 10, u64::MAX >> 21).unwrap().is_empty());
+        assert_eq!(s.counts().get("i"), Some(&0));
+    }
+
+    #[test]
+    fn retention_expires_old_messages_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = FjallStore::open(dir.path()).unwrap();
+        s.enqueue("i", "c", &msg(1), 100).unwrap();
+        s.enqueue("j", "c", &msg(2), 100).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        s.enqueue("i", "c", &msg(3), 100).unwrap();
+        // Older than 10 ms: only the first message of instance i.
+        assert_eq!(s.expire("i", 10).unwrap(), 1);
+        let left = s.fetch("i", "c", 0, 10, 60_000).unwrap();
+        assert_eq!(left.iter().map(|(_, m)| m.payload[0]).collect::<Vec<_>>(), vec![3]);
+        assert_eq!(s.counts().get("j"), Some(&1));
+        // fetch() skips and deletes what is past the retention too.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        assert!(s.fetch("i", "c", 0, 10, 10).unwrap().is_empty());
+        assert_eq!(s.counts().get("i"), Some(&0));
     }
 }

@@ -56,6 +56,46 @@ async fn revocation_by_reload_closes_live_session() {
 }
 
 #[tokio::test]
+async fn disabled_access_key_closes_signature_sessions_and_sigterm_stops() {
+    let mut b = BrokerProc::start(&snapshot());
+    let (_c, mut ev, _) = v3::connect(b.sig_opts("GID_test@@@sig")).await.unwrap();
+    let mut snap = snapshot();
+    snap.content.instances[0].access_keys[0].enabled = false;
+    std::fs::write(
+        b.dir.join("snapshot.json"),
+        serde_json::to_vec(&Snapshot::new(2, snap.content)).unwrap(),
+    )
+    .unwrap();
+    sighup(&b);
+    v3::expect_closed(&mut ev, 5).await;
+    assert_eq!(
+        v3::refusal(b.sig_opts("GID_test@@@sig")).await,
+        Some(rumqttc::ConnectReturnCode::NotAuthorized)
+    );
+
+    // SIGTERM: graceful stop with exit status 0.
+    let mut child = b.child.take().unwrap();
+    let pid = child.id().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "broker did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status}\n{}", b.log());
+    assert!(b.log().contains("mqtt server stopped"));
+}
+
+#[tokio::test]
 async fn reject_duplicate_client_id_option() {
     let mut snap = snapshot();
     snap.content.instances[0].reject_duplicate_client_id = true;
