@@ -10,17 +10,6 @@ use rumqttc::QoS;
 use support::v3;
 use support::*;
 
-fn sighup(b: &BrokerProc) {
-    let pid = b.child.as_ref().unwrap().id().to_string();
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-HUP", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-}
-
 #[tokio::test]
 async fn revocation_by_reload_closes_live_session() {
     let b = BrokerProc::start(&snapshot());
@@ -39,7 +28,7 @@ async fn revocation_by_reload_closes_live_session() {
     let snap = Snapshot::new(2, snap.content);
     std::fs::write(b.dir.join("snapshot.json"), serde_json::to_vec(&snap).unwrap()).unwrap();
     let started = Instant::now();
-    sighup(&b);
+    b.signal("HUP");
     let got = v3::collect(&mut ev, 1, 5).await;
     assert_eq!(got[0].topic, "$SYS/tokenInvalidNotice");
     let notice: serde_json::Value = serde_json::from_slice(&got[0].payload).unwrap();
@@ -66,7 +55,7 @@ async fn disabled_access_key_closes_signature_sessions_and_sigterm_stops() {
         serde_json::to_vec(&Snapshot::new(2, snap.content)).unwrap(),
     )
     .unwrap();
-    sighup(&b);
+    b.signal("HUP");
     v3::expect_closed(&mut ev, 5).await;
     assert_eq!(
         v3::refusal(b.sig_opts("GID_test@@@sig")).await,
@@ -74,15 +63,8 @@ async fn disabled_access_key_closes_signature_sessions_and_sigterm_stops() {
     );
 
     // SIGTERM: graceful stop with exit status 0.
+    b.signal("TERM");
     let mut child = b.child.take().unwrap();
-    let pid = child.id().to_string();
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
     let deadline = Instant::now() + Duration::from_secs(15);
     let status = loop {
         if let Some(s) = child.try_wait().unwrap() {

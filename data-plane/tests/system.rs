@@ -132,14 +132,7 @@ async fn status_events_metrics_and_reload() {
     snap.content.instances[0].parent_topics.push("V".into());
     let snap = Snapshot::new(2, snap.content);
     std::fs::write(b.dir.join("snapshot.json"), serde_json::to_vec(&snap).unwrap()).unwrap();
-    let pid = b.child.as_ref().unwrap().id().to_string();
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-HUP", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    b.signal("HUP");
     tokio::time::sleep(Duration::from_millis(500)).await;
     c.subscribe("V/#", QoS::AtLeastOnce).await.unwrap();
     v3::suback(&mut ev).await;
@@ -147,13 +140,7 @@ async fn status_events_metrics_and_reload() {
     assert_eq!(&v3::collect(&mut ev, 1, 10).await[0].payload[..], b"new parent");
 
     std::fs::write(b.dir.join("snapshot.json"), b"{not json").unwrap();
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-HUP", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    b.signal("HUP");
     tokio::time::sleep(Duration::from_millis(500)).await;
     c.publish("V/a", QoS::AtLeastOnce, false, "kept").await.unwrap();
     assert_eq!(&v3::collect(&mut ev, 1, 10).await[0].payload[..], b"kept");

@@ -188,6 +188,17 @@ impl BrokerProc {
         }
     }
 
+    /// Sends a signal by name (`HUP`, `TERM`) through the shell's `kill` builtin.
+    pub fn signal(&self, sig: &str) {
+        let pid = self.child.as_ref().expect("broker running").id();
+        let ok = Command::new("sh")
+            .args(["-c", &format!("kill -{sig} {pid}")])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill -{sig} {pid} failed");
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("broker.log")).unwrap_or_default()
     }
