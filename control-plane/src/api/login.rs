@@ -39,7 +39,7 @@ pub async fn login(
     // Unknown users still pay for one verification, so timing does not tell which usernames exist.
     let (hash, known) = match hash {
         Some((h,)) => (h, true),
-        None => (DUMMY_HASH.to_string(), false),
+        None => (operator::DUMMY_HASH.to_string(), false),
     };
     if !operator::verify_password(req.password, hash).await || !known {
         return Err(ApiError::Unauthenticated("wrong username or password"));
@@ -49,7 +49,3 @@ pub async fn login(
         .issue(&req.username, state.config.operator_token_ttl_secs);
     Ok(Json(LoginResponse { token, expires_at }))
 }
-
-/// Argon2id hash of a random string, used for unknown usernames.
-const DUMMY_HASH: &str =
-    "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$K2Ud0HZ3f7mYkN0pLrJFqgbsxZcEm+2y6dQO5C7O8Hs";

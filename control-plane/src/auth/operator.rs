@@ -56,6 +56,11 @@ impl OperatorKeys {
     }
 }
 
+/// Argon2id hash of a random string, verified against for unknown usernames so that the answer time
+/// does not tell which usernames exist.
+pub const DUMMY_HASH: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$K2Ud0HZ3f7mYkN0pLrJFqgbsxZcEm+2y6dQO5C7O8Hs";
+
 /// Argon2id with the crate's default (OWASP) parameters; run on a blocking thread, it is slow on purpose.
 pub async fn hash_password(password: String) -> anyhow::Result<String> {
     tokio::task::spawn_blocking(move || {
@@ -98,4 +103,29 @@ pub async fn bootstrap_admin(db: &PgPool, username: &str, password: Option<&str>
             .rows_affected();
     // Another replica may have won the race; then its password stands and ours was never used.
     Ok(generated.filter(|_| inserted == 1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn passwords_and_the_dummy_hash() {
+        assert!(
+            PasswordHash::new(DUMMY_HASH).is_ok(),
+            "the dummy hash must parse, or unknown users answer faster"
+        );
+        let hash = hash_password("pw".into()).await.unwrap();
+        assert!(verify_password("pw".into(), hash.clone()).await);
+        assert!(!verify_password("other".into(), hash).await);
+    }
+
+    #[test]
+    fn operator_tokens() {
+        let keys = OperatorKeys::new(&SecretBox::new([1; 32]));
+        let (token, _) = keys.issue("admin", 60);
+        assert_eq!(keys.verify(&token).unwrap().sub, "admin");
+        assert!(OperatorKeys::new(&SecretBox::new([2; 32])).verify(&token).is_none());
+        assert!(keys.verify("x.y.z").is_none());
+    }
 }

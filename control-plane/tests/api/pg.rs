@@ -137,6 +137,13 @@ pub async fn fresh_database() -> String {
         .await
         .expect("create test database");
     conn.close().await;
-    let (base, _) = admin.rsplit_once('/').expect("database URL has a path");
-    format!("{base}/{name}")
+    // Swap the database name, keeping any `?options` of a user-supplied DATABASE_URL.
+    let (url, options) = admin
+        .split_once('?')
+        .map_or((admin.as_str(), None), |(u, o)| (u, Some(o)));
+    let (base, _) = url.rsplit_once('/').expect("database URL has a path");
+    match options {
+        Some(o) => format!("{base}/{name}?{o}"),
+        None => format!("{base}/{name}"),
+    }
 }
