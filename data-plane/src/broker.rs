@@ -166,12 +166,14 @@ impl Broker {
         let present = st.sessions.get(&key).is_some_and(|e| e.persistent) && !clean;
         if !present {
             // A clean start discards whatever the previous session had.
-            if st.sessions.remove(&key).is_some_and(|e| e.persistent)
-                && let Err(e) = self.store.delete_session(&inst.id, client_id)
-            {
-                tracing::error!(error = %e, "cannot delete old session");
+            if let Some(old) = st.sessions.remove(&key) {
+                unindex(&mut st.index, &inst.id, client_id, &old.subs);
+                if old.persistent
+                    && let Err(e) = self.store.delete_session(&inst.id, client_id)
+                {
+                    tracing::error!(error = %e, "cannot delete old session");
+                }
             }
-            st.index.remove_client(&inst.id, client_id);
             st.parked.remove(&key);
         }
         let entry = st.sessions.entry(key).or_insert_with(|| SessionEntry {
@@ -209,9 +211,10 @@ impl Broker {
             return; // taken over: the session belongs to the newer connection now
         }
         entry.conn = None;
-        if !entry.persistent {
-            st.sessions.remove(&key);
-            st.index.remove_client(inst_id, client_id);
+        if !entry.persistent
+            && let Some(old) = st.sessions.remove(&key)
+        {
+            unindex(&mut st.index, inst_id, client_id, &old.subs);
         }
         metrics::gauge!("broker_subscriptions").set(st.index.len() as f64);
     }
@@ -439,6 +442,15 @@ impl Broker {
         }
         let total: u64 = self.store.counts().values().sum();
         metrics::gauge!("broker_offline_messages").set(total as f64);
+    }
+}
+
+/// Removes a session's subscriptions from the index (by its own list: no index-wide scan).
+fn unindex(index: &mut SubscriptionIndex, inst_id: &str, client_id: &str, subs: &BTreeMap<String, u8>) {
+    for raw in subs.keys() {
+        if let Ok(parsed) = topic::parse_subscription(raw) {
+            index.remove(inst_id, client_id, parsed.filter, parsed.share_group);
+        }
     }
 }
 

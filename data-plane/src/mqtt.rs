@@ -71,6 +71,7 @@ macro_rules! mqtt_service {
         ntex_mqtt::MqttServer::new()
             .v3(ntex_mqtt::v3::MqttServer::new(crate::mqtt::publish_v3)
                 .protocol(crate::mqtt::protocol_v3)
+                .control(crate::mqtt::control_v3)
                 .build(async move |msg: ntex_mqtt::v3::Connect| crate::mqtt::connect_v3(&b3, dev, msg)))
             .v5(ntex_mqtt::v5::MqttServer::new(crate::mqtt::publish_v5)
                 .protocol(crate::mqtt::protocol_v5)
@@ -215,6 +216,14 @@ pub async fn protocol_v5(
         }
         other => other.ack(),
     })
+}
+
+/// v3 has nothing to send on a stop; handling it keeps ntex-mqtt from warning on every close.
+pub async fn control_v3(
+    _ses: &v3::Session<St>,
+    _ctl: Control<HandlerError>,
+) -> Result<Option<v3::codec::Encoded>, HandlerError> {
+    Ok(None)
 }
 
 pub async fn control_v5(
