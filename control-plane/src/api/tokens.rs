@@ -5,9 +5,11 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use common::quotas::Quotas;
 use common::quotas::{TOKEN_MAX_VALIDITY_MS, TOKEN_MIN_VALIDITY_MS};
 use common::token::{TokenAction, TokenClaims, TokenError, TokenVerifier};
 use serde::{Deserialize, Serialize};
+use sqlx::types::Json as Jsonb;
 use utoipa::ToSchema;
 
 use super::instances::instance_quotas;
@@ -77,12 +79,7 @@ fn parse_resources(raw: &str, max: usize, max_len: usize) -> ApiResult<(Vec<Stri
 }
 
 /// The AccessKey named in the token: the caller's own, or for operators one bound to the instance.
-async fn token_access_key(
-    state: &AppState,
-    caller: &Caller,
-    instance_id: &str,
-    requested: Option<String>,
-) -> ApiResult<String> {
+fn token_access_key(caller: &Caller, requested: Option<String>, requested_is_bound: bool) -> ApiResult<String> {
     if let Some(own) = caller.access_key_id() {
         return match requested {
             Some(other) if other != own => Err(ApiError::invalid("accessKeyId", "must be the calling AccessKey")),
@@ -90,15 +87,13 @@ async fn token_access_key(
         };
     }
     let ak = requested.ok_or_else(|| ApiError::invalid("accessKeyId", "is required when an operator applies"))?;
-    let bound: Option<(i32,)> =
-        sqlx::query_as("select 1 from access_key_instances where access_key_id = $1 and instance_id = $2")
-            .bind(&ak)
-            .bind(instance_id)
-            .fetch_optional(&state.db)
-            .await?;
-    bound
-        .map(|_| ak)
-        .ok_or_else(|| ApiError::invalid("accessKeyId", "is not an AccessKey bound to this instance"))
+    if !requested_is_bound {
+        return Err(ApiError::invalid(
+            "accessKeyId",
+            "is not an AccessKey bound to this instance",
+        ));
+    }
+    Ok(ak)
 }
 
 #[utoipa::path(post, path = "/api/v1/instances/{instanceId}/tokens", operation_id = "ApplyToken", tag = "tokens",
@@ -112,7 +107,17 @@ pub async fn apply_token(
     ApiJson(req): ApiJson<ApplyTokenRequest>,
 ) -> ApiResult<Json<ApplyTokenResponse>> {
     caller.require_instance(&instance_id)?;
-    let quotas = instance_quotas(&state.db, &instance_id).await?;
+    // Two round trips in all (this is the hot path): quotas with the binding check, then the insert
+    // guarded by the parent-topic check.
+    let row: Option<(Jsonb<Quotas>, bool)> = sqlx::query_as(
+        "select quotas, exists(select 1 from access_key_instances where access_key_id = $2 and instance_id = $1)
+         from instances where id = $1",
+    )
+    .bind(&instance_id)
+    .bind(&req.access_key_id)
+    .fetch_optional(&state.db)
+    .await?;
+    let (Jsonb(quotas), bound) = row.ok_or(ApiError::NotFound("instance"))?;
     let act =
         TokenAction::parse_api(&req.actions).ok_or_else(|| ApiError::invalid("actions", "must be R, W or R,W"))?;
     let now = chrono::Utc::now().timestamp_millis();
@@ -129,19 +134,7 @@ pub async fn apply_token(
         quotas.max_token_resources as usize,
         quotas.max_topic_length as usize,
     )?;
-    let (found,): (i64,) =
-        sqlx::query_as("select count(*) from parent_topics where instance_id = $1 and name = any($2)")
-            .bind(&instance_id)
-            .bind(&parents)
-            .fetch_one(&state.db)
-            .await?;
-    if found != parents.len() as i64 {
-        return Err(ApiError::invalid(
-            "resources",
-            "every resource must be under an existing parent topic",
-        ));
-    }
-    let ak = token_access_key(&state, &caller, &instance_id, req.access_key_id).await?;
+    let ak = token_access_key(&caller, req.access_key_id, bound)?;
     let claims = TokenClaims {
         jti: crate::ids::token_id(),
         iid: instance_id.clone(),
@@ -152,18 +145,28 @@ pub async fn apply_token(
         exp_ms,
     };
     let token = state.token_signer.sign(&claims);
-    sqlx::query(
+    let inserted = sqlx::query(
         "insert into tokens (jti, instance_id, access_key_id, token_sha256, claims, expires_at_ms)
-         values ($1, $2, $3, $4, $5, $6)",
+         select $1, $2, $3, $4, $5, $6
+         where (select count(*) from parent_topics where instance_id = $2 and name = any($7)) = $8",
     )
     .bind(&claims.jti)
     .bind(&instance_id)
     .bind(&claims.ak)
     .bind(sha256_hex(token.as_bytes()))
-    .bind(sqlx::types::Json(&claims))
+    .bind(Jsonb(&claims))
     .bind(exp_ms)
+    .bind(&parents)
+    .bind(parents.len() as i64)
     .execute(&state.db)
-    .await?;
+    .await?
+    .rows_affected();
+    if inserted == 0 {
+        return Err(ApiError::invalid(
+            "resources",
+            "every resource must be under an existing parent topic",
+        ));
+    }
     Ok(Json(ApplyTokenResponse {
         token,
         expire_time: exp_ms,
