@@ -14,7 +14,7 @@ use tokio::sync::{Notify, mpsc};
 
 use crate::directory::{Directories, Instance};
 use crate::events::Events;
-use crate::router::{Sub, SubscriptionIndex, Target};
+use crate::router::{Sub, SubscriptionIndex, SubscriptionRouter, Target};
 use crate::store::{PersistedSession, SessionStore, StoredMsg};
 
 /// An application message on its way to subscribers.
@@ -57,14 +57,25 @@ struct SessionEntry {
     conn: Option<ConnHandle>,
 }
 
-#[derive(Default)]
 struct State {
-    index: SubscriptionIndex,
+    index: Box<dyn SubscriptionRouter>,
     sessions: HashMap<(String, String), SessionEntry>,
     retained: HashMap<String, BTreeMap<String, Arc<Msg>>>,
     connections: HashMap<String, u32>,
     /// Unacknowledged (stored sequence -> packet id) of persistent sessions between connections.
     parked: HashMap<(String, String), BTreeMap<u64, u16>>,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        Self {
+            index: Box::new(SubscriptionIndex::default()),
+            sessions: HashMap::new(),
+            retained: HashMap::new(),
+            connections: HashMap::new(),
+            parked: HashMap::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -167,7 +178,7 @@ impl Broker {
         if !present {
             // A clean start discards whatever the previous session had.
             if let Some(old) = st.sessions.remove(&key) {
-                unindex(&mut st.index, &inst.id, client_id, &old.subs);
+                unindex(st.index.as_mut(), &inst.id, client_id, &old.subs);
                 if old.persistent
                     && let Err(e) = self.store.delete_session(&inst.id, client_id)
                 {
@@ -214,7 +225,7 @@ impl Broker {
         if !entry.persistent
             && let Some(old) = st.sessions.remove(&key)
         {
-            unindex(&mut st.index, inst_id, client_id, &old.subs);
+            unindex(st.index.as_mut(), inst_id, client_id, &old.subs);
         }
         metrics::gauge!("broker_subscriptions").set(st.index.len() as f64);
     }
@@ -354,7 +365,7 @@ impl Broker {
                             .get(&(inst.id.clone(), c.to_string()))
                             .is_some_and(|e| e.conn.is_some())
                     };
-                    index.route(&inst.id, &msg.topic, publisher, online)
+                    index.route(&inst.id, &msg.topic, publisher, &online)
                 }
             };
             for t in targets {
@@ -446,7 +457,7 @@ impl Broker {
 }
 
 /// Removes a session's subscriptions from the index (by its own list: no index-wide scan).
-fn unindex(index: &mut SubscriptionIndex, inst_id: &str, client_id: &str, subs: &BTreeMap<String, u8>) {
+fn unindex(index: &mut dyn SubscriptionRouter, inst_id: &str, client_id: &str, subs: &BTreeMap<String, u8>) {
     for raw in subs.keys() {
         if let Ok(parsed) = topic::parse_subscription(raw) {
             index.remove(inst_id, client_id, parsed.filter, parsed.share_group);

@@ -30,9 +30,25 @@ pub struct SubscriptionIndex {
     share_cursor: HashMap<(String, String, String), usize>,
 }
 
-impl SubscriptionIndex {
+/// What the broker needs from a subscription index (one lock-protected instance per node); a
+/// distributed engine can implement it instead.
+pub trait SubscriptionRouter: Send {
+    /// Adds or replaces (same client + filter + group) a subscription. Returns true if it was new.
+    fn insert(&mut self, instance: &str, sub: Sub) -> bool;
+    fn remove(&mut self, instance: &str, client_id: &str, filter: &str, share_group: Option<&str>);
+    /// Wildcard subscriptions on one parent topic, instance-wide (SPEC 2 quota).
+    fn wildcard_count(&self, instance: &str, parent: &str) -> usize;
+    fn len(&self) -> usize;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Clients that receive `topic` published by `publisher` (see `SubscriptionIndex`).
+    fn route(&mut self, instance: &str, topic: &str, publisher: &str, online: &dyn Fn(&str) -> bool) -> Vec<Target>;
+}
+
+impl SubscriptionRouter for SubscriptionIndex {
     /// Adds or replaces (same client + raw filter) a subscription. Returns true if it was new.
-    pub fn insert(&mut self, instance: &str, sub: Sub) -> bool {
+    fn insert(&mut self, instance: &str, sub: Sub) -> bool {
         let list = self
             .subs
             .entry((instance.to_string(), topic::parent_of(&sub.filter).to_string()))
@@ -49,7 +65,7 @@ impl SubscriptionIndex {
         }
     }
 
-    pub fn remove(&mut self, instance: &str, client_id: &str, filter: &str, share_group: Option<&str>) {
+    fn remove(&mut self, instance: &str, client_id: &str, filter: &str, share_group: Option<&str>) {
         let key = (instance.to_string(), topic::parent_of(filter).to_string());
         if let Some(list) = self.subs.get_mut(&key) {
             list.retain(|s| {
@@ -61,39 +77,26 @@ impl SubscriptionIndex {
         }
     }
 
-    pub fn remove_client(&mut self, instance: &str, client_id: &str) {
-        self.subs.retain(|(inst, _), list| {
-            if inst == instance {
-                list.retain(|s| s.client_id != client_id);
-            }
-            !list.is_empty()
-        });
-    }
-
     /// Wildcard subscriptions on one parent topic, instance-wide (SPEC 2 quota).
-    pub fn wildcard_count(&self, instance: &str, parent: &str) -> usize {
+    fn wildcard_count(&self, instance: &str, parent: &str) -> usize {
         self.subs
             .get(&(instance.to_string(), parent.to_string()))
             .map_or(0, |list| list.iter().filter(|s| topic::is_wildcard(&s.filter)).count())
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.subs.is_empty()
-    }
-
-    pub fn len(&self) -> usize {
+    fn len(&self) -> usize {
         self.subs.values().map(Vec::len).sum()
     }
 
     /// Clients that receive `topic` published by `publisher`: one delivery per client (highest
     /// QoS among its matching subscriptions) plus one member per matching share group.
     /// `online` tells the share-group pick which members are connected.
-    pub fn route(
+    fn route(
         &mut self,
         instance: &str,
         topic_name: &str,
         publisher: &str,
-        online: impl Fn(&str) -> bool,
+        online: &dyn Fn(&str) -> bool,
     ) -> Vec<Target> {
         let key = (instance.to_string(), topic::parent_of(topic_name).to_string());
         let Some(list) = self.subs.get(&key) else {
@@ -142,6 +145,17 @@ impl SubscriptionIndex {
     }
 }
 
+impl SubscriptionIndex {
+    pub fn remove_client(&mut self, instance: &str, client_id: &str) {
+        self.subs.retain(|(inst, _), list| {
+            if inst == instance {
+                list.retain(|s| s.client_id != client_id);
+            }
+            !list.is_empty()
+        });
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -164,13 +178,13 @@ mod tests {
         idx.insert("i", sub("b", "T/+", Some("g")));
         idx.insert("i", sub("c", "T/+", Some("g")));
         idx.insert("j", sub("d", "T/#", None));
-        let r = idx.route("i", "T/x", "z", |_| true);
+        let r = idx.route("i", "T/x", "z", &|_| true);
         assert_eq!(r.iter().filter(|t| t.client_id == "a").count(), 1);
         assert_eq!(r.len(), 2);
-        let r2 = idx.route("i", "T/x", "z", |_| true);
+        let r2 = idx.route("i", "T/x", "z", &|_| true);
         assert_ne!(r.last(), r2.last(), "share group round-robins");
         assert_eq!(idx.wildcard_count("i", "T"), 3);
         idx.remove_client("i", "a");
-        assert_eq!(idx.route("i", "T/x", "z", |c| c == "b")[0].client_id, "b");
+        assert_eq!(idx.route("i", "T/x", "z", &|c| c == "b")[0].client_id, "b");
     }
 }
