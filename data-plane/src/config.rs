@@ -21,6 +21,10 @@ pub struct Args {
     #[arg(long, env = "BROKER_LISTEN")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub listen: Option<SocketAddr>,
+    /// MQTT over WebSocket listener (path /mqtt); off unless set.
+    #[arg(long, env = "BROKER_WS_LISTEN")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ws_listen: Option<SocketAddr>,
     /// HTTP listener for /metrics and /healthz.
     #[arg(long, env = "BROKER_HTTP_LISTEN")]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -64,6 +68,7 @@ pub struct Args {
 pub struct Config {
     pub listen: SocketAddr,
     pub http_listen: SocketAddr,
+    pub ws_listen: Option<SocketAddr>,
     pub snapshot: PathBuf,
     pub data_dir: PathBuf,
     pub workers: usize,
@@ -79,6 +84,7 @@ impl Default for Config {
         Self {
             listen: ([0, 0, 0, 0], 1883).into(),
             http_listen: ([127, 0, 0, 1], 9183).into(),
+            ws_listen: None,
             snapshot: "snapshot.json".into(),
             data_dir: "data".into(),
             workers: std::thread::available_parallelism().map_or(1, |n| n.get()),

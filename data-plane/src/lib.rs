@@ -15,3 +15,4 @@ pub mod server;
 pub mod sink;
 pub mod store;
 pub mod sys;
+pub mod ws;

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use ntex::SharedCfg;
+use ntex::service::Service as _;
 use ntex::time::Seconds;
 use ntex_mqtt::{MqttServiceConfig, QoS};
 
@@ -47,6 +48,14 @@ pub fn run(cfg: Config) -> anyhow::Result<()> {
 
     let listener = TcpListener::bind(cfg.listen).with_context(|| format!("binding {}", cfg.listen))?;
     tracing::info!(addr = %listener.local_addr()?, "mqtt listener");
+    let ws_listener = match cfg.ws_listen {
+        Some(addr) => {
+            let l = TcpListener::bind(addr).with_context(|| format!("binding {addr}"))?;
+            tracing::info!(addr = %l.local_addr()?, path = crate::ws::PATH, "mqtt websocket listener");
+            Some(l)
+        }
+        None => None,
+    };
     let dev_listener = match cfg.dev_listen {
         Some(addr) => {
             let l = TcpListener::bind(addr).with_context(|| format!("binding {addr}"))?;
@@ -69,6 +78,16 @@ pub fn run(cfg: Config) -> anyhow::Result<()> {
             .listen("mqtt", listener, mqtt_cfg.clone(), async move |_| {
                 mqtt_service!(b, false)
             })?;
+        if let Some(l) = ws_listener {
+            let b = broker.clone();
+            server = server.listen("mqtt-ws", l, mqtt_cfg.clone(), async move |_| {
+                let mqtt = ntex::Pipeline::new(
+                    (),
+                    mqtt_service!(b, false).map_err(|e| std::io::Error::other(format!("mqtt: {e:?}"))),
+                );
+                crate::ws::http_service(mqtt.bind())
+            })?;
+        }
         if let Some(l) = dev_listener {
             let b = broker.clone();
             server = server.listen("mqtt-dev", l, mqtt_cfg, async move |_| mqtt_service!(b, true))?;

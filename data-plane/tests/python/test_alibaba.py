@@ -15,6 +15,7 @@ import paho.mqtt.client as mqtt
 
 HOST = os.environ["MQTT_HOST"]
 PORT = int(os.environ["MQTT_PORT"])
+WS_PORT = int(os.environ["MQTT_WS_PORT"])
 INSTANCE = os.environ["MQTT_INSTANCE"]
 AK = os.environ["MQTT_AK"]
 SK = os.environ["MQTT_SK"]
@@ -32,7 +33,7 @@ def signature(secret, client_id):
 class Session:
     """A connected paho client that collects received messages in a queue."""
 
-    def __init__(self, client_id, username, password):
+    def __init__(self, client_id, username, password, websocket=False):
         self.messages = queue.Queue()
         self.connected = threading.Event()
         self.reason = None
@@ -41,11 +42,14 @@ class Session:
             client_id=client_id,
             protocol=mqtt.MQTTv311,
             clean_session=True,
+            transport="websockets" if websocket else "tcp",
         )
+        if websocket:
+            self.client.ws_set_options(path="/mqtt")
         self.client.username_pw_set(username, password)
         self.client.on_connect = self._on_connect
         self.client.on_message = lambda c, u, msg: self.messages.put(msg)
-        self.client.connect(HOST, PORT, keepalive=60)
+        self.client.connect(HOST, WS_PORT if websocket else PORT, keepalive=60)
         self.client.loop_start()
         assert self.connected.wait(TIMEOUT), "no CONNACK"
 
@@ -122,3 +126,14 @@ def test_wrong_signature_is_refused_with_code_5():
     assert s.reason.is_failure
     assert s.reason == "Not authorized", s.reason
     s.client.loop_stop()
+
+
+def test_websocket_listener():
+    client_id = f"{GROUP}@@@ws1"
+    s = Session(client_id, f"Signature|{AK}|{INSTANCE}", signature(SK, client_id), websocket=True)
+    assert not s.reason.is_failure, s.reason
+    s.subscribe(f"{PARENT}/ws", 1)
+    for i in range(10):
+        s.client.publish(f"{PARENT}/ws", f"ws-{i}", qos=1)
+    assert [m.payload.decode() for m in s.receive(10)] == [f"ws-{i}" for i in range(10)]
+    s.close()

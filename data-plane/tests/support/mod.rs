@@ -111,6 +111,7 @@ pub struct BrokerProc {
     pub port: u16,
     pub http_port: u16,
     pub dev_port: Option<u16>,
+    pub ws_port: u16,
     pub dir: PathBuf,
     _tmp: Option<tempfile::TempDir>,
 }
@@ -125,6 +126,7 @@ impl BrokerProc {
             port: free_port(),
             http_port: free_port(),
             dev_port: None,
+            ws_port: free_port(),
             dir,
             _tmp: Some(tmp),
         };
@@ -141,6 +143,7 @@ impl BrokerProc {
             port: free_port(),
             http_port: free_port(),
             dev_port: Some(free_port()),
+            ws_port: free_port(),
             dir,
             _tmp: Some(tmp),
         };
@@ -157,6 +160,7 @@ impl BrokerProc {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_broker"));
         cmd.env("BROKER_LISTEN", format!("127.0.0.1:{}", self.port))
             .env("BROKER_HTTP_LISTEN", format!("127.0.0.1:{}", self.http_port))
+            .env("BROKER_WS_LISTEN", format!("127.0.0.1:{}", self.ws_port))
             .env("BROKER_SNAPSHOT", self.dir.join("snapshot.json"))
             .env("BROKER_DATA_DIR", self.dir.join("data"))
             .env("RUST_LOG", "info")
