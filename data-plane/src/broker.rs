@@ -340,17 +340,24 @@ impl Broker {
 
     /// Routes one publish. Returns the number of deliveries (in-memory sends + stored).
     pub fn publish(&self, inst: &Instance, publisher: &str, msg: Msg, qos: u8) -> usize {
-        let msg = Arc::new(msg);
+        // Established subscriptions get RETAIN 0; only deliveries on SUBSCRIBE carry it (MQTT 3.3.1.3).
+        let retain = msg.retain;
+        let msg = Arc::new(Msg { retain: false, ..msg });
         let mut memory: Vec<(ConnHandle, u8)> = Vec::new();
         let mut stored: Vec<(String, u8, Option<Arc<Notify>>)> = Vec::new();
         {
             let mut st = self.state();
-            if msg.retain {
+            if retain {
                 let retained = st.retained.entry(inst.id.clone()).or_default();
                 if msg.payload.is_empty() {
                     retained.remove(&msg.topic);
                 } else {
-                    retained.insert(msg.topic.clone(), msg.clone());
+                    let kept = Msg {
+                        topic: msg.topic.clone(),
+                        payload: msg.payload.clone(),
+                        retain: true,
+                    };
+                    retained.insert(msg.topic.clone(), Arc::new(kept));
                 }
             }
             let targets = match topic::p2p_target(&msg.topic) {

@@ -64,6 +64,16 @@ async fn retained_will_shared_and_takeover() {
     sub.subscribe("T/#", QoS::AtLeastOnce).await.unwrap();
     let got = v3::collect(&mut sev, 1, 10).await;
     assert!(got[0].retain && &got[0].payload[..] == b"on");
+    // To an established subscription a retained publish arrives with RETAIN 0; an empty one clears it.
+    publ.publish("T/state", QoS::AtLeastOnce, true, "off").await.unwrap();
+    let got = v3::collect(&mut sev, 1, 10).await;
+    assert!(!got[0].retain && &got[0].payload[..] == b"off");
+    publ.publish("T/state", QoS::AtLeastOnce, true, "").await.unwrap();
+    v3::collect(&mut sev, 1, 10).await;
+    let (s2, mut e2, _) = v3::connect(b.sig_opts("GID_test@@@later")).await.unwrap();
+    s2.subscribe("T/#", QoS::AtLeastOnce).await.unwrap();
+    v3::suback(&mut e2).await;
+    assert!(v3::drain(&mut e2, 0.5).await.is_empty(), "retained message was cleared");
 
     // Will: published when a client vanishes without DISCONNECT (dropping the event loop = TCP gone).
     let mut wopts = b.sig_opts("GID_test@@@willer");
