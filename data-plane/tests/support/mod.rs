@@ -221,6 +221,28 @@ impl BrokerProc {
         out
     }
 
+    /// The value of an unlabelled metric, if exported.
+    pub fn metric(&self, name: &str) -> Option<f64> {
+        self.metrics()
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+    }
+
+    /// Waits until the store holds no queued message (every delivery acknowledged and deleted).
+    pub fn wait_store_empty(&self, secs: u64) {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        while self.metric("broker_offline_messages") != Some(0.0) {
+            assert!(
+                Instant::now() < deadline,
+                "offline messages left: {:?}",
+                self.metric("broker_offline_messages")
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // The delete and its flush run back to back on the worker; give the flush a moment.
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
     pub fn v3_opts(&self, client_id: &str, user: &str, pass: &str) -> rumqttc::MqttOptions {
         let mut o = rumqttc::MqttOptions::new(client_id, "127.0.0.1", self.port);
         o.set_credentials(user, pass);
