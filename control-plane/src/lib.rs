@@ -8,6 +8,7 @@ pub mod crypto;
 pub mod db;
 pub mod error;
 pub mod extract;
+pub mod housekeeping;
 pub mod ids;
 pub mod server;
 pub mod snapshot;

@@ -2,7 +2,6 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Router;
 use axum::http::HeaderName;
@@ -11,7 +10,7 @@ use tokio::net::TcpListener;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
-use crate::auth::{access_key, operator, signing_key};
+use crate::auth::{operator, signing_key};
 use crate::config::Config;
 use crate::crypto::SecretBox;
 use crate::state::AppState;
@@ -70,18 +69,9 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     telemetry::metrics_handle();
-    let db = state.db.clone();
-    let purge = tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(60));
-        loop {
-            tick.tick().await;
-            if let Err(e) = access_key::purge_nonces(&db).await {
-                tracing::warn!(error = %e, "purging expired nonces failed");
-            }
-        }
-    });
+    let housekeeping = tokio::spawn(crate::housekeeping::run(state.db.clone()));
     let result = axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).await;
-    purge.abort();
+    housekeeping.abort();
     Ok(result?)
 }
 

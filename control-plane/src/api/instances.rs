@@ -170,17 +170,18 @@ pub async fn create_instance(
     security(("bearer" = []), ("acs3" = [])),
     responses((status = 200, body = InstanceList), (status = 401, body = ErrorBody)))]
 pub async fn list_instances(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<InstanceList>> {
+    // An AccessKey lists only its bound instances; an operator (no key) lists all.
     let rows: Vec<InstanceRow> = sqlx::query_as(
         "select id, name, description, quotas, reject_duplicate_client_id, created_at, updated_at
-         from instances order by created_at, id",
+         from instances i
+         where $1::text is null
+            or exists(select 1 from access_key_instances b where b.instance_id = i.id and b.access_key_id = $1)
+         order by created_at, id",
     )
+    .bind(caller.access_key_id())
     .fetch_all(&state.db)
     .await?;
-    let instances = rows
-        .into_iter()
-        .filter(|r| caller.require_instance(&r.id).is_ok())
-        .map(|r| r.into_api(&state, None))
-        .collect();
+    let instances = rows.into_iter().map(|r| r.into_api(&state, None)).collect();
     Ok(Json(InstanceList { instances }))
 }
 

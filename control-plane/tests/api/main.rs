@@ -7,6 +7,7 @@ mod access_keys;
 mod auth;
 mod devices;
 mod groups;
+mod housekeeping;
 mod instances;
 mod isolation;
 mod openapi;

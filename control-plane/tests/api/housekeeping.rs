@@ -1,0 +1,46 @@
+//! Housekeeping deletes expired nonces and tokens a day past their expiry, and nothing else.
+
+use crate::server::TestServer;
+
+#[tokio::test]
+async fn purges_only_what_has_expired() {
+    let s = TestServer::start().await;
+    let db = &s.state.db;
+    let id = s.create_instance("house").await;
+    sqlx::query(
+        "insert into request_nonces (access_key_id, nonce, expires_at) values
+         ('ak', 'old', now() - interval '1 second'), ('ak', 'fresh', now() + interval '10 minutes')",
+    )
+    .execute(db)
+    .await
+    .unwrap();
+    let now = chrono::Utc::now().timestamp_millis();
+    for (jti, exp) in [
+        ("old", now - 25 * 3600 * 1000),
+        ("recent", now - 3600 * 1000),
+        ("live", now + 60_000),
+    ] {
+        sqlx::query(
+            "insert into tokens (jti, instance_id, access_key_id, token_sha256, claims, expires_at_ms)
+             values ($1, $2, 'ak', $1, '{}', $3)",
+        )
+        .bind(jti)
+        .bind(&id)
+        .bind(exp)
+        .execute(db)
+        .await
+        .unwrap();
+    }
+    let (nonces, tokens) = control_plane::housekeeping::run_once(db).await.unwrap();
+    assert_eq!((nonces, tokens), (1, 1));
+    let left: Vec<(String,)> = sqlx::query_as("select jti from tokens order by jti")
+        .fetch_all(db)
+        .await
+        .unwrap();
+    assert_eq!(left, vec![("live".to_string(),), ("recent".to_string(),)]);
+    let left: Vec<(String,)> = sqlx::query_as("select nonce from request_nonces")
+        .fetch_all(db)
+        .await
+        .unwrap();
+    assert_eq!(left, vec![("fresh".to_string(),)]);
+}
