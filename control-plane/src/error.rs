@@ -32,6 +32,8 @@ pub enum ApiError {
     AlreadyExists(String),
     #[error("{0}")]
     QuotaExceeded(String),
+    #[error("method not allowed on this path")]
+    MethodNotAllowed,
     #[error("request body is too large")]
     PayloadTooLarge,
     #[error("internal error")]
@@ -74,6 +76,7 @@ impl ApiError {
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "NotFound"),
             Self::AlreadyExists(_) => (StatusCode::CONFLICT, "AlreadyExists"),
             Self::QuotaExceeded(_) => (StatusCode::CONFLICT, "QuotaExceeded"),
+            Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed"),
             Self::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "PayloadTooLarge"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "InternalError"),
         }

@@ -4,7 +4,8 @@ use std::future::Future;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::http::HeaderName;
+use axum::http::{HeaderMap, HeaderName, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tokio::net::TcpListener;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -13,6 +14,7 @@ use tower_http::trace::TraceLayer;
 use crate::auth::{operator, signing_key};
 use crate::config::Config;
 use crate::crypto::SecretBox;
+use crate::error::{ApiError, REQUEST_ID};
 use crate::state::AppState;
 use crate::{api, db, telemetry};
 
@@ -47,6 +49,8 @@ pub fn app(state: AppState) -> Router {
         .route("/readyz", get(api::health::readyz))
         .route("/metrics", get(api::health::metrics))
         .route_layer(axum::middleware::from_fn(telemetry::request_context))
+        .fallback(unknown_route)
+        .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(
@@ -60,6 +64,27 @@ pub fn app(state: AppState) -> Router {
             }),
         )
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+}
+
+/// Unknown paths get the JSON error shape too (the route layers do not run for fallbacks, so the
+/// request id is scoped here).
+async fn unknown_route(headers: HeaderMap) -> Response {
+    error_with_request_id(&headers, ApiError::NotFound("route")).await
+}
+
+async fn method_not_allowed(headers: HeaderMap) -> Response {
+    let mut response = error_with_request_id(&headers, ApiError::MethodNotAllowed).await;
+    *response.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
+    response
+}
+
+async fn error_with_request_id(headers: &HeaderMap, error: ApiError) -> Response {
+    let id = headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    REQUEST_ID.scope(id, async move { error.into_response() }).await
 }
 
 /// Serves on `listener` until `shutdown` resolves, then drains in-flight requests.

@@ -32,4 +32,12 @@ async fn health_ready_metrics_and_request_ids() {
         (body["code"].as_str(), body["requestId"].as_str()),
         (Some("NotFound"), Some("my-id-1"))
     );
+
+    // Unknown routes and methods answer in the same JSON shape.
+    s.op(Method::GET, "/api/v1/nothing-here", None)
+        .await
+        .expect_error(404, "NotFound");
+    s.op(Method::PUT, "/api/v1/instances", None)
+        .await
+        .expect_error(405, "MethodNotAllowed");
 }
