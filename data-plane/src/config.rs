@@ -25,6 +25,18 @@ pub struct Args {
     #[arg(long, env = "BROKER_WS_LISTEN")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ws_listen: Option<SocketAddr>,
+    /// MQTT over TLS listener (needs --tls-cert and --tls-key); off unless set.
+    #[arg(long, env = "BROKER_TLS_LISTEN")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_listen: Option<SocketAddr>,
+    /// PEM certificate chain of the TLS listener.
+    #[arg(long, env = "BROKER_TLS_CERT")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of the TLS listener.
+    #[arg(long, env = "BROKER_TLS_KEY")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_key: Option<PathBuf>,
     /// HTTP listener for /metrics and /healthz.
     #[arg(long, env = "BROKER_HTTP_LISTEN")]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -69,6 +81,9 @@ pub struct Config {
     pub listen: SocketAddr,
     pub http_listen: SocketAddr,
     pub ws_listen: Option<SocketAddr>,
+    pub tls_listen: Option<SocketAddr>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
     pub snapshot: PathBuf,
     pub data_dir: PathBuf,
     pub workers: usize,
@@ -85,6 +100,9 @@ impl Default for Config {
             listen: ([0, 0, 0, 0], 1883).into(),
             http_listen: ([127, 0, 0, 1], 9183).into(),
             ws_listen: None,
+            tls_listen: None,
+            tls_cert: None,
+            tls_key: None,
             snapshot: "snapshot.json".into(),
             data_dir: "data".into(),
             workers: std::thread::available_parallelism().map_or(1, |n| n.get()),

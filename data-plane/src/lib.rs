@@ -15,4 +15,5 @@ pub mod server;
 pub mod sink;
 pub mod store;
 pub mod sys;
+pub mod tls;
 pub mod ws;

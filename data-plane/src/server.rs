@@ -56,6 +56,18 @@ pub fn run(cfg: Config) -> anyhow::Result<()> {
         }
         None => None,
     };
+    let tls_listener = match cfg.tls_listen {
+        Some(addr) => {
+            let (Some(cert), Some(key)) = (&cfg.tls_cert, &cfg.tls_key) else {
+                anyhow::bail!("the TLS listener needs tls_cert and tls_key");
+            };
+            let tls = crate::tls::server_config(cert, key)?;
+            let l = TcpListener::bind(addr).with_context(|| format!("binding {addr}"))?;
+            tracing::info!(addr = %l.local_addr()?, "mqtt tls listener");
+            Some((l, tls))
+        }
+        None => None,
+    };
     let dev_listener = match cfg.dev_listen {
         Some(addr) => {
             let l = TcpListener::bind(addr).with_context(|| format!("binding {addr}"))?;
@@ -86,6 +98,17 @@ pub fn run(cfg: Config) -> anyhow::Result<()> {
                     mqtt_service!(b, false).map_err(|e| std::io::Error::other(format!("mqtt: {e:?}"))),
                 );
                 crate::ws::http_service(mqtt.bind())
+            })?;
+        }
+        if let Some((l, tls)) = tls_listener {
+            let b = broker.clone();
+            server = server.listen("mqtt-tls", l, mqtt_cfg.clone(), async move |_| {
+                let mqtt = ntex::Pipeline::new(
+                    (),
+                    mqtt_service!(b, false).map_err(|e| std::io::Error::other(format!("mqtt: {e:?}"))),
+                );
+                ntex::service(ntex_tls::rustls::TlsAcceptor::new(tls.clone()))
+                    .and_then(async move |io: ntex::io::Io<_>| mqtt.call(io.boxed()).await)
             })?;
         }
         if let Some(l) = dev_listener {

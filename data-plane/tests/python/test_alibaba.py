@@ -16,6 +16,8 @@ import paho.mqtt.client as mqtt
 HOST = os.environ["MQTT_HOST"]
 PORT = int(os.environ["MQTT_PORT"])
 WS_PORT = int(os.environ["MQTT_WS_PORT"])
+TLS_PORT = int(os.environ["MQTT_TLS_PORT"])
+TLS_CA = os.environ["MQTT_TLS_CA"]
 INSTANCE = os.environ["MQTT_INSTANCE"]
 AK = os.environ["MQTT_AK"]
 SK = os.environ["MQTT_SK"]
@@ -33,7 +35,7 @@ def signature(secret, client_id):
 class Session:
     """A connected paho client that collects received messages in a queue."""
 
-    def __init__(self, client_id, username, password, websocket=False):
+    def __init__(self, client_id, username, password, websocket=False, tls=False):
         self.messages = queue.Queue()
         self.connected = threading.Event()
         self.reason = None
@@ -46,10 +48,14 @@ class Session:
         )
         if websocket:
             self.client.ws_set_options(path="/mqtt")
+        if tls:
+            # Verifies the server certificate (localhost / 127.0.0.1) against the test CA.
+            self.client.tls_set(ca_certs=TLS_CA)
         self.client.username_pw_set(username, password)
         self.client.on_connect = self._on_connect
         self.client.on_message = lambda c, u, msg: self.messages.put(msg)
-        self.client.connect(HOST, WS_PORT if websocket else PORT, keepalive=60)
+        port = WS_PORT if websocket else TLS_PORT if tls else PORT
+        self.client.connect(HOST, port, keepalive=60)
         self.client.loop_start()
         assert self.connected.wait(TIMEOUT), "no CONNACK"
 
@@ -136,4 +142,14 @@ def test_websocket_listener():
     for i in range(10):
         s.client.publish(f"{PARENT}/ws", f"ws-{i}", qos=1)
     assert [m.payload.decode() for m in s.receive(10)] == [f"ws-{i}" for i in range(10)]
+    s.close()
+
+
+def test_tls_listener():
+    client_id = f"{GROUP}@@@tls1"
+    s = Session(client_id, f"Signature|{AK}|{INSTANCE}", signature(SK, client_id), tls=True)
+    assert not s.reason.is_failure, s.reason
+    s.subscribe(f"{PARENT}/tls", 1)
+    s.client.publish(f"{PARENT}/tls", "secure", qos=1)
+    assert s.receive(1)[0].payload == b"secure"
     s.close()

@@ -101,6 +101,11 @@ pub fn sig_pass(client_id: &str) -> String {
     mqtt_password(SK, client_id)
 }
 
+/// A file of `tests/fixtures` (test-only TLS certificate authority, server certificate and key).
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+}
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
@@ -112,6 +117,7 @@ pub struct BrokerProc {
     pub http_port: u16,
     pub dev_port: Option<u16>,
     pub ws_port: u16,
+    pub tls_port: u16,
     pub dir: PathBuf,
     _tmp: Option<tempfile::TempDir>,
 }
@@ -127,6 +133,7 @@ impl BrokerProc {
             http_port: free_port(),
             dev_port: None,
             ws_port: free_port(),
+            tls_port: free_port(),
             dir,
             _tmp: Some(tmp),
         };
@@ -144,6 +151,7 @@ impl BrokerProc {
             http_port: free_port(),
             dev_port: Some(free_port()),
             ws_port: free_port(),
+            tls_port: free_port(),
             dir,
             _tmp: Some(tmp),
         };
@@ -161,6 +169,9 @@ impl BrokerProc {
         cmd.env("BROKER_LISTEN", format!("127.0.0.1:{}", self.port))
             .env("BROKER_HTTP_LISTEN", format!("127.0.0.1:{}", self.http_port))
             .env("BROKER_WS_LISTEN", format!("127.0.0.1:{}", self.ws_port))
+            .env("BROKER_TLS_LISTEN", format!("127.0.0.1:{}", self.tls_port))
+            .env("BROKER_TLS_CERT", fixture("server.pem"))
+            .env("BROKER_TLS_KEY", fixture("server.key"))
             .env("BROKER_SNAPSHOT", self.dir.join("snapshot.json"))
             .env("BROKER_DATA_DIR", self.dir.join("data"))
             .env("RUST_LOG", "info")
