@@ -132,3 +132,50 @@ impl CliOptions {
         Ok(figment.merge(Serialized::defaults(self)).extract()?)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_then_file_then_flags_and_env() {
+        let defaults = CliOptions::default().resolve().unwrap();
+        assert_eq!(defaults.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(defaults.signature_window_secs, 300);
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("cp.toml");
+        std::fs::write(
+            &file,
+            "listen = \"0.0.0.0:9000\"\nmqtt_endpoints = [\"tcp://a:1883\"]\nlog_json = true\n",
+        )
+        .unwrap();
+        let options = CliOptions {
+            config: Some(file.clone()),
+            ..Default::default()
+        };
+        let from_file = options.resolve().unwrap();
+        assert_eq!(from_file.listen.to_string(), "0.0.0.0:9000");
+        assert_eq!(from_file.mqtt_endpoints, vec!["tcp://a:1883"]);
+        assert!(from_file.log_json);
+
+        // Flags (and the env vars clap maps onto them) win over the file.
+        let cli = Cli::try_parse_from([
+            "control-plane",
+            "--config",
+            file.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:1",
+        ])
+        .unwrap();
+        let merged = cli.options.resolve().unwrap();
+        assert_eq!(merged.listen.to_string(), "127.0.0.1:1");
+        assert_eq!(merged.mqtt_endpoints, vec!["tcp://a:1883"]);
+
+        let missing = CliOptions {
+            config: Some(dir.path().join("nope.toml")),
+            ..Default::default()
+        };
+        assert!(missing.resolve().is_err());
+    }
+}

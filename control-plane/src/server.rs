@@ -4,7 +4,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::http::{HeaderMap, HeaderName, StatusCode};
+use axum::http::{HeaderMap, HeaderName};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tokio::net::TcpListener;
@@ -73,9 +73,7 @@ async fn unknown_route(headers: HeaderMap) -> Response {
 }
 
 async fn method_not_allowed(headers: HeaderMap) -> Response {
-    let mut response = error_with_request_id(&headers, ApiError::MethodNotAllowed).await;
-    *response.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
-    response
+    error_with_request_id(&headers, ApiError::MethodNotAllowed).await
 }
 
 async fn error_with_request_id(headers: &HeaderMap, error: ApiError) -> Response {
