@@ -29,6 +29,10 @@ pub struct Args {
     #[arg(long, env = "BROKER_TLS_LISTEN")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls_listen: Option<SocketAddr>,
+    /// MQTT over secure WebSocket listener (path /mqtt, same certificate as TLS); off unless set.
+    #[arg(long, env = "BROKER_WSS_LISTEN")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wss_listen: Option<SocketAddr>,
     /// PEM certificate chain of the TLS listener.
     #[arg(long, env = "BROKER_TLS_CERT")]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -82,6 +86,7 @@ pub struct Config {
     pub http_listen: SocketAddr,
     pub ws_listen: Option<SocketAddr>,
     pub tls_listen: Option<SocketAddr>,
+    pub wss_listen: Option<SocketAddr>,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
     pub snapshot: PathBuf,
@@ -101,6 +106,7 @@ impl Default for Config {
             http_listen: ([127, 0, 0, 1], 9183).into(),
             ws_listen: None,
             tls_listen: None,
+            wss_listen: None,
             tls_cert: None,
             tls_key: None,
             snapshot: "snapshot.json".into(),

@@ -56,17 +56,23 @@ pub fn run(cfg: Config) -> anyhow::Result<()> {
         }
         None => None,
     };
-    let tls_listener = match cfg.tls_listen {
-        Some(addr) => {
-            let (Some(cert), Some(key)) = (&cfg.tls_cert, &cfg.tls_key) else {
-                anyhow::bail!("the TLS listener needs tls_cert and tls_key");
-            };
-            let tls = crate::tls::server_config(cert, key)?;
-            let l = TcpListener::bind(addr).with_context(|| format!("binding {addr}"))?;
-            tracing::info!(addr = %l.local_addr()?, "mqtt tls listener");
-            Some((l, tls))
-        }
-        None => None,
+    let tls = match (cfg.tls_listen.or(cfg.wss_listen), &cfg.tls_cert, &cfg.tls_key) {
+        (None, _, _) => None,
+        (Some(_), Some(cert), Some(key)) => Some(crate::tls::server_config(cert, key)?),
+        (Some(_), _, _) => anyhow::bail!("TLS listeners need tls_cert and tls_key"),
+    };
+    let bind = |addr: std::net::SocketAddr, what: &str| -> anyhow::Result<TcpListener> {
+        let l = TcpListener::bind(addr).with_context(|| format!("binding {addr}"))?;
+        tracing::info!(addr = %l.local_addr()?, "{what} listener");
+        Ok(l)
+    };
+    let tls_listener = match (cfg.tls_listen, &tls) {
+        (Some(addr), Some(tls)) => Some((bind(addr, "mqtt tls")?, tls.clone())),
+        _ => None,
+    };
+    let wss_listener = match (cfg.wss_listen, &tls) {
+        (Some(addr), Some(tls)) => Some((bind(addr, "mqtt secure websocket (/mqtt)")?, tls.clone())),
+        _ => None,
     };
     let dev_listener = match cfg.dev_listen {
         Some(addr) => {
@@ -109,6 +115,23 @@ pub fn run(cfg: Config) -> anyhow::Result<()> {
                 );
                 ntex::service(ntex_tls::rustls::TlsAcceptor::new(tls.clone()))
                     .and_then(async move |io: ntex::io::Io<_>| mqtt.call(io.boxed()).await)
+            })?;
+        }
+        if let Some((l, tls)) = wss_listener {
+            let b = broker.clone();
+            server = server.listen("mqtt-wss", l, mqtt_cfg.clone(), async move |_| {
+                let mqtt = ntex::Pipeline::new(
+                    (),
+                    mqtt_service!(b, false).map_err(|e| std::io::Error::other(format!("mqtt: {e:?}"))),
+                );
+                let http = ntex::Pipeline::new((), crate::ws::http_service(mqtt.bind()));
+                ntex::service(ntex_tls::rustls::TlsAcceptor::new(tls.clone())).and_then(
+                    async move |io: ntex::io::Io<_>| {
+                        http.call(io)
+                            .await
+                            .map_err(|e| std::io::Error::other(format!("http: {e:?}")))
+                    },
+                )
             })?;
         }
         if let Some(l) = dev_listener {

@@ -20,6 +20,7 @@ fn alibaba_style_scenario_with_paho() {
         .env("MQTT_PORT", b.port.to_string())
         .env("MQTT_WS_PORT", b.ws_port.to_string())
         .env("MQTT_TLS_PORT", b.tls_port.to_string())
+        .env("MQTT_WSS_PORT", b.wss_port.to_string())
         .env("MQTT_TLS_CA", fixture("ca.pem"))
         .env("MQTT_INSTANCE", INST)
         .env("MQTT_AK", AK)
@@ -35,9 +36,9 @@ fn alibaba_style_scenario_with_paho() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "pytest failed:\n{stdout}\n{stderr}");
-    // pytest exits 0 with zero tests collected only if something is badly wrong; insist on 6 passes.
+    // pytest exits 0 with zero tests collected only if something is badly wrong; insist on 7 passes.
     assert!(
-        stdout.contains("6 passed"),
+        stdout.contains("7 passed"),
         "unexpected pytest result:\n{stdout}\n{stderr}"
     );
 }

@@ -17,6 +17,7 @@ HOST = os.environ["MQTT_HOST"]
 PORT = int(os.environ["MQTT_PORT"])
 WS_PORT = int(os.environ["MQTT_WS_PORT"])
 TLS_PORT = int(os.environ["MQTT_TLS_PORT"])
+WSS_PORT = int(os.environ["MQTT_WSS_PORT"])
 TLS_CA = os.environ["MQTT_TLS_CA"]
 INSTANCE = os.environ["MQTT_INSTANCE"]
 AK = os.environ["MQTT_AK"]
@@ -54,7 +55,9 @@ class Session:
         self.client.username_pw_set(username, password)
         self.client.on_connect = self._on_connect
         self.client.on_message = lambda c, u, msg: self.messages.put(msg)
-        port = WS_PORT if websocket else TLS_PORT if tls else PORT
+        port = {(False, False): PORT, (True, False): WS_PORT, (False, True): TLS_PORT, (True, True): WSS_PORT}[
+            (websocket, tls)
+        ]
         self.client.connect(HOST, port, keepalive=60)
         self.client.loop_start()
         assert self.connected.wait(TIMEOUT), "no CONNACK"
@@ -152,4 +155,14 @@ def test_tls_listener():
     s.subscribe(f"{PARENT}/tls", 1)
     s.client.publish(f"{PARENT}/tls", "secure", qos=1)
     assert s.receive(1)[0].payload == b"secure"
+    s.close()
+
+
+def test_secure_websocket_listener():
+    client_id = f"{GROUP}@@@wss1"
+    s = Session(client_id, f"Signature|{AK}|{INSTANCE}", signature(SK, client_id), websocket=True, tls=True)
+    assert not s.reason.is_failure, s.reason
+    s.subscribe(f"{PARENT}/wss", 1)
+    s.client.publish(f"{PARENT}/wss", "wss", qos=1)
+    assert s.receive(1)[0].payload == b"wss"
     s.close()

@@ -118,6 +118,7 @@ pub struct BrokerProc {
     pub dev_port: Option<u16>,
     pub ws_port: u16,
     pub tls_port: u16,
+    pub wss_port: u16,
     pub dir: PathBuf,
     _tmp: Option<tempfile::TempDir>,
 }
@@ -134,6 +135,7 @@ impl BrokerProc {
             dev_port: None,
             ws_port: free_port(),
             tls_port: free_port(),
+            wss_port: free_port(),
             dir,
             _tmp: Some(tmp),
         };
@@ -152,6 +154,7 @@ impl BrokerProc {
             dev_port: Some(free_port()),
             ws_port: free_port(),
             tls_port: free_port(),
+            wss_port: free_port(),
             dir,
             _tmp: Some(tmp),
         };
@@ -170,6 +173,7 @@ impl BrokerProc {
             .env("BROKER_HTTP_LISTEN", format!("127.0.0.1:{}", self.http_port))
             .env("BROKER_WS_LISTEN", format!("127.0.0.1:{}", self.ws_port))
             .env("BROKER_TLS_LISTEN", format!("127.0.0.1:{}", self.tls_port))
+            .env("BROKER_WSS_LISTEN", format!("127.0.0.1:{}", self.wss_port))
             .env("BROKER_TLS_CERT", fixture("server.pem"))
             .env("BROKER_TLS_KEY", fixture("server.key"))
             .env("BROKER_SNAPSHOT", self.dir.join("snapshot.json"))
