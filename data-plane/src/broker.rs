@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::topic;
 use ntex_bytes::Bytes;
@@ -14,6 +14,7 @@ use tokio::sync::{Notify, mpsc};
 
 use crate::directory::{Directories, Instance};
 use crate::events::Events;
+use crate::rate::RateLimiter;
 use crate::router::{Sub, SubscriptionIndex, SubscriptionRouter, Target};
 use crate::store::{PersistedSession, SessionStore, StoredMsg};
 
@@ -99,9 +100,7 @@ pub struct Broker {
     pub max_inflight: u16,
     state: Mutex<State>,
     next_conn_id: AtomicU64,
-    /// Per-instance rate limiter: theoretical arrival time (GCRA), in ms since `epoch`.
-    rates: Mutex<HashMap<String, f64>>,
-    epoch: Instant,
+    rates: RateLimiter,
 }
 
 impl Broker {
@@ -113,8 +112,7 @@ impl Broker {
             max_inflight,
             state: Mutex::new(State::default()),
             next_conn_id: AtomicU64::new(1),
-            rates: Mutex::new(HashMap::new()),
-            epoch: Instant::now(),
+            rates: RateLimiter::default(),
         }
     }
 
@@ -324,18 +322,8 @@ impl Broker {
 
     /// Per-instance messages-per-second limit (in + out): how long the publisher must wait first.
     pub fn throttle(&self, inst: &Instance, messages: u32) -> Duration {
-        let limit = f64::from(inst.quotas.max_messages_per_second.max(1));
-        let now = self.epoch.elapsed().as_secs_f64() * 1000.0;
-        let mut rates = self.rates.lock().unwrap_or_else(|p| p.into_inner());
-        let tat = rates.entry(inst.id.clone()).or_insert(now);
-        // One second's worth of messages may burst; beyond that publishers are slowed down.
-        *tat = tat.max(now) + f64::from(messages) * 1000.0 / limit;
-        let wait = *tat - now - 1000.0;
-        if wait > 0.0 {
-            Duration::from_micros((wait * 1000.0) as u64)
-        } else {
-            Duration::ZERO
-        }
+        self.rates
+            .acquire(&inst.id, inst.quotas.max_messages_per_second, messages)
     }
 
     /// Routes one publish. Returns the number of deliveries (in-memory sends + stored).

@@ -10,6 +10,7 @@ pub mod directory;
 pub mod events;
 pub mod http;
 pub mod mqtt;
+pub mod rate;
 pub mod router;
 pub mod server;
 pub mod sink;
