@@ -193,6 +193,10 @@ pub fn connect(
 
 impl Conn {
     fn event(&self, event_type: EventType) {
+        self.event_with(event_type, Vec::new());
+    }
+
+    fn event_with(&self, event_type: EventType, topics: Vec<String>) {
         self.broker.events.emit(ClientEvent {
             instance_id: self.instance_id.clone(),
             client_id: self.client_id.clone(),
@@ -200,6 +204,7 @@ impl Conn {
             event_type,
             channel_id: self.channel_id.clone(),
             client_ip: self.peer.clone(),
+            topics,
         });
     }
 
@@ -343,11 +348,13 @@ impl Conn {
             let q = granted;
             let _ = self.own_tx.try_send(Outbound { msg, qos: q });
         }
+        self.event_with(EventType::Subscribe, vec![raw.to_string()]);
         Ok(granted)
     }
 
     pub fn on_unsubscribe(&self, raw: &str) {
         self.broker.unsubscribe(&self.instance_id, &self.client_id, raw);
+        self.event_with(EventType::Unsubscribe, vec![raw.to_string()]);
     }
 }
 

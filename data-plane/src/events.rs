@@ -1,29 +1,11 @@
-//! Client status events *(SPEC 3.8)*: `connect`, `disconnect`, `tcpclean`, published into an
-//! in-process broadcast stream that later features (rules, online status) subscribe to.
+//! Client status events *(SPEC 3.8)*: `connect`, `disconnect`, `tcpclean` (plus `subscribe` /
+//! `unsubscribe` for session queries), published into an in-process broadcast stream that later
+//! features (rules, online status, the control-plane link) subscribe to.
 
-use serde::Serialize;
 use tokio::sync::broadcast;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum EventType {
-    Connect,
-    /// The client sent DISCONNECT.
-    Disconnect,
-    /// The TCP connection is gone (always emitted, after `disconnect` if any).
-    Tcpclean,
-}
-
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ClientEvent {
-    pub instance_id: String,
-    pub client_id: String,
-    pub time: i64,
-    pub event_type: EventType,
-    pub channel_id: String,
-    pub client_ip: String,
-}
+/// The event type of the control-plane contract (`common::sync`), so events travel unchanged.
+pub use common::sync::{ClientEvent, ClientEventType as EventType};
 
 pub struct Events {
     tx: broadcast::Sender<ClientEvent>,
@@ -47,9 +29,16 @@ impl Events {
             EventType::Connect => "connect",
             EventType::Disconnect => "disconnect",
             EventType::Tcpclean => "tcpclean",
+            EventType::Subscribe => "subscribe",
+            EventType::Unsubscribe => "unsubscribe",
         };
         metrics::counter!("broker_client_events_total", "event" => kind).increment(1);
-        tracing::info!(target: "client_event", event = %serde_json::to_string(&event).unwrap_or_default());
+        let json = serde_json::to_string(&event).unwrap_or_default();
+        match event.event_type {
+            // Subscription changes are frequent and only feed session queries.
+            EventType::Subscribe | EventType::Unsubscribe => tracing::debug!(target: "client_event", event = %json),
+            _ => tracing::info!(target: "client_event", event = %json),
+        }
         // No receiver is fine: nobody consumes events yet.
         let _ = self.tx.send(event);
     }
