@@ -1,0 +1,81 @@
+// The shell: login gate, navigation and the route table.
+import { useEffect, useState } from 'preact/hooks';
+import { getToken, setToken } from './api/client';
+import { href, useRoute } from './lib/router';
+import { Login } from './pages/Login';
+import { Overview } from './pages/Overview';
+import { Instances } from './pages/Instances';
+import { InstanceDetail } from './pages/InstanceDetail';
+import { Brokers } from './pages/Brokers';
+import { AccessKeys } from './pages/AccessKeys';
+import { SignatureHelper } from './pages/SignatureHelper';
+import { NotFound } from './pages/NotFound';
+
+const NAV = [
+  { path: '/', label: 'Overview', icon: '◎' },
+  { path: '/instances', label: 'Instances', icon: '▤' },
+  { path: '/access-keys', label: 'AccessKeys', icon: '⚿' },
+  { path: '/brokers', label: 'Brokers', icon: '⛁' },
+  { path: '/signature', label: 'Signature helper', icon: '✎' },
+];
+
+export function App() {
+  const [token, setTok] = useState(getToken());
+  const path = useRoute();
+  useEffect(() => {
+    const out = () => setTok(null);
+    window.addEventListener('console:logout', out);
+    return () => window.removeEventListener('console:logout', out);
+  }, []);
+
+  if (!token) return <Login onLogin={(t) => (setToken(t), setTok(t))} />;
+
+  const logout = () => {
+    setToken(null);
+    setTok(null);
+  };
+  const active = (p: string) => (p === '/' ? path === '/' : path === p || path.startsWith(`${p}/`));
+
+  return (
+    <div class="shell">
+      <header class="topbar">
+        <a class="brand" href={href('/')}>
+          <span class="logo" aria-hidden="true" /> MQTT Console
+        </a>
+        <nav class="nav" aria-label="Main">
+          {NAV.map((n) => (
+            <a href={href(n.path)} class={active(n.path) ? 'active' : ''} aria-current={active(n.path) ? 'page' : undefined}>
+              <span aria-hidden="true" class="nav-icon">
+                {n.icon}
+              </span>
+              {n.label}
+            </a>
+          ))}
+        </nav>
+        <button type="button" class="btn ghost logout" onClick={logout}>
+          Sign out
+        </button>
+      </header>
+      <main class="content">{route(path)}</main>
+    </div>
+  );
+}
+
+function route(path: string) {
+  const parts = path.split('/').filter(Boolean).map(decodeURIComponent);
+  switch (parts[0]) {
+    case undefined:
+      return <Overview />;
+    case 'instances':
+      if (parts.length === 1) return <Instances />;
+      return <InstanceDetail instanceId={parts[1]} tab={parts[2] ?? 'overview'} />;
+    case 'access-keys':
+      return <AccessKeys />;
+    case 'brokers':
+      return <Brokers />;
+    case 'signature':
+      return <SignatureHelper />;
+    default:
+      return <NotFound />;
+  }
+}

@@ -1,0 +1,64 @@
+// One typed function per control-plane operation (operationId in the name), over the generated schema.
+import { request, seg } from './client';
+import type { components } from './schema';
+import type { BrokerList, CreatedBrokerNode, SessionView, SessionList, ClientEventList, SendMessageResponse } from './pending';
+
+type S = components['schemas'];
+export type Instance = S['Instance'];
+export type Quotas = S['QuotasView'];
+export type QuotasPatch = S['QuotasPatch'];
+export type Topic = S['Topic'];
+export type GroupId = S['GroupId'];
+export type AccessKey = S['AccessKey'];
+export type CreatedAccessKey = S['CreatedAccessKey'];
+export type DeviceCredential = S['DeviceCredential'];
+export type ApplyTokenResponse = S['ApplyTokenResponse'];
+export type QueryTokenResponse = S['QueryTokenResponse'];
+
+const inst = (id: string) => `/instances/${seg(id)}`;
+
+export const Api = {
+  login: (body: S['LoginRequest']) => request<S['LoginResponse']>('POST', '/login', body),
+
+  listInstances: () => request<S['InstanceList']>('GET', '/instances').then((r) => r.instances),
+  getInstance: (id: string) => request<Instance>('GET', inst(id)),
+  createInstance: (body: S['CreateInstanceRequest']) => request<Instance>('POST', '/instances', body),
+  updateInstance: (id: string, body: S['UpdateInstanceRequest']) => request<Instance>('PATCH', inst(id), body),
+  deleteInstance: (id: string) => request<void>('DELETE', inst(id)),
+
+  listTopics: (id: string) => request<S['TopicList']>('GET', `${inst(id)}/topics`).then((r) => r.topics),
+  createTopic: (id: string, body: S['CreateTopicRequest']) => request<Topic>('POST', `${inst(id)}/topics`, body),
+  deleteTopic: (id: string, topic: string) => request<void>('DELETE', `${inst(id)}/topics/${seg(topic)}`),
+
+  listGroups: (id: string) => request<S['GroupIdList']>('GET', `${inst(id)}/groups`).then((r) => r.groupIds),
+  createGroup: (id: string, body: S['CreateGroupIdRequest']) => request<GroupId>('POST', `${inst(id)}/groups`, body),
+  deleteGroup: (id: string, groupId: string) => request<void>('DELETE', `${inst(id)}/groups/${seg(groupId)}`),
+
+  listAccessKeys: () => request<S['AccessKeyList']>('GET', '/access-keys').then((r) => r.accessKeys),
+  createAccessKey: (body: S['CreateAccessKeyRequest']) => request<CreatedAccessKey>('POST', '/access-keys', body),
+  updateAccessKey: (akId: string, body: S['UpdateAccessKeyRequest']) => request<AccessKey>('PATCH', `/access-keys/${seg(akId)}`, body),
+  deleteAccessKey: (akId: string) => request<void>('DELETE', `/access-keys/${seg(akId)}`),
+
+  applyToken: (id: string, body: S['ApplyTokenRequest']) => request<ApplyTokenResponse>('POST', `${inst(id)}/tokens`, body),
+  revokeToken: (id: string, token: string) => request<void>('POST', `${inst(id)}/tokens/revoke`, { token }),
+  queryToken: (id: string, token: string) => request<QueryTokenResponse>('POST', `${inst(id)}/tokens/query`, { token }),
+
+  listDeviceClientIds: (id: string, groupId: string, pageNo = 1, pageSize = 100) =>
+    request<S['ClientIdPage']>('GET', `${inst(id)}/device-credentials?groupId=${seg(groupId)}&pageNo=${pageNo}&pageSize=${pageSize}`),
+  registerDevice: (id: string, clientId: string) => request<DeviceCredential>('POST', `${inst(id)}/device-credentials`, { clientId }),
+  getDevice: (id: string, clientId: string) => request<DeviceCredential>('GET', `${inst(id)}/device-credentials/${seg(clientId)}`),
+  refreshDevice: (id: string, clientId: string) => request<DeviceCredential>('POST', `${inst(id)}/device-credentials/${seg(clientId)}/refresh`),
+  unregisterDevice: (id: string, clientId: string) => request<void>('DELETE', `${inst(id)}/device-credentials/${seg(clientId)}`),
+
+  // Brokers and sessions (see ./pending.ts until these operations are in openapi.json).
+  listBrokers: () => request<BrokerList>('GET', '/brokers').then((r) => r.brokers),
+  createBrokerNode: (body: { nodeId: string; description?: string }) => request<CreatedBrokerNode>('POST', '/brokers', body),
+  querySession: (id: string, clientId: string) => request<SessionView>('GET', `${inst(id)}/sessions/${seg(clientId)}`),
+  batchQuerySessions: (id: string, clientIds: string[]) =>
+    request<SessionList>('POST', `${inst(id)}/sessions/batch-query`, { clientIds }).then((r) => r.sessions),
+  closeConnection: (id: string, clientId: string) => request<void>('POST', `${inst(id)}/sessions/${seg(clientId)}/close`),
+  listClientEvents: (id: string, clientId: string) =>
+    request<ClientEventList>('GET', `${inst(id)}/client-events?clientId=${seg(clientId)}`).then((r) => r.events),
+  sendMessage: (id: string, body: { topic: string; payload: string; qos?: number }) =>
+    request<SendMessageResponse>('POST', `${inst(id)}/messages`, body),
+};
