@@ -1,6 +1,6 @@
 //! Integration tests of the control plane: the real server on port 0, real PostgreSQL, real HTTP.
 
-mod pg;
+use test_support::pg;
 mod server;
 
 mod access_keys;
