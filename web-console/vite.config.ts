@@ -8,5 +8,6 @@ const target = process.env.CP_URL ?? 'http://127.0.0.1:8080';
 export default defineConfig({
   plugins: [preact()],
   server: { proxy: { '/api': target, '/readyz': target, '/healthz': target } },
+  preview: { proxy: { '/api': target } },
   build: { target: 'es2022', sourcemap: false, chunkSizeWarningLimit: 200 },
 });

@@ -1,0 +1,159 @@
+// Browser tests of the console against a real control plane and PostgreSQL (see e2e/run): one operator
+// walks through login, instance, parent topic, group ID, AccessKey (secret shown once) and a token.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { launch, login, newPage, shot, uniq } from './helpers.mjs';
+
+describe('operator console', () => {
+  let browser;
+  let page;
+  const name = `e2e-${uniq()}`;
+  let instanceId;
+
+  before(async () => {
+    browser = await launch();
+    page = await newPage(browser);
+  });
+  after(async () => {
+    await browser?.close();
+  });
+
+  test('wrong password shows the server message, right one logs in', async () => {
+    await page.goto(process.env.CONSOLE_URL + '/');
+    await page.getByLabel('Username').fill('admin');
+    await page.getByLabel('Password').fill('not-the-password');
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('alert').waitFor();
+    await shot(page, '01-login-error');
+    await login(page);
+    await page.getByTestId('instances-count').waitFor();
+    await shot(page, '02-overview');
+  });
+
+  test('create an instance (name checked as you type)', async () => {
+    await page.getByRole('link', { name: 'Instances' }).first().click();
+    await page.getByRole('button', { name: 'Create instance' }).click();
+    const dialog = page.getByRole('dialog', { name: 'Create instance' });
+    await dialog.getByLabel('Name').fill('a!');
+    await dialog.getByText('Only letters, digits').waitFor();
+    assert.equal(await dialog.getByRole('button', { name: 'Create' }).isDisabled(), true);
+    await shot(page, '03-instance-invalid-name');
+    await dialog.getByLabel('Name').fill(name);
+    await dialog.getByLabel('Description').fill('created by the browser test');
+    await dialog.getByLabel('Max connections').fill('500');
+    await dialog.getByRole('button', { name: 'Create' }).click();
+    await page.getByRole('heading', { name }).waitFor();
+    instanceId = decodeURIComponent(new URL(page.url()).hash.split('/')[2]);
+    assert.match(instanceId, /^mqtt-[a-z0-9]{12}$/);
+    await page.getByRole('heading', { name: 'Endpoints' }).waitFor();
+    assert.ok(await page.getByRole('table', { name: 'quotas' }).getByText('500').isVisible());
+    await shot(page, '04-instance-detail');
+  });
+
+  test('the server error shows when it disagrees (duplicate instance name)', async () => {
+    await page.getByRole('link', { name: 'Instances' }).first().click();
+    await page.getByRole('table', { name: 'instances' }).getByText(name).waitFor();
+    await page.getByRole('button', { name: 'Create instance' }).click();
+    const dialog = page.getByRole('dialog', { name: 'Create instance' });
+    await dialog.getByLabel('Name').fill(name.toUpperCase());
+    await dialog.getByRole('button', { name: 'Create' }).click();
+    await dialog.getByRole('alert').filter({ hasText: /exist|taken|already/i }).waitFor();
+    await shot(page, '05-instance-duplicate');
+    await dialog.getByRole('button', { name: 'Cancel' }).click();
+  });
+
+  test('create a parent topic', async () => {
+    await page.goto(`${process.env.CONSOLE_URL}/#/instances/${instanceId}/topics`);
+    await page.getByRole('textbox', { name: 'Parent topic', exact: true }).fill('bad/topic');
+    await page.getByText('no "/"').waitFor();
+    await page.getByRole('textbox', { name: 'Parent topic', exact: true }).fill('sensors');
+    await page.getByRole('button', { name: 'Create topic' }).click();
+    await page.getByRole('table', { name: 'parent topics' }).getByText('sensors').waitFor();
+    await shot(page, '06-topics');
+  });
+
+  test('create a group ID', async () => {
+    await page.getByRole('link', { name: 'Group IDs' }).click();
+    await page.getByRole('textbox', { name: 'Group ID', exact: true }).fill('GRP_x');
+    await page.getByText('Must start with "GID_" or "GID-"').waitFor();
+    await page.getByRole('textbox', { name: 'Group ID', exact: true }).fill('GID_e2e');
+    await page.getByRole('button', { name: 'Create group' }).click();
+    await page.getByRole('table', { name: 'group IDs' }).getByText('GID_e2e').waitFor();
+    await shot(page, '07-groups');
+  });
+
+  test('create an AccessKey: the secret is shown once', async () => {
+    await page.getByRole('link', { name: 'AccessKeys' }).last().click();
+    await page.getByRole('button', { name: 'Create AccessKey' }).click();
+    const dialog = page.getByRole('dialog', { name: 'Create AccessKey' });
+    await dialog.getByLabel('Description').fill('e2e backend');
+    assert.equal(await dialog.getByRole('checkbox').first().isChecked(), true);
+    await dialog.getByRole('button', { name: 'Create' }).click();
+    const created = page.getByRole('dialog', { name: 'AccessKey created' });
+    const akId = await created.getByLabel('AccessKey ID').inputValue();
+    const secret = await created.getByLabel('AccessKey secret').inputValue();
+    assert.ok(akId.length > 8, akId);
+    assert.ok(secret.length >= 20, 'secret shown');
+    await created.getByRole('button', { name: 'Copy' }).last().click();
+    await created.getByText('Copied').waitFor();
+    await shot(page, '08-accesskey-secret');
+    await created.getByRole('button', { name: 'I have stored the secret' }).click();
+    const table = page.getByRole('table', { name: 'AccessKeys' });
+    await table.getByText(akId).waitFor();
+    assert.equal(await page.getByText(secret).count(), 0, 'the secret is not shown again');
+    await shot(page, '09-accesskeys');
+  });
+
+  test('apply a token with the resource picker, then query it', async () => {
+    await page.getByRole('link', { name: 'Tokens' }).click();
+    const form = page.getByRole('form', { name: 'Apply for a token' });
+    await form.getByText('sensors/#', { exact: true }).click();
+    await form.getByLabel('Other topic or filter').fill('nope/x');
+    await form.getByText('is not a parent topic').waitFor();
+    await form.getByLabel('Other topic or filter').fill('sensors/room/+');
+    await form.getByRole('button', { name: 'Add' }).click();
+    await form.getByLabel('Actions').selectOption('R');
+    await form.getByLabel('Expires in').selectOption('86400');
+    await form.getByRole('button', { name: 'Apply token' }).click();
+    const token = await form.getByLabel('Token').inputValue();
+    assert.ok(token.split('.').length === 3, 'a JWT');
+    await shot(page, '10-token-applied');
+    const query = page.getByRole('form', { name: 'Query a token' });
+    await query.getByLabel('Token').fill(token);
+    await query.getByRole('button', { name: 'Query' }).click();
+    await query.getByText('valid', { exact: true }).waitFor();
+    const revoke = page.getByRole('form', { name: 'Revoke a token' });
+    await revoke.getByLabel('Token').fill(token);
+    await revoke.getByRole('button', { name: 'Revoke' }).click();
+    await page.getByRole('dialog', { name: 'Revoke token' }).getByRole('button', { name: 'Revoke' }).click();
+    await revoke.getByText('Revoked.').waitFor();
+    await query.getByRole('button', { name: 'Query' }).click();
+    await query.getByText('revoked', { exact: true }).waitFor();
+    await shot(page, '11-token-revoked');
+  });
+
+  test('signature helper computes the MQTT password in the page', async () => {
+    await page.getByRole('link', { name: 'Signature helper' }).click();
+    await page.getByLabel('AccessKey ID').fill('LTAI-example');
+    await page.getByLabel('Instance ID').fill(instanceId);
+    await page.getByLabel('AccessKey secret').fill('secret');
+    await page.getByLabel('Client ID', { exact: true }).first().fill('GID_e2e@@@dev1');
+    // Base64(HMAC-SHA1("secret", "GID_e2e@@@dev1")), computed independently below.
+    const { createHmac } = await import('node:crypto');
+    const want = createHmac('sha1', 'secret').update('GID_e2e@@@dev1').digest('base64');
+    await page.waitForFunction((w) => document.querySelector('#out-password')?.value === w, want);
+    assert.equal(await page.locator('#out-username').inputValue(), `Signature|LTAI-example|${instanceId}`);
+    await shot(page, '12-signature-helper');
+  });
+
+  test('a phone-sized screen stacks the layout', async () => {
+    const phone = await newPage(browser, { width: 390, height: 844 });
+    await login(phone);
+    await phone.goto(`${process.env.CONSOLE_URL}/#/instances`);
+    await phone.getByRole('table', { name: 'instances' }).getByText(name).waitFor();
+    const overflow = await phone.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    assert.ok(overflow <= 1, `no horizontal scroll on a phone (overflow ${overflow}px)`);
+    await shot(phone, '13-phone-instances');
+    await phone.context().close();
+  });
+});
