@@ -27,6 +27,12 @@ pub struct Config {
     /// ACS3 request signatures older or newer than this are refused.
     pub signature_window_secs: i64,
     pub log_json: bool,
+    /// Broker node credentials `id:secret` created or updated at start-up (docker-compose, scripts/dev).
+    pub broker_nodes: Vec<String>,
+    /// A node without a heartbeat for this long is shown as `silent`.
+    pub broker_silent_secs: u64,
+    /// Web console build served at `/` when the directory exists (relative to the working directory).
+    pub console_dir: PathBuf,
 }
 
 impl Default for Config {
@@ -43,6 +49,9 @@ impl Default for Config {
             mqtt_endpoints: vec!["tcp://127.0.0.1:1883".into()],
             signature_window_secs: 300,
             log_json: false,
+            broker_nodes: vec![],
+            broker_silent_secs: 10,
+            console_dir: PathBuf::from("web-console/dist"),
         }
     }
 }
@@ -119,6 +128,18 @@ pub struct CliOptions {
     #[arg(long, env = "CP_LOG_JSON")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log_json: Option<bool>,
+    /// Broker node credentials created or updated at start-up, comma separated `id:secret` pairs.
+    #[arg(long, env = "CP_BROKER_NODES", value_delimiter = ',', hide_env_values = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub broker_nodes: Option<Vec<String>>,
+    /// Seconds without a heartbeat after which a broker node is shown as silent [default: 10].
+    #[arg(long, env = "CP_BROKER_SILENT_SECS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub broker_silent_secs: Option<u64>,
+    /// Web console directory served at / when it exists [default: web-console/dist].
+    #[arg(long, env = "CP_CONSOLE_DIR")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub console_dir: Option<PathBuf>,
 }
 
 impl CliOptions {

@@ -1,6 +1,7 @@
 //! Periodic clean-up shared by all replicas (each statement is idempotent, so replicas may overlap):
-//! expired request nonces, and token records a day past their expiry (they can no longer be queried
-//! usefully, and brokers no longer need their revocations).
+//! expired request nonces, token records a day past their expiry (they can no longer be queried
+//! usefully, and brokers no longer need their revocations), client event history older than 7 days
+//! and broker commands older than 10 minutes (brokers poll every few seconds).
 
 use std::time::Duration;
 
@@ -8,14 +9,40 @@ use sqlx::PgPool;
 
 const TOKEN_GRACE_MS: i64 = 24 * 3600 * 1000;
 
-pub async fn run_once(db: &PgPool) -> Result<(u64, u64), sqlx::Error> {
+/// Rows deleted by one pass.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Purged {
+    pub nonces: u64,
+    pub tokens: u64,
+    pub client_events: u64,
+    pub commands: u64,
+}
+
+pub async fn run_once(db: &PgPool) -> Result<Purged, sqlx::Error> {
     let nonces = crate::auth::access_key::purge_nonces(db).await?;
     let tokens = sqlx::query("delete from tokens where expires_at_ms < $1")
         .bind(chrono::Utc::now().timestamp_millis() - TOKEN_GRACE_MS)
         .execute(db)
         .await?
         .rows_affected();
-    Ok((nonces, tokens))
+    let client_events = sqlx::query("delete from client_events where created_at < now() - interval '7 days'")
+        .execute(db)
+        .await?
+        .rows_affected();
+    // The newest command stays: it carries the latest sequence number pollers resume from.
+    let commands = sqlx::query(
+        "delete from broker_commands where created_at < now() - interval '10 minutes'
+           and seq < (select max(seq) from broker_commands)",
+    )
+    .execute(db)
+    .await?
+    .rows_affected();
+    Ok(Purged {
+        nonces,
+        tokens,
+        client_events,
+        commands,
+    })
 }
 
 /// Runs `run_once` every minute until the task is aborted.
@@ -24,7 +51,7 @@ pub async fn run(db: PgPool) {
     loop {
         tick.tick().await;
         match run_once(&db).await {
-            Ok((nonces, tokens)) => tracing::debug!(nonces, tokens, "housekeeping"),
+            Ok(purged) => tracing::debug!(?purged, "housekeeping"),
             Err(e) => tracing::warn!(error = %e, "housekeeping failed"),
         }
     }

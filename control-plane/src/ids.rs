@@ -47,3 +47,8 @@ pub fn device_secret() -> String {
 pub fn token_id() -> String {
     uuid::Uuid::new_v4().simple().to_string()
 }
+
+/// Broker node secret: 40 alnum chars (about 238 bits), stored as SHA-256.
+pub fn node_secret() -> String {
+    alnum(40)
+}

@@ -4,6 +4,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use axum::Router;
+use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderName};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -15,8 +16,9 @@ use crate::auth::{operator, signing_key};
 use crate::config::Config;
 use crate::crypto::SecretBox;
 use crate::error::{ApiError, REQUEST_ID};
+use crate::feeds::Feeds;
 use crate::state::AppState;
-use crate::{api, db, telemetry};
+use crate::{api, console, db, telemetry};
 
 /// Connects to PostgreSQL, migrates, loads keys and creates the first operator if needed.
 pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
@@ -32,24 +34,27 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         );
     }
     let token_signer = signing_key::load_or_create(&db, &secrets).await?;
+    crate::auth::node::bootstrap(&db, &config.broker_nodes).await?;
     Ok(AppState {
         db,
         operator_keys: Arc::new(operator::OperatorKeys::new(&secrets)),
         secrets,
         token_signer: Arc::new(token_signer),
+        feeds: Feeds::default(),
         config: Arc::new(config),
     })
 }
 
 pub fn app(state: AppState) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
+    let console = console::service(&state.config.console_dir);
     Router::new()
         .merge(api::router(state.clone()))
         .route("/healthz", get(api::health::healthz))
         .route("/readyz", get(api::health::readyz))
         .route("/metrics", get(api::health::metrics))
         .route_layer(axum::middleware::from_fn(telemetry::request_context))
-        .fallback(unknown_route)
+        .fallback(move |req: Request| fallback(console.clone(), req))
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
@@ -66,10 +71,13 @@ pub fn app(state: AppState) -> Router {
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
 }
 
-/// Unknown paths get the JSON error shape too (the route layers do not run for fallbacks, so the
-/// request id is scoped here).
-async fn unknown_route(headers: HeaderMap) -> Response {
-    error_with_request_id(&headers, ApiError::NotFound("route")).await
+/// Non-API paths go to the web console when there is one; unknown API paths get the JSON error shape
+/// (the route layers do not run for fallbacks, so the request id is scoped here).
+async fn fallback(console: Option<console::Console>, req: Request) -> Response {
+    match console {
+        Some(c) if !console::is_api_path(req.uri().path()) => console::serve(c, req).await,
+        _ => error_with_request_id(req.headers(), ApiError::NotFound("route")).await,
+    }
 }
 
 async fn method_not_allowed(headers: HeaderMap) -> Response {
@@ -93,8 +101,16 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     telemetry::metrics_handle();
     let housekeeping = tokio::spawn(crate::housekeeping::run(state.db.clone()));
+    let listener_task = tokio::spawn(state.feeds.clone().run(state.config.database_url.clone()));
+    let feeds = state.feeds.clone();
+    let shutdown = async move {
+        shutdown.await;
+        // Long-polls answer at once instead of holding graceful shutdown for up to a minute.
+        feeds.close();
+    };
     let result = axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).await;
     housekeeping.abort();
+    listener_task.abort();
     Ok(result?)
 }
 

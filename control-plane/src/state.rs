@@ -8,6 +8,7 @@ use sqlx::PgPool;
 use crate::auth::operator::OperatorKeys;
 use crate::config::Config;
 use crate::crypto::SecretBox;
+use crate::feeds::Feeds;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -16,4 +17,6 @@ pub struct AppState {
     pub secrets: SecretBox,
     pub operator_keys: Arc<OperatorKeys>,
     pub token_signer: Arc<TokenSigner>,
+    /// Wakes snapshot and command long-polls (fed by `Feeds::run`, started in `server::serve`).
+    pub feeds: Feeds,
 }

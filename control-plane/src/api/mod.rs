@@ -2,14 +2,19 @@
 //! produces the OpenAPI document from the same route list.
 
 pub mod access_keys;
+pub mod brokers;
 pub mod devices;
 pub mod groups;
 pub mod health;
 pub mod instances;
 pub mod login;
+pub mod messages;
 pub mod quotas;
+pub mod sessions;
+pub mod sync;
 pub mod tokens;
 pub mod topics;
+pub mod trace;
 
 use axum::Router;
 use axum::middleware;
@@ -22,7 +27,7 @@ use crate::state::AppState;
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "MQTT service control plane", description = "Instances, topics, groups, AccessKeys, tokens and device credentials."),
+    info(title = "MQTT service control plane", description = "Instances, topics, groups, AccessKeys, tokens, device credentials, broker nodes, sessions, messages and client trace. The broker-sync endpoints (docs/sync-protocol.md) are not part of this document."),
     modifiers(&SecuritySchemes),
     components(schemas(crate::error::ErrorBody)),
 )]
@@ -86,6 +91,13 @@ fn protected_routes() -> OpenApiRouter<AppState> {
             devices::unregister_device_credential
         ))
         .routes(routes!(devices::refresh_device_credential))
+        .routes(routes!(brokers::create_broker_node, brokers::list_brokers))
+        .routes(routes!(brokers::delete_broker_node))
+        .routes(routes!(sessions::query_session_by_client_id))
+        .routes(routes!(sessions::batch_query_session_by_client_ids))
+        .routes(routes!(sessions::close_connection))
+        .routes(routes!(messages::send_message))
+        .routes(routes!(trace::list_client_events))
 }
 
 /// The OpenAPI document (what `control-plane openapi` prints and `openapi/openapi.json` holds).
@@ -97,7 +109,8 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
         .1
 }
 
-/// Every `/api/v1` route, with authentication on all but login.
+/// Every `/api/v1` route: operator/AccessKey authentication on all but login, and the broker-sync
+/// routes with their own node authentication.
 pub fn router(state: AppState) -> Router<AppState> {
     let protected = protected_routes().route_layer(middleware::from_fn_with_state(state, crate::auth::authenticate));
     OpenApiRouter::with_openapi(ApiDoc::openapi())
@@ -105,4 +118,5 @@ pub fn router(state: AppState) -> Router<AppState> {
         .merge(protected)
         .split_for_parts()
         .0
+        .merge(sync::router())
 }

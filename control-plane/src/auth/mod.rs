@@ -4,6 +4,7 @@
 
 pub mod access_key;
 pub mod acs3;
+pub mod node;
 pub mod operator;
 pub mod signing_key;
 

@@ -1,4 +1,5 @@
-//! Housekeeping deletes expired nonces and tokens a day past their expiry, and nothing else.
+//! Housekeeping deletes expired nonces, tokens a day past their expiry, client events older than 7
+//! days and broker commands older than 10 minutes (but the newest), and nothing else.
 
 use crate::server::TestServer;
 
@@ -31,8 +32,37 @@ async fn purges_only_what_has_expired() {
         .await
         .unwrap();
     }
-    let (nonces, tokens) = control_plane::housekeeping::run_once(db).await.unwrap();
-    assert_eq!((nonces, tokens), (1, 1));
+    sqlx::query(
+        "insert into client_events (instance_id, client_id, node_id, channel_id, event_type, client_ip, time_ms, created_at)
+         values ('i', 'old', 'n', 'c', 'connect', 'ip', 0, now() - interval '8 days'),
+                ('i', 'recent', 'n', 'c', 'connect', 'ip', 0, now() - interval '6 days')",
+    )
+    .execute(db)
+    .await
+    .unwrap();
+    // Two old commands: the older goes, the newest stays (it holds the latest sequence number).
+    sqlx::query(
+        "insert into broker_commands (command, created_at) values
+         ('{}', now() - interval '20 minutes'), ('{}', now() - interval '11 minutes')",
+    )
+    .execute(db)
+    .await
+    .unwrap();
+    let purged = control_plane::housekeeping::run_once(db).await.unwrap();
+    assert_eq!(
+        (purged.nonces, purged.tokens, purged.client_events, purged.commands),
+        (1, 1, 1, 1)
+    );
+    let left: Vec<(String,)> = sqlx::query_as("select client_id from client_events")
+        .fetch_all(db)
+        .await
+        .unwrap();
+    assert_eq!(left, vec![("recent".to_string(),)]);
+    let (commands,): (i64,) = sqlx::query_as("select count(*) from broker_commands")
+        .fetch_one(db)
+        .await
+        .unwrap();
+    assert_eq!(commands, 1);
     let left: Vec<(String,)> = sqlx::query_as("select jti from tokens order by jti")
         .fetch_all(db)
         .await

@@ -42,6 +42,19 @@ fn operations(b: &str) -> Vec<(Method, String, Option<Value>)> {
         ),
         (Method::DELETE, format!("{i}/device-credentials/GID_grp1@@@d1"), None),
         (Method::GET, format!("{i}/device-credentials?groupId=GID_grp1"), None),
+        (Method::GET, format!("{i}/sessions/GID_grp1@@@d1"), None),
+        (
+            Method::POST,
+            format!("{i}/sessions/batch-query"),
+            Some(json!({"clientIds": ["GID_grp1@@@d1"]})),
+        ),
+        (Method::POST, format!("{i}/sessions/GID_grp1@@@d1/close"), None),
+        (
+            Method::POST,
+            format!("{i}/messages"),
+            Some(json!({"topic": "T/a", "payload": "x"})),
+        ),
+        (Method::GET, format!("{i}/client-events?clientId=GID_grp1@@@d1"), None),
     ]
 }
 

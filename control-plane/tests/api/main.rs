@@ -5,6 +5,8 @@ mod server;
 
 mod access_keys;
 mod auth;
+mod brokers;
+mod console;
 mod devices;
 mod groups;
 mod housekeeping;
@@ -13,6 +15,8 @@ mod isolation;
 mod openapi;
 mod ops;
 mod python;
+mod sessions;
 mod snapshot;
+mod sync;
 mod tokens;
 mod topics;

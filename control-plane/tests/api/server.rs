@@ -70,8 +70,13 @@ pub fn random_master_key() -> String {
 
 impl TestServer {
     pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Starts with a changed configuration (e.g. a short broker silence threshold).
+    pub async fn start_with(change: impl FnOnce(&mut Config)) -> Self {
         control_plane::telemetry::init_tracing(false);
-        let config = Config {
+        let mut config = Config {
             listen: "127.0.0.1:0".parse().unwrap(),
             database_url: crate::pg::fresh_database().await,
             database_max_connections: 5,
@@ -79,6 +84,7 @@ impl TestServer {
             admin_password: Some(ADMIN_PASSWORD.into()),
             ..Config::default()
         };
+        change(&mut config);
         let state = control_plane::server::build_state(config).await.expect("server state");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -222,7 +228,25 @@ impl TestServer {
         self.send(req.body(payload)).await
     }
 
+    /// A broker-sync request with node credentials `(id, secret)`.
+    pub async fn node(&self, node: &(String, String), method: Method, path: &str, body: Option<Value>) -> Reply {
+        let auth = common::sync::node_authorization(&node.0, &node.1);
+        self.raw(method, path, Some(&auth), body).await
+    }
+
     // ---- fixtures ----
+
+    /// Creates a broker node; returns (nodeId, nodeSecret).
+    pub async fn create_node(&self, node_id: &str) -> (String, String) {
+        let b = self
+            .op(Method::POST, "/api/v1/brokers", Some(json!({"nodeId": node_id})))
+            .await
+            .expect(201);
+        (
+            b["nodeId"].as_str().unwrap().to_string(),
+            b["nodeSecret"].as_str().unwrap().to_string(),
+        )
+    }
 
     pub async fn create_instance(&self, name: &str) -> String {
         let b = self

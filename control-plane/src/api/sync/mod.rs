@@ -1,0 +1,82 @@
+//! The broker-facing endpoints of docs/sync-protocol.md under `/api/v1/broker-sync/`, each
+//! authenticated by the `Node` extractor. They are the contract of `common::sync`, not part of the
+//! public REST API, so they stay out of the OpenAPI document.
+
+pub mod commands;
+pub mod events;
+pub mod heartbeat;
+pub mod snapshot;
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::extract::Query;
+use axum::extract::rejection::QueryRejection;
+use axum::routing::{get, post};
+use common::sync::{COMMANDS_PATH, EVENTS_PATH, HEARTBEAT_PATH, SNAPSHOT_PATH};
+use serde::Deserialize;
+
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+
+/// Longest accepted long-poll; larger `waitSecs` are capped.
+pub const MAX_WAIT_SECS: u64 = 60;
+/// A busy broker sends big event batches (a reconnect storm); the default 2 MB would refuse them.
+const EVENTS_BODY_LIMIT: usize = 16 << 20;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(SNAPSHOT_PATH, get(snapshot::snapshot))
+        .route(HEARTBEAT_PATH, post(heartbeat::heartbeat))
+        .route(
+            EVENTS_PATH,
+            post(events::events).layer(DefaultBodyLimit::max(EVENTS_BODY_LIMIT)),
+        )
+        .route(COMMANDS_PATH, get(commands::commands))
+}
+
+/// `?after=<n>&waitSecs=<s>` of both long-polls.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PollParams {
+    pub after: Option<i64>,
+    /// Absent = answer at once; capped at `MAX_WAIT_SECS`.
+    pub wait_secs: Option<u64>,
+}
+
+impl PollParams {
+    pub fn parse(q: Result<Query<Self>, QueryRejection>) -> ApiResult<Self> {
+        q.map(|Query(p)| p)
+            .map_err(|e| ApiError::invalid("query", e.body_text()))
+    }
+
+    pub fn deadline(&self) -> tokio::time::Instant {
+        let wait = self.wait_secs.unwrap_or(0).min(MAX_WAIT_SECS);
+        tokio::time::Instant::now() + Duration::from_secs(wait)
+    }
+}
+
+/// Records the node's boot id; when it changed, the node restarted and every channel it reported
+/// before is gone. Locks the node row, so heartbeats and event batches of one node apply in turn.
+pub async fn observe_boot(conn: &mut sqlx::PgConnection, node_id: &str, boot_id: &str) -> ApiResult<()> {
+    let (current,): (Option<String>,) = sqlx::query_as("select boot_id from broker_nodes where id = $1 for update")
+        .bind(node_id)
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or(ApiError::Unauthenticated("unknown broker node or wrong secret"))?;
+    if current.as_deref() != Some(boot_id) {
+        let dropped = sqlx::query("delete from client_channels where node_id = $1")
+            .bind(node_id)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+        sqlx::query("update broker_nodes set boot_id = $2, updated_at = now() where id = $1")
+            .bind(node_id)
+            .bind(boot_id)
+            .execute(&mut *conn)
+            .await?;
+        tracing::info!(node = node_id, boot_id, dropped, "broker node (re)started");
+    }
+    Ok(())
+}
