@@ -14,7 +14,7 @@ import { NotFound } from './pages/NotFound';
 const NAV = [
   { path: '/', label: 'Overview', icon: '◎' },
   { path: '/instances', label: 'Instances', icon: '▤' },
-  { path: '/access-keys', label: 'AccessKeys', icon: '⚿' },
+  { path: '/access-keys', label: 'AccessKeys', icon: '◆' },
   { path: '/brokers', label: 'Brokers', icon: '⛁' },
   { path: '/signature', label: 'Signature helper', icon: '✎' },
 ];

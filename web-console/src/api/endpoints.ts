@@ -1,7 +1,7 @@
 // One typed function per control-plane operation (operationId in the name), over the generated schema.
 import { request, seg } from './client';
 import type { components } from './schema';
-import type { BrokerList, CreatedBrokerNode, SessionView, SessionList, ClientEventList, SendMessageResponse } from './pending';
+import type { BrokerList, CommandAccepted, CreateBrokerNodeRequest, CreatedBrokerNode, SessionView, SessionList, ClientEventPage, SendMessageRequest, SendMessageResponse } from './live';
 
 type S = components['schemas'];
 export type Instance = S['Instance'];
@@ -50,15 +50,14 @@ export const Api = {
   refreshDevice: (id: string, clientId: string) => request<DeviceCredential>('POST', `${inst(id)}/device-credentials/${seg(clientId)}/refresh`),
   unregisterDevice: (id: string, clientId: string) => request<void>('DELETE', `${inst(id)}/device-credentials/${seg(clientId)}`),
 
-  // Brokers and sessions (see ./pending.ts until these operations are in openapi.json).
-  listBrokers: () => request<BrokerList>('GET', '/brokers').then((r) => r.brokers),
-  createBrokerNode: (body: { nodeId: string; description?: string }) => request<CreatedBrokerNode>('POST', '/brokers', body),
+  listBrokers: () => request<BrokerList>('GET', '/brokers'),
+  createBrokerNode: (body: CreateBrokerNodeRequest) => request<CreatedBrokerNode>('POST', '/brokers', body),
+  deleteBrokerNode: (nodeId: string) => request<void>('DELETE', `/brokers/${seg(nodeId)}`),
   querySession: (id: string, clientId: string) => request<SessionView>('GET', `${inst(id)}/sessions/${seg(clientId)}`),
   batchQuerySessions: (id: string, clientIds: string[]) =>
     request<SessionList>('POST', `${inst(id)}/sessions/batch-query`, { clientIds }).then((r) => r.sessions),
-  closeConnection: (id: string, clientId: string) => request<void>('POST', `${inst(id)}/sessions/${seg(clientId)}/close`),
-  listClientEvents: (id: string, clientId: string) =>
-    request<ClientEventList>('GET', `${inst(id)}/client-events?clientId=${seg(clientId)}`).then((r) => r.events),
-  sendMessage: (id: string, body: { topic: string; payload: string; qos?: number }) =>
-    request<SendMessageResponse>('POST', `${inst(id)}/messages`, body),
+  closeConnection: (id: string, clientId: string) => request<CommandAccepted>('POST', `${inst(id)}/sessions/${seg(clientId)}/close`),
+  listClientEvents: (id: string, clientId: string, pageSize = 50) =>
+    request<ClientEventPage>('GET', `${inst(id)}/client-events?clientId=${seg(clientId)}&pageNo=1&pageSize=${pageSize}`),
+  sendMessage: (id: string, body: SendMessageRequest) => request<SendMessageResponse>('POST', `${inst(id)}/messages`, body),
 };

@@ -1,62 +1,18 @@
-// Shapes of the broker and session operations (ListBrokers, CreateBrokerNode, QuerySessionByClientId,
-// BatchQuerySessionByClientIds, CloseConnection, SendMessage, ListClientEvents) as described by
-// docs/sync-protocol.md and common/src/sync.rs, used until they appear in openapi/openapi.json; then
-// these aliases point at the generated schema instead.
+// Broker and session shapes (ListBrokers, CreateBrokerNode, QuerySessionByClientId,
+// BatchQuerySessionByClientIds, CloseConnection, SendMessage, ListClientEvents), from the generated schema.
+import type { components } from './schema';
 
-export type BrokerState = 'inSync' | 'lagging' | 'silent' | string;
-
-export interface BrokerNode {
-  nodeId: string;
-  description?: string;
-  enabled?: boolean;
-  status: BrokerState;
-  appliedVersion?: number | null;
-  currentVersion?: number | null;
-  lastSeenAt?: string | null;
-  lastError?: string | null;
-  softwareVersion?: string | null;
-  connections?: number;
-  subscriptions?: number;
-  messagesInPerSec?: number;
-  messagesOutPerSec?: number;
-  startedAtMs?: number | null;
-}
-export interface BrokerList {
-  brokers: BrokerNode[];
-  currentVersion?: number;
-}
-export interface CreatedBrokerNode extends BrokerNode {
-  nodeSecret: string;
-}
-export interface SessionConnection {
-  nodeId?: string;
-  channelId?: string;
-  clientIp?: string;
-  connectedAt?: string | number;
-}
-export interface SessionView {
-  clientId: string;
-  online: boolean;
-  connections?: SessionConnection[];
-  subscriptions?: string[];
-  clientIp?: string | null;
-  nodeId?: string | null;
-}
-export interface SessionList {
-  sessions: SessionView[];
-}
-export interface ClientEvent {
-  clientId: string;
-  eventType: string;
-  time: number;
-  channelId: string;
-  clientIp: string;
-  nodeId?: string;
-  topics?: string[];
-}
-export interface ClientEventList {
-  events: ClientEvent[];
-}
-export interface SendMessageResponse {
-  msgId: string;
-}
+type S = components['schemas'];
+export type BrokerState = S['BrokerState'];
+export type BrokerNode = S['BrokerNode'];
+export type BrokerList = S['BrokerList'];
+export type CreatedBrokerNode = S['CreatedBrokerNode'];
+export type CreateBrokerNodeRequest = S['CreateBrokerNodeRequest'];
+export type SessionView = S['Session'];
+export type SessionChannel = S['Channel'];
+export type SessionList = S['SessionList'];
+export type ClientEvent = S['ClientEventRecord'];
+export type ClientEventPage = S['ClientEventPage'];
+export type SendMessageRequest = S['SendMessageRequest'];
+export type SendMessageResponse = S['SendMessageResponse'];
+export type CommandAccepted = S['CommandAccepted'];

@@ -36,6 +36,38 @@ export interface paths {
         patch: operations["UpdateAccessKey"];
         trace?: never;
     };
+    "/api/v1/brokers": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["ListBrokers"];
+        put?: never;
+        post: operations["CreateBrokerNode"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/brokers/{nodeId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        delete: operations["DeleteBrokerNode"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/instances": {
         parameters: {
             query?: never;
@@ -66,6 +98,22 @@ export interface paths {
         options?: never;
         head?: never;
         patch: operations["UpdateInstance"];
+        trace?: never;
+    };
+    "/api/v1/instances/{instanceId}/client-events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["ListClientEvents"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
         trace?: never;
     };
     "/api/v1/instances/{instanceId}/device-credentials": {
@@ -143,6 +191,70 @@ export interface paths {
         put?: never;
         post?: never;
         delete: operations["DeleteGroupId"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/instances/{instanceId}/messages": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["SendMessage"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/instances/{instanceId}/sessions/batch-query": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["BatchQuerySessionByClientIds"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/instances/{instanceId}/sessions/{clientId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["QuerySessionByClientId"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/instances/{instanceId}/sessions/{clientId}/close": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["CloseConnection"];
+        delete?: never;
         options?: never;
         head?: never;
         patch?: never;
@@ -285,6 +397,90 @@ export interface components {
             expireTime: number;
             token: string;
         };
+        BatchQuerySessionRequest: {
+            /** @description 1-10 client ids. */
+            clientIds: string[];
+        };
+        BrokerList: {
+            brokers: components["schemas"]["BrokerNode"][];
+            /**
+             * Format: int64
+             * @description The configuration version brokers should have applied.
+             */
+            currentVersion: number;
+        };
+        BrokerNode: {
+            appliedHash?: string | null;
+            /** Format: int64 */
+            appliedVersion?: number | null;
+            /** @description Changes when the broker restarts. */
+            bootId?: string | null;
+            /** Format: int64 */
+            connections?: number | null;
+            /** Format: date-time */
+            createdAt: string;
+            description: string;
+            /** @description Why the broker refused or could not fetch the last snapshot. */
+            lastError?: string | null;
+            /** Format: date-time */
+            lastHeartbeatAt?: string | null;
+            /** Format: double */
+            messagesInPerSec?: number | null;
+            /** Format: double */
+            messagesOutPerSec?: number | null;
+            nodeId: string;
+            softwareVersion?: string | null;
+            /**
+             * Format: int64
+             * @description Broker process start, epoch ms.
+             */
+            startedAtMs?: number | null;
+            state: components["schemas"]["BrokerState"];
+            /** Format: int64 */
+            subscriptions?: number | null;
+        };
+        /**
+         * @description `in_sync`: applied the current version; `lagging`: an older one; `silent`: no heartbeat for
+         *     `broker_silent_secs` (10 s); `never_seen`: no heartbeat yet.
+         * @enum {string}
+         */
+        BrokerState: "in_sync" | "lagging" | "silent" | "never_seen";
+        /** @description One live TCP connection of the client. */
+        Channel: {
+            /** @description 32 hex chars, unique per connection. */
+            channelId: string;
+            /** @description `ip:port`. */
+            clientIp: string;
+            /** Format: date-time */
+            connectedAt: string;
+            /** @description Broker node holding the connection. */
+            nodeId: string;
+            /** @description Topic filters of this connection. */
+            subscriptions: string[];
+        };
+        ClientEventPage: {
+            events: components["schemas"]["ClientEventRecord"][];
+            /** Format: int32 */
+            pageNo: number;
+            /** Format: int32 */
+            pageSize: number;
+            /** Format: int64 */
+            total: number;
+        };
+        ClientEventRecord: {
+            channelId: string;
+            clientId: string;
+            /** @description `ip:port`. */
+            clientIp: string;
+            /** @description `connect`, `disconnect` (the client sent DISCONNECT) or `tcpclean` (the connection is gone). */
+            eventType: string;
+            nodeId: string;
+            /**
+             * Format: int64
+             * @description Epoch ms, as the broker saw it.
+             */
+            time: number;
+        };
         ClientIdPage: {
             clientIds: string[];
             /** Format: int32 */
@@ -294,10 +490,22 @@ export interface components {
             /** Format: int64 */
             total: number;
         };
+        CommandAccepted: {
+            /**
+             * Format: int64
+             * @description Sequence number of the broadcast command brokers act on.
+             */
+            commandSeq: number;
+        };
         CreateAccessKeyRequest: {
             description?: string;
             /** @description Instances the key may be used on. */
             instanceIds?: string[];
+        };
+        CreateBrokerNodeRequest: {
+            description?: string;
+            /** @description 1-64 chars of `[A-Za-z0-9_.-]`; generated (`node-...`) when absent. */
+            nodeId?: string | null;
         };
         CreateGroupIdRequest: {
             description?: string;
@@ -319,6 +527,14 @@ export interface components {
         CreatedAccessKey: components["schemas"]["AccessKey"] & {
             /** @description Shown only in this answer; store it now. */
             accessKeySecret: string;
+        };
+        CreatedBrokerNode: {
+            /** Format: date-time */
+            createdAt: string;
+            description: string;
+            nodeId: string;
+            /** @description Shown only here: the broker sends `Authorization: Node <nodeId>:<nodeSecret>`. */
+            nodeSecret: string;
         };
         DeviceCredential: {
             clientId: string;
@@ -443,6 +659,42 @@ export interface components {
         RegisterDeviceCredentialRequest: {
             /** @description `<GroupID>@@@<DeviceID>`; the group must exist in the instance. */
             clientId: string;
+        };
+        SendMessageRequest: {
+            base64?: boolean;
+            /** @description The payload: UTF-8 text, or Base64 when `base64` is true. At most `maxMessageSize` bytes. */
+            payload: string;
+            /**
+             * Format: int32
+             * @description 0 or 1 [default 0].
+             */
+            qos?: number;
+            /**
+             * @description Full topic (`<parent>/...`, P2P `<parent>/p2p/<clientId>` too): no wildcards, at most
+             *     `maxTopicLength` chars, under an existing parent topic.
+             */
+            topic: string;
+        };
+        SendMessageResponse: {
+            /**
+             * Format: int64
+             * @description Sequence number of the broadcast command brokers act on.
+             */
+            commandSeq: number;
+            /** @description 32 upper-case hex chars. */
+            msgId: string;
+        };
+        Session: {
+            channels: components["schemas"]["Channel"][];
+            clientId: string;
+            /** @description Live connections (0 = offline). */
+            connections: number;
+            /** @description Some connection is live. */
+            online: boolean;
+        };
+        SessionList: {
+            /** @description One per requested client id, in request order. */
+            sessions: components["schemas"]["Session"][];
         };
         TokenRequest: {
             token: string;
@@ -676,6 +928,115 @@ export interface operations {
             };
         };
     };
+    ListBrokers: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BrokerList"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    CreateBrokerNode: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateBrokerNodeRequest"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CreatedBrokerNode"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    DeleteBrokerNode: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                nodeId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     ListInstances: {
         parameters: {
             query?: never;
@@ -870,6 +1231,62 @@ export interface operations {
                 };
             };
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    ListClientEvents: {
+        parameters: {
+            query?: {
+                /** @description The client whose history is listed (required). */
+                clientId?: string;
+                /** @description Only events at or after this epoch ms. */
+                startTime?: number;
+                /** @description Only events before this epoch ms. */
+                endTime?: number;
+                /** @description 1-based page number [default 1]. */
+                pageNo?: number;
+                /** @description 1-100 [default 20]. */
+                pageSize?: number;
+            };
+            header?: never;
+            path: {
+                instanceId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ClientEventPage"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1258,6 +1675,181 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    SendMessage: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                instanceId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SendMessageRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SendMessageResponse"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    BatchQuerySessionByClientIds: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                instanceId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BatchQuerySessionRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SessionList"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    QuerySessionByClientId: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                instanceId: string;
+                clientId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Session"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    CloseConnection: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                instanceId: string;
+                clientId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CommandAccepted"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no such instance, or the client is not online */
             404: {
                 headers: {
                     [name: string]: unknown;

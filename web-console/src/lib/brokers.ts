@@ -1,7 +1,7 @@
 // Polls ListBrokers and keeps a rolling history of totals for the live charts.
 import { useState } from 'preact/hooks';
 import { Api } from '../api/endpoints';
-import type { BrokerNode } from '../api/pending';
+import type { BrokerNode } from '../api/live';
 import { useAsync, useInterval } from './useAsync';
 
 export interface BrokerSample {
@@ -15,27 +15,28 @@ const HISTORY = 60;
 export function useBrokers(pollMs = 2000) {
   const [history, setHistory] = useState<BrokerSample[]>([]);
   const state = useAsync(async () => {
-    const brokers = await Api.listBrokers();
+    const list = await Api.listBrokers();
+    const live = list.brokers.filter((b) => b.state !== 'silent' && b.state !== 'never_seen');
     const sample = {
-      connections: sum(brokers, (b) => b.connections),
-      inRate: sum(brokers, (b) => b.messagesInPerSec),
-      outRate: sum(brokers, (b) => b.messagesOutPerSec),
+      connections: sum(live, (b) => b.connections),
+      inRate: sum(live, (b) => b.messagesInPerSec),
+      outRate: sum(live, (b) => b.messagesOutPerSec),
     };
     setHistory((h) => [...h.slice(-(HISTORY - 1)), sample]);
-    return brokers;
+    return list;
   }, []);
   useInterval(state.reload, pollMs);
   return { ...state, history };
 }
 
-function sum(bs: BrokerNode[], f: (b: BrokerNode) => number | undefined): number {
+function sum(bs: BrokerNode[], f: (b: BrokerNode) => number | null | undefined): number {
   return bs.reduce((a, b) => a + (f(b) ?? 0), 0);
 }
 
-export function brokerTone(status: string): 'ok' | 'warn' | 'bad' | 'muted' {
-  return status === 'inSync' ? 'ok' : status === 'lagging' ? 'warn' : status === 'silent' ? 'bad' : 'muted';
+export function brokerTone(state: string): 'ok' | 'warn' | 'bad' | 'muted' {
+  return state === 'in_sync' ? 'ok' : state === 'lagging' ? 'warn' : state === 'silent' ? 'bad' : 'muted';
 }
 
-export function brokerLabel(status: string): string {
-  return status === 'inSync' ? 'in sync' : status;
+export function brokerLabel(state: string): string {
+  return state.replace('_', ' ');
 }

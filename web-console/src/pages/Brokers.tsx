@@ -1,7 +1,8 @@
 // Broker nodes: applied config version, lag, last error and load, refreshed every 2 s; new node credentials.
 import { useState } from 'preact/hooks';
+import { Confirm } from '../components/Confirm';
 import { Api } from '../api/endpoints';
-import type { BrokerNode, CreatedBrokerNode } from '../api/pending';
+import type { BrokerNode, CreatedBrokerNode } from '../api/live';
 import { Badge } from '../components/Badge';
 import { SecretValue } from '../components/CopyButton';
 import { DataTable } from '../components/DataTable';
@@ -15,36 +16,61 @@ import * as rules from '../lib/validate';
 export function Brokers() {
   const brokers = useBrokers();
   const [creating, setCreating] = useState(false);
-  const lag = (b: BrokerNode) =>
-    b.currentVersion != null && b.appliedVersion != null ? Math.max(0, b.currentVersion - b.appliedVersion) : null;
+  const [deleting, setDeleting] = useState<BrokerNode | null>(null);
+  const current = brokers.data?.currentVersion;
+  const lag = (b: BrokerNode) => (current != null && b.appliedVersion != null ? Math.max(0, current - b.appliedVersion) : null);
   return (
     <section>
       <div class="page-head">
         <h1>Brokers</h1>
+        {current != null ? <span class="muted">current configuration version {num(current)}</span> : null}
         <button type="button" class="btn primary" onClick={() => setCreating(true)}>
           Add broker node
         </button>
       </div>
       <DataTable<BrokerNode>
         label="brokers"
-        rows={brokers.data}
+        rows={brokers.data?.brokers}
         loading={brokers.loading}
         error={brokers.error}
         onRetry={brokers.reload}
         rowKey={(b) => b.nodeId}
-        filterText={(b) => `${b.nodeId} ${b.status} ${b.lastError ?? ''} ${b.description ?? ''}`}
+        filterText={(b) => `${b.nodeId} ${b.state} ${b.lastError ?? ''} ${b.description ?? ''}`}
         empty="Create a node credential, then start a broker with it."
         columns={[
           { title: 'Node', render: (b) => <strong class="mono">{b.nodeId}</strong> },
-          { title: 'Status', render: (b) => <Badge tone={brokerTone(b.status)}>{brokerLabel(b.status)}</Badge> },
+          { title: 'Status', render: (b) => <Badge tone={brokerTone(b.state)}>{brokerLabel(b.state)}</Badge> },
           { title: 'Applied version', render: (b) => num(b.appliedVersion), class: 'num' },
           { title: 'Lag', render: (b) => (lag(b) === null ? '—' : `${lag(b)} versions`), class: 'num' },
-          { title: 'Last seen', render: (b) => ago(b.lastSeenAt) },
+          { title: 'Last seen', render: (b) => ago(b.lastHeartbeatAt) },
           { title: 'Connections', render: (b) => num(b.connections), class: 'num' },
           { title: 'Msg in/out per s', render: (b) => `${num(b.messagesInPerSec, 1)} / ${num(b.messagesOutPerSec, 1)}`, class: 'num' },
+          { title: 'Software', render: (b) => b.softwareVersion ?? '—' },
           { title: 'Last error', render: (b) => (b.lastError ? <span class="text-bad">{b.lastError}</span> : <span class="muted">none</span>) },
+          {
+            title: 'Actions',
+            class: 'actions-cell',
+            render: (b) => (
+              <button type="button" class="btn small danger" onClick={() => setDeleting(b)} aria-label={`Delete ${b.nodeId}`}>
+                Delete
+              </button>
+            ),
+          },
         ]}
       />
+      {deleting ? (
+        <Confirm
+          title="Delete broker node"
+          confirmLabel="Delete"
+          onClose={() => setDeleting(null)}
+          onConfirm={async () => {
+            await Api.deleteBrokerNode(deleting.nodeId);
+            brokers.reload();
+          }}
+        >
+          Delete <strong class="mono">{deleting.nodeId}</strong>? Its credential stops working: the broker can no longer fetch configuration or report.
+        </Confirm>
+      ) : null}
       {creating ? <CreateNode onClose={() => setCreating(false)} onCreated={brokers.reload} /> : null}
     </section>
   );
@@ -55,12 +81,12 @@ function CreateNode({ onClose, onCreated }: { onClose: () => void; onCreated: ()
   const [description, setDescription] = useState('');
   const [error, setError] = useState<Error | null>(null);
   const [created, setCreated] = useState<CreatedBrokerNode | null>(null);
-  const check = (v: string) => rules.deviceId(v);
+  const check = (v: string) => (v ? rules.deviceId(v) : null);
   const submit = async (e: Event) => {
     e.preventDefault();
     setError(null);
     try {
-      setCreated(await Api.createBrokerNode({ nodeId, description }));
+      setCreated(await Api.createBrokerNode({ nodeId: nodeId || null, description }));
       onCreated();
     } catch (err) {
       setError(err as Error);
@@ -82,7 +108,7 @@ function CreateNode({ onClose, onCreated }: { onClose: () => void; onCreated: ()
   return (
     <Modal title="Add broker node" onClose={onClose}>
       <form onSubmit={submit}>
-        <Field label="Node ID" value={nodeId} onInput={setNodeId} check={check} hint="Letters, digits, _ and -" />
+        <Field label="Node ID" value={nodeId} onInput={setNodeId} check={check} hint="Letters, digits, _ and -; empty = generated" />
         <Field label="Description" value={description} onInput={setDescription} />
         <FormError error={error} />
         <div class="actions">

@@ -10,8 +10,8 @@ import { useAsync } from '../lib/useAsync';
 export function Overview() {
   const instances = useAsync(() => Api.listInstances(), []);
   const brokers = useBrokers();
-  const list = brokers.data ?? [];
-  const count = (s: string) => list.filter((b) => b.status === s).length;
+  const list = brokers.data?.brokers ?? [];
+  const count = (s: string) => list.filter((b) => b.state === s).length;
   const last = brokers.history[brokers.history.length - 1];
 
   return (
@@ -28,7 +28,7 @@ export function Overview() {
         </a>
         <a class="stat ok" href={href('/brokers')}>
           <span class="stat-label">Brokers in sync</span>
-          <span class="stat-value">{brokers.data ? count('inSync') : '…'}</span>
+          <span class="stat-value">{brokers.data ? count('in_sync') : '…'}</span>
         </a>
         <a class="stat warn" href={href('/brokers')}>
           <span class="stat-label">Lagging</span>
@@ -61,7 +61,7 @@ export function Overview() {
           />
         </div>
       )}
-      {brokers.data && brokers.data.length === 0 ? (
+      {brokers.data && list.length === 0 ? (
         <p class="muted">
           No broker has reported yet. Add one on the <a href={href('/brokers')}>Brokers</a> page.
         </p>

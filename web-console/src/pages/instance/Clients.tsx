@@ -1,7 +1,7 @@
 // Online clients: look up one or up to 10 client IDs, see connections and subscriptions, kick.
 import { useState } from 'preact/hooks';
 import { Api, type Instance } from '../../api/endpoints';
-import type { ClientEvent, SessionView } from '../../api/pending';
+import type { ClientEvent, SessionView } from '../../api/live';
 import { Badge } from '../../components/Badge';
 import { Confirm } from '../../components/Confirm';
 import { Empty, ErrorBox, FormError, Loading } from '../../components/States';
@@ -60,13 +60,13 @@ export function Clients({ instance }: { instance: Instance }) {
 function ClientCard({ instanceId, session: s, onKicked }: { instanceId: string; session: SessionView; onKicked: () => void }) {
   const [kicking, setKicking] = useState(false);
   const [showEvents, setShowEvents] = useState(false);
-  const conns = s.connections ?? [];
+  const subs = [...new Set(s.channels.flatMap((c) => c.subscriptions))];
   return (
     <div class="card client-card" data-client-id={s.clientId}>
       <div class="card-head">
         <h2 class="mono">{s.clientId}</h2>
         <div class="actions inline">
-          <Badge tone={s.online ? 'ok' : 'muted'}>{s.online ? 'online' : 'offline'}</Badge>
+          <Badge tone={s.online ? 'ok' : 'muted'}>{s.online ? `online · ${s.connections} connection${s.connections === 1 ? '' : 's'}` : 'offline'}</Badge>
           {s.online ? (
             <button type="button" class="btn danger" onClick={() => setKicking(true)}>
               Kick
@@ -74,7 +74,7 @@ function ClientCard({ instanceId, session: s, onKicked }: { instanceId: string; 
           ) : null}
         </div>
       </div>
-      {conns.length ? (
+      {s.channels.length ? (
         <table aria-label={`connections of ${s.clientId}`}>
           <thead>
             <tr>
@@ -85,30 +85,25 @@ function ClientCard({ instanceId, session: s, onKicked }: { instanceId: string; 
             </tr>
           </thead>
           <tbody>
-            {conns.map((c) => (
+            {s.channels.map((c) => (
               <tr>
                 <td data-label="Address" class="mono">
-                  {c.clientIp ?? '—'}
+                  {c.clientIp}
                 </td>
-                <td data-label="Broker">{c.nodeId ?? '—'}</td>
+                <td data-label="Broker">{c.nodeId}</td>
                 <td data-label="Channel" class="mono small">
-                  {c.channelId ?? '—'}
+                  {c.channelId}
                 </td>
                 <td data-label="Connected">{dateTime(c.connectedAt)}</td>
               </tr>
             ))}
           </tbody>
         </table>
-      ) : s.clientIp ? (
-        <p>
-          Address <span class="mono">{s.clientIp}</span>
-          {s.nodeId ? ` on ${s.nodeId}` : ''}
-        </p>
       ) : null}
       <h3>Subscriptions</h3>
-      {s.subscriptions?.length ? (
+      {subs.length ? (
         <ul class="chips" aria-label="subscriptions">
-          {s.subscriptions.map((t) => (
+          {subs.map((t) => (
             <li class="chip mono">{t}</li>
           ))}
         </ul>
@@ -140,9 +135,14 @@ function Events({ instanceId, clientId }: { instanceId: string; clientId: string
   const ev = useAsync(() => Api.listClientEvents(instanceId, clientId), [instanceId, clientId]);
   if (ev.error) return <ErrorBox error={ev.error} onRetry={ev.reload} />;
   if (!ev.data) return <Loading />;
-  if (ev.data.length === 0) return <p class="muted">No events recorded.</p>;
+  if (ev.data.events.length === 0) return <p class="muted">No events recorded.</p>;
   return (
     <table aria-label="connection history">
+      {ev.data.total > ev.data.events.length ? (
+        <caption class="muted small">
+          latest {ev.data.events.length} of {ev.data.total} events
+        </caption>
+      ) : null}
       <thead>
         <tr>
           <th>Time</th>
@@ -152,7 +152,7 @@ function Events({ instanceId, clientId }: { instanceId: string; clientId: string
         </tr>
       </thead>
       <tbody>
-        {ev.data.slice(0, 50).map((e: ClientEvent) => (
+        {ev.data.events.map((e: ClientEvent) => (
           <tr>
             <td data-label="Time">{dateTime(e.time)}</td>
             <td data-label="Event">

@@ -26,10 +26,7 @@ export function SendMessage({ instance }: { instance: Instance }) {
     setBusy(true);
     setError(null);
     try {
-      const bytes = new TextEncoder().encode(payload);
-      let bin = '';
-      for (const b of bytes) bin += String.fromCharCode(b);
-      const r = await Api.sendMessage(id, { topic, payload: btoa(bin), qos: Number(qos) });
+      const r = await Api.sendMessage(id, { topic, payload, qos: Number(qos) });
       setSent([`${r.msgId} → ${topic}`, ...sent].slice(0, 10));
     } catch (err) {
       setError(err as Error);
