@@ -56,7 +56,24 @@ fn operation_ids_are_the_alibaba_action_names() {
         "ListAccessKeys",
         "UpdateAccessKey",
         "DeleteAccessKey",
+        "CreateBrokerNode",
+        "ListBrokers",
+        "DeleteBrokerNode",
+        "QuerySessionByClientId",
+        "BatchQuerySessionByClientIds",
+        "CloseConnection",
+        "SendMessage",
+        "ListClientEvents",
     ] {
         assert!(ids.iter().any(|i| i == want), "missing operationId {want}: {ids:?}");
     }
+    // The broker-sync endpoints are the common::sync contract, not public API.
+    assert!(
+        doc["paths"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .all(|p| !p.starts_with(common::sync::SYNC_BASE)),
+        "broker-sync paths leaked into the OpenAPI document"
+    );
 }
