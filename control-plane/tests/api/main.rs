@@ -14,6 +14,7 @@ mod instances;
 mod isolation;
 mod openapi;
 mod ops;
+mod process;
 mod python;
 mod sessions;
 mod snapshot;

@@ -88,7 +88,11 @@ async fn events_feed_sessions_and_trace() {
     assert_eq!(ch_a["nodeId"], "node-a");
     assert_eq!(ch_a["clientIp"], "10.0.0.7:51234");
     assert_eq!(ch_a["subscriptions"], json!(["T/#", "T/y"]));
-    assert!(ch_a["connectedAt"].is_string());
+    let connected_at: chrono::DateTime<chrono::Utc> = ch_a["connectedAt"].as_str().unwrap().parse().unwrap();
+    assert!(
+        (chrono::Utc::now() - connected_at).num_seconds().abs() < 60,
+        "{connected_at}"
+    );
 
     // DISCONNECT alone keeps the channel; tcpclean ends it.
     send_events(&s, &b, "boot-b1", vec![event(&inst, c1, "disconnect", "ch-b", &[])]).await;
