@@ -92,7 +92,7 @@ describe('live broker views', () => {
     await shot(page, 'live-03-online-client');
 
     await page.getByRole('link', { name: 'Send message' }).click();
-    await page.getByRole('textbox', { name: 'Topic', exact: true }).fill('live/console');
+    await page.getByLabel('Topic', { exact: true }).fill('live/console');
     await page.getByLabel('Payload (UTF-8 text)').fill('hello from the console');
     await page.getByRole('button', { name: 'Send' }).click();
     await page.getByRole('status').getByText('live/console').waitFor();
@@ -101,6 +101,7 @@ describe('live broker views', () => {
   });
 
   test('kick closes the client connection', async () => {
+    assert.ok(client, 'needs the client connected by the previous test');
     const closed = new Promise((resolve) => client.once('close', resolve));
     await page.getByRole('link', { name: 'Online clients' }).click();
     await page.getByLabel('Client ID (up to 10, separated by commas)').fill(clientId);
