@@ -2,8 +2,9 @@
 import { Api } from '../api/endpoints';
 import { Chart } from '../components/Chart';
 import { ErrorBox, Loading } from '../components/States';
-import { useBrokers } from '../lib/brokers';
-import { num } from '../lib/format';
+import { Badge } from '../components/Badge';
+import { brokerLabel, brokerTone, useBrokers } from '../lib/brokers';
+import { ago, num } from '../lib/format';
 import { href } from '../lib/router';
 import { useAsync } from '../lib/useAsync';
 
@@ -61,6 +62,24 @@ export function Overview() {
           />
         </div>
       )}
+      {list.some((b) => b.state !== 'in_sync') ? (
+        <div class="card attention">
+          <h2>Brokers needing attention</h2>
+          <ul class="plain">
+            {list
+              .filter((b) => b.state !== 'in_sync')
+              .map((b) => (
+                <li>
+                  <Badge tone={brokerTone(b.state)}>{brokerLabel(b.state)}</Badge> <strong class="mono">{b.nodeId}</strong>{' '}
+                  <span class="muted">
+                    last seen {ago(b.lastHeartbeatAt)}
+                    {b.lastError ? ` · ${b.lastError}` : ''}
+                  </span>
+                </li>
+              ))}
+          </ul>
+        </div>
+      ) : null}
       {brokers.data && list.length === 0 ? (
         <p class="muted">
           No broker has reported yet. Add one on the <a href={href('/brokers')}>Brokers</a> page.
