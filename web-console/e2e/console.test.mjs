@@ -132,6 +132,54 @@ describe('operator console', () => {
     await shot(page, '11-token-revoked');
   });
 
+  test('register a device credential and read its secret', async () => {
+    await page.getByRole('link', { name: 'Device credentials' }).click();
+    await page.getByLabel('Group ID', { exact: true }).waitFor();
+    const device = page.getByRole('textbox', { name: /^Device ID/ });
+    await device.fill('bad id');
+    await page.getByText('Only letters, digits').waitFor();
+    await device.fill('dev1');
+    await page.getByRole('button', { name: 'Register' }).click();
+    const dialog = page.getByRole('dialog', { name: 'Device credential registered' });
+    assert.match(await dialog.getByLabel('DeviceAccessKeyId').inputValue(), /^DC\./);
+    assert.match(await dialog.getByLabel('DeviceAccessKeySecret').inputValue(), /^DC\./);
+    await shot(page, '12a-device-credential');
+    await dialog.getByRole('button', { name: 'Close' }).last().click();
+    await page.getByRole('table', { name: 'device credentials' }).getByText('GID_e2e@@@dev1').waitFor();
+  });
+
+  test('deleting asks for confirmation first', async () => {
+    await page.getByRole('link', { name: 'Parent topics' }).click();
+    const table = page.getByRole('table', { name: 'parent topics' });
+    await page.getByRole('textbox', { name: 'Parent topic', exact: true }).fill('scratch');
+    await page.getByRole('button', { name: 'Create topic' }).click();
+    await table.getByText('scratch').waitFor();
+    await page.getByRole('button', { name: 'Delete scratch' }).click();
+    const dialog = page.getByRole('dialog', { name: 'Delete parent topic' });
+    await shot(page, '12b-delete-confirm');
+    await dialog.getByRole('button', { name: 'Cancel' }).click();
+    assert.equal(await table.getByText('scratch').count(), 1, 'cancel keeps it');
+    await page.getByRole('button', { name: 'Delete scratch' }).click();
+    await dialog.getByRole('button', { name: 'Delete' }).click();
+    await table.getByText('scratch').waitFor({ state: 'detached' });
+    await page.getByPlaceholder('Filter parent topics…').fill('sens');
+    await table.getByText('sensors').waitFor();
+  });
+
+  test('edit the instance', async () => {
+    await page.getByRole('link', { name: 'Overview' }).last().click();
+    await page.getByRole('button', { name: 'Edit' }).click();
+    const dialog = page.getByRole('dialog', { name: `Edit ${name}` });
+    await dialog.getByLabel('Description').fill('edited by the browser test');
+    await dialog.getByLabel('Max connections').fill('0');
+    await dialog.getByText('A whole number of at least 1.').waitFor();
+    await dialog.getByLabel('Max connections').fill('800');
+    await dialog.getByRole('button', { name: 'Save' }).click();
+    await page.getByText('edited by the browser test').waitFor();
+    await page.getByRole('table', { name: 'quotas' }).getByText('800').waitFor();
+    await shot(page, '12c-instance-edited');
+  });
+
   test('signature helper computes the MQTT password in the page', async () => {
     await page.getByRole('link', { name: 'Signature helper' }).click();
     await page.getByLabel('AccessKey ID').fill('LTAI-example');
