@@ -41,6 +41,7 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         secrets,
         token_signer: Arc::new(token_signer),
         feeds: Feeds::default(),
+        snapshots: Arc::default(),
         config: Arc::new(config),
     })
 }

@@ -131,3 +131,27 @@ pub async fn build(db: &PgPool, secrets: &SecretBox) -> anyhow::Result<Snapshot>
         },
     ))
 }
+
+/// The serialized snapshot of the latest version, shared by every broker that polls it: built once
+/// per version (decrypting every secret is the expensive part), and all brokers get the same bytes.
+#[derive(Default)]
+pub struct SnapshotCache {
+    last: tokio::sync::Mutex<Option<(i64, axum::body::Bytes)>>,
+}
+
+impl SnapshotCache {
+    /// JSON of a snapshot at least as new as `current`.
+    pub async fn get(&self, db: &PgPool, secrets: &SecretBox, current: i64) -> anyhow::Result<axum::body::Bytes> {
+        // Held while building, so the polls one change wakes together build it once.
+        let mut last = self.last.lock().await;
+        if let Some((version, json)) = &*last
+            && *version >= current
+        {
+            return Ok(json.clone());
+        }
+        let snapshot = build(db, secrets).await?;
+        let json = axum::body::Bytes::from(serde_json::to_vec(&snapshot)?);
+        *last = Some((snapshot.version, json.clone()));
+        Ok(json)
+    }
+}

@@ -9,6 +9,7 @@ use crate::auth::operator::OperatorKeys;
 use crate::config::Config;
 use crate::crypto::SecretBox;
 use crate::feeds::Feeds;
+use crate::snapshot::SnapshotCache;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -19,4 +20,5 @@ pub struct AppState {
     pub token_signer: Arc<TokenSigner>,
     /// Wakes snapshot and command long-polls (fed by `Feeds::run`, started in `server::serve`).
     pub feeds: Feeds,
+    pub snapshots: Arc<SnapshotCache>,
 }

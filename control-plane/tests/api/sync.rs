@@ -85,6 +85,19 @@ async fn snapshot_long_poll() {
     println!("snapshot long-poll answered {worst:?} after the mutation was sent (worst of 5)");
     assert!(worst < Duration::from_millis(500), "wake-up took {worst:?}");
 
+    // Another node polling the same version gets the same bytes (built once per version).
+    let other = s.create_node("node-b").await;
+    let a = s
+        .node(&node, Method::GET, &format!("{SNAPSHOT_PATH}?after=0"), None)
+        .await
+        .expect(200);
+    let b = s
+        .node(&other, Method::GET, &format!("{SNAPSHOT_PATH}?after=0"), None)
+        .await
+        .expect(200);
+    assert_eq!(a, b);
+    assert_eq!(a["version"], version);
+
     // Bad query.
     s.node(&node, Method::GET, &format!("{SNAPSHOT_PATH}?after=x"), None)
         .await

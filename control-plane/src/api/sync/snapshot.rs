@@ -1,10 +1,10 @@
 //! `GET snapshot?after=<version>&waitSecs=<n>`: the full configuration as soon as its version differs
-//! from the broker's, else 204 when the wait ends.
+//! from the broker's, else 204 when the wait ends. The JSON is built once per version (`SnapshotCache`).
 
-use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
+use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
 
 use super::PollParams;
@@ -27,10 +27,12 @@ pub async fn snapshot(
             .fetch_one(&state.db)
             .await?;
         if params.after != Some(current) {
-            let snapshot = crate::snapshot::build(&state.db, &state.secrets)
+            let json = state
+                .snapshots
+                .get(&state.db, &state.secrets, current)
                 .await
                 .map_err(ApiError::Internal)?;
-            return Ok(Json(snapshot).into_response());
+            return Ok(([(CONTENT_TYPE, "application/json")], json).into_response());
         }
         if waiter.wait_until(deadline).await != Wake::Changed {
             return Ok(StatusCode::NO_CONTENT.into_response());
