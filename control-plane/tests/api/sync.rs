@@ -277,3 +277,49 @@ async fn send_message_validation() {
     let b = send(json!({"topic": "T", "payload": ""})).await.expect(200);
     assert_ne!(a["msgId"], b["msgId"]);
 }
+
+#[tokio::test]
+async fn a_change_on_one_replica_wakes_polls_on_another() {
+    let a = TestServer::start().await;
+    let b = TestServer::start_with(|c| {
+        c.database_url = a.state.config.database_url.clone();
+        c.master_key = a.state.config.master_key.clone();
+    })
+    .await;
+    let node = a.create_node("node-a").await;
+    let inst = a.create_instance("replicas").await;
+    let version = a.node(&node, Method::GET, SNAPSHOT_PATH, None).await.expect(200)["version"]
+        .as_i64()
+        .unwrap();
+
+    let snap_path = format!("{SNAPSHOT_PATH}?after={version}&waitSecs=30");
+    let cmd_path = format!("{COMMANDS_PATH}?after=0&waitSecs=30");
+    let polls = async {
+        tokio::join!(
+            b.node(&node, Method::GET, &snap_path, None),
+            b.node(&node, Method::GET, &cmd_path, None)
+        )
+    };
+    let changes = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let started = Instant::now();
+        a.create_topic(&inst, "T").await;
+        a.op(
+            Method::POST,
+            &format!("/api/v1/instances/{inst}/messages"),
+            Some(json!({"topic": "T", "payload": "x"})),
+        )
+        .await
+        .expect(200);
+        started
+    };
+    let ((snap, cmds), started) = tokio::join!(polls, changes);
+    println!(
+        "polls on replica B answered {:?} after the changes on replica A began",
+        started.elapsed()
+    );
+    assert!(snap.expect(200)["version"].as_i64().unwrap() > version);
+    let batch: CommandBatch = serde_json::from_value(cmds.expect(200)).unwrap();
+    assert_eq!(batch.commands.len(), 1);
+    assert!(started.elapsed() < Duration::from_secs(1));
+}
