@@ -34,7 +34,8 @@ export function App() {
     setToken(null);
     setTok(null);
   };
-  const active = (p: string) => (p === '/' ? path === '/' : path === p || path.startsWith(`${p}/`));
+  const base = path.split('?')[0];
+  const active = (p: string) => (p === '/' ? base === '/' : base === p || base.startsWith(`${p}/`));
 
   return (
     <div class="shell">
@@ -61,7 +62,8 @@ export function App() {
   );
 }
 
-function route(path: string) {
+function route(full: string) {
+  const [path, query = ''] = full.split('?');
   const parts = path.split('/').filter(Boolean).map(decodeURIComponent);
   switch (parts[0]) {
     case undefined:
@@ -74,7 +76,7 @@ function route(path: string) {
     case 'brokers':
       return <Brokers />;
     case 'signature':
-      return <SignatureHelper />;
+      return <SignatureHelper params={new URLSearchParams(query)} />;
     default:
       return <NotFound />;
   }

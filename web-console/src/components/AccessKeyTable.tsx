@@ -18,6 +18,21 @@ export function AccessKeyTable({ instance }: { instance?: Instance }) {
   const [creating, setCreating] = useState(false);
   const [deleting, setDeleting] = useState<AccessKey | null>(null);
   const [rowError, setRowError] = useState<Error | null>(null);
+  const [unbinding, setUnbinding] = useState<AccessKey | null>(null);
+  const [binding, setBinding] = useState('');
+  const unbound = instance ? (keys.data ?? []).filter((k) => !k.instanceIds.includes(instance.instanceId)) : [];
+  const bind = async () => {
+    const k = unbound.find((x) => x.accessKeyId === binding);
+    if (!k || !instance) return;
+    setRowError(null);
+    try {
+      await Api.updateAccessKey(k.accessKeyId, { instanceIds: [...k.instanceIds, instance.instanceId] });
+      setBinding('');
+      keys.reload();
+    } catch (e) {
+      setRowError(e as Error);
+    }
+  };
   const rows = instance ? keys.data?.filter((k) => k.instanceIds.includes(instance.instanceId)) : keys.data;
   const names = new Map((instances.data ?? []).map((i) => [i.instanceId, i.name]));
 
@@ -44,9 +59,30 @@ export function AccessKeyTable({ instance }: { instance?: Instance }) {
         filterText={(k) => `${k.accessKeyId} ${k.description} ${k.instanceIds.join(' ')}`}
         empty="Backend applications sign API calls with an AccessKey; Signature-mode clients log in with one."
         toolbar={
-          <button type="button" class="btn primary" onClick={() => setCreating(true)}>
-            Create AccessKey
-          </button>
+          <div class="toolbar-actions">
+            {instance && unbound.length ? (
+              <div class="input-row">
+                <label for="bind-existing" class="sr-only">
+                  Existing AccessKey to bind
+                </label>
+                <select id="bind-existing" value={binding} onChange={(e) => setBinding((e.target as HTMLSelectElement).value)}>
+                  <option value="">Bind an existing AccessKey…</option>
+                  {unbound.map((k) => (
+                    <option value={k.accessKeyId}>
+                      {k.accessKeyId}
+                      {k.description ? ` (${k.description})` : ''}
+                    </option>
+                  ))}
+                </select>
+                <button type="button" class="btn" disabled={!binding} onClick={bind}>
+                  Bind
+                </button>
+              </div>
+            ) : null}
+            <button type="button" class="btn primary" onClick={() => setCreating(true)}>
+              Create AccessKey
+            </button>
+          </div>
         }
         columns={[
           { title: 'AccessKey ID', render: (k) => <strong class="mono">{k.accessKeyId}</strong> },
@@ -75,9 +111,19 @@ export function AccessKeyTable({ instance }: { instance?: Instance }) {
             class: 'actions-cell',
             render: (k) => (
               <>
+                {instance ? (
+                  <a class="btn small" href={href(`/signature?accessKeyId=${encodeURIComponent(k.accessKeyId)}&instanceId=${instance.instanceId}`)}>
+                    MQTT password
+                  </a>
+                ) : null}
                 <button type="button" class="btn small" onClick={() => toggle(k)}>
                   {k.enabled ? 'Disable' : 'Enable'}
                 </button>
+                {instance ? (
+                  <button type="button" class="btn small" onClick={() => setUnbinding(k)}>
+                    Unbind
+                  </button>
+                ) : null}
                 <button type="button" class="btn small danger" onClick={() => setDeleting(k)} aria-label={`Delete ${k.accessKeyId}`}>
                   Delete
                 </button>
@@ -87,6 +133,19 @@ export function AccessKeyTable({ instance }: { instance?: Instance }) {
         ]}
       />
       {creating ? <CreateKey instances={instances.data ?? []} fixed={instance} onClose={() => setCreating(false)} onCreated={keys.reload} /> : null}
+      {unbinding && instance ? (
+        <Confirm
+          title="Unbind AccessKey"
+          confirmLabel="Unbind"
+          onClose={() => setUnbinding(null)}
+          onConfirm={async () => {
+            await Api.updateAccessKey(unbinding.accessKeyId, { instanceIds: unbinding.instanceIds.filter((i) => i !== instance.instanceId) });
+            keys.reload();
+          }}
+        >
+          Stop accepting <strong class="mono">{unbinding.accessKeyId}</strong> on this instance? Its clients here are disconnected; other instances keep it.
+        </Confirm>
+      ) : null}
       {deleting ? (
         <Confirm
           title="Delete AccessKey"

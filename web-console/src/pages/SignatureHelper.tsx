@@ -5,10 +5,10 @@ import { Field } from '../components/Field';
 import { hmacSha1Base64 } from '../lib/signature';
 import * as rules from '../lib/validate';
 
-export function SignatureHelper() {
+export function SignatureHelper({ params }: { params: URLSearchParams }) {
   const [mode, setMode] = useState<'Signature' | 'DeviceCredential'>('Signature');
-  const [keyId, setKeyId] = useState('');
-  const [instanceId, setInstanceId] = useState('');
+  const [keyId, setKeyId] = useState(params.get('accessKeyId') ?? '');
+  const [instanceId, setInstanceId] = useState(params.get('instanceId') ?? '');
   const [secret, setSecret] = useState('');
   const [clientId, setClientId] = useState('');
   const [password, setPassword] = useState('');
