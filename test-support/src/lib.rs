@@ -1,3 +1,5 @@
 //! Helpers for integration tests of every crate: real parts started on demand, never mocks.
 
+pub mod mqtt;
+pub mod net;
 pub mod pg;

@@ -1,0 +1,19 @@
+//! Harness of the end-to-end tests: starts the real control plane and brokers as processes against a
+//! real PostgreSQL, and drives them through their public interfaces only.
+
+pub mod api;
+pub mod bins;
+pub mod processes;
+pub mod system;
+
+pub use api::{Api, Fixture};
+pub use processes::{Broker, ControlPlane};
+pub use system::System;
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_millis() as i64
+}

@@ -1,0 +1,55 @@
+//! A whole system for one test: control plane, N brokers, an operator API client and the fixture.
+
+use tempfile::TempDir;
+
+use crate::{Api, Broker, ControlPlane, Fixture};
+
+pub struct System {
+    pub brokers: Vec<Broker>,
+    pub cp: ControlPlane,
+    pub api: Api,
+    pub fx: Fixture,
+    /// Logs and data of every process; kept on failure via `keep()` when debugging.
+    pub dir: TempDir,
+}
+
+pub const NODE_SECRET: &str = "e2e-node-secret-0123456789abcdef";
+
+impl System {
+    pub async fn up(brokers: usize) -> Self {
+        let dir = tempfile::Builder::new().prefix("e2e-").tempdir().expect("temp dir");
+        let names: Vec<String> = (1..=brokers).map(|i| format!("node-{i}")).collect();
+        let nodes: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), NODE_SECRET)).collect();
+        let cp = ControlPlane::start(dir.path(), &nodes).await;
+        let api = Api::login(&cp).await;
+        let fx = Fixture::create(&api).await;
+        let brokers = names
+            .iter()
+            .map(|n| Broker::start(dir.path(), &cp.url, n, NODE_SECRET))
+            .collect();
+        let sys = Self {
+            brokers,
+            cp,
+            api,
+            fx,
+            dir,
+        };
+        sys.api
+            .wait_in_sync(&names.iter().map(String::as_str).collect::<Vec<_>>())
+            .await;
+        sys
+    }
+
+    pub fn broker(&self) -> &Broker {
+        &self.brokers[0]
+    }
+
+    pub fn node_ids(&self) -> Vec<String> {
+        self.brokers.iter().map(|b| b.node_id.clone()).collect()
+    }
+
+    /// Prints where the logs are; call from a test before asserting on something flaky to debug.
+    pub fn logs_hint(&self) -> String {
+        format!("logs under {}", self.dir.path().display())
+    }
+}
