@@ -39,6 +39,8 @@ pub enum Ctl {
     TakenOver,
     /// A broker-originated `$SYS/...` message (no subscription needed).
     Sys { topic: String, payload: String },
+    /// Closed by the control plane (CloseConnection, "kick").
+    Close,
 }
 
 /// How the broker reaches one live connection.
@@ -98,18 +100,21 @@ pub struct Broker {
     pub store: Arc<dyn SessionStore>,
     pub events: Events,
     pub max_inflight: u16,
+    /// Capacity of an online client's in-memory queue (beyond it, messages are dropped and counted).
+    pub max_queued: usize,
     state: Mutex<State>,
     next_conn_id: AtomicU64,
     rates: RateLimiter,
 }
 
 impl Broker {
-    pub fn new(dirs: Directories, store: Arc<dyn SessionStore>, max_inflight: u16) -> Self {
+    pub fn new(dirs: Directories, store: Arc<dyn SessionStore>, max_inflight: u16, max_queued: usize) -> Self {
         Self {
             dirs,
             store,
             events: Events::default(),
             max_inflight,
+            max_queued: max_queued.max(1),
             state: Mutex::new(State::default()),
             next_conn_id: AtomicU64::new(1),
             rates: RateLimiter::default(),
@@ -230,6 +235,30 @@ impl Broker {
 
     pub fn connections(&self, inst_id: &str) -> u32 {
         self.state().connections.get(inst_id).copied().unwrap_or(0)
+    }
+
+    /// Live connections of one client on this node (0 or 1: a newer connection takes over).
+    pub fn live_connections(&self, inst_id: &str, client_id: &str) -> usize {
+        let key = (inst_id.to_string(), client_id.to_string());
+        self.state()
+            .sessions
+            .get(&key)
+            .map_or(0, |e| usize::from(e.conn.is_some()))
+    }
+
+    /// Asks the client's live connection to close (control-plane kick); returns how many were asked.
+    pub fn close_client(&self, inst_id: &str, client_id: &str) -> usize {
+        let key = (inst_id.to_string(), client_id.to_string());
+        let st = self.state();
+        let conn = st.sessions.get(&key).and_then(|e| e.conn.as_ref());
+        conn.map_or(0, |c| usize::from(c.ctl.send(Ctl::Close).is_ok()))
+    }
+
+    /// Node totals for the control-plane heartbeat: live connections and subscriptions.
+    pub fn totals(&self) -> (u64, u64) {
+        let st = self.state();
+        let connections = st.connections.values().map(|&n| u64::from(n)).sum();
+        (connections, st.index.len() as u64)
     }
 
     /// Keeps the packet ids of a closing persistent connection's unacknowledged stored messages.

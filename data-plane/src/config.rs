@@ -41,11 +41,12 @@ pub struct Args {
     #[arg(long, env = "BROKER_TLS_KEY")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls_key: Option<PathBuf>,
-    /// HTTP listener for /metrics and /healthz.
+    /// HTTP listener for /metrics, /healthz and the online-status query /route/clientId/get.
     #[arg(long, env = "BROKER_HTTP_LISTEN")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub http_listen: Option<SocketAddr>,
-    /// Snapshot JSON file with the instances this broker serves (re-read on SIGHUP).
+    /// Snapshot JSON file with the instances this broker serves (re-read on SIGHUP); with
+    /// --control-plane-url, the last-known-good cache the broker writes and starts from.
     #[arg(long, env = "BROKER_SNAPSHOT")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub snapshot: Option<PathBuf>,
@@ -65,6 +66,11 @@ pub struct Args {
     #[arg(long, env = "BROKER_MAX_INFLIGHT")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_inflight: Option<u16>,
+    /// Messages queued in memory per online client beyond its in-flight window (clean sessions and
+    /// QoS 0); past it messages are dropped and counted. Persistent sessions queue QoS 1/2 on disk.
+    #[arg(long, env = "BROKER_MAX_QUEUED_MESSAGES")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_queued_messages: Option<usize>,
     /// Development listener WITHOUT authentication (off unless set). Never expose it.
     #[arg(long, env = "BROKER_DEV_LISTEN")]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -73,6 +79,19 @@ pub struct Args {
     #[arg(long, env = "BROKER_DEV_INSTANCE")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dev_instance: Option<String>,
+    /// Control-plane base URL (e.g. http://cp:8080). When set, the broker long-polls its
+    /// configuration from there and --snapshot is the last-known-good cache it writes.
+    #[arg(long, env = "BROKER_CONTROL_PLANE_URL")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub control_plane_url: Option<String>,
+    /// This broker's node id at the control plane (needed with --control-plane-url).
+    #[arg(long, env = "BROKER_NODE_ID")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node_id: Option<String>,
+    /// This broker's node secret (prefer the environment variable: flags show in `ps`).
+    #[arg(long, env = "BROKER_NODE_SECRET", hide_env_values = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node_secret: Option<String>,
     /// Log as JSON lines instead of text.
     #[arg(long, env = "BROKER_LOG_JSON")]
     #[serde(skip_serializing_if = "std::ops::Not::not")]
@@ -94,16 +113,20 @@ pub struct Config {
     pub workers: usize,
     pub max_frame_size: u32,
     pub max_inflight: u16,
+    pub max_queued_messages: usize,
     pub dev_listen: Option<SocketAddr>,
     pub dev_instance: String,
     pub log_json: bool,
+    pub control_plane_url: Option<String>,
+    pub node_id: Option<String>,
+    pub node_secret: Option<String>,
 }
 
 impl Default for Config {
     fn default() -> Self {
         Self {
             listen: ([0, 0, 0, 0], 1883).into(),
-            http_listen: ([127, 0, 0, 1], 9183).into(),
+            http_listen: ([127, 0, 0, 1], 8081).into(),
             ws_listen: None,
             tls_listen: None,
             wss_listen: None,
@@ -115,9 +138,13 @@ impl Default for Config {
             // Above the 64 KiB default message size, far below what could exhaust memory.
             max_frame_size: 1024 * 1024,
             max_inflight: 32,
+            max_queued_messages: 10_000,
             dev_listen: None,
             dev_instance: "mqtt-dev000000000".into(),
             log_json: false,
+            control_plane_url: None,
+            node_id: None,
+            node_secret: None,
         }
     }
 }

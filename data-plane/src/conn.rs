@@ -121,7 +121,7 @@ pub fn connect(
             }
         }
     };
-    let (tx, rx) = mpsc::channel(1024);
+    let (tx, rx) = mpsc::channel(broker.max_queued);
     let (ctl_tx, ctl_rx) = mpsc::unbounded_channel();
     let wake = Arc::new(Notify::new());
     let conn_id = broker.next_conn_id();

@@ -61,6 +61,8 @@ enum Stop {
     TokenExpired,
     /// Revoked / no longer permitted credentials, or the instance is gone.
     Revoked,
+    /// Closed by the control plane (CloseConnection).
+    Kicked,
 }
 
 impl Delivery {
@@ -94,6 +96,9 @@ impl Delivery {
                 freed.notify_one();
             });
         }
+        // A snapshot swapped in between the CONNECT's authentication and our watch subscription
+        // would go unseen: check once against the current one.
+        self.snapshot.mark_changed();
         let stop = self.run_loop(&window, &freed).await;
         if self.persistent {
             let unacked = window
@@ -117,6 +122,11 @@ impl Delivery {
             }
             Stop::Revoked => {
                 ntex::time::sleep(sys::NOTICE_FLUSH).await;
+                self.sink
+                    .close_with(ntex_mqtt::v5::codec::DisconnectReasonCode::AdministrativeAction)
+            }
+            Stop::Kicked => {
+                tracing::info!(client_id = %self.client_id, "closed by the control plane");
                 self.sink
                     .close_with(ntex_mqtt::v5::codec::DisconnectReasonCode::AdministrativeAction)
             }
@@ -152,6 +162,7 @@ impl Delivery {
                 ctl = self.ctl.recv() => match ctl {
                     None => return Stop::Closed,
                     Some(Ctl::TakenOver) => return Stop::TakenOver,
+                    Some(Ctl::Close) => return Stop::Kicked,
                     Some(Ctl::Sys { topic, payload }) => {
                         self.sink.send_qos0(&topic, Bytes::from(payload), false);
                     }
@@ -189,6 +200,11 @@ impl Delivery {
                 .is_some_and(|d| d.client_id == self.client_id),
             Mode::Token | Mode::Open => true,
         };
+        // A deleted group withdraws every client of it, whatever the credential (SPEC 3.2).
+        let group_ok = self.mode == Mode::Open
+            || common::names::parse_client_id(&self.client_id, usize::MAX)
+                .is_ok_and(|c| inst.group_ids.contains(c.group_id));
+        let still_allowed = still_allowed && group_ok;
         if !still_allowed {
             tracing::info!(client_id = %self.client_id, "credentials withdrawn: closing");
             metrics::counter!("broker_refusals_total", "packet" => "session", "reason" => "credentials_withdrawn")

@@ -1,5 +1,6 @@
-//! The broker's HTTP side (`/metrics` for Prometheus, `/healthz`) and the SIGHUP snapshot reload,
-//! on a small tokio runtime of their own so they never compete with the MQTT workers.
+//! The broker's HTTP side (`/metrics` for Prometheus, `/healthz`, the online-status query) and the
+//! SIGHUP snapshot reload, on a small tokio runtime of their own so they never compete with the MQTT
+//! workers.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -19,7 +20,9 @@ struct AppState {
     broker: Arc<Broker>,
 }
 
-pub fn spawn(addr: SocketAddr, broker: Arc<Broker>, snapshot: PathBuf) -> anyhow::Result<()> {
+/// Starts the HTTP side. `reload`: the snapshot file SIGHUP re-reads (none when the control plane
+/// feeds the broker). Returns the metrics handle (the heartbeat reads its counters).
+pub fn spawn(addr: SocketAddr, broker: Arc<Broker>, reload: Option<PathBuf>) -> anyhow::Result<PrometheusHandle> {
     let prometheus = PrometheusBuilder::new()
         .install_recorder()
         .context("installing the metrics recorder")?;
@@ -36,19 +39,26 @@ pub fn spawn(addr: SocketAddr, broker: Arc<Broker>, snapshot: PathBuf) -> anyhow
     }
     let std_listener = std::net::TcpListener::bind(addr).with_context(|| format!("binding {addr}"))?;
     std_listener.set_nonblocking(true)?;
-    tracing::info!(addr = %std_listener.local_addr()?, "http listener (/metrics, /healthz)");
-    let state = AppState { prometheus, broker };
+    tracing::info!(addr = %std_listener.local_addr()?, "http listener (/metrics, /healthz, /route/clientId/get)");
+    let state = AppState {
+        prometheus: prometheus.clone(),
+        broker,
+    };
     std::thread::Builder::new().name("http".into()).spawn(move || {
         let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
             Ok(rt) => rt,
             Err(e) => return tracing::error!(error = %e, "cannot start the http runtime"),
         };
         rt.block_on(async move {
-            tokio::spawn(reload_on_sighup(state.broker.clone(), snapshot));
+            if let Some(path) = reload {
+                tokio::spawn(reload_on_sighup(state.broker.clone(), path));
+            }
+            let online = crate::online_status::router(state.broker.clone());
             let app = Router::new()
                 .route("/metrics", get(metrics))
                 .route("/healthz", get(|| async { "ok" }))
-                .with_state(state);
+                .with_state(state)
+                .merge(online);
             let served = async {
                 let listener = tokio::net::TcpListener::from_std(std_listener)?;
                 axum::serve(listener, app).await
@@ -58,7 +68,7 @@ pub fn spawn(addr: SocketAddr, broker: Arc<Broker>, snapshot: PathBuf) -> anyhow
             }
         });
     })?;
-    Ok(())
+    Ok(prometheus)
 }
 
 async fn metrics(State(state): State<AppState>) -> String {

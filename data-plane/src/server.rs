@@ -38,13 +38,27 @@ pub fn run(cfg: Config) -> anyhow::Result<()> {
     let store = FjallStore::open(&cfg.data_dir).context("opening the store")?;
     let dev_instance = cfg.dev_listen.map(|_| cfg.dev_instance.clone());
     let dirs = Directories::new(dev_instance);
-    dirs.apply_file(&cfg.snapshot).context("loading the snapshot")?;
-    let broker = Arc::new(Broker::new(dirs, Arc::new(store), cfg.max_inflight));
+    let link = crate::sync::LinkConfig::from_config(&cfg)?;
+    match &link {
+        // Linked: the snapshot file is only a cache; a missing or broken one must not stop the start.
+        Some(_) => crate::sync::lkg::load(&dirs, &cfg.snapshot),
+        None => dirs.apply_file(&cfg.snapshot).context("loading the snapshot")?,
+    }
+    let broker = Arc::new(Broker::new(
+        dirs,
+        Arc::new(store),
+        cfg.max_inflight,
+        cfg.max_queued_messages,
+    ));
     let restored = broker.restore().context("restoring sessions")?;
     tracing::info!(sessions = restored, "persistent sessions restored");
     broker.sweep();
 
-    http::spawn(cfg.http_listen, broker.clone(), cfg.snapshot.clone())?;
+    let reload = link.is_none().then(|| cfg.snapshot.clone());
+    let prometheus = http::spawn(cfg.http_listen, broker.clone(), reload)?;
+    if let Some(link) = link {
+        crate::sync::spawn(link, broker.clone(), prometheus)?;
+    }
 
     let listener = TcpListener::bind(cfg.listen).with_context(|| format!("binding {}", cfg.listen))?;
     tracing::info!(addr = %listener.local_addr()?, "mqtt listener");

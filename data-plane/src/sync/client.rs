@@ -1,0 +1,104 @@
+//! HTTP client of the control plane's broker-sync endpoints (docs/sync-protocol.md): one request per
+//! exchange, with the node credential on every call.
+
+use std::time::Duration;
+
+use common::snapshot::Snapshot;
+use common::sync::{
+    COMMANDS_PATH, CommandBatch, EVENTS_PATH, EventBatch, HEARTBEAT_PATH, Heartbeat, SNAPSHOT_PATH, node_authorization,
+};
+use reqwest::StatusCode;
+use reqwest::header::AUTHORIZATION;
+use thiserror::Error;
+
+/// How long a long-poll waits on the control plane before it answers "no change".
+pub const WAIT_SECS: u64 = 30;
+
+#[derive(Debug, Error)]
+pub enum ClientError {
+    #[error("control plane unreachable: {0}")]
+    Unreachable(#[source] reqwest::Error),
+    #[error("control plane refused the node credential (401)")]
+    Unauthenticated,
+    #[error("control plane answered {0}")]
+    Status(StatusCode),
+    #[error("control plane answer unreadable: {0}")]
+    Body(#[source] reqwest::Error),
+}
+
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+    authorization: String,
+}
+
+impl Client {
+    pub fn new(base: &str, node_id: &str, node_secret: &str) -> Result<Self, ClientError> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            // Long polls last up to WAIT_SECS; anything much longer is a dead connection.
+            .timeout(Duration::from_secs(WAIT_SECS + 15))
+            .build()
+            .map_err(ClientError::Unreachable)?;
+        Ok(Self {
+            http,
+            base: base.trim_end_matches('/').to_string(),
+            authorization: node_authorization(node_id, node_secret),
+        })
+    }
+
+    fn get(&self, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .get(format!("{}{path}", self.base))
+            .header(AUTHORIZATION, &self.authorization)
+    }
+
+    fn post(&self, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .post(format!("{}{path}", self.base))
+            .header(AUTHORIZATION, &self.authorization)
+    }
+
+    /// `Some(snapshot)` when the control plane has another version than `after`, `None` when the
+    /// poll ended without change.
+    pub async fn snapshot(&self, after: Option<i64>, wait_secs: u64) -> Result<Option<Snapshot>, ClientError> {
+        let mut req = self.get(SNAPSHOT_PATH).query(&[("waitSecs", wait_secs)]);
+        if let Some(v) = after {
+            req = req.query(&[("after", v)]);
+        }
+        let res = checked(req.send().await)?;
+        if res.status() == StatusCode::NO_CONTENT {
+            return Ok(None);
+        }
+        res.json().await.map(Some).map_err(ClientError::Body)
+    }
+
+    pub async fn heartbeat(&self, beat: &Heartbeat) -> Result<(), ClientError> {
+        let req = self.post(HEARTBEAT_PATH).timeout(Duration::from_secs(5)).json(beat);
+        checked(req.send().await).map(drop)
+    }
+
+    pub async fn events(&self, batch: &EventBatch) -> Result<(), ClientError> {
+        let req = self.post(EVENTS_PATH).timeout(Duration::from_secs(10)).json(batch);
+        checked(req.send().await).map(drop)
+    }
+
+    /// `after = None` learns the current sequence number (no commands); otherwise long-polls.
+    pub async fn commands(&self, after: Option<i64>, wait_secs: u64) -> Result<CommandBatch, ClientError> {
+        let mut req = self.get(COMMANDS_PATH);
+        if let Some(seq) = after {
+            req = req.query(&[("after", seq)]).query(&[("waitSecs", wait_secs)]);
+        }
+        let res = checked(req.send().await)?;
+        res.json().await.map_err(ClientError::Body)
+    }
+}
+
+fn checked(res: Result<reqwest::Response, reqwest::Error>) -> Result<reqwest::Response, ClientError> {
+    let res = res.map_err(ClientError::Unreachable)?;
+    match res.status() {
+        s if s.is_success() => Ok(res),
+        StatusCode::UNAUTHORIZED => Err(ClientError::Unauthenticated),
+        s => Err(ClientError::Status(s)),
+    }
+}

@@ -1,0 +1,102 @@
+//! Broadcast commands from the control plane: each broker acts on what it holds. CloseConnection
+//! kicks the client's live connection here; SendMessage publishes into the local router as a
+//! message from the backend (subscribers, P2P targets, offline queues of persistent sessions).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use common::sync::Command;
+use common::topic;
+use ntex_bytes::Bytes;
+use thiserror::Error;
+
+use crate::broker::{Broker, Msg};
+use crate::sync::backoff::Backoff;
+use crate::sync::client::{Client, WAIT_SECS};
+
+/// The publisher name of backend messages: no client ID can be empty, so v5 no-local never hides
+/// a backend message from anyone.
+const BACKEND: &str = "";
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum CommandError {
+    #[error("payload is not Base64")]
+    Payload,
+    #[error("topic {0:?} is not valid on this instance")]
+    Topic(String),
+}
+
+pub async fn run(client: Arc<Client>, broker: Arc<Broker>) {
+    let mut after: Option<i64> = None;
+    let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
+    loop {
+        match client.commands(after, WAIT_SECS).await {
+            Ok(batch) => {
+                backoff.reset();
+                for c in batch.commands {
+                    let b = broker.clone();
+                    let seq = c.seq;
+                    // Publishing may flush the store to disk: off the runtime, one at a time (order).
+                    match tokio::task::spawn_blocking(move || execute(&b, c.command)).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => tracing::warn!(seq, error = %e, "command refused"),
+                        Err(e) => tracing::error!(seq, error = %e, "command failed"),
+                    }
+                }
+                // Also right when the control plane's sequence went backwards (database reset).
+                after = Some(batch.latest_seq);
+            }
+            Err(e) => {
+                let delay = backoff.next_delay();
+                metrics::counter!("broker_sync_errors_total", "exchange" => "commands").increment(1);
+                tracing::debug!(error = %e, retry_in_ms = delay.as_millis() as u64, "commands poll failed");
+                tokio::time::sleep(delay).await;
+            }
+        }
+    }
+}
+
+/// Acts on one command. Instances and clients this node does not hold are not an error: commands
+/// are broadcast to every broker.
+pub fn execute(broker: &Broker, command: Command) -> Result<(), CommandError> {
+    match command {
+        Command::CloseConnection { instance_id, client_id } => {
+            let closed = broker.close_client(&instance_id, &client_id);
+            if closed > 0 {
+                tracing::info!(instance = %instance_id, client_id = %client_id, "connection closed by the control plane");
+                metrics::counter!("broker_kicks_total").increment(closed as u64);
+            }
+            Ok(())
+        }
+        Command::SendMessage {
+            instance_id,
+            topic: topic_name,
+            payload,
+            qos,
+            msg_id,
+        } => {
+            let Some(inst) = broker.dirs.load().instances.get(&instance_id).cloned() else {
+                return Ok(());
+            };
+            let payload = base64::engine::general_purpose::STANDARD
+                .decode(payload.as_bytes())
+                .map_err(|_| CommandError::Payload)?;
+            if topic::validate_topic_name(&topic_name, inst.quotas.max_topic_length as usize).is_err()
+                || topic_name.starts_with('$')
+                || !inst.has_parent(topic::parent_of(&topic_name))
+            {
+                return Err(CommandError::Topic(topic_name));
+            }
+            let msg = Msg {
+                topic: topic_name,
+                payload: Bytes::from(payload),
+                retain: false,
+            };
+            let delivered = broker.publish(&inst, BACKEND, msg, qos.min(2));
+            metrics::counter!("broker_backend_messages_total").increment(1);
+            tracing::debug!(msg_id = %msg_id, delivered, "backend message routed");
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,100 @@
+//! The status heartbeat every 2 s (and right after a swap): applied version and hash, last error,
+//! load, and message rates derived from the broker's own Prometheus counters.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::sync::Heartbeat;
+use metrics_exporter_prometheus::PrometheusHandle;
+
+use crate::broker::Broker;
+use crate::sync::LinkState;
+use crate::sync::client::Client;
+
+pub const INTERVAL: Duration = Duration::from_secs(2);
+
+pub async fn run(client: Arc<Client>, state: Arc<LinkState>, broker: Arc<Broker>, prometheus: PrometheusHandle) {
+    let mut ticks = tokio::time::interval(INTERVAL);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut rates = Rates::default();
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            _ = state.beat_now.notified() => {}
+        }
+        let (messages_in, messages_out) = rates.update(&prometheus.render());
+        let dir = broker.dirs.load();
+        let (connections, subscriptions) = broker.totals();
+        let beat = Heartbeat {
+            boot_id: state.boot_id.clone(),
+            software_version: env!("CARGO_PKG_VERSION").to_string(),
+            applied_version: dir.version,
+            applied_hash: dir.hash.clone(),
+            last_error: state.last_error(),
+            connections,
+            subscriptions,
+            messages_in_per_sec: messages_in,
+            messages_out_per_sec: messages_out,
+            started_at_ms: state.started_at_ms,
+        };
+        if let Err(e) = client.heartbeat(&beat).await {
+            metrics::counter!("broker_sync_errors_total", "exchange" => "heartbeat").increment(1);
+            tracing::debug!(error = %e, "heartbeat failed");
+        }
+    }
+}
+
+/// Per-second rates between two readings of the message counters.
+#[derive(Default)]
+struct Rates {
+    last: Option<(Instant, f64, f64)>,
+}
+
+impl Rates {
+    fn update(&mut self, rendered: &str) -> (f64, f64) {
+        let now = Instant::now();
+        let (inn, out) = (
+            counter_sum(rendered, "broker_messages_in_total"),
+            counter_sum(rendered, "broker_messages_out_total"),
+        );
+        let rates = match self.last {
+            Some((at, i0, o0)) => {
+                let secs = now.duration_since(at).as_secs_f64().max(0.001);
+                (((inn - i0) / secs).max(0.0), ((out - o0) / secs).max(0.0))
+            }
+            None => (0.0, 0.0),
+        };
+        self.last = Some((now, inn, out));
+        rates
+    }
+}
+
+/// Sum of every series of a counter in the Prometheus text format (all label sets).
+fn counter_sum(rendered: &str, name: &str) -> f64 {
+    rendered
+        .lines()
+        .filter(|l| {
+            l.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sums_every_label_set_of_one_counter() {
+        let text = "# TYPE broker_messages_in_total counter\n\
+            broker_messages_in_total{qos=\"0\"} 3\n\
+            broker_messages_in_total{qos=\"1\"} 4\n\
+            broker_messages_in_total_other 100\n\
+            broker_messages_out_total{qos=\"1\"} 2\n";
+        assert_eq!(counter_sum(text, "broker_messages_in_total"), 7.0);
+        assert_eq!(counter_sum(text, "broker_messages_out_total"), 2.0);
+        let mut r = Rates::default();
+        assert_eq!(r.update(text), (0.0, 0.0));
+    }
+}

@@ -1,0 +1,142 @@
+//! The broker's link to the control plane (docs/sync-protocol.md): snapshot long-poll with a
+//! last-known-good cache, status heartbeats, client events and broadcast commands. It runs on a
+//! tokio runtime of its own thread, so a slow or absent control plane never touches MQTT traffic.
+
+pub mod backoff;
+pub mod client;
+pub mod commands;
+pub mod events;
+pub mod heartbeat;
+pub mod lkg;
+pub mod watch;
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use anyhow::Context;
+use metrics_exporter_prometheus::PrometheusHandle;
+use thiserror::Error;
+use tokio::sync::Notify;
+
+use crate::broker::Broker;
+use crate::config::Config;
+
+/// What the link needs from the configuration.
+#[derive(Debug, Clone)]
+pub struct LinkConfig {
+    pub url: String,
+    pub node_id: String,
+    pub node_secret: String,
+    /// Last-known-good cache (`--snapshot`).
+    pub cache: PathBuf,
+}
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum LinkConfigError {
+    #[error("control_plane_url is set but node_id is missing")]
+    NodeId,
+    #[error("control_plane_url is set but node_secret is missing")]
+    NodeSecret,
+}
+
+impl LinkConfig {
+    /// `None` without a control-plane URL: the broker then serves a static snapshot file.
+    pub fn from_config(cfg: &Config) -> Result<Option<Self>, LinkConfigError> {
+        let Some(url) = cfg.control_plane_url.as_deref().filter(|u| !u.is_empty()) else {
+            return Ok(None);
+        };
+        let node_id = cfg
+            .node_id
+            .clone()
+            .filter(|s| !s.is_empty())
+            .ok_or(LinkConfigError::NodeId)?;
+        let node_secret = cfg
+            .node_secret
+            .clone()
+            .filter(|s| !s.is_empty())
+            .ok_or(LinkConfigError::NodeSecret)?;
+        Ok(Some(Self {
+            url: url.to_string(),
+            node_id,
+            node_secret,
+            cache: cfg.snapshot.clone(),
+        }))
+    }
+}
+
+/// State the link's tasks share (what the heartbeat reports).
+pub struct LinkState {
+    /// Random per process start (the control plane drops the node's old client list on a change).
+    pub boot_id: String,
+    pub started_at_ms: i64,
+    /// Why the last snapshot was refused; cleared by the next applied one.
+    refused: Mutex<Option<String>>,
+    /// Why the last exchange with the control plane failed; cleared by the next success.
+    fetch: Mutex<Option<String>>,
+    /// Asks for a heartbeat now (after a swap, so the control plane sees the node in sync at once).
+    pub beat_now: Notify,
+}
+
+impl LinkState {
+    pub fn new() -> Self {
+        Self {
+            boot_id: hex::encode(rand::random::<[u8; 16]>()),
+            started_at_ms: crate::events::now_ms(),
+            refused: Mutex::new(None),
+            fetch: Mutex::new(None),
+            beat_now: Notify::new(),
+        }
+    }
+
+    pub fn set_refused(&self, err: Option<String>) {
+        *self.refused.lock().unwrap_or_else(|p| p.into_inner()) = err;
+    }
+
+    pub fn set_fetch_error(&self, err: Option<String>) {
+        *self.fetch.lock().unwrap_or_else(|p| p.into_inner()) = err;
+    }
+
+    /// A refusal matters more than a transient fetch failure, so it wins.
+    pub fn last_error(&self) -> Option<String> {
+        let refused = self.refused.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        refused.or_else(|| self.fetch.lock().unwrap_or_else(|p| p.into_inner()).clone())
+    }
+}
+
+impl Default for LinkState {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Starts the link on its own thread. The event subscription is taken here, before returning, so
+/// no connect of the first clients is missed.
+pub fn spawn(cfg: LinkConfig, broker: Arc<Broker>, prometheus: PrometheusHandle) -> anyhow::Result<()> {
+    let client = Arc::new(client::Client::new(&cfg.url, &cfg.node_id, &cfg.node_secret)?);
+    let state = Arc::new(LinkState::new());
+    let events_rx = broker.events.subscribe();
+    tracing::info!(url = %cfg.url, node_id = %cfg.node_id, boot_id = %state.boot_id, "control-plane link");
+    std::thread::Builder::new()
+        .name("cp-sync".into())
+        .spawn(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(rt) => rt,
+                Err(e) => return tracing::error!(error = %e, "cannot start the control-plane link runtime"),
+            };
+            rt.block_on(async move {
+                let buffer = Arc::new(events::Buffer::default());
+                tokio::spawn(events::collect(events_rx, buffer.clone()));
+                tokio::spawn(events::forward(client.clone(), state.clone(), buffer));
+                tokio::spawn(commands::run(client.clone(), broker.clone()));
+                tokio::spawn(heartbeat::run(
+                    client.clone(),
+                    state.clone(),
+                    broker.clone(),
+                    prometheus,
+                ));
+                watch::run(client, state, broker, cfg.cache).await;
+            });
+        })
+        .context("starting the control-plane link thread")?;
+    Ok(())
+}

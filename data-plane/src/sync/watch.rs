@@ -1,0 +1,68 @@
+//! The configuration watch: long-polls the snapshot, validates and swaps it in (live sessions are
+//! re-checked by the swap), and writes it as last-known-good.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::broker::Broker;
+use crate::sync::backoff::Backoff;
+use crate::sync::client::{Client, WAIT_SECS};
+use crate::sync::{LinkState, lkg};
+
+pub async fn run(client: Arc<Client>, state: Arc<LinkState>, broker: Arc<Broker>, cache: PathBuf) {
+    // From a cache: ask only for something newer; from nothing: for the snapshot at once.
+    let applied = broker.dirs.load().version;
+    let mut after = (applied > 0).then_some(applied);
+    let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
+    loop {
+        match client.snapshot(after, WAIT_SECS).await {
+            Ok(None) => {
+                backoff.reset();
+                state.set_fetch_error(None);
+            }
+            Ok(Some(snapshot)) => {
+                backoff.reset();
+                state.set_fetch_error(None);
+                // Poll past a refused version too: asking again would only fetch the same refusal.
+                after = Some(snapshot.version);
+                apply(&state, &broker, &cache, snapshot).await;
+            }
+            Err(e) => {
+                let delay = backoff.next_delay();
+                metrics::counter!("broker_sync_errors_total", "exchange" => "snapshot").increment(1);
+                tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "snapshot poll failed");
+                state.set_fetch_error(Some(e.to_string()));
+                tokio::time::sleep(delay).await;
+            }
+        }
+    }
+}
+
+async fn apply(state: &LinkState, broker: &Broker, cache: &std::path::Path, snapshot: common::snapshot::Snapshot) {
+    let version = snapshot.version;
+    let bytes = match serde_json::to_vec(&snapshot) {
+        Ok(b) => b,
+        Err(e) => return tracing::error!(error = %e, "cannot serialize the snapshot"),
+    };
+    if let Err(e) = broker.dirs.apply_snapshot(snapshot) {
+        metrics::counter!("broker_snapshot_refused_total").increment(1);
+        tracing::error!(version, error = %e, "snapshot refused; keeping the current one");
+        state.set_refused(Some(format!("snapshot version {version} refused: {e}")));
+        state.beat_now.notify_one();
+        return;
+    }
+    state.set_refused(None);
+    state.beat_now.notify_one();
+    let path = cache.to_path_buf();
+    // fsync can take a while; it must not hold up the polls.
+    let written = tokio::task::spawn_blocking(move || lkg::write(&path, &bytes)).await;
+    match written {
+        Ok(Ok(())) => tracing::debug!(version, "last-known-good snapshot written"),
+        Ok(Err(e)) => {
+            tracing::error!(version, path = %cache.display(), error = %e, "cannot write the last-known-good snapshot");
+            state.set_fetch_error(Some(format!("cannot write {}: {e}", cache.display())));
+        }
+        Err(e) => tracing::error!(error = %e, "last-known-good writer failed"),
+    }
+}
