@@ -138,7 +138,7 @@ mod tests {
             quotas: Default::default(),
             reject_duplicate_client_id: false,
             parent_topics: vec!["T".into()],
-            group_ids: vec!["GID_a".into()],
+            group_ids: vec!["GID_alpha".into()],
             access_keys: vec![key("AK", true), key("OFF", false)],
             device_credentials: vec![],
             revoked_tokens: vec![],
@@ -158,7 +158,7 @@ mod tests {
     fn signed(key: &str, secret: &str, ts: i64, instance: &str) -> Vec<(String, String)> {
         let mut p: Vec<(String, String)> = [
             ("accessKey", key.to_string()),
-            ("resource", "GID_a@@@d".to_string()),
+            ("resource", "GID_alpha@@@d".to_string()),
             ("timestamp", ts.to_string()),
             ("instanceId", instance.to_string()),
         ]
@@ -174,7 +174,9 @@ mod tests {
     }
 
     fn code(params: &[(String, String)]) -> (u8, StatusCode, Option<u64>) {
-        let a = evaluate(&dir(), params, NOW, |i, c| u64::from(i == INST && c == "GID_a@@@d") * 2);
+        let a = evaluate(&dir(), params, NOW, |i, c| {
+            u64::from(i == INST && c == "GID_alpha@@@d") * 2
+        });
         (a.code, a.status(), a.online)
     }
 
