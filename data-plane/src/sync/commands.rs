@@ -100,3 +100,70 @@ pub fn execute(broker: &Broker, command: Command) -> Result<(), CommandError> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use common::snapshot::{InstanceConfig, Snapshot, SnapshotContent};
+
+    use super::*;
+    use crate::directory::Directories;
+    use crate::store::FjallStore;
+
+    const INST: &str = "mqtt-abcdefabcdef";
+
+    fn broker(dir: &std::path::Path) -> Broker {
+        let dirs = Directories::new(None);
+        let inst = InstanceConfig {
+            id: INST.into(),
+            name: "t".into(),
+            quotas: Default::default(),
+            reject_duplicate_client_id: false,
+            parent_topics: vec!["T".into()],
+            group_ids: vec!["GID_alpha".into()],
+            access_keys: vec![],
+            device_credentials: vec![],
+            revoked_tokens: vec![],
+        };
+        let content = SnapshotContent {
+            token_keys: vec![],
+            instances: vec![inst],
+        };
+        dirs.apply_snapshot(Snapshot::new(1, content)).unwrap();
+        Broker::new(dirs, Arc::new(FjallStore::open(dir).unwrap()), 8, 8)
+    }
+
+    fn send(instance: &str, topic: &str, payload: &str) -> Command {
+        Command::SendMessage {
+            instance_id: instance.into(),
+            topic: topic.into(),
+            payload: payload.into(),
+            qos: 1,
+            msg_id: "0".repeat(32),
+        }
+    }
+
+    #[test]
+    fn commands_for_what_others_hold_are_ignored_and_bad_ones_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = broker(dir.path());
+        let kick = Command::CloseConnection {
+            instance_id: INST.into(),
+            client_id: "GID_alpha@@@nobody".into(),
+        };
+        assert_eq!(execute(&b, kick), Ok(()));
+        assert_eq!(execute(&b, send("mqtt-000000000000", "T/x", "aGk=")), Ok(()));
+        assert_eq!(execute(&b, send(INST, "T/x", "aGk=")), Ok(()));
+        assert_eq!(
+            execute(&b, send(INST, "T/x", "not base64!")),
+            Err(CommandError::Payload)
+        );
+        assert_eq!(
+            execute(&b, send(INST, "Nope/x", "aGk=")),
+            Err(CommandError::Topic("Nope/x".into()))
+        );
+        assert!(matches!(
+            execute(&b, send(INST, "$SYS/x", "aGk=")),
+            Err(CommandError::Topic(_))
+        ));
+    }
+}

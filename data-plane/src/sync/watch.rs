@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::broker::Broker;
+use crate::directory::Directories;
 use crate::sync::backoff::Backoff;
 use crate::sync::client::{Client, WAIT_SECS};
 use crate::sync::{LinkState, lkg};
@@ -26,7 +27,7 @@ pub async fn run(client: Arc<Client>, state: Arc<LinkState>, broker: Arc<Broker>
                 state.set_fetch_error(None);
                 // Poll past a refused version too: asking again would only fetch the same refusal.
                 after = Some(snapshot.version);
-                apply(&state, &broker, &cache, snapshot).await;
+                apply(&state, &broker.dirs, &cache, snapshot).await;
             }
             Err(e) => {
                 let delay = backoff.next_delay();
@@ -39,13 +40,13 @@ pub async fn run(client: Arc<Client>, state: Arc<LinkState>, broker: Arc<Broker>
     }
 }
 
-async fn apply(state: &LinkState, broker: &Broker, cache: &std::path::Path, snapshot: common::snapshot::Snapshot) {
+async fn apply(state: &LinkState, dirs: &Directories, cache: &std::path::Path, snapshot: common::snapshot::Snapshot) {
     let version = snapshot.version;
     let bytes = match serde_json::to_vec(&snapshot) {
         Ok(b) => b,
         Err(e) => return tracing::error!(error = %e, "cannot serialize the snapshot"),
     };
-    if let Err(e) = broker.dirs.apply_snapshot(snapshot) {
+    if let Err(e) = dirs.apply_snapshot(snapshot) {
         metrics::counter!("broker_snapshot_refused_total").increment(1);
         tracing::error!(version, error = %e, "snapshot refused; keeping the current one");
         state.set_refused(Some(format!("snapshot version {version} refused: {e}")));
@@ -64,5 +65,41 @@ async fn apply(state: &LinkState, broker: &Broker, cache: &std::path::Path, snap
             state.set_fetch_error(Some(format!("cannot write {}: {e}", cache.display())));
         }
         Err(e) => tracing::error!(error = %e, "last-known-good writer failed"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use common::snapshot::{Snapshot, SnapshotContent};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_refused_snapshot_is_reported_not_applied_nor_cached() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = dir.path().join("lkg.json");
+        let (state, dirs) = (LinkState::new(), Directories::new(None));
+
+        apply(&state, &dirs, &cache, Snapshot::new(3, SnapshotContent::default())).await;
+        assert_eq!((dirs.load().version, state.last_error()), (3, None));
+        let cached = std::fs::read(&cache).unwrap();
+
+        let mut bad = Snapshot::new(4, SnapshotContent::default());
+        bad.hash = "0".repeat(64);
+        apply(&state, &dirs, &cache, bad).await;
+        assert_eq!(dirs.load().version, 3, "the old snapshot stays");
+        assert!(
+            state.last_error().unwrap().contains("version 4 refused"),
+            "{:?}",
+            state.last_error()
+        );
+        assert_eq!(
+            std::fs::read(&cache).unwrap(),
+            cached,
+            "the cache keeps the last good one"
+        );
+
+        apply(&state, &dirs, &cache, Snapshot::new(5, SnapshotContent::default())).await;
+        assert_eq!((dirs.load().version, state.last_error()), (5, None));
     }
 }
