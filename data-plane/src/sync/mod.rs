@@ -37,6 +37,9 @@ pub enum LinkConfigError {
     NodeId,
     #[error("control_plane_url is set but node_secret is missing")]
     NodeSecret,
+    /// The broker's HTTP client is built without TLS (put a TLS-terminating proxy in between).
+    #[error("control_plane_url must start with http://")]
+    Scheme,
 }
 
 impl LinkConfig {
@@ -45,6 +48,9 @@ impl LinkConfig {
         let Some(url) = cfg.control_plane_url.as_deref().filter(|u| !u.is_empty()) else {
             return Ok(None);
         };
+        if !url.starts_with("http://") {
+            return Err(LinkConfigError::Scheme);
+        }
         let node_id = cfg
             .node_id
             .clone()
@@ -139,4 +145,24 @@ pub fn spawn(cfg: LinkConfig, broker: Arc<Broker>, prometheus: PrometheusHandle)
         })
         .context("starting the control-plane link thread")?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn link_config_needs_url_id_and_secret() {
+        let mut cfg = Config::default();
+        assert_eq!(LinkConfig::from_config(&cfg).map(|l| l.is_some()), Ok(false));
+        cfg.control_plane_url = Some("http://cp:8080".into());
+        assert_eq!(LinkConfig::from_config(&cfg).err(), Some(LinkConfigError::NodeId));
+        cfg.node_id = Some("node-1".into());
+        assert_eq!(LinkConfig::from_config(&cfg).err(), Some(LinkConfigError::NodeSecret));
+        cfg.node_secret = Some("s".into());
+        let link = LinkConfig::from_config(&cfg).unwrap().unwrap();
+        assert_eq!((link.node_id.as_str(), link.cache), ("node-1", cfg.snapshot.clone()));
+        cfg.control_plane_url = Some("https://cp".into());
+        assert_eq!(LinkConfig::from_config(&cfg).err(), Some(LinkConfigError::Scheme));
+    }
 }
