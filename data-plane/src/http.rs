@@ -20,8 +20,8 @@ struct AppState {
     broker: Arc<Broker>,
 }
 
-/// Starts the HTTP side. `reload`: the snapshot file SIGHUP re-reads (none when the control plane
-/// feeds the broker). Returns the metrics handle (the heartbeat reads its counters).
+/// Starts the HTTP side. `reload`: the snapshot file SIGHUP re-reads (none, and SIGHUP is ignored,
+/// when the control plane feeds the broker). Returns the metrics handle (the heartbeat reads it).
 pub fn spawn(addr: SocketAddr, broker: Arc<Broker>, reload: Option<PathBuf>) -> anyhow::Result<PrometheusHandle> {
     let prometheus = PrometheusBuilder::new()
         .install_recorder()
@@ -50,9 +50,8 @@ pub fn spawn(addr: SocketAddr, broker: Arc<Broker>, reload: Option<PathBuf>) -> 
             Err(e) => return tracing::error!(error = %e, "cannot start the http runtime"),
         };
         rt.block_on(async move {
-            if let Some(path) = reload {
-                tokio::spawn(reload_on_sighup(state.broker.clone(), path));
-            }
+            // Also without a file: SIGHUP's default action would terminate a linked broker.
+            tokio::spawn(reload_on_sighup(state.broker.clone(), reload));
             let online = crate::online_status::router(state.broker.clone());
             let app = Router::new()
                 .route("/metrics", get(metrics))
@@ -78,12 +77,16 @@ async fn metrics(State(state): State<AppState>) -> String {
 }
 
 /// SIGHUP re-reads the snapshot file; an invalid one is refused and the current one kept.
-async fn reload_on_sighup(broker: Arc<Broker>, snapshot: PathBuf) {
+async fn reload_on_sighup(broker: Arc<Broker>, snapshot: Option<PathBuf>) {
     let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
         return tracing::error!("cannot listen for SIGHUP");
     };
     while hup.recv().await.is_some() {
-        match broker.dirs.apply_file(&snapshot) {
+        let Some(snapshot) = &snapshot else {
+            tracing::info!("SIGHUP ignored: the configuration comes from the control plane");
+            continue;
+        };
+        match broker.dirs.apply_file(snapshot) {
             Ok(()) => tracing::info!("snapshot reloaded"),
             Err(e) => {
                 metrics::counter!("broker_snapshot_refused_total").increment(1);
