@@ -3,12 +3,29 @@
 use std::net::{TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
-/// A port that was free a moment ago (the process that takes it binds right after).
+/// Ports handed to servers come from below the kernel's ephemeral range (32768-60999 on Linux), so
+/// the many outgoing client connections of a test run can never take one between our check and the
+/// server's bind; a random start keeps parallel test processes apart.
+const SERVER_PORTS: std::ops::Range<u16> = 20_000..32_000;
+
+/// A loopback port that is free now, for a process that binds it right after.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("bind an ephemeral loopback port")
+    let span = SERVER_PORTS.end - SERVER_PORTS.start;
+    let start = std::process::id().wrapping_mul(7919).wrapping_add(nanos()) % span as u32;
+    for i in 0..span as u32 {
+        let port = SERVER_PORTS.start + ((start + i * 131) % span as u32) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port in {SERVER_PORTS:?}");
+}
+
+fn nanos() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0)
 }
 
 /// Waits until something accepts TCP connections on `port`, or panics after `secs` naming `what`.

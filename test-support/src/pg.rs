@@ -5,11 +5,12 @@
 //! Stop it with `pg_ctl -D <dir> stop` (the directory is printed in the panic messages below).
 
 use std::fs::{self, File};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use sha2::{Digest, Sha256};
+
+use crate::net::free_port;
 
 fn is_root() -> bool {
     Command::new("id")
@@ -43,10 +44,6 @@ fn running(dir: &Path) -> Option<u16> {
     let port: u16 = fs::read_to_string(dir.join("port")).ok()?.trim().parse().ok()?;
     let status = pg("pg_ctl", &["status", "-D", dir.to_str()?]);
     status.status.success().then_some(port)
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 fn ensure_postgres_user() {

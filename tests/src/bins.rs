@@ -1,4 +1,4 @@
-//! Paths of the workspace binaries under test, built on demand when a test runs alone.
+//! Paths of the workspace binaries under test, built on demand when they are missing.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -11,8 +11,13 @@ pub fn path(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
     let dir = exe.parent().and_then(|d| d.parent()).expect("target/<profile>/deps");
     let bin = dir.join(name);
+    if bin.exists() && std::env::var_os("E2E_REBUILD").is_none() {
+        // `cargo nextest run --workspace` has built every binary already. Building again with other
+        // package flags could unify features differently and rebuild dependencies in each test.
+        return bin;
+    }
     BUILD.call_once(|| {
-        // `cargo nextest run --workspace` builds every binary first; `-p e2e` alone does not.
+        // `-p e2e` alone does not build the binaries (set E2E_REBUILD=1 to force it after a change).
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let status = Command::new(cargo)
             .args(["build", "-p", "control-plane", "-p", "data-plane"])

@@ -88,7 +88,7 @@ impl ControlPlane {
             .expect("start the control plane");
         self.child = Some(child);
         let ready = format!("{}/readyz", self.url);
-        let deadline = Instant::now() + Duration::from_secs(30);
+        let deadline = Instant::now() + Duration::from_secs(90);
         while Instant::now() < deadline {
             if reqwest::get(&ready).await.is_ok_and(|r| r.status().is_success()) {
                 return;
