@@ -37,10 +37,17 @@ pub struct Outbound {
 pub enum Ctl {
     /// Another connection took over the client ID *(compat: "clientId conflict")*.
     TakenOver,
-    /// A broker-originated `$SYS/...` message (no subscription needed).
-    Sys { topic: String, payload: String },
+    /// A broker-originated `$SYS/...` message (no subscription needed). Boxed: every connection's
+    /// control channel preallocates a block of 32 slots, and this keeps a slot at 8 bytes, not 56.
+    Sys(Box<SysMsg>),
     /// Closed by the control plane (CloseConnection, "kick").
     Close,
+}
+
+#[derive(Debug)]
+pub struct SysMsg {
+    pub topic: String,
+    pub payload: String,
 }
 
 /// How the broker reaches one live connection.
@@ -455,10 +462,10 @@ impl Broker {
             .get(&(inst_id.to_string(), client_id.to_string()))
             .and_then(|e| e.conn.as_ref())
         {
-            let _ = conn.ctl.send(Ctl::Sys {
+            let _ = conn.ctl.send(Ctl::Sys(Box::new(SysMsg {
                 topic: topic.to_string(),
                 payload,
-            });
+            })));
         }
     }
 

@@ -13,7 +13,7 @@ use tokio::sync::{Notify, mpsc};
 
 use crate::auth::{self, Mode, Principal, Tokens};
 use crate::broker::{Broker, ConnHandle, Msg, OpenError, Outbound, SubError};
-use crate::deliver::{Delivery, qos_label};
+use crate::deliver::{Delivery, count_message};
 use crate::directory::Instance;
 use crate::events::{ClientEvent, EventType, new_channel_id, now_ms};
 use crate::sink::Sink;
@@ -231,7 +231,7 @@ impl Conn {
 
     /// Checks and routes a PUBLISH (the caller acks only after this returns).
     pub async fn on_publish(&self, topic_name: &str, payload: Bytes, qos: u8, retain: bool) -> Result<(), Refusal> {
-        metrics::counter!("broker_messages_in_total", "qos" => qos_label(qos)).increment(1);
+        count_message(false, qos);
         let res = self.check_and_route(topic_name, payload, qos, retain).await;
         if self.notice_pending.take() {
             // The refusal closes the connection; the notice must leave first.

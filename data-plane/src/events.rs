@@ -33,11 +33,21 @@ impl Events {
             EventType::Unsubscribe => "unsubscribe",
         };
         metrics::counter!("broker_client_events_total", "event" => kind).increment(1);
-        let json = serde_json::to_string(&event).unwrap_or_default();
+        // Serializing is a visible part of a connect's cost: build the JSON only when the line is logged.
         match event.event_type {
             // Subscription changes are frequent and only feed session queries.
-            EventType::Subscribe | EventType::Unsubscribe => tracing::debug!(target: "client_event", event = %json),
-            _ => tracing::info!(target: "client_event", event = %json),
+            EventType::Subscribe | EventType::Unsubscribe => {
+                if tracing::enabled!(target: "client_event", tracing::Level::DEBUG) {
+                    let json = serde_json::to_string(&event).unwrap_or_default();
+                    tracing::debug!(target: "client_event", event = %json);
+                }
+            }
+            _ => {
+                if tracing::enabled!(target: "client_event", tracing::Level::INFO) {
+                    let json = serde_json::to_string(&event).unwrap_or_default();
+                    tracing::info!(target: "client_event", event = %json);
+                }
+            }
         }
         // No receiver is fine: nobody consumes events yet.
         let _ = self.tx.send(event);

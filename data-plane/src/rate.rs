@@ -26,7 +26,11 @@ impl RateLimiter {
         let limit = f64::from(per_second.max(1));
         let now = self.epoch.elapsed().as_secs_f64() * 1000.0;
         let mut rates = self.tat.lock().unwrap_or_else(|p| p.into_inner());
-        let tat = rates.entry(instance_id.to_string()).or_insert(now);
+        // Two calls per publish: look up by &str, allocate the key only for a new instance.
+        if !rates.contains_key(instance_id) {
+            rates.insert(instance_id.to_string(), now);
+        }
+        let tat = rates.get_mut(instance_id).expect("inserted above");
         // One second's worth of messages may burst; beyond that publishers are slowed down.
         *tat = tat.max(now) + f64::from(messages) * 1000.0 / limit;
         let wait = *tat - now - 1000.0;
