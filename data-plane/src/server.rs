@@ -18,6 +18,15 @@ use crate::http;
 use crate::mqtt::mqtt_service;
 use crate::store::FjallStore;
 
+/// Accept queue of every MQTT listener. std's `TcpListener::bind` asks for 128: a connection storm
+/// overflows it, and every dropped SYN costs its client a one-second retransmit (the kernel caps
+/// this at `net.core.somaxconn`).
+const BACKLOG: i32 = 4096;
+
+fn tcp_listener(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    ntex::server::create_tcp_listener(addr, BACKLOG)
+}
+
 fn mqtt_config(cfg: &Config) -> SharedCfg {
     SharedCfg::new("MQTT")
         .add(
@@ -60,11 +69,11 @@ pub fn run(cfg: Config) -> anyhow::Result<()> {
         crate::sync::spawn(link, broker.clone(), prometheus)?;
     }
 
-    let listener = TcpListener::bind(cfg.listen).with_context(|| format!("binding {}", cfg.listen))?;
+    let listener = tcp_listener(cfg.listen).with_context(|| format!("binding {}", cfg.listen))?;
     tracing::info!(addr = %listener.local_addr()?, "mqtt listener");
     let ws_listener = match cfg.ws_listen {
         Some(addr) => {
-            let l = TcpListener::bind(addr).with_context(|| format!("binding {addr}"))?;
+            let l = tcp_listener(addr).with_context(|| format!("binding {addr}"))?;
             tracing::info!(addr = %l.local_addr()?, path = crate::ws::PATH, "mqtt websocket listener");
             Some(l)
         }
@@ -76,7 +85,7 @@ pub fn run(cfg: Config) -> anyhow::Result<()> {
         (Some(_), _, _) => anyhow::bail!("TLS listeners need tls_cert and tls_key"),
     };
     let bind = |addr: std::net::SocketAddr, what: &str| -> anyhow::Result<TcpListener> {
-        let l = TcpListener::bind(addr).with_context(|| format!("binding {addr}"))?;
+        let l = tcp_listener(addr).with_context(|| format!("binding {addr}"))?;
         tracing::info!(addr = %l.local_addr()?, "{what} listener");
         Ok(l)
     };
@@ -90,7 +99,7 @@ pub fn run(cfg: Config) -> anyhow::Result<()> {
     };
     let dev_listener = match cfg.dev_listen {
         Some(addr) => {
-            let l = TcpListener::bind(addr).with_context(|| format!("binding {addr}"))?;
+            let l = tcp_listener(addr).with_context(|| format!("binding {addr}"))?;
             tracing::warn!(addr = %l.local_addr()?, instance = %cfg.dev_instance, "DEVELOPMENT listener without authentication");
             Some(l)
         }

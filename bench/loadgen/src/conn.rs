@@ -68,10 +68,18 @@ impl Target {
     /// Connects client number `n` and waits for a successful CONNACK. Returns the session-present flag.
     pub async fn connect(&self, n: usize, client_id: &str, clean_session: bool) -> Result<(Conn, bool)> {
         let socket = TcpSocket::new_v4()?;
-        let ip = self.source_ips[n % self.source_ips.len()];
-        socket
-            .bind(SocketAddr::new(ip, 0))
-            .with_context(|| format!("bind {ip}"))?;
+        // bind() to port 0 must pick a port no other socket holds, TIME_WAIT ones included: after
+        // a previous run left tens of thousands of those, the search made the generator itself the
+        // bottleneck (1,000-15,000 connects/s from one run to the next). connect() alone may reuse
+        // such ports (per destination, tcp_tw_reuse on loopback), so bind only to spread the
+        // connections over several source addresses, and then with SO_REUSEADDR.
+        if self.source_ips.len() > 1 {
+            let ip = self.source_ips[n % self.source_ips.len()];
+            socket.set_reuseaddr(true)?;
+            socket
+                .bind(SocketAddr::new(ip, 0))
+                .with_context(|| format!("bind {ip}"))?;
+        }
         let stream = socket
             .connect(self.addr)
             .await
