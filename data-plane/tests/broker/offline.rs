@@ -2,13 +2,11 @@
 //! away while 1,000 messages are published, the broker is SIGKILLed and restarted, and the
 //! subscriber receives all of them in order exactly once; another restart delivers nothing.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::v3;
+use crate::support::*;
 use rumqttc::QoS;
-use support::v3;
-use support::*;
 
 const N: usize = 1000;
 

@@ -1,13 +1,11 @@
 //! Routing (SPEC 3.4) with real clients: wildcards, own messages, P2P, QoS 0/1/2, retained and will
 //! messages, shared subscriptions, client-ID takeover, v5 round trip and the development listener.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::v3;
+use crate::support::*;
 use rumqttc::{LastWill, QoS};
-use support::v3;
-use support::*;
 
 #[tokio::test]
 async fn wildcards_own_messages_qos_and_p2p() {

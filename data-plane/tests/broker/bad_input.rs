@@ -1,15 +1,13 @@
 //! Bad input at the TCP port (SPEC 5): garbage bytes, truncated packets and a 10 MB frame are
 //! refused without crashing, and other clients keep being served throughout.
 
-mod support;
-
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
+use crate::support::v3;
+use crate::support::*;
 use rumqttc::QoS;
-use support::v3;
-use support::*;
 
 /// Sends raw bytes and waits until the broker closes the socket (or `secs` pass).
 fn send_raw(port: u16, bytes: &[u8], secs: u64) -> bool {

@@ -1,13 +1,11 @@
 //! The WebSocket listener's handshake (SPEC 3.1): `/mqtt` upgrades and echoes the `mqtt`
 //! subprotocol; other paths are refused. MQTT over it is exercised by the paho test.
 
-mod support;
-
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use support::*;
+use crate::support::*;
 
 fn handshake(port: u16, path: &str) -> String {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();

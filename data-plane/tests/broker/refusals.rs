@@ -1,14 +1,12 @@
 //! Authorization and quota refusals on the wire (SPEC 3.3, 3.6): v3 disconnects a refused PUBLISH
 //! and an unauthorized SUBSCRIBE, and answers SUBACK 0x80 for filters over a limit; v5 gets codes.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::v3;
+use crate::support::*;
 use common::token::TokenAction;
 use rumqttc::{QoS, SubscribeReasonCode};
-use support::v3;
-use support::*;
 
 /// Publishing `topic` (with `payload`) closes the v3 connection.
 async fn publish_refused(b: &BrokerProc, opts: rumqttc::MqttOptions, topic: &str, payload: Vec<u8>) {

@@ -1,12 +1,10 @@
 //! Runs the paho-mqtt scenario in `tests/python/` (pytest) against a real broker. Python and its
 //! packages come from tests/requirements.txt; a missing interpreter or package fails the test.
 
-mod support;
-
 use std::process::Command;
 
+use crate::support::*;
 use common::token::TokenAction;
-use support::*;
 
 #[test]
 fn alibaba_style_scenario_with_paho() {

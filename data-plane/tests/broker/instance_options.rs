@@ -1,14 +1,12 @@
 //! Live snapshot changes and per-instance options: a token revoked by a reloaded snapshot closes
 //! its session with notice code 3, `rejectDuplicateClientId`, and the messages-per-second quota.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
+use crate::support::v3;
+use crate::support::*;
 use common::token::TokenAction;
 use rumqttc::QoS;
-use support::v3;
-use support::*;
 
 #[tokio::test]
 async fn revocation_by_reload_closes_live_session() {

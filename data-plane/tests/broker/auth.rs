@@ -1,12 +1,10 @@
 //! CONNECT authentication (SPEC 3.2) with real v3.1.1 and v5 clients: every mode and every refusal.
 
-mod support;
-
+use crate::support::v3;
+use crate::support::*;
 use common::signing::mqtt_password;
 use common::token::TokenAction;
 use rumqttc::ConnectReturnCode;
-use support::v3;
-use support::*;
 
 #[tokio::test]
 async fn modes_and_refusals_v3() {

@@ -1,13 +1,11 @@
 //! System topics (SPEC 3.7), client status events (SPEC 3.8), metrics and snapshot reload.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::v3;
+use crate::support::*;
 use common::token::TokenAction;
 use rumqttc::QoS;
-use support::v3;
-use support::*;
 
 fn tok_opts(b: &BrokerProc, cid: &str, pass: String) -> rumqttc::MqttOptions {
     b.v3_opts(cid, &format!("Token|{AK}|{INST}"), &pass)

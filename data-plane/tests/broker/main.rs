@@ -1,0 +1,15 @@
+//! The broker's integration tests, one binary (each test binary links the whole broker and its
+//! dependencies; one instead of nine keeps build time and disk use down). Every test starts the real
+//! `broker` executable and talks to it with real MQTT clients.
+
+mod support;
+
+mod auth;
+mod bad_input;
+mod instance_options;
+mod offline;
+mod python_alibaba;
+mod refusals;
+mod routing;
+mod system;
+mod websocket;
