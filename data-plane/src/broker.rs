@@ -378,7 +378,9 @@ impl Broker {
                 } else {
                     let kept = Msg {
                         topic: msg.topic.clone(),
-                        payload: msg.payload.clone(),
+                        // A copy: the payload may be a slice of its connection's read buffer, which
+                        // a long-lived retained message would otherwise keep alive whole.
+                        payload: Bytes::copy_from_slice(&msg.payload),
                         retain: true,
                     };
                     retained.insert(msg.topic.clone(), Arc::new(kept));

@@ -83,15 +83,20 @@ pub(crate) use mqtt_service;
 
 pub fn connect_v3(broker: &Arc<Broker>, dev: bool, msg: v3::Connect) -> Result<v3::ConnectAck<St>, HandlerError> {
     let pkt = msg.packet();
+    // Everything kept is copied: a slice of the packet would keep the whole read buffer alive.
     let info = ConnectInfo {
         client_id: pkt.client_id.to_string(),
         username: pkt.username.as_ref().map(|u| u.to_string()),
         password: pkt.password.as_ref().map(|p| p.to_vec()).unwrap_or_default(),
         clean: pkt.clean_session,
-        will: pkt
-            .last_will
-            .as_ref()
-            .map(|w| (w.topic.to_string(), w.message.clone(), qos_u8(w.qos), w.retain)),
+        will: pkt.last_will.as_ref().map(|w| {
+            (
+                w.topic.to_string(),
+                Bytes::copy_from_slice(&w.message),
+                qos_u8(w.qos),
+                w.retain,
+            )
+        }),
         peer: peer(msg.io()),
         receive_max: u16::MAX,
     };
@@ -111,10 +116,14 @@ pub fn connect_v5(broker: &Arc<Broker>, dev: bool, msg: v5::Connect) -> Result<v
         password: pkt.password.as_ref().map(|p| p.to_vec()).unwrap_or_default(),
         // MQTT 5: the session outlives the connection only with an expiry interval.
         clean: pkt.clean_start || pkt.session_expiry_interval_secs == 0,
-        will: pkt
-            .last_will
-            .as_ref()
-            .map(|w| (w.topic.to_string(), w.message.clone(), qos_u8(w.qos), w.retain)),
+        will: pkt.last_will.as_ref().map(|w| {
+            (
+                w.topic.to_string(),
+                Bytes::copy_from_slice(&w.message),
+                qos_u8(w.qos),
+                w.retain,
+            )
+        }),
         peer: peer(msg.io()),
         receive_max: pkt.receive_max.map_or(u16::MAX, |r| r.get()),
     };

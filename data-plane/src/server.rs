@@ -23,12 +23,20 @@ use crate::store::FjallStore;
 /// this at `net.core.somaxconn`).
 const BACKLOG: i32 = 4096;
 
+/// Read buffer of a connection (ntex's default is 16 KiB). Frames borrow from the buffer they were
+/// read into, so an idle connection keeps one alive: measured with massif at 1,000 idle connections,
+/// 4 KiB buffers hold 10 KiB less heap per connection, and p2p / fan-out throughput did not drop
+/// (a larger frame grows the buffer in steps of this size).
+const READ_BUF_HIGH: usize = 4 * 1024 - 24;
+const READ_BUF_LOW: usize = 512 + 24;
+
 fn tcp_listener(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
     ntex::server::create_tcp_listener(addr, BACKLOG)
 }
 
 fn mqtt_config(cfg: &Config) -> SharedCfg {
     SharedCfg::new("MQTT")
+        .add(ntex::io::IoConfig::new().set_read_buf(READ_BUF_HIGH, READ_BUF_LOW, 128))
         .add(
             MqttServiceConfig::new()
                 .set_max_qos(QoS::ExactlyOnce)
