@@ -1,7 +1,7 @@
 //! The node-wide broker core (Send + Sync, shared by all workers): session registry with takeover,
 //! the subscription index, retained messages, per-instance quotas, and fan-out of one publish to
 //! in-memory connection queues or the offline store. Connections live on worker threads and only
-//! talk to this through channels.
+//! hear from this through their mailboxes.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -10,10 +10,10 @@ use std::time::Duration;
 
 use common::topic;
 use ntex_bytes::Bytes;
-use tokio::sync::{Notify, mpsc};
 
 use crate::directory::{Directories, Instance};
 use crate::events::Events;
+use crate::mailbox::Mailbox;
 use crate::rate::RateLimiter;
 use crate::router::{Sub, SubscriptionIndex, SubscriptionRouter, Target};
 use crate::store::{PersistedSession, SessionStore, StoredMsg};
@@ -37,8 +37,7 @@ pub struct Outbound {
 pub enum Ctl {
     /// Another connection took over the client ID *(compat: "clientId conflict")*.
     TakenOver,
-    /// A broker-originated `$SYS/...` message (no subscription needed). Boxed: every connection's
-    /// control channel preallocates a block of 32 slots, and this keeps a slot at 8 bytes, not 56.
+    /// A broker-originated `$SYS/...` message (no subscription needed).
     Sys(Box<SysMsg>),
     /// Closed by the control plane (CloseConnection, "kick").
     Close,
@@ -54,10 +53,9 @@ pub struct SysMsg {
 #[derive(Clone)]
 pub struct ConnHandle {
     pub conn_id: u64,
-    pub tx: mpsc::Sender<Outbound>,
-    pub ctl: mpsc::UnboundedSender<Ctl>,
-    /// Signals that the stored queue of a persistent session grew.
-    pub wake: Arc<Notify>,
+    /// Messages and signals for the connection; waking it also says a persistent session's stored
+    /// queue grew.
+    pub mailbox: Arc<Mailbox>,
 }
 
 struct SessionEntry {
@@ -182,7 +180,7 @@ impl Broker {
         }
         *st.connections.entry(inst.id.clone()).or_default() += 1;
         if let Some(old) = live_old {
-            let _ = old.ctl.send(Ctl::TakenOver);
+            old.mailbox.signal(Ctl::TakenOver);
         }
         let present = st.sessions.get(&key).is_some_and(|e| e.persistent) && !clean;
         if !present {
@@ -258,7 +256,7 @@ impl Broker {
         let key = (inst_id.to_string(), client_id.to_string());
         let st = self.state();
         let conn = st.sessions.get(&key).and_then(|e| e.conn.as_ref());
-        conn.map_or(0, |c| usize::from(c.ctl.send(Ctl::Close).is_ok()))
+        conn.map_or(0, |c| usize::from(c.mailbox.signal(Ctl::Close)))
     }
 
     /// Node totals for the control-plane heartbeat: live connections and subscriptions.
@@ -368,7 +366,7 @@ impl Broker {
         let retain = msg.retain;
         let msg = Arc::new(Msg { retain: false, ..msg });
         let mut memory: Vec<(ConnHandle, u8)> = Vec::new();
-        let mut stored: Vec<(String, u8, Option<Arc<Notify>>)> = Vec::new();
+        let mut stored: Vec<(String, u8, Option<Arc<Mailbox>>)> = Vec::new();
         {
             let mut st = self.state();
             if retain {
@@ -407,7 +405,7 @@ impl Broker {
                 };
                 let q = qos.min(t.qos);
                 if entry.persistent && q > 0 {
-                    stored.push((t.client_id, q, entry.conn.as_ref().map(|c| c.wake.clone())));
+                    stored.push((t.client_id, q, entry.conn.as_ref().map(|c| c.mailbox.clone())));
                 } else if let Some(conn) = &entry.conn {
                     memory.push((conn.clone(), q));
                 }
@@ -415,7 +413,7 @@ impl Broker {
         }
         let mut delivered = 0;
         for (conn, q) in memory {
-            match conn.tx.try_send(Outbound {
+            match conn.mailbox.push(Outbound {
                 msg: msg.clone(),
                 qos: q,
             }) {
@@ -447,9 +445,9 @@ impl Broker {
             if let Err(e) = self.store.flush() {
                 tracing::error!(error = %e, "cannot flush store");
             }
-            for (_, _, wake) in stored {
-                if let Some(w) = wake {
-                    w.notify_one();
+            for (_, _, mailbox) in stored {
+                if let Some(m) = mailbox {
+                    m.wake();
                 }
             }
         }
@@ -464,7 +462,7 @@ impl Broker {
             .get(&(inst_id.to_string(), client_id.to_string()))
             .and_then(|e| e.conn.as_ref())
         {
-            let _ = conn.ctl.send(Ctl::Sys(Box::new(SysMsg {
+            conn.mailbox.signal(Ctl::Sys(Box::new(SysMsg {
                 topic: topic.to_string(),
                 payload,
             })));

@@ -9,13 +9,14 @@ use std::sync::Arc;
 use common::token::TokenError;
 use common::topic;
 use ntex_bytes::Bytes;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::Notify;
 
 use crate::auth::{self, Mode, Principal, Tokens};
 use crate::broker::{Broker, ConnHandle, Msg, OpenError, Outbound, SubError};
 use crate::deliver::{Delivery, count_message};
 use crate::directory::Instance;
 use crate::events::{ClientEvent, EventType, new_channel_id, now_ms};
+use crate::mailbox::Mailbox;
 use crate::sink::Sink;
 use crate::sys;
 
@@ -74,7 +75,7 @@ pub struct Conn {
     channel_id: String,
     peer: String,
     pub sink: Sink,
-    own_tx: mpsc::Sender<Outbound>,
+    mailbox: Arc<Mailbox>,
     will: RefCell<Option<(String, Bytes, u8, bool)>>,
     /// The client sent DISCONNECT (no will, `disconnect` event).
     pub clean_disconnect: Cell<bool>,
@@ -121,15 +122,11 @@ pub fn connect(
             }
         }
     };
-    let (tx, rx) = mpsc::channel(broker.max_queued);
-    let (ctl_tx, ctl_rx) = mpsc::unbounded_channel();
-    let wake = Arc::new(Notify::new());
+    let mailbox = Arc::new(Mailbox::new(broker.max_queued));
     let conn_id = broker.next_conn_id();
     let handle = ConnHandle {
         conn_id,
-        tx: tx.clone(),
-        ctl: ctl_tx,
-        wake: wake.clone(),
+        mailbox: mailbox.clone(),
     };
     let instance = principal.instance.clone();
     let present = broker
@@ -160,7 +157,7 @@ pub fn connect(
         channel_id: new_channel_id(),
         peer: info.peer,
         sink: sink.clone(),
-        own_tx: tx,
+        mailbox: mailbox.clone(),
         will: RefCell::new(info.will),
         clean_disconnect: Cell::new(false),
         notice_pending: Cell::new(false),
@@ -173,9 +170,7 @@ pub fn connect(
             client_id,
             persistent: !info.clean,
             sink,
-            rx,
-            ctl: ctl_rx,
-            wake,
+            mailbox,
             window_size: window,
             tokens,
             tokens_changed,
@@ -346,7 +341,7 @@ impl Conn {
             })?;
         for msg in retained {
             let q = granted;
-            let _ = self.own_tx.try_send(Outbound { msg, qos: q });
+            let _ = self.mailbox.push(Outbound { msg, qos: q });
         }
         self.event_with(EventType::Subscribe, vec![raw.to_string()]);
         Ok(granted)
@@ -378,5 +373,7 @@ impl Drop for Conn {
         metrics::gauge!("broker_connections").decrement(1.0);
         self.broker
             .close_session(&self.instance_id, &self.client_id, self.conn_id);
+        // Ends the delivery task.
+        self.mailbox.close();
     }
 }

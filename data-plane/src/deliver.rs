@@ -1,6 +1,6 @@
-//! The per-connection delivery task (runs on the connection's worker): takes messages from the
-//! bounded in-memory queue and, for persistent sessions, from the offline store in order, within
-//! an in-flight window (our own packet ids), deleting stored messages once acknowledged.
+//! The per-connection delivery task (runs on the connection's worker): takes signals and messages
+//! from the connection's mailbox and, for persistent sessions, from the offline store in order,
+//! within an in-flight window (our own packet ids), deleting stored messages once acknowledged.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -8,10 +8,11 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use ntex_bytes::Bytes;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::Notify;
 
 use crate::auth::{Mode, Tokens};
-use crate::broker::{Broker, Ctl, Outbound};
+use crate::broker::{Broker, Ctl};
+use crate::mailbox::{Mail, Mailbox};
 use crate::sink::Sink;
 use crate::sys;
 
@@ -43,9 +44,7 @@ pub struct Delivery {
     pub client_id: String,
     pub persistent: bool,
     pub sink: Sink,
-    pub rx: mpsc::Receiver<Outbound>,
-    pub ctl: mpsc::UnboundedReceiver<Ctl>,
-    pub wake: Arc<Notify>,
+    pub mailbox: Arc<Mailbox>,
     pub window_size: usize,
     pub tokens: Rc<RefCell<Tokens>>,
     pub tokens_changed: Rc<Notify>,
@@ -145,6 +144,45 @@ impl Delivery {
             if sys::token_timers(&self.sink, &mut self.tokens.borrow_mut()) {
                 return Stop::TokenExpired;
             }
+            // A new snapshot may withdraw this client's rights: checked on every turn, so that a
+            // busy mailbox cannot put it off.
+            match self.snapshot.has_changed() {
+                Ok(false) => {}
+                Ok(true) => {
+                    self.snapshot.mark_unchanged();
+                    if self.credentials_revoked() {
+                        return Stop::Revoked;
+                    }
+                }
+                Err(_) => return Stop::Revoked,
+            }
+            match self.mailbox.take() {
+                Some(Mail::Signal(Ctl::TakenOver)) => return Stop::TakenOver,
+                Some(Mail::Signal(Ctl::Close)) => return Stop::Kicked,
+                Some(Mail::Signal(Ctl::Sys(sys))) => {
+                    self.sink.send_qos0(&sys.topic, Bytes::from(sys.payload), false);
+                    continue;
+                }
+                Some(Mail::Message(out)) => {
+                    if !self
+                        .send(
+                            window,
+                            freed,
+                            &out.msg.topic,
+                            out.msg.payload.clone(),
+                            out.qos,
+                            out.msg.retain,
+                            None,
+                        )
+                        .await
+                    {
+                        return Stop::Closed;
+                    }
+                    continue;
+                }
+                Some(Mail::Closed) => return Stop::Closed,
+                None => {}
+            }
             let deadline = sys::next_token_deadline(&self.tokens.borrow());
             let sleep = async {
                 match deadline {
@@ -153,33 +191,17 @@ impl Delivery {
                 }
             };
             tokio::select! {
-                out = self.rx.recv() => {
-                    let Some(out) = out else { return Stop::Closed };
-                    if !self.send(window, freed, &out.msg.topic, out.msg.payload.clone(), out.qos, out.msg.retain, None).await {
-                        return Stop::Closed;
-                    }
-                }
-                ctl = self.ctl.recv() => match ctl {
-                    None => return Stop::Closed,
-                    Some(Ctl::TakenOver) => return Stop::TakenOver,
-                    Some(Ctl::Close) => return Stop::Kicked,
-                    Some(Ctl::Sys(sys)) => {
-                        self.sink.send_qos0(&sys.topic, Bytes::from(sys.payload), false);
-                    }
-                },
-                _ = self.wake.notified() => {}
+                _ = self.mailbox.changed() => {}
                 _ = freed.notified() => {}
                 _ = self.tokens_changed.notified() => {}
                 changed = self.snapshot.changed() => {
-                    if changed.is_err() || self.credentials_revoked() {
+                    if changed.is_err() {
                         return Stop::Revoked;
                     }
+                    // Seen; the check at the top of the loop acts on it.
+                    self.snapshot.mark_changed();
                 }
-                _ = sleep => {
-                    if sys::token_timers(&self.sink, &mut self.tokens.borrow_mut()) {
-                        return Stop::TokenExpired;
-                    }
-                }
+                _ = sleep => {}
             }
         }
     }
@@ -310,7 +332,9 @@ impl Delivery {
             return self.sink.send_qos1(id, dup, topic, payload, retain);
         }
         window.borrow_mut().inflight.insert(id, None);
-        let ok = self.sink.send_qos2(id, topic, payload, retain).await;
+        // Boxed: the four-packet exchange is the largest state of this task, and an idle
+        // connection's task would otherwise reserve room for it (QoS 2 is rare; one allocation).
+        let ok = Box::pin(self.sink.send_qos2(id, topic, payload, retain)).await;
         window.borrow_mut().inflight.remove(&id);
         if ok && let Some(seq) = seq {
             let res = self

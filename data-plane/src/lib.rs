@@ -9,6 +9,7 @@ pub mod deliver;
 pub mod directory;
 pub mod events;
 pub mod http;
+pub mod mailbox;
 pub mod mqtt;
 pub mod online_status;
 pub mod rate;
