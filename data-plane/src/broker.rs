@@ -135,10 +135,23 @@ impl Broker {
         self.next_conn_id.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// Re-creates persistent sessions (offline) and their subscriptions from the store.
+    /// Re-creates persistent sessions (offline) with their subscriptions, and retained messages,
+    /// from the store. Returns the number of sessions.
     pub fn restore(&self) -> anyhow::Result<usize> {
         let sessions = self.store.load_sessions()?;
+        let retained = self.store.load_retained()?;
         let mut st = self.state();
+        for (inst, kept) in retained {
+            let msg = Msg {
+                topic: kept.topic,
+                payload: Bytes::from(kept.payload),
+                retain: true,
+            };
+            st.retained
+                .entry(inst)
+                .or_default()
+                .insert(msg.topic.clone(), Arc::new(msg));
+        }
         let n = sessions.len();
         for (inst, client, persisted) in sessions {
             let mut entry = SessionEntry {
@@ -367,9 +380,21 @@ impl Broker {
         let msg = Arc::new(Msg { retain: false, ..msg });
         let mut memory: Vec<(ConnHandle, u8)> = Vec::new();
         let mut stored: Vec<(String, u8, Option<Arc<Mailbox>>)> = Vec::new();
+        let mut persist = false;
         {
             let mut st = self.state();
             if retain {
+                // Under the state lock, so that the store keeps the same last message as memory.
+                let record = StoredMsg {
+                    topic: msg.topic.clone(),
+                    payload: msg.payload.to_vec(),
+                    qos,
+                    retain: true,
+                };
+                match self.store.set_retained(&inst.id, &record) {
+                    Ok(()) => persist = true,
+                    Err(e) => tracing::error!(error = %e, "cannot store retained message"),
+                }
                 let retained = st.retained.entry(inst.id.clone()).or_default();
                 if msg.payload.is_empty() {
                     retained.remove(&msg.topic);
@@ -441,14 +466,15 @@ impl Broker {
                     Err(e) => tracing::error!(error = %e, "cannot store message"),
                 }
             }
-            // Durable before the publisher's PUBACK (the caller acks after we return).
-            if let Err(e) = self.store.flush() {
-                tracing::error!(error = %e, "cannot flush store");
-            }
-            for (_, _, mailbox) in stored {
-                if let Some(m) = mailbox {
-                    m.wake();
-                }
+            persist = true;
+        }
+        // Durable before the publisher's PUBACK (the caller acks after we return).
+        if persist && let Err(e) = self.store.flush() {
+            tracing::error!(error = %e, "cannot flush store");
+        }
+        for (_, _, mailbox) in stored {
+            if let Some(m) = mailbox {
+                m.wake();
             }
         }
         delivered

@@ -1,8 +1,9 @@
-//! Embedded store for persistent sessions and offline QoS 1/2 messages, behind the narrow
-//! `SessionStore` trait so a distributed engine can replace it. fjall implementation.
+//! Embedded store for persistent sessions, offline QoS 1/2 messages and retained messages, behind
+//! the narrow `SessionStore` trait so a distributed engine can replace it. fjall implementation.
 //!
 //! Keys: `sessions` = `inst \0 client` -> JSON subscriptions; `queue` = `inst \0 client \0 seq` ->
-//! message; `age` = `inst \0 seq client` -> () for retention and the per-instance cap (oldest first).
+//! message; `age` = `inst \0 seq client` -> () for retention and the per-instance cap (oldest first);
+//! `retained` = `inst \0 topic` -> message.
 //! `seq` is `(unix ms << 20) | counter`, so it orders by age across restarts.
 
 use std::collections::HashMap;
@@ -63,6 +64,10 @@ pub trait SessionStore: Send + Sync {
     fn flush(&self) -> StoreResult<()>;
     /// Queued messages per instance.
     fn counts(&self) -> HashMap<String, u64>;
+    /// Keeps `msg` as its instance's retained message for `msg.topic`; an empty payload removes it.
+    fn set_retained(&self, inst: &str, msg: &StoredMsg) -> StoreResult<()>;
+    /// Every retained message, with its instance.
+    fn load_retained(&self) -> StoreResult<Vec<(String, StoredMsg)>>;
 }
 
 pub struct FjallStore {
@@ -70,6 +75,7 @@ pub struct FjallStore {
     sessions: Keyspace,
     queue: Keyspace,
     age: Keyspace,
+    retained: Keyspace,
     last_seq: AtomicU64,
     counts: Mutex<HashMap<String, u64>>,
 }
@@ -136,6 +142,7 @@ impl FjallStore {
         let sessions = db.keyspace("sessions", KeyspaceCreateOptions::default)?;
         let queue = db.keyspace("queue", KeyspaceCreateOptions::default)?;
         let age = db.keyspace("age", KeyspaceCreateOptions::default)?;
+        let retained = db.keyspace("retained", KeyspaceCreateOptions::default)?;
         let mut counts: HashMap<String, u64> = HashMap::new();
         let mut last_seq = 0;
         for kv in age.iter() {
@@ -149,6 +156,7 @@ impl FjallStore {
             sessions,
             queue,
             age,
+            retained,
             last_seq: AtomicU64::new(last_seq),
             counts: Mutex::new(counts),
         })
@@ -316,6 +324,31 @@ impl SessionStore for FjallStore {
     fn counts(&self) -> HashMap<String, u64> {
         self.counts.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
+
+    fn set_retained(&self, inst: &str, msg: &StoredMsg) -> StoreResult<()> {
+        let key = session_key(inst, &msg.topic);
+        if msg.payload.is_empty() {
+            self.retained.remove(key)?;
+        } else {
+            self.retained.insert(key, encode(msg))?;
+        }
+        Ok(())
+    }
+
+    fn load_retained(&self) -> StoreResult<Vec<(String, StoredMsg)>> {
+        let mut out = Vec::new();
+        for kv in self.retained.iter() {
+            let (key, value) = kv.into_inner()?;
+            let inst = key
+                .split(|b| *b == 0)
+                .next()
+                .and_then(|i| std::str::from_utf8(i).ok())
+                .ok_or_else(|| StoreError::Corrupt("retained key".into()))?;
+            let msg = decode(&value).ok_or_else(|| StoreError::Corrupt("retained message".into()))?;
+            out.push((inst.to_string(), msg));
+        }
+        Ok(out)
+    }
 }
 
 #[cfg(test)]
@@ -364,6 +397,36 @@ mod tests {
         s.delete_session("i", "c").unwrap();
         assert!(s.fetch("i", "c", 0, 10, u64::MAX >> 21).unwrap().is_empty());
         assert_eq!(s.counts().get("i"), Some(&0));
+    }
+
+    #[test]
+    fn retained_messages_replace_remove_and_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let retained = |topic: &str, payload: &[u8]| StoredMsg {
+            topic: topic.into(),
+            payload: payload.to_vec(),
+            qos: 0,
+            retain: true,
+        };
+        {
+            let s = FjallStore::open(dir.path()).unwrap();
+            s.set_retained("i1", &retained("T/a", b"one")).unwrap();
+            s.set_retained("i1", &retained("T/a", b"two")).unwrap();
+            s.set_retained("i1", &retained("T/b", b"gone")).unwrap();
+            s.set_retained("i1", &retained("T/b", b"")).unwrap();
+            s.set_retained("i2", &retained("T/a", b"other")).unwrap();
+            s.flush().unwrap();
+        }
+        let s = FjallStore::open(dir.path()).unwrap();
+        let mut all = s.load_retained().unwrap();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(
+            all,
+            vec![
+                ("i1".into(), retained("T/a", b"two")),
+                ("i2".into(), retained("T/a", b"other"))
+            ]
+        );
     }
 
     #[test]

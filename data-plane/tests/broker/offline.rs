@@ -1,6 +1,7 @@
 //! Persistent sessions and offline messages (SPEC 3.5): a cleanSession=false QoS 1 subscriber is
 //! away while 1,000 messages are published, the broker is SIGKILLed and restarted, and the
 //! subscriber receives all of them in order exactly once; another restart delivers nothing.
+//! Retained messages survive a SIGKILL too.
 
 use std::time::Duration;
 
@@ -185,4 +186,40 @@ async fn unacknowledged_messages_resent_with_original_ids() {
         c.ack(p).await.unwrap();
     }
     assert!(v3::drain(&mut ev, 0.5).await.is_empty());
+}
+
+#[tokio::test]
+async fn retained_messages_survive_kill9() {
+    let mut b = BrokerProc::start(&snapshot());
+    {
+        let (p, mut pev, _) = v3::connect(b.sig_opts("GID_test@@@retainer")).await.unwrap();
+        p.publish("T/ret/kept", QoS::AtLeastOnce, true, "kept").await.unwrap();
+        p.publish("T/ret/cleared", QoS::AtLeastOnce, true, "soon gone")
+            .await
+            .unwrap();
+        p.publish("T/ret/cleared", QoS::AtLeastOnce, true, "").await.unwrap();
+        // Every PUBACK in: the broker made the retained state durable before answering.
+        let mut acks = 0;
+        while acks < 3 {
+            if let rumqttc::Event::Incoming(rumqttc::Packet::PubAck(_)) = pev.poll().await.unwrap() {
+                acks += 1;
+            }
+        }
+    }
+    b.kill9();
+    b.spawn();
+    let (c, mut ev, _) = v3::connect(b.sig_opts("GID_test@@@late")).await.unwrap();
+    c.subscribe("T/ret/#", QoS::AtLeastOnce).await.unwrap();
+    let got = v3::drain(&mut ev, 1.5).await;
+    let kept: Vec<_> = got
+        .iter()
+        .map(|p| {
+            (
+                p.topic.clone(),
+                String::from_utf8_lossy(&p.payload).to_string(),
+                p.retain,
+            )
+        })
+        .collect();
+    assert_eq!(kept, [("T/ret/kept".to_string(), "kept".to_string(), true)]);
 }
