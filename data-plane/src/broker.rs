@@ -63,6 +63,26 @@ struct SessionEntry {
     /// Raw filter (incl. `$share/...`) -> granted QoS.
     subs: BTreeMap<String, u8>,
     conn: Option<ConnHandle>,
+    /// Seconds a persistent session outlives its connection (MQTT 5 session expiry interval);
+    /// None: until a clean start (MQTT 3.1.1 cleanSession=false).
+    expiry_secs: Option<u32>,
+    /// When its last connection closed (unix ms).
+    gone_at_ms: Option<u64>,
+}
+
+impl SessionEntry {
+    fn expired(&self, now_ms: u64) -> bool {
+        match (self.conn.is_none(), self.expiry_secs, self.gone_at_ms) {
+            (true, Some(secs), Some(at)) => at.saturating_add(u64::from(secs) * 1000) <= now_ms,
+            _ => false,
+        }
+    }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 struct State {
@@ -158,6 +178,9 @@ impl Broker {
                 persistent: true,
                 subs: BTreeMap::new(),
                 conn: None,
+                expiry_secs: persisted.expiry_secs,
+                // Connected when the broker stopped: its connection is gone as of now.
+                gone_at_ms: persisted.gone_at_ms.or(Some(now_ms())),
             };
             for (raw, qos) in persisted.subs {
                 if let Ok(parsed) = topic::parse_subscription(&raw) {
@@ -172,12 +195,14 @@ impl Broker {
         Ok(n)
     }
 
-    /// Registers a connection for a client ID. Returns `session_present`.
+    /// Registers a connection for a client ID; a persistent session lasts `expiry_secs` after its
+    /// connection closes (None: until a clean start). Returns `session_present`.
     pub fn open_session(
         &self,
         inst: &Instance,
         client_id: &str,
         clean: bool,
+        expiry_secs: Option<u32>,
         handle: ConnHandle,
     ) -> Result<bool, OpenError> {
         let mut st = self.state();
@@ -195,7 +220,11 @@ impl Broker {
         if let Some(old) = live_old {
             old.mailbox.signal(Ctl::TakenOver);
         }
-        let present = st.sessions.get(&key).is_some_and(|e| e.persistent) && !clean;
+        let present = st
+            .sessions
+            .get(&key)
+            .is_some_and(|e| e.persistent && !e.expired(now_ms()))
+            && !clean;
         if !present {
             // A clean start discards whatever the previous session had.
             if let Some(old) = st.sessions.remove(&key) {
@@ -212,9 +241,13 @@ impl Broker {
             persistent: !clean,
             subs: BTreeMap::new(),
             conn: None,
+            expiry_secs: None,
+            gone_at_ms: None,
         });
         entry.persistent = !clean;
         entry.conn = Some(handle);
+        entry.expiry_secs = expiry_secs;
+        entry.gone_at_ms = None;
         if !clean && let Err(e) = self.persist_session(&inst.id, client_id, entry) {
             tracing::error!(error = %e, "cannot persist session");
         }
@@ -225,6 +258,8 @@ impl Broker {
     fn persist_session(&self, inst: &str, client_id: &str, entry: &SessionEntry) -> anyhow::Result<()> {
         let persisted = PersistedSession {
             subs: entry.subs.iter().map(|(f, q)| (f.clone(), *q)).collect(),
+            expiry_secs: entry.expiry_secs,
+            gone_at_ms: entry.gone_at_ms,
         };
         self.store.save_session(inst, client_id, &persisted)?;
         self.store.flush()?;
@@ -243,12 +278,46 @@ impl Broker {
             return; // taken over: the session belongs to the newer connection now
         }
         entry.conn = None;
-        if !entry.persistent
-            && let Some(old) = st.sessions.remove(&key)
-        {
+        if entry.persistent {
+            // The expiry counts from now; a restart must still know when the connection went.
+            entry.gone_at_ms = Some(now_ms());
+            if entry.expiry_secs.is_some()
+                && let Err(e) = self.persist_session(inst_id, client_id, entry)
+            {
+                tracing::error!(error = %e, "cannot persist session");
+            }
+        } else if let Some(old) = st.sessions.remove(&key) {
             unindex(st.index.as_mut(), inst_id, client_id, &old.subs);
         }
         metrics::gauge!("broker_subscriptions").set(st.index.len() as f64);
+    }
+
+    /// Removes persistent sessions whose expiry interval has passed since their connection closed,
+    /// with their subscriptions and stored messages. Returns how many.
+    pub fn expire_sessions(&self) -> usize {
+        let now = now_ms();
+        let mut st = self.state();
+        let expired: Vec<(String, String)> = st
+            .sessions
+            .iter()
+            .filter(|(_, e)| e.persistent && e.expired(now))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in &expired {
+            if let Some(old) = st.sessions.remove(key) {
+                unindex(st.index.as_mut(), &key.0, &key.1, &old.subs);
+            }
+            st.parked.remove(key);
+            if let Err(e) = self.store.delete_session(&key.0, &key.1) {
+                tracing::error!(error = %e, "cannot delete expired session");
+            }
+        }
+        if !expired.is_empty() {
+            tracing::info!(sessions = expired.len(), "expired persistent sessions removed");
+            metrics::counter!("broker_sessions_expired_total").increment(expired.len() as u64);
+            metrics::gauge!("broker_subscriptions").set(st.index.len() as f64);
+        }
+        expired.len()
     }
 
     pub fn connections(&self, inst_id: &str) -> u32 {
@@ -495,8 +564,9 @@ impl Broker {
         }
     }
 
-    /// Periodic housekeeping: retention of offline messages and the store-size gauge.
+    /// Periodic housekeeping: session expiry, retention of offline messages and the store-size gauge.
     pub fn sweep(&self) {
+        self.expire_sessions();
         let dir = self.dirs.load();
         for inst in dir.instances.values() {
             let max_age = inst.quotas.offline_retention_secs.saturating_mul(1000);

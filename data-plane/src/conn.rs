@@ -26,6 +26,8 @@ pub struct ConnectInfo {
     pub username: Option<String>,
     pub password: Vec<u8>,
     pub clean: bool,
+    /// How long a persistent session outlives the connection (MQTT 5); None: until a clean start.
+    pub session_expiry_secs: Option<u32>,
     pub will: Option<(String, Bytes, u8, bool)>,
     pub peer: String,
     pub receive_max: u16,
@@ -130,7 +132,7 @@ pub fn connect(
     };
     let instance = principal.instance.clone();
     let present = broker
-        .open_session(&instance, &client_id, info.clean, handle)
+        .open_session(&instance, &client_id, info.clean, info.session_expiry_secs, handle)
         .map_err(|e| {
             let reason = match e {
                 OpenError::QuotaExceeded => "connections",

@@ -24,10 +24,17 @@ pub enum StoreError {
     Corrupt(String),
 }
 
-/// A persistent session's subscriptions (raw filters incl. `$share/...`, with granted QoS).
+/// A persistent session: its subscriptions (raw filters incl. `$share/...`, with granted QoS) and
+/// how long it outlives its connection.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct PersistedSession {
     pub subs: Vec<(String, u8)>,
+    /// MQTT 5 session expiry interval in seconds; absent: until a clean start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expiry_secs: Option<u32>,
+    /// When its last connection closed (unix ms); absent while connected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gone_at_ms: Option<u64>,
 }
 
 /// One queued message.
@@ -384,6 +391,8 @@ mod tests {
                 "c",
                 &PersistedSession {
                     subs: vec![("T/#".into(), 1)],
+                    expiry_secs: Some(60),
+                    gone_at_ms: Some(1),
                 },
             )
             .unwrap();

@@ -223,3 +223,83 @@ async fn retained_messages_survive_kill9() {
         .collect();
     assert_eq!(kept, [("T/ret/kept".to_string(), "kept".to_string(), true)]);
 }
+
+/// MQTT 5 session expiry: a persistent session outlives its connection by the interval it asked for,
+/// and then goes with its subscriptions and stored messages, across a restart too.
+#[tokio::test]
+async fn v5_sessions_expire_after_their_interval() {
+    use rumqttc::v5::mqttbytes::QoS as Q5;
+    use rumqttc::v5::mqttbytes::v5::{ConnAck, Packet as P5};
+    use rumqttc::v5::{AsyncClient, Event};
+
+    let mut b = BrokerProc::start(&snapshot());
+    let opts = |b: &BrokerProc, id: &str, expiry: u32| {
+        let mut o = b.v5_opts(id, &sig_user(INST), &sig_pass(id));
+        o.set_clean_start(false);
+        o.set_session_expiry_interval(Some(expiry));
+        o
+    };
+    // Connects, returns the client, its event loop and session_present.
+    async fn connect(o: rumqttc::v5::MqttOptions) -> (AsyncClient, rumqttc::v5::EventLoop, bool) {
+        let (c, mut ev) = AsyncClient::new(o, 10);
+        let ack: ConnAck = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                if let Event::Incoming(P5::ConnAck(a)) = ev.poll().await.unwrap() {
+                    return a;
+                }
+            }
+        })
+        .await
+        .unwrap();
+        (c, ev, ack.session_present)
+    }
+    async fn away_with_subscription(o: rumqttc::v5::MqttOptions) {
+        let (c, mut ev, _) = connect(o).await;
+        c.subscribe("T/exp/#", Q5::AtLeastOnce).await.unwrap();
+        loop {
+            if let Event::Incoming(P5::SubAck(_)) = ev.poll().await.unwrap() {
+                break;
+            }
+        }
+        c.disconnect().await.unwrap();
+        let _ = tokio::time::timeout(Duration::from_millis(300), async { while ev.poll().await.is_ok() {} }).await;
+    }
+    let short = "GID_test@@@shortlived";
+    let long = "GID_test@@@longlived";
+    away_with_subscription(opts(&b, short, 1)).await;
+    away_with_subscription(opts(&b, long, 3600)).await;
+
+    // Stored for both while they are away; the broker restarts in between.
+    let (p, pev, _) = v3::connect(b.sig_opts("GID_test@@@producer")).await.unwrap();
+    let _d = v3::drive(pev);
+    p.publish("T/exp/m", QoS::AtLeastOnce, false, "queued").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    b.kill9();
+    b.spawn();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    // Past its one second: a new, empty session. Within its hour: the session and its message.
+    let (_c, mut ev, present) = connect(opts(&b, short, 1)).await;
+    assert!(!present, "the expired session must not be resumed");
+    let quiet = tokio::time::timeout(Duration::from_millis(800), async {
+        loop {
+            if let Event::Incoming(P5::Publish(p)) = ev.poll().await.unwrap() {
+                return p;
+            }
+        }
+    })
+    .await;
+    assert!(quiet.is_err(), "an expired session's message was delivered");
+    let (_c2, mut ev2, present) = connect(opts(&b, long, 3600)).await;
+    assert!(present, "the unexpired session survives");
+    let got = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if let Event::Incoming(P5::Publish(p)) = ev2.poll().await.unwrap() {
+                return p;
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(&got.payload[..], b"queued");
+}
