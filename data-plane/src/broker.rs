@@ -11,6 +11,7 @@ use std::time::Duration;
 use common::topic;
 use ntex_bytes::Bytes;
 
+use crate::conn::ConnectInfo;
 use crate::directory::{Directories, Instance};
 use crate::events::Events;
 use crate::mailbox::Mailbox;
@@ -195,16 +196,17 @@ impl Broker {
         Ok(n)
     }
 
-    /// Registers a connection for a client ID; a persistent session lasts `expiry_secs` after its
-    /// connection closes (None: until a clean start). Returns `session_present`.
+    /// Registers a connection for a client ID: resumes its unexpired persistent session unless the
+    /// connection starts clean; a persistent session lasts `session_expiry_secs` after its connection
+    /// closes (None: until a clean start). Returns `session_present`.
     pub fn open_session(
         &self,
         inst: &Instance,
         client_id: &str,
-        clean: bool,
-        expiry_secs: Option<u32>,
+        connect: &ConnectInfo,
         handle: ConnHandle,
     ) -> Result<bool, OpenError> {
+        let (clean_start, persistent) = (connect.clean_start, connect.persistent);
         let mut st = self.state();
         let key = (inst.id.clone(), client_id.to_string());
         let live_old = st.sessions.get(&key).and_then(|e| e.conn.clone());
@@ -224,7 +226,7 @@ impl Broker {
             .sessions
             .get(&key)
             .is_some_and(|e| e.persistent && !e.expired(now_ms()))
-            && !clean;
+            && !clean_start;
         if !present {
             // A clean start discards whatever the previous session had.
             if let Some(old) = st.sessions.remove(&key) {
@@ -238,17 +240,17 @@ impl Broker {
             st.parked.remove(&key);
         }
         let entry = st.sessions.entry(key).or_insert_with(|| SessionEntry {
-            persistent: !clean,
+            persistent,
             subs: BTreeMap::new(),
             conn: None,
             expiry_secs: None,
             gone_at_ms: None,
         });
-        entry.persistent = !clean;
+        entry.persistent = persistent;
         entry.conn = Some(handle);
-        entry.expiry_secs = expiry_secs;
+        entry.expiry_secs = connect.session_expiry_secs;
         entry.gone_at_ms = None;
-        if !clean && let Err(e) = self.persist_session(&inst.id, client_id, entry) {
+        if persistent && let Err(e) = self.persist_session(&inst.id, client_id, entry) {
             tracing::error!(error = %e, "cannot persist session");
         }
         metrics::gauge!("broker_subscriptions").set(st.index.len() as f64);

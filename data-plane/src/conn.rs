@@ -25,7 +25,11 @@ pub struct ConnectInfo {
     pub client_id: String,
     pub username: Option<String>,
     pub password: Vec<u8>,
-    pub clean: bool,
+    /// Discard any existing session (v3 cleanSession=1, v5 cleanStart=1).
+    pub clean_start: bool,
+    /// The session outlives the connection (v3 cleanSession=0; v5 unless cleanStart=1 with a session
+    /// expiry interval of 0).
+    pub persistent: bool,
     /// How long a persistent session outlives the connection (MQTT 5); None: until a clean start.
     pub session_expiry_secs: Option<u32>,
     pub will: Option<(String, Bytes, u8, bool)>,
@@ -131,20 +135,18 @@ pub fn connect(
         mailbox: mailbox.clone(),
     };
     let instance = principal.instance.clone();
-    let present = broker
-        .open_session(&instance, &client_id, info.clean, info.session_expiry_secs, handle)
-        .map_err(|e| {
-            let reason = match e {
-                OpenError::QuotaExceeded => "connections",
-                OpenError::Duplicate => "duplicate_client_id",
-            };
-            metrics::counter!("broker_refusals_total", "packet" => "connect", "reason" => reason).increment(1);
-            tracing::info!(client_id = %client_id, reason, "connect refused");
-            match e {
-                OpenError::QuotaExceeded => ConnectRefusal::QuotaExceeded,
-                OpenError::Duplicate => ConnectRefusal::IdentifierRejected,
-            }
-        })?;
+    let present = broker.open_session(&instance, &client_id, &info, handle).map_err(|e| {
+        let reason = match e {
+            OpenError::QuotaExceeded => "connections",
+            OpenError::Duplicate => "duplicate_client_id",
+        };
+        metrics::counter!("broker_refusals_total", "packet" => "connect", "reason" => reason).increment(1);
+        tracing::info!(client_id = %client_id, reason, "connect refused");
+        match e {
+            OpenError::QuotaExceeded => ConnectRefusal::QuotaExceeded,
+            OpenError::Duplicate => ConnectRefusal::IdentifierRejected,
+        }
+    })?;
     let tokens = Rc::new(RefCell::new(principal.tokens));
     let tokens_changed = Rc::new(Notify::new());
     let conn = Rc::new(Conn {
@@ -170,7 +172,7 @@ pub fn connect(
             broker: broker.clone(),
             instance_id: instance.id.clone(),
             client_id,
-            persistent: !info.clean,
+            persistent: info.persistent,
             sink,
             mailbox,
             window_size: window,

@@ -88,7 +88,8 @@ pub fn connect_v3(broker: &Arc<Broker>, dev: bool, msg: v3::Connect) -> Result<v
         client_id: pkt.client_id.to_string(),
         username: pkt.username.as_ref().map(|u| u.to_string()),
         password: pkt.password.as_ref().map(|p| p.to_vec()).unwrap_or_default(),
-        clean: pkt.clean_session,
+        clean_start: pkt.clean_session,
+        persistent: !pkt.clean_session,
         session_expiry_secs: None,
         will: pkt.last_will.as_ref().map(|w| {
             (
@@ -116,7 +117,10 @@ pub fn connect_v5(broker: &Arc<Broker>, dev: bool, msg: v5::Connect) -> Result<v
         username: pkt.username.as_ref().map(|u| u.to_string()),
         password: pkt.password.as_ref().map(|p| p.to_vec()).unwrap_or_default(),
         // MQTT 5: the session outlives the connection only with an expiry interval.
-        clean: pkt.clean_start || pkt.session_expiry_interval_secs == 0,
+        clean_start: pkt.clean_start,
+        // With an interval of 0 the session ends with the connection: kept as persistent with a zero
+        // expiry, so that a resumed session still delivers its stored messages on this connection.
+        persistent: !(pkt.clean_start && pkt.session_expiry_interval_secs == 0),
         // 0xFFFFFFFF means the session does not expire (MQTT 5, 3.1.2.11.2).
         session_expiry_secs: Some(pkt.session_expiry_interval_secs).filter(|s| *s != u32::MAX),
         will: pkt.last_will.as_ref().map(|w| {

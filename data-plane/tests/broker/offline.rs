@@ -224,27 +224,28 @@ async fn retained_messages_survive_kill9() {
     assert_eq!(kept, [("T/ret/kept".to_string(), "kept".to_string(), true)]);
 }
 
-/// MQTT 5 session expiry: a persistent session outlives its connection by the interval it asked for,
-/// and then goes with its subscriptions and stored messages, across a restart too.
-#[tokio::test]
-async fn v5_sessions_expire_after_their_interval() {
-    use rumqttc::v5::mqttbytes::QoS as Q5;
-    use rumqttc::v5::mqttbytes::v5::{ConnAck, Packet as P5};
-    use rumqttc::v5::{AsyncClient, Event};
+mod v5 {
+    use std::time::Duration;
 
-    let mut b = BrokerProc::start(&snapshot());
-    let opts = |b: &BrokerProc, id: &str, expiry: u32| {
+    use rumqttc::v5::mqttbytes::QoS;
+    use rumqttc::v5::mqttbytes::v5::{ConnAck, Packet};
+    pub use rumqttc::v5::{AsyncClient, Event, EventLoop, MqttOptions};
+
+    use crate::support::*;
+
+    pub fn opts(b: &BrokerProc, id: &str, clean_start: bool, expiry: u32) -> MqttOptions {
         let mut o = b.v5_opts(id, &sig_user(INST), &sig_pass(id));
-        o.set_clean_start(false);
+        o.set_clean_start(clean_start);
         o.set_session_expiry_interval(Some(expiry));
         o
-    };
-    // Connects, returns the client, its event loop and session_present.
-    async fn connect(o: rumqttc::v5::MqttOptions) -> (AsyncClient, rumqttc::v5::EventLoop, bool) {
+    }
+
+    /// Connects; returns the client, its event loop and `session_present`.
+    pub async fn connect(o: MqttOptions) -> (AsyncClient, EventLoop, bool) {
         let (c, mut ev) = AsyncClient::new(o, 10);
         let ack: ConnAck = tokio::time::timeout(Duration::from_secs(10), async {
             loop {
-                if let Event::Incoming(P5::ConnAck(a)) = ev.poll().await.unwrap() {
+                if let Event::Incoming(Packet::ConnAck(a)) = ev.poll().await.unwrap() {
                     return a;
                 }
             }
@@ -253,21 +254,44 @@ async fn v5_sessions_expire_after_their_interval() {
         .unwrap();
         (c, ev, ack.session_present)
     }
-    async fn away_with_subscription(o: rumqttc::v5::MqttOptions) {
-        let (c, mut ev, _) = connect(o).await;
-        c.subscribe("T/exp/#", Q5::AtLeastOnce).await.unwrap();
+
+    /// Connects, subscribes to `T/exp/#` and disconnects; returns `session_present`.
+    pub async fn away_with_subscription(o: MqttOptions) -> bool {
+        let (c, mut ev, present) = connect(o).await;
+        c.subscribe("T/exp/#", QoS::AtLeastOnce).await.unwrap();
         loop {
-            if let Event::Incoming(P5::SubAck(_)) = ev.poll().await.unwrap() {
+            if let Event::Incoming(Packet::SubAck(_)) = ev.poll().await.unwrap() {
                 break;
             }
         }
         c.disconnect().await.unwrap();
         let _ = tokio::time::timeout(Duration::from_millis(300), async { while ev.poll().await.is_ok() {} }).await;
+        present
     }
+
+    /// The next application message within `secs`, if any.
+    pub async fn next_message(ev: &mut EventLoop, secs: f64) -> Option<Vec<u8>> {
+        tokio::time::timeout(Duration::from_secs_f64(secs), async {
+            loop {
+                if let Event::Incoming(Packet::Publish(p)) = ev.poll().await.unwrap() {
+                    return p.payload.to_vec();
+                }
+            }
+        })
+        .await
+        .ok()
+    }
+}
+
+/// MQTT 5 session expiry: a persistent session outlives its connection by the interval it asked for,
+/// and then goes with its subscriptions and stored messages, across a restart too.
+#[tokio::test]
+async fn v5_sessions_expire_after_their_interval() {
+    let mut b = BrokerProc::start(&snapshot());
     let short = "GID_test@@@shortlived";
     let long = "GID_test@@@longlived";
-    away_with_subscription(opts(&b, short, 1)).await;
-    away_with_subscription(opts(&b, long, 3600)).await;
+    v5::away_with_subscription(v5::opts(&b, short, false, 1)).await;
+    v5::away_with_subscription(v5::opts(&b, long, false, 3600)).await;
 
     // Stored for both while they are away; the broker restarts in between.
     let (p, pev, _) = v3::connect(b.sig_opts("GID_test@@@producer")).await.unwrap();
@@ -279,27 +303,36 @@ async fn v5_sessions_expire_after_their_interval() {
     tokio::time::sleep(Duration::from_millis(1500)).await;
 
     // Past its one second: a new, empty session. Within its hour: the session and its message.
-    let (_c, mut ev, present) = connect(opts(&b, short, 1)).await;
+    let (_c, mut ev, present) = v5::connect(v5::opts(&b, short, false, 1)).await;
     assert!(!present, "the expired session must not be resumed");
-    let quiet = tokio::time::timeout(Duration::from_millis(800), async {
-        loop {
-            if let Event::Incoming(P5::Publish(p)) = ev.poll().await.unwrap() {
-                return p;
-            }
-        }
-    })
-    .await;
-    assert!(quiet.is_err(), "an expired session's message was delivered");
-    let (_c2, mut ev2, present) = connect(opts(&b, long, 3600)).await;
+    assert_eq!(
+        v5::next_message(&mut ev, 0.8).await,
+        None,
+        "an expired session's message was delivered"
+    );
+    let (_c2, mut ev2, present) = v5::connect(v5::opts(&b, long, false, 3600)).await;
     assert!(present, "the unexpired session survives");
-    let got = tokio::time::timeout(Duration::from_secs(10), async {
-        loop {
-            if let Event::Incoming(P5::Publish(p)) = ev2.poll().await.unwrap() {
-                return p;
-            }
-        }
-    })
-    .await
-    .unwrap();
-    assert_eq!(&got.payload[..], b"queued");
+    assert_eq!(v5::next_message(&mut ev2, 10.0).await.as_deref(), Some(&b"queued"[..]));
+}
+
+/// MQTT 5 separates starting clean from lasting: cleanStart=1 with an interval still leaves a session
+/// behind, and cleanStart=0 with an interval of 0 ends the session with the connection.
+#[tokio::test]
+async fn v5_clean_start_and_expiry_are_independent() {
+    let b = BrokerProc::start(&snapshot());
+    let lasting = "GID_test@@@cleanbutlasting";
+    let fleeting = "GID_test@@@dirtybutfleeting";
+    assert!(!v5::away_with_subscription(v5::opts(&b, lasting, true, 3600)).await);
+    assert!(!v5::away_with_subscription(v5::opts(&b, fleeting, false, 0)).await);
+    let (p, pev, _) = v3::connect(b.sig_opts("GID_test@@@producer")).await.unwrap();
+    let _d = v3::drive(pev);
+    p.publish("T/exp/n", QoS::AtLeastOnce, false, "kept").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let (_c, mut ev, present) = v5::connect(v5::opts(&b, lasting, false, 3600)).await;
+    assert!(present, "cleanStart=1 with an expiry interval leaves a session");
+    assert_eq!(v5::next_message(&mut ev, 10.0).await.as_deref(), Some(&b"kept"[..]));
+    let (_c2, mut ev2, present) = v5::connect(v5::opts(&b, fleeting, false, 0)).await;
+    assert!(!present, "an expiry interval of 0 ends the session with its connection");
+    assert_eq!(v5::next_message(&mut ev2, 0.8).await, None);
 }
