@@ -79,11 +79,17 @@ pub struct Args {
     #[arg(long, env = "BROKER_DEV_INSTANCE")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dev_instance: Option<String>,
-    /// Control-plane base URL (e.g. http://cp:8080). When set, the broker long-polls its
-    /// configuration from there and --snapshot is the last-known-good cache it writes.
+    /// Control-plane base URL (http://cp:8080, or https:// behind a TLS-terminating proxy). When set,
+    /// the broker long-polls its configuration from there and --snapshot is the last-known-good
+    /// cache it writes.
     #[arg(long, env = "BROKER_CONTROL_PLANE_URL")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub control_plane_url: Option<String>,
+    /// PEM file of certificate authorities to trust for an https:// control-plane URL, in addition
+    /// to the system's (for a private CA).
+    #[arg(long, env = "BROKER_CONTROL_PLANE_CA")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub control_plane_ca: Option<PathBuf>,
     /// This broker's node id at the control plane (needed with --control-plane-url).
     #[arg(long, env = "BROKER_NODE_ID")]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -118,6 +124,7 @@ pub struct Config {
     pub dev_instance: String,
     pub log_json: bool,
     pub control_plane_url: Option<String>,
+    pub control_plane_ca: Option<PathBuf>,
     pub node_id: Option<String>,
     pub node_secret: Option<String>,
 }
@@ -143,6 +150,7 @@ impl Default for Config {
             dev_instance: "mqtt-dev000000000".into(),
             log_json: false,
             control_plane_url: None,
+            control_plane_ca: None,
             node_id: None,
             node_secret: None,
         }

@@ -6,3 +6,4 @@ mod online_status;
 mod outage;
 mod probe;
 mod propagation;
+mod tls_link;

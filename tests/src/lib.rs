@@ -5,10 +5,12 @@ pub mod api;
 pub mod bins;
 pub mod processes;
 pub mod system;
+pub mod tls_proxy;
 
 pub use api::{Api, Fixture};
 pub use processes::{Broker, ControlPlane};
 pub use system::System;
+pub use tls_proxy::TlsProxy;
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {

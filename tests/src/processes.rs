@@ -129,6 +129,8 @@ pub struct Broker {
     pub node_id: String,
     node_secret: String,
     cp_url: String,
+    /// More command-line arguments.
+    extra_args: Vec<String>,
     pub mqtt_port: u16,
     pub http_port: u16,
     pub dir: PathBuf,
@@ -137,6 +139,11 @@ pub struct Broker {
 impl Broker {
     /// Starts node `node_id` with its own data folder under `dir`; waits until MQTT and HTTP listen.
     pub fn start(dir: &Path, cp_url: &str, node_id: &str, node_secret: &str) -> Self {
+        Self::start_with(dir, cp_url, node_id, node_secret, &[])
+    }
+
+    /// As `start`, with more command-line arguments.
+    pub fn start_with(dir: &Path, cp_url: &str, node_id: &str, node_secret: &str, extra_args: &[&str]) -> Self {
         let dir = dir.join(node_id);
         std::fs::create_dir_all(&dir).expect("broker dir");
         let mut b = Self {
@@ -144,6 +151,7 @@ impl Broker {
             node_id: node_id.into(),
             node_secret: node_secret.into(),
             cp_url: cp_url.into(),
+            extra_args: extra_args.iter().map(|a| a.to_string()).collect(),
             mqtt_port: free_port(),
             http_port: free_port(),
             dir,
@@ -166,6 +174,7 @@ impl Broker {
             .arg(&self.cp_url)
             .arg("--node-id")
             .arg(&self.node_id)
+            .args(&self.extra_args)
             .env("BROKER_NODE_SECRET", &self.node_secret)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())

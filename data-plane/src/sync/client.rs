@@ -33,13 +33,19 @@ pub struct Client {
 }
 
 impl Client {
-    pub fn new(base: &str, node_id: &str, node_secret: &str) -> Result<Self, ClientError> {
-        let http = reqwest::Client::builder()
+    /// A client of the control plane at `base`; `extra_ca` (PEM) is trusted besides the system's
+    /// certificate authorities for https.
+    pub fn new(base: &str, extra_ca: Option<&[u8]>, node_id: &str, node_secret: &str) -> Result<Self, ClientError> {
+        let mut builder = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
             // Long polls last up to WAIT_SECS; anything much longer is a dead connection.
-            .timeout(Duration::from_secs(WAIT_SECS + 15))
-            .build()
-            .map_err(ClientError::Unreachable)?;
+            .timeout(Duration::from_secs(WAIT_SECS + 15));
+        if let Some(pem) = extra_ca {
+            for cert in reqwest::Certificate::from_pem_bundle(pem).map_err(ClientError::Unreachable)? {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        let http = builder.build().map_err(ClientError::Unreachable)?;
         Ok(Self {
             http,
             base: base.trim_end_matches('/').to_string(),

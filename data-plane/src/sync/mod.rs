@@ -25,6 +25,8 @@ use crate::config::Config;
 #[derive(Debug, Clone)]
 pub struct LinkConfig {
     pub url: String,
+    /// PEM certificate authorities trusted besides the system's (`--control-plane-ca`).
+    pub extra_ca: Option<Vec<u8>>,
     pub node_id: String,
     pub node_secret: String,
     /// Last-known-good cache (`--snapshot`).
@@ -37,9 +39,10 @@ pub enum LinkConfigError {
     NodeId,
     #[error("control_plane_url is set but node_secret is missing")]
     NodeSecret,
-    /// The broker's HTTP client is built without TLS (put a TLS-terminating proxy in between).
-    #[error("control_plane_url must start with http://")]
+    #[error("control_plane_url must start with http:// or https://")]
     Scheme,
+    #[error("control_plane_ca {0}: {1}")]
+    Ca(String, String),
 }
 
 impl LinkConfig {
@@ -48,9 +51,24 @@ impl LinkConfig {
         let Some(url) = cfg.control_plane_url.as_deref().filter(|u| !u.is_empty()) else {
             return Ok(None);
         };
-        if !url.starts_with("http://") {
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
             return Err(LinkConfigError::Scheme);
         }
+        let extra_ca = match &cfg.control_plane_ca {
+            Some(path) => {
+                let pem =
+                    std::fs::read(path).map_err(|e| LinkConfigError::Ca(path.display().to_string(), e.to_string()))?;
+                // Checked here so that a bad file stops the start, not every later request.
+                reqwest::Certificate::from_pem_bundle(&pem)
+                    .ok()
+                    .filter(|certs| !certs.is_empty())
+                    .ok_or_else(|| {
+                        LinkConfigError::Ca(path.display().to_string(), "no PEM certificate in it".into())
+                    })?;
+                Some(pem)
+            }
+            None => None,
+        };
         let node_id = cfg
             .node_id
             .clone()
@@ -63,6 +81,7 @@ impl LinkConfig {
             .ok_or(LinkConfigError::NodeSecret)?;
         Ok(Some(Self {
             url: url.to_string(),
+            extra_ca,
             node_id,
             node_secret,
             cache: cfg.snapshot.clone(),
@@ -118,7 +137,12 @@ impl Default for LinkState {
 /// Starts the link on its own thread. The event subscription is taken here, before returning, so
 /// no connect of the first clients is missed.
 pub fn spawn(cfg: LinkConfig, broker: Arc<Broker>, prometheus: PrometheusHandle) -> anyhow::Result<()> {
-    let client = Arc::new(client::Client::new(&cfg.url, &cfg.node_id, &cfg.node_secret)?);
+    let client = Arc::new(client::Client::new(
+        &cfg.url,
+        cfg.extra_ca.as_deref(),
+        &cfg.node_id,
+        &cfg.node_secret,
+    )?);
     let state = Arc::new(LinkState::new());
     let events_rx = broker.events.subscribe();
     tracing::info!(url = %cfg.url, node_id = %cfg.node_id, boot_id = %state.boot_id, "control-plane link");
@@ -163,6 +187,28 @@ mod tests {
         let link = LinkConfig::from_config(&cfg).unwrap().unwrap();
         assert_eq!((link.node_id.as_str(), link.cache), ("node-1", cfg.snapshot.clone()));
         cfg.control_plane_url = Some("https://cp".into());
+        assert!(LinkConfig::from_config(&cfg).is_ok());
+        cfg.control_plane_url = Some("ftp://cp".into());
         assert_eq!(LinkConfig::from_config(&cfg).err(), Some(LinkConfigError::Scheme));
+    }
+
+    #[test]
+    fn a_control_plane_ca_file_must_hold_a_certificate() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = Config {
+            control_plane_url: Some("https://cp".into()),
+            node_id: Some("n".into()),
+            node_secret: Some("s".into()),
+            ..Config::default()
+        };
+        cfg.control_plane_ca = Some(dir.path().join("missing.pem"));
+        assert!(matches!(LinkConfig::from_config(&cfg), Err(LinkConfigError::Ca(..))));
+        std::fs::write(dir.path().join("junk.pem"), "not a certificate").unwrap();
+        cfg.control_plane_ca = Some(dir.path().join("junk.pem"));
+        assert!(matches!(LinkConfig::from_config(&cfg), Err(LinkConfigError::Ca(..))));
+        let ca = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/ca.pem");
+        cfg.control_plane_ca = Some(ca.into());
+        let link = LinkConfig::from_config(&cfg).unwrap().unwrap();
+        assert_eq!(link.extra_ca, Some(std::fs::read(ca).unwrap()));
     }
 }
