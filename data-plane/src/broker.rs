@@ -93,6 +93,9 @@ struct State {
     connections: HashMap<String, u32>,
     /// Unacknowledged (stored sequence -> packet id) of persistent sessions between connections.
     parked: HashMap<(String, String), BTreeMap<u64, u16>>,
+    /// Will messages waiting for their delay, by client: the generation the waiting task holds.
+    deferred_wills: HashMap<(String, String), u64>,
+    next_will_generation: u64,
 }
 
 impl Default for State {
@@ -103,6 +106,8 @@ impl Default for State {
             retained: HashMap::new(),
             connections: HashMap::new(),
             parked: HashMap::new(),
+            deferred_wills: HashMap::new(),
+            next_will_generation: 0,
         }
     }
 }
@@ -219,6 +224,8 @@ impl Broker {
             return Err(OpenError::QuotaExceeded);
         }
         *st.connections.entry(inst.id.clone()).or_default() += 1;
+        // A new connection within a will's delay cancels it (MQTT 5, 3.1.3.2.2).
+        st.deferred_wills.remove(&key);
         if let Some(old) = live_old {
             old.mailbox.signal(Ctl::TakenOver);
         }
@@ -292,6 +299,28 @@ impl Broker {
             unindex(st.index.as_mut(), inst_id, client_id, &old.subs);
         }
         metrics::gauge!("broker_subscriptions").set(st.index.len() as f64);
+    }
+
+    /// Registers a will message that waits for its delay; returns the generation to claim it with.
+    pub fn defer_will(&self, inst_id: &str, client_id: &str) -> u64 {
+        let mut st = self.state();
+        st.next_will_generation += 1;
+        let generation = st.next_will_generation;
+        st.deferred_wills
+            .insert((inst_id.to_string(), client_id.to_string()), generation);
+        generation
+    }
+
+    /// True (once) when the deferred will `generation` is still due: no new connection came.
+    pub fn take_deferred_will(&self, inst_id: &str, client_id: &str, generation: u64) -> bool {
+        let mut st = self.state();
+        let key = (inst_id.to_string(), client_id.to_string());
+        if st.deferred_wills.get(&key) == Some(&generation) {
+            st.deferred_wills.remove(&key);
+            true
+        } else {
+            false
+        }
     }
 
     /// Removes persistent sessions whose expiry interval has passed since their connection closed,

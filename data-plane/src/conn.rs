@@ -21,6 +21,16 @@ use crate::sink::Sink;
 use crate::sys;
 
 /// What the CONNECT carried, independent of the protocol version.
+/// A client's will message.
+pub struct Will {
+    pub topic: String,
+    pub payload: Bytes,
+    pub qos: u8,
+    pub retain: bool,
+    /// MQTT 5 will delay interval: a reconnect within it cancels the will.
+    pub delay_secs: u32,
+}
+
 pub struct ConnectInfo {
     pub client_id: String,
     pub username: Option<String>,
@@ -32,7 +42,7 @@ pub struct ConnectInfo {
     pub persistent: bool,
     /// How long a persistent session outlives the connection (MQTT 5); None: until a clean start.
     pub session_expiry_secs: Option<u32>,
-    pub will: Option<(String, Bytes, u8, bool)>,
+    pub will: Option<Will>,
     pub peer: String,
     pub receive_max: u16,
 }
@@ -82,7 +92,9 @@ pub struct Conn {
     peer: String,
     pub sink: Sink,
     mailbox: Arc<Mailbox>,
-    will: RefCell<Option<(String, Bytes, u8, bool)>>,
+    will: RefCell<Option<Will>>,
+    persistent: bool,
+    session_expiry_secs: Option<u32>,
     /// The client sent DISCONNECT (no will, `disconnect` event).
     pub clean_disconnect: Cell<bool>,
     notice_pending: Cell<bool>,
@@ -163,6 +175,8 @@ pub fn connect(
         sink: sink.clone(),
         mailbox: mailbox.clone(),
         will: RefCell::new(info.will),
+        persistent: info.persistent,
+        session_expiry_secs: info.session_expiry_secs,
         clean_disconnect: Cell::new(false),
         notice_pending: Cell::new(false),
     });
@@ -357,21 +371,51 @@ impl Conn {
     }
 }
 
+/// Publishes a will message if the client may still publish to its topic.
+fn publish_will(broker: &Broker, instance_id: &str, client_id: &str, may_publish: impl Fn(&str) -> bool, will: Will) {
+    let Some(inst) = broker.dirs.load().instances.get(instance_id).cloned() else {
+        return;
+    };
+    if topic::validate_topic_name(&will.topic, inst.quotas.max_topic_length as usize).is_ok()
+        && inst.has_parent(topic::parent_of(&will.topic))
+        && may_publish(&will.topic)
+    {
+        let msg = Msg {
+            topic: will.topic,
+            payload: will.payload,
+            retain: will.retain,
+        };
+        broker.publish(&inst, client_id, msg, will.qos);
+    }
+}
+
 impl Drop for Conn {
     /// The connection is gone: will message, `tcpclean`, and the session registry.
     fn drop(&mut self) {
-        if let Some((topic_name, payload, qos, retain)) = self.will.borrow_mut().take()
-            && let Some(inst) = self.instance()
-            && topic::validate_topic_name(&topic_name, inst.quotas.max_topic_length as usize).is_ok()
-            && inst.has_parent(topic::parent_of(&topic_name))
-            && (self.mode != Mode::Token || self.tokens.borrow().may_publish(&topic_name))
-        {
-            let msg = Msg {
-                topic: topic_name,
-                payload,
-                retain,
+        if let Some(will) = self.will.borrow_mut().take() {
+            let tokens = self.tokens.clone();
+            let token_mode = self.mode == Mode::Token;
+            let may_publish = move |t: &str| !token_mode || tokens.borrow().may_publish(t);
+            // MQTT 5: the will waits for its delay, but never beyond the session's end.
+            let session_left = if self.persistent {
+                self.session_expiry_secs.unwrap_or(u32::MAX)
+            } else {
+                0
             };
-            self.broker.publish(&inst, &self.client_id, msg, qos);
+            let delay = will.delay_secs.min(session_left);
+            if delay == 0 {
+                publish_will(&self.broker, &self.instance_id, &self.client_id, may_publish, will);
+            } else {
+                let generation = self.broker.defer_will(&self.instance_id, &self.client_id);
+                let (broker, inst, client) = (self.broker.clone(), self.instance_id.clone(), self.client_id.clone());
+                ntex::rt::spawn(async move {
+                    ntex::time::sleep(std::time::Duration::from_secs(u64::from(delay))).await;
+                    // A new connection of the client within the delay cancels the will.
+                    if broker.take_deferred_will(&inst, &client, generation) {
+                        publish_will(&broker, &inst, &client, may_publish, will);
+                    }
+                });
+            }
         }
         self.event(EventType::Tcpclean);
         metrics::gauge!("broker_connections").decrement(1.0);

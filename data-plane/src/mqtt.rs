@@ -9,7 +9,7 @@ use ntex_bytes::Bytes;
 use ntex_mqtt::{Control, QoS, Reason, v3, v5};
 
 use crate::broker::Broker;
-use crate::conn::{self, Conn, ConnectInfo, ConnectRefusal, Refusal};
+use crate::conn::{self, Conn, ConnectInfo, ConnectRefusal, Refusal, Will};
 use crate::sink::Sink;
 
 /// Error of our handlers: makes ntex-mqtt close the connection (v3) or send DISCONNECT (v5).
@@ -91,13 +91,12 @@ pub fn connect_v3(broker: &Arc<Broker>, dev: bool, msg: v3::Connect) -> Result<v
         clean_start: pkt.clean_session,
         persistent: !pkt.clean_session,
         session_expiry_secs: None,
-        will: pkt.last_will.as_ref().map(|w| {
-            (
-                w.topic.to_string(),
-                Bytes::copy_from_slice(&w.message),
-                qos_u8(w.qos),
-                w.retain,
-            )
+        will: pkt.last_will.as_ref().map(|w| Will {
+            topic: w.topic.to_string(),
+            payload: Bytes::copy_from_slice(&w.message),
+            qos: qos_u8(w.qos),
+            retain: w.retain,
+            delay_secs: 0,
         }),
         peer: peer(msg.io()),
         receive_max: u16::MAX,
@@ -116,20 +115,18 @@ pub fn connect_v5(broker: &Arc<Broker>, dev: bool, msg: v5::Connect) -> Result<v
         client_id: pkt.client_id.to_string(),
         username: pkt.username.as_ref().map(|u| u.to_string()),
         password: pkt.password.as_ref().map(|p| p.to_vec()).unwrap_or_default(),
-        // MQTT 5: the session outlives the connection only with an expiry interval.
         clean_start: pkt.clean_start,
         // With an interval of 0 the session ends with the connection: kept as persistent with a zero
         // expiry, so that a resumed session still delivers its stored messages on this connection.
         persistent: !(pkt.clean_start && pkt.session_expiry_interval_secs == 0),
         // 0xFFFFFFFF means the session does not expire (MQTT 5, 3.1.2.11.2).
         session_expiry_secs: Some(pkt.session_expiry_interval_secs).filter(|s| *s != u32::MAX),
-        will: pkt.last_will.as_ref().map(|w| {
-            (
-                w.topic.to_string(),
-                Bytes::copy_from_slice(&w.message),
-                qos_u8(w.qos),
-                w.retain,
-            )
+        will: pkt.last_will.as_ref().map(|w| Will {
+            topic: w.topic.to_string(),
+            payload: Bytes::copy_from_slice(&w.message),
+            qos: qos_u8(w.qos),
+            retain: w.retain,
+            delay_secs: w.will_delay_interval_sec.unwrap_or(0),
         }),
         peer: peer(msg.io()),
         receive_max: pkt.receive_max.map_or(u16::MAX, |r| r.get()),

@@ -336,3 +336,55 @@ async fn v5_clean_start_and_expiry_are_independent() {
     assert!(!present, "an expiry interval of 0 ends the session with its connection");
     assert_eq!(v5::next_message(&mut ev2, 0.8).await, None);
 }
+
+/// MQTT 5 will delay: the will of a dropped connection waits for its delay, and a reconnect within
+/// the delay cancels it.
+#[tokio::test]
+async fn v5_will_waits_for_its_delay_and_a_reconnect_cancels_it() {
+    use rumqttc::v5::mqttbytes::v5::{LastWill, LastWillProperties};
+    let b = BrokerProc::start(&snapshot());
+    let (sub, mut sev, _) = v3::connect(b.sig_opts("GID_test@@@watcher")).await.unwrap();
+    sub.subscribe("T/will/#", QoS::AtLeastOnce).await.unwrap();
+    v3::suback(&mut sev).await;
+    let with_will = |id: &str, delay: u32| {
+        let mut o = v5::opts(&b, id, false, 60);
+        let props = LastWillProperties {
+            delay_interval: Some(delay),
+            payload_format_indicator: None,
+            message_expiry_interval: None,
+            content_type: None,
+            response_topic: None,
+            correlation_data: None,
+            user_properties: Vec::new(),
+        };
+        o.set_last_will(LastWill::new(
+            format!("T/will/{id}"),
+            "gone",
+            rumqttc::v5::mqttbytes::QoS::AtLeastOnce,
+            false,
+            Some(props),
+        ));
+        o
+    };
+
+    // Dropped without DISCONNECT: nothing for the first second, then the will.
+    let (c, ev, _) = v5::connect(with_will("GID_test@@@late", 2)).await;
+    drop((c, ev));
+    assert!(
+        v3::drain(&mut sev, 1.0).await.is_empty(),
+        "the will came before its delay"
+    );
+    let got = v3::collect(&mut sev, 1, 5).await;
+    assert_eq!(got[0].topic, "T/will/GID_test@@@late");
+
+    // Back within the delay: no will at all.
+    let (c, ev, _) = v5::connect(with_will("GID_test@@@back", 2)).await;
+    drop((c, ev));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (_c, _ev, present) = v5::connect(with_will("GID_test@@@back", 2)).await;
+    assert!(present);
+    assert!(
+        v3::drain(&mut sev, 3.0).await.is_empty(),
+        "a reconnect must cancel the will"
+    );
+}
