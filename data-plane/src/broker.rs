@@ -14,10 +14,10 @@ use ntex_bytes::Bytes;
 use crate::conn::ConnectInfo;
 use crate::directory::{Directories, Instance};
 use crate::events::Events;
-use crate::mailbox::Mailbox;
+use crate::mailbox::{Mailbox, Refused};
 use crate::rate::RateLimiter;
 use crate::router::{Sub, SubscriptionIndex, SubscriptionRouter, Target};
-use crate::store::{PersistedSession, SessionStore, StoredMsg};
+use crate::store::{PersistedSession, SessionStore, StoredMsg, now_ms};
 
 /// An application message on its way to subscribers.
 #[derive(Debug)]
@@ -72,18 +72,12 @@ struct SessionEntry {
 }
 
 impl SessionEntry {
-    fn expired(&self, now_ms: u64) -> bool {
+    fn expired(&self, now: u64) -> bool {
         match (self.conn.is_none(), self.expiry_secs, self.gone_at_ms) {
-            (true, Some(secs), Some(at)) => at.saturating_add(u64::from(secs) * 1000) <= now_ms,
+            (true, Some(secs), Some(at)) => at.saturating_add(u64::from(secs) * 1000) <= now,
             _ => false,
         }
     }
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 struct State {
@@ -93,9 +87,8 @@ struct State {
     connections: HashMap<String, u32>,
     /// Unacknowledged (stored sequence -> packet id) of persistent sessions between connections.
     parked: HashMap<(String, String), BTreeMap<u64, u16>>,
-    /// Will messages waiting for their delay, by client: the generation the waiting task holds.
+    /// Will messages waiting for their delay, by client: the id of the connection that left it.
     deferred_wills: HashMap<(String, String), u64>,
-    next_will_generation: u64,
 }
 
 impl Default for State {
@@ -107,7 +100,6 @@ impl Default for State {
             connections: HashMap::new(),
             parked: HashMap::new(),
             deferred_wills: HashMap::new(),
-            next_will_generation: 0,
         }
     }
 }
@@ -301,21 +293,18 @@ impl Broker {
         metrics::gauge!("broker_subscriptions").set(st.index.len() as f64);
     }
 
-    /// Registers a will message that waits for its delay; returns the generation to claim it with.
-    pub fn defer_will(&self, inst_id: &str, client_id: &str) -> u64 {
-        let mut st = self.state();
-        st.next_will_generation += 1;
-        let generation = st.next_will_generation;
-        st.deferred_wills
-            .insert((inst_id.to_string(), client_id.to_string()), generation);
-        generation
+    /// Registers the will of connection `conn_id`, which waits for its delay.
+    pub fn defer_will(&self, inst_id: &str, client_id: &str, conn_id: u64) {
+        self.state()
+            .deferred_wills
+            .insert((inst_id.to_string(), client_id.to_string()), conn_id);
     }
 
-    /// True (once) when the deferred will `generation` is still due: no new connection came.
-    pub fn take_deferred_will(&self, inst_id: &str, client_id: &str, generation: u64) -> bool {
+    /// True (once) when the will of connection `conn_id` is still due: no new connection came.
+    pub fn take_deferred_will(&self, inst_id: &str, client_id: &str, conn_id: u64) -> bool {
         let mut st = self.state();
         let key = (inst_id.to_string(), client_id.to_string());
-        if st.deferred_wills.get(&key) == Some(&generation) {
+        if st.deferred_wills.get(&key) == Some(&conn_id) {
             st.deferred_wills.remove(&key);
             true
         } else {
@@ -485,6 +474,8 @@ impl Broker {
             let mut st = self.state();
             if retain {
                 // Under the state lock, so that the store keeps the same last message as memory.
+                // The payload is copied (once, for both): it may be a slice of a connection's read
+                // buffer, which a long-lived retained message would otherwise keep alive whole.
                 let record = StoredMsg {
                     topic: msg.topic.clone(),
                     payload: msg.payload.to_vec(),
@@ -496,17 +487,15 @@ impl Broker {
                     Err(e) => tracing::error!(error = %e, "cannot store retained message"),
                 }
                 let retained = st.retained.entry(inst.id.clone()).or_default();
-                if msg.payload.is_empty() {
-                    retained.remove(&msg.topic);
+                if record.payload.is_empty() {
+                    retained.remove(&record.topic);
                 } else {
                     let kept = Msg {
-                        topic: msg.topic.clone(),
-                        // A copy: the payload may be a slice of its connection's read buffer, which
-                        // a long-lived retained message would otherwise keep alive whole.
-                        payload: Bytes::copy_from_slice(&msg.payload),
+                        topic: record.topic,
+                        payload: Bytes::from(record.payload),
                         retain: true,
                     };
-                    retained.insert(msg.topic.clone(), Arc::new(kept));
+                    retained.insert(kept.topic.clone(), Arc::new(kept));
                 }
             }
             let targets = match topic::p2p_target(&msg.topic) {
@@ -543,7 +532,9 @@ impl Broker {
                 qos: q,
             }) {
                 Ok(()) => delivered += 1,
-                Err(_) => metrics::counter!("broker_dropped_total", "reason" => "queue_full").increment(1),
+                Err(Refused::Full) => metrics::counter!("broker_dropped_total", "reason" => "queue_full").increment(1),
+                // The connection is closing: not a drop of a live client's message.
+                Err(Refused::Closed) => {}
             }
         }
         if !stored.is_empty() {

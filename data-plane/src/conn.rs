@@ -20,7 +20,6 @@ use crate::mailbox::Mailbox;
 use crate::sink::Sink;
 use crate::sys;
 
-/// What the CONNECT carried, independent of the protocol version.
 /// A client's will message.
 pub struct Will {
     pub topic: String,
@@ -31,6 +30,7 @@ pub struct Will {
     pub delay_secs: u32,
 }
 
+/// What the CONNECT carried, independent of the protocol version.
 pub struct ConnectInfo {
     pub client_id: String,
     pub username: Option<String>,
@@ -92,9 +92,8 @@ pub struct Conn {
     peer: String,
     pub sink: Sink,
     mailbox: Arc<Mailbox>,
+    /// Its delay already capped by the session's lifetime.
     will: RefCell<Option<Will>>,
-    persistent: bool,
-    session_expiry_secs: Option<u32>,
     /// The client sent DISCONNECT (no will, `disconnect` event).
     pub clean_disconnect: Cell<bool>,
     notice_pending: Cell<bool>,
@@ -174,9 +173,18 @@ pub fn connect(
         peer: info.peer,
         sink: sink.clone(),
         mailbox: mailbox.clone(),
-        will: RefCell::new(info.will),
-        persistent: info.persistent,
-        session_expiry_secs: info.session_expiry_secs,
+        will: RefCell::new(info.will.map(|will| {
+            // MQTT 5: the will waits for its delay, but never beyond the session's end.
+            let session_left = if info.persistent {
+                info.session_expiry_secs.unwrap_or(u32::MAX)
+            } else {
+                0
+            };
+            Will {
+                delay_secs: will.delay_secs.min(session_left),
+                ..will
+            }
+        })),
         clean_disconnect: Cell::new(false),
         notice_pending: Cell::new(false),
     });
@@ -396,22 +404,16 @@ impl Drop for Conn {
             let tokens = self.tokens.clone();
             let token_mode = self.mode == Mode::Token;
             let may_publish = move |t: &str| !token_mode || tokens.borrow().may_publish(t);
-            // MQTT 5: the will waits for its delay, but never beyond the session's end.
-            let session_left = if self.persistent {
-                self.session_expiry_secs.unwrap_or(u32::MAX)
-            } else {
-                0
-            };
-            let delay = will.delay_secs.min(session_left);
-            if delay == 0 {
+            if will.delay_secs == 0 {
                 publish_will(&self.broker, &self.instance_id, &self.client_id, may_publish, will);
             } else {
-                let generation = self.broker.defer_will(&self.instance_id, &self.client_id);
+                let conn_id = self.conn_id;
+                self.broker.defer_will(&self.instance_id, &self.client_id, conn_id);
                 let (broker, inst, client) = (self.broker.clone(), self.instance_id.clone(), self.client_id.clone());
                 ntex::rt::spawn(async move {
-                    ntex::time::sleep(std::time::Duration::from_secs(u64::from(delay))).await;
+                    ntex::time::sleep(std::time::Duration::from_secs(u64::from(will.delay_secs))).await;
                     // A new connection of the client within the delay cancels the will.
-                    if broker.take_deferred_will(&inst, &client, generation) {
+                    if broker.take_deferred_will(&inst, &client, conn_id) {
                         publish_will(&broker, &inst, &client, may_publish, will);
                     }
                 });

@@ -146,15 +146,8 @@ impl Delivery {
             }
             // A new snapshot may withdraw this client's rights: checked on every turn, so that a
             // busy mailbox cannot put it off.
-            match self.snapshot.has_changed() {
-                Ok(false) => {}
-                Ok(true) => {
-                    self.snapshot.mark_unchanged();
-                    if self.credentials_revoked() {
-                        return Stop::Revoked;
-                    }
-                }
-                Err(_) => return Stop::Revoked,
+            if self.snapshot_revoked() {
+                return Stop::Revoked;
             }
             match self.mailbox.take() {
                 Some(Mail::Signal(Ctl::TakenOver)) => return Stop::TakenOver,
@@ -195,14 +188,25 @@ impl Delivery {
                 _ = freed.notified() => {}
                 _ = self.tokens_changed.notified() => {}
                 changed = self.snapshot.changed() => {
-                    if changed.is_err() {
+                    if changed.is_err() || self.credentials_revoked() {
                         return Stop::Revoked;
                     }
-                    // Seen; the check at the top of the loop acts on it.
-                    self.snapshot.mark_changed();
                 }
                 _ = sleep => {}
             }
+        }
+    }
+
+    /// True (after sending the invalid notice) when a snapshot applied since the last look withdrew
+    /// this client's rights.
+    fn snapshot_revoked(&mut self) -> bool {
+        match self.snapshot.has_changed() {
+            Ok(false) => false,
+            Ok(true) => {
+                self.snapshot.mark_unchanged();
+                self.credentials_revoked()
+            }
+            Err(_) => true,
         }
     }
 

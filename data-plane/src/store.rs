@@ -87,14 +87,24 @@ pub struct FjallStore {
     counts: Mutex<HashMap<String, u64>>,
 }
 
-fn now_ms() -> u64 {
+/// Milliseconds since the Unix epoch.
+pub(crate) fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-fn session_key(inst: &str, client: &str) -> Vec<u8> {
-    [inst.as_bytes(), b"\0", client.as_bytes()].concat()
+/// `inst \0 name`: the key of a session (name = client ID) or a retained message (name = topic).
+fn instance_key(inst: &str, name: &str) -> Vec<u8> {
+    [inst.as_bytes(), b"\0", name.as_bytes()].concat()
+}
+
+/// Splits an `instance_key` back into (instance, name).
+fn split_instance_key(key: &[u8]) -> StoreResult<(&str, &str)> {
+    std::str::from_utf8(key)
+        .ok()
+        .and_then(|text| text.split_once('\0'))
+        .ok_or_else(|| StoreError::Corrupt("instance key".into()))
 }
 
 fn queue_prefix(inst: &str, client: &str) -> Vec<u8> {
@@ -223,10 +233,7 @@ impl SessionStore for FjallStore {
         let mut out = Vec::new();
         for kv in self.sessions.iter() {
             let (key, value) = kv.into_inner()?;
-            let text = std::str::from_utf8(&key).map_err(|_| StoreError::Corrupt("session key".into()))?;
-            let (inst, client) = text
-                .split_once('\0')
-                .ok_or_else(|| StoreError::Corrupt("session key".into()))?;
+            let (inst, client) = split_instance_key(&key)?;
             let session = serde_json::from_slice(&value).map_err(|e| StoreError::Corrupt(e.to_string()))?;
             out.push((inst.to_string(), client.to_string(), session));
         }
@@ -235,12 +242,12 @@ impl SessionStore for FjallStore {
 
     fn save_session(&self, inst: &str, client: &str, session: &PersistedSession) -> StoreResult<()> {
         let value = serde_json::to_vec(session).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        self.sessions.insert(session_key(inst, client), value)?;
+        self.sessions.insert(instance_key(inst, client), value)?;
         Ok(())
     }
 
     fn delete_session(&self, inst: &str, client: &str) -> StoreResult<()> {
-        self.sessions.remove(session_key(inst, client))?;
+        self.sessions.remove(instance_key(inst, client))?;
         let prefix = queue_prefix(inst, client);
         let seqs: Vec<u64> = self
             .queue
@@ -333,7 +340,7 @@ impl SessionStore for FjallStore {
     }
 
     fn set_retained(&self, inst: &str, msg: &StoredMsg) -> StoreResult<()> {
-        let key = session_key(inst, &msg.topic);
+        let key = instance_key(inst, &msg.topic);
         if msg.payload.is_empty() {
             self.retained.remove(key)?;
         } else {
@@ -346,11 +353,7 @@ impl SessionStore for FjallStore {
         let mut out = Vec::new();
         for kv in self.retained.iter() {
             let (key, value) = kv.into_inner()?;
-            let inst = key
-                .split(|b| *b == 0)
-                .next()
-                .and_then(|i| std::str::from_utf8(i).ok())
-                .ok_or_else(|| StoreError::Corrupt("retained key".into()))?;
+            let (inst, _topic) = split_instance_key(&key)?;
             let msg = decode(&value).ok_or_else(|| StoreError::Corrupt("retained message".into()))?;
             out.push((inst.to_string(), msg));
         }

@@ -33,17 +33,20 @@ pub struct Client {
 }
 
 impl Client {
-    /// A client of the control plane at `base`; `extra_ca` (PEM) is trusted besides the system's
+    /// A client of the control plane at `base`; `extra_ca` is trusted besides the system's
     /// certificate authorities for https.
-    pub fn new(base: &str, extra_ca: Option<&[u8]>, node_id: &str, node_secret: &str) -> Result<Self, ClientError> {
+    pub fn new(
+        base: &str,
+        extra_ca: &[reqwest::Certificate],
+        node_id: &str,
+        node_secret: &str,
+    ) -> Result<Self, ClientError> {
         let mut builder = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
             // Long polls last up to WAIT_SECS; anything much longer is a dead connection.
             .timeout(Duration::from_secs(WAIT_SECS + 15));
-        if let Some(pem) = extra_ca {
-            for cert in reqwest::Certificate::from_pem_bundle(pem).map_err(ClientError::Unreachable)? {
-                builder = builder.add_root_certificate(cert);
-            }
+        for cert in extra_ca {
+            builder = builder.add_root_certificate(cert.clone());
         }
         let http = builder.build().map_err(ClientError::Unreachable)?;
         Ok(Self {

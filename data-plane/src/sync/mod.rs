@@ -25,8 +25,8 @@ use crate::config::Config;
 #[derive(Debug, Clone)]
 pub struct LinkConfig {
     pub url: String,
-    /// PEM certificate authorities trusted besides the system's (`--control-plane-ca`).
-    pub extra_ca: Option<Vec<u8>>,
+    /// Certificate authorities trusted besides the system's (`--control-plane-ca`).
+    pub extra_ca: Vec<reqwest::Certificate>,
     pub node_id: String,
     pub node_secret: String,
     /// Last-known-good cache (`--snapshot`).
@@ -54,20 +54,17 @@ impl LinkConfig {
         if !(url.starts_with("http://") || url.starts_with("https://")) {
             return Err(LinkConfigError::Scheme);
         }
+        // Read and parsed here, so that a bad file stops the start.
         let extra_ca = match &cfg.control_plane_ca {
             Some(path) => {
-                let pem =
-                    std::fs::read(path).map_err(|e| LinkConfigError::Ca(path.display().to_string(), e.to_string()))?;
-                // Checked here so that a bad file stops the start, not every later request.
+                let refused = |why: String| LinkConfigError::Ca(path.display().to_string(), why);
+                let pem = std::fs::read(path).map_err(|e| refused(e.to_string()))?;
                 reqwest::Certificate::from_pem_bundle(&pem)
                     .ok()
                     .filter(|certs| !certs.is_empty())
-                    .ok_or_else(|| {
-                        LinkConfigError::Ca(path.display().to_string(), "no PEM certificate in it".into())
-                    })?;
-                Some(pem)
+                    .ok_or_else(|| refused("no PEM certificate in it".into()))?
             }
-            None => None,
+            None => Vec::new(),
         };
         let node_id = cfg
             .node_id
@@ -139,7 +136,7 @@ impl Default for LinkState {
 pub fn spawn(cfg: LinkConfig, broker: Arc<Broker>, prometheus: PrometheusHandle) -> anyhow::Result<()> {
     let client = Arc::new(client::Client::new(
         &cfg.url,
-        cfg.extra_ca.as_deref(),
+        &cfg.extra_ca,
         &cfg.node_id,
         &cfg.node_secret,
     )?);
@@ -209,6 +206,6 @@ mod tests {
         let ca = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/ca.pem");
         cfg.control_plane_ca = Some(ca.into());
         let link = LinkConfig::from_config(&cfg).unwrap().unwrap();
-        assert_eq!(link.extra_ca, Some(std::fs::read(ca).unwrap()));
+        assert_eq!(link.extra_ca.len(), 1);
     }
 }
