@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use crate::support::v3;
 use crate::support::*;
+use crate::support::{v3, v5};
 use rumqttc::{LastWill, QoS};
 
 #[tokio::test]
@@ -108,23 +108,12 @@ async fn retained_will_shared_and_takeover() {
 #[tokio::test]
 async fn v5_round_trip_and_dev_listener() {
     use rumqttc::v5::mqttbytes::QoS as Q5;
-    use rumqttc::v5::mqttbytes::v5::Packet as P5;
-    use rumqttc::v5::{AsyncClient, Event};
     let b = BrokerProc::start_with_dev(&snapshot());
     let c = "GID_test@@@v5";
-    let (client, mut ev) = AsyncClient::new(b.v5_opts(c, &sig_user(INST), &sig_pass(c)), 10);
+    let (client, mut ev) = v5::AsyncClient::new(b.v5_opts(c, &sig_user(INST), &sig_pass(c)), 10);
     client.subscribe("T/v5/#", Q5::AtLeastOnce).await.unwrap();
     client.publish("T/v5/a", Q5::AtLeastOnce, false, "hi").await.unwrap();
-    let got = tokio::time::timeout(Duration::from_secs(10), async {
-        loop {
-            if let Event::Incoming(P5::Publish(p)) = ev.poll().await.unwrap() {
-                return p;
-            }
-        }
-    })
-    .await
-    .unwrap();
-    assert_eq!(&got.payload[..], b"hi");
+    assert_eq!(v5::next_message(&mut ev, 10.0).await.as_deref(), Some(&b"hi"[..]));
 
     // Development listener: no credentials, any topic, never the default.
     let mut o = rumqttc::MqttOptions::new("anything", "127.0.0.1", b.dev_port.unwrap());

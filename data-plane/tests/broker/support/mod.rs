@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod v3;
+pub mod v5;
 
 use std::io::Read;
 use std::net::TcpStream;
