@@ -2,9 +2,11 @@
 //! topic matching, MQTT credential signing and token issuing/verification. Pure and I/O-free.
 
 pub mod names;
+pub mod qos;
 pub mod quotas;
 pub mod signing;
 pub mod snapshot;
 pub mod sync;
+pub mod time;
 pub mod token;
 pub mod topic;
