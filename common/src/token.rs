@@ -14,7 +14,7 @@ use thiserror::Error;
 use crate::topic;
 
 /// What a token allows: `R` = subscribe, `W` = publish.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum TokenAction {
     R,
     W,
@@ -82,11 +82,15 @@ pub struct TokenClaims {
 }
 
 impl TokenClaims {
-    /// True when `topic` (a name, or a filter for SUBSCRIBE) is inside one of the token's resources.
-    pub fn covers(&self, topic_or_filter: &str) -> bool {
-        self.res
-            .iter()
-            .any(|r| r == topic_or_filter || topic::matches(r, topic_or_filter))
+    /// True when the topic name (of a PUBLISH or a delivery) is inside one of the token's resources.
+    pub fn covers_topic(&self, topic_name: &str) -> bool {
+        self.res.iter().any(|r| topic::matches(r, topic_name))
+    }
+
+    /// True when every topic the SUBSCRIBE filter can match is inside one resource (the filter is a
+    /// subset of it, level by level).
+    pub fn covers_filter(&self, filter: &str) -> bool {
+        self.res.iter().any(|r| topic::filter_covers(r, filter))
     }
 }
 
@@ -240,7 +244,7 @@ mod tests {
         let verifier = TokenVerifier::new([signer.public_key()]);
         let token = signer.sign(&claims(10_000));
         let c = verifier.verify(&token, 5_000).unwrap();
-        assert!(c.covers("T/a/x") && c.covers("T/b") && !c.covers("T/c"));
+        assert!(c.covers_topic("T/a/x") && c.covers_topic("T/b") && !c.covers_topic("T/c"));
         assert_eq!(verifier.verify(&token, 10_000), Err(TokenError::Expired));
         assert_eq!(verifier.verify("garbage", 0), Err(TokenError::Malformed));
 

@@ -96,6 +96,22 @@ pub fn matches(filter: &str, topic: &str) -> bool {
     }
 }
 
+/// True when every topic `filter` can match is also matched by `resource`: level by level, a `#`
+/// in the filter is covered only by `#`, a `+` only by `+` or `#`, a literal by itself, `+` or `#`.
+pub fn filter_covers(resource: &str, filter: &str) -> bool {
+    let mut r = resource.split('/');
+    let mut f = filter.split('/');
+    loop {
+        match (r.next(), f.next()) {
+            (Some("#"), _) => return true,
+            (Some("+"), Some(fl)) if fl != "#" => {}
+            (Some(rl), Some(fl)) if rl == fl => {}
+            (None, None) => return true,
+            _ => return false,
+        }
+    }
+}
+
 /// A subscription request split into its optional share group and the real filter.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SubscriptionFilter<'a> {
@@ -150,6 +166,36 @@ mod tests {
         assert!(!matches("a/b", "a/b/c"));
         assert!(!matches("a/b/c", "a/b"));
         assert!(matches("a/+", "a/"));
+    }
+
+    #[test]
+    fn filter_subsets() {
+        // (resource, filter, covered)
+        let table = [
+            ("T/#", "T/#", true),
+            ("T/#", "T/+", true),
+            ("T/#", "T/a/b", true),
+            ("T/#", "T", true),
+            ("T/+", "T/a", true),
+            ("T/+", "T/+", true),
+            ("T/+", "T/#", false),
+            ("T/+", "T/a/b", false),
+            ("T/+", "T", false),
+            ("T/a", "T/a", true),
+            ("T/a", "T/+", false),
+            ("T/a", "T/#", false),
+            ("T/+/c", "T/+/c", true),
+            ("T/+/c", "T/b/c", true),
+            ("T/+/c", "T/b/#", false),
+            ("T/a/#", "T/#", false),
+            ("T/a/#", "T/a/#", true),
+            ("T/a/#", "T/a", true),
+            ("T", "T/#", false),
+            ("U/#", "T/a", false),
+        ];
+        for (resource, filter, covered) in table {
+            assert_eq!(filter_covers(resource, filter), covered, "{resource} covers {filter}");
+        }
     }
 
     #[test]

@@ -54,7 +54,7 @@ async fn apply_verify_offline_and_query() {
     assert_eq!(claims.act, TokenAction::RW);
     assert_eq!(claims.res, vec!["T/a/+", "U/#", "T"]);
     assert_eq!(claims.exp_ms, exp);
-    assert!(claims.covers("T/a/x") && claims.covers("U/x/y") && !claims.covers("T/b/x"));
+    assert!(claims.covers_topic("T/a/x") && claims.covers_topic("U/x/y") && !claims.covers_topic("T/b/x"));
 
     for (actions, act) in [("R", TokenAction::R), ("W", TokenAction::W), ("W,R", TokenAction::RW)] {
         let b = f
