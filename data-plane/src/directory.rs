@@ -161,7 +161,7 @@ impl Directories {
             instances = dir.instances.len(),
             "snapshot applied"
         );
-        metrics::gauge!("broker_snapshot_version").set(dir.version as f64);
+        crate::metrics::snapshot_version(dir.version);
         let version = dir.version;
         self.current.store(Arc::new(dir));
         self.changed.send_replace(version);

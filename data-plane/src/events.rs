@@ -1,6 +1,6 @@
-//! Client status events *(SPEC 3.8)*: `connect`, `disconnect`, `tcpclean` (plus `subscribe` /
-//! `unsubscribe` for session queries), published into an in-process broadcast stream that later
-//! features (rules, online status, the control-plane link) subscribe to.
+//! Client status events *(spec 3.8)*: `connect`, `disconnect`, `tcpclean` (plus `subscribe` /
+//! `unsubscribe` for session queries), published into an in-process broadcast stream that the
+//! control-plane link subscribes to.
 
 use tokio::sync::broadcast;
 
@@ -32,7 +32,7 @@ impl Events {
             EventType::Subscribe => "subscribe",
             EventType::Unsubscribe => "unsubscribe",
         };
-        metrics::counter!("broker_client_events_total", "event" => kind).increment(1);
+        crate::metrics::client_event(kind);
         // Serializing is a visible part of a connect's cost: build the JSON only when the line is logged.
         match event.event_type {
             // Subscription changes are frequent and only feed session queries.
@@ -49,7 +49,7 @@ impl Events {
                 }
             }
         }
-        // No receiver is fine: nobody consumes events yet.
+        // No receiver is fine: a broker without a control plane has nobody to tell.
         let _ = self.tx.send(event);
     }
 }
@@ -57,10 +57,4 @@ impl Events {
 /// 32 lowercase hex chars, unique per TCP connection.
 pub fn new_channel_id() -> String {
     hex::encode(rand::random::<[u8; 16]>())
-}
-
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }

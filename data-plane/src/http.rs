@@ -12,7 +12,7 @@ use axum::extract::State;
 use axum::routing::get;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
-use crate::broker::Broker;
+use crate::core::Broker;
 
 #[derive(Clone)]
 struct AppState {
@@ -26,17 +26,7 @@ pub fn spawn(addr: SocketAddr, broker: Arc<Broker>, reload: Option<PathBuf>) -> 
     let prometheus = PrometheusBuilder::new()
         .install_recorder()
         .context("installing the metrics recorder")?;
-    // Series exist from the start, so dashboards and alerts see zeros rather than gaps.
-    for name in ["broker_connects_total", "broker_throttled_total"] {
-        metrics::counter!(name).increment(0);
-    }
-    for qos in ["0", "1", "2"] {
-        metrics::counter!("broker_messages_in_total", "qos" => qos).increment(0);
-        metrics::counter!("broker_messages_out_total", "qos" => qos).increment(0);
-    }
-    for name in ["broker_connections", "broker_subscriptions", "broker_offline_messages"] {
-        metrics::gauge!(name).increment(0.0);
-    }
+    crate::metrics::register();
     let std_listener = std::net::TcpListener::bind(addr).with_context(|| format!("binding {addr}"))?;
     std_listener.set_nonblocking(true)?;
     tracing::info!(addr = %std_listener.local_addr()?, "http listener (/metrics, /healthz, /route/clientId/get)");
@@ -71,8 +61,7 @@ pub fn spawn(addr: SocketAddr, broker: Arc<Broker>, reload: Option<PathBuf>) -> 
 }
 
 async fn metrics(State(state): State<AppState>) -> String {
-    let total: u64 = state.broker.store.counts().values().sum();
-    metrics::gauge!("broker_offline_messages").set(total as f64);
+    crate::metrics::offline_messages(state.broker.offline_message_count());
     state.prometheus.render()
 }
 
@@ -89,7 +78,7 @@ async fn reload_on_sighup(broker: Arc<Broker>, snapshot: Option<PathBuf>) {
         match broker.dirs.apply_file(snapshot) {
             Ok(()) => tracing::info!("snapshot reloaded"),
             Err(e) => {
-                metrics::counter!("broker_snapshot_refused_total").increment(1);
+                crate::metrics::snapshot_refused();
                 tracing::error!(error = %e, "snapshot reload refused; keeping the current one");
             }
         }

@@ -1,23 +1,21 @@
-//! The data-plane broker as a library: the `broker` binary is a thin `main` over `server::run`,
-//! and later features (control-plane link, rules) reuse the same modules.
+//! The data-plane broker as a library: the `broker` binary is a thin `main` over `server::run`.
+//! Layers, each using only those below it: `mqtt` (protocol adapters) -> `conn` (one connection)
+//! -> `core` (the node-wide broker) -> `auth`, `store`, `directory`, `message`.
 
-pub mod auth;
-pub mod broker;
+mod auth;
 pub mod config;
-pub mod conn;
-pub mod deliver;
-pub mod directory;
-pub mod events;
-pub mod http;
-pub mod mailbox;
-pub mod mqtt;
-pub mod online_status;
-pub mod rate;
-pub mod router;
+mod conn;
+mod core;
+mod directory;
+mod events;
+mod http;
+mod message;
+mod metrics;
+mod mqtt;
+mod online_status;
 pub mod server;
-pub mod sink;
-pub mod store;
-pub mod sync;
-pub mod sys;
-pub mod tls;
-pub mod ws;
+mod store;
+mod sync;
+mod sys;
+mod tls;
+mod ws;

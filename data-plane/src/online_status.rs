@@ -1,4 +1,4 @@
-//! The Alibaba-compatible online-status query on the broker's HTTP listener *(SPEC 4)*:
+//! The Alibaba-compatible online-status query on the broker's HTTP listener *(spec 4)*:
 //! `GET /route/clientId/get?accessKey=&resource=<clientId>&timestamp=<ms>&instanceId=&signature=`,
 //! signed with the AccessKey secret; answers how many live connections the client has here.
 
@@ -11,7 +11,7 @@ use axum::{Json, Router};
 use common::signing::{constant_time_eq, hmac_sha1_base64, online_query_string_to_sign};
 use serde::Serialize;
 
-use crate::broker::Broker;
+use crate::core::Broker;
 use crate::directory::Directory;
 
 pub const PATH: &str = "/route/clientId/get";
@@ -57,10 +57,10 @@ async fn handle(
     Query(params): Query<Vec<(String, String)>>,
 ) -> (StatusCode, Json<Answer>) {
     let dir = broker.dirs.load();
-    let answer = evaluate(&dir, &params, crate::events::now_ms(), |inst, client| {
+    let answer = evaluate(&dir, &params, common::time::now_ms(), |inst, client| {
         broker.live_connections(inst, client) as u64
     });
-    metrics::counter!("broker_online_queries_total", "code" => answer.code.to_string()).increment(1);
+    crate::metrics::online_query(answer.code);
     (answer.status(), Json(answer))
 }
 

@@ -11,8 +11,8 @@ use ntex::service::Service as _;
 use ntex::time::Seconds;
 use ntex_mqtt::{MqttServiceConfig, QoS};
 
-use crate::broker::Broker;
 use crate::config::Config;
+use crate::core::{Broker, Limits, Parts};
 use crate::directory::Directories;
 use crate::http;
 use crate::mqtt::mqtt_service;
@@ -52,7 +52,7 @@ fn mqtt_config(cfg: &Config) -> SharedCfg {
 
 pub fn run(cfg: Config) -> anyhow::Result<()> {
     std::fs::create_dir_all(&cfg.data_dir).with_context(|| format!("creating {}", cfg.data_dir.display()))?;
-    let store = FjallStore::open(&cfg.data_dir).context("opening the store")?;
+    let store = FjallStore::open_shared(&cfg.data_dir).context("opening the store")?;
     let dev_instance = cfg.dev_listen.map(|_| cfg.dev_instance.clone());
     let dirs = Directories::new(dev_instance);
     let link = crate::sync::LinkConfig::from_config(&cfg)?;
@@ -61,15 +61,14 @@ pub fn run(cfg: Config) -> anyhow::Result<()> {
         Some(_) => crate::sync::lkg::load(&dirs, &cfg.snapshot),
         None => dirs.apply_file(&cfg.snapshot).context("loading the snapshot")?,
     }
-    let broker = Arc::new(Broker::new(
-        dirs,
-        Arc::new(store),
-        cfg.max_inflight,
-        cfg.max_queued_messages,
-    ));
-    let restored = broker.restore().context("restoring sessions")?;
+    let (parts, restored) = Parts::embedded(store.clone()).context("restoring sessions and retained messages")?;
     tracing::info!(sessions = restored, "persistent sessions restored");
-    broker.sweep();
+    let limits = Limits {
+        max_inflight: cfg.max_inflight,
+        max_queued: cfg.max_queued_messages,
+    };
+    let broker = Arc::new(Broker::new(dirs, parts, limits));
+    broker.expire_offline_messages();
 
     let reload = link.is_none().then(|| cfg.snapshot.clone());
     let prometheus = http::spawn(cfg.http_listen, broker.clone(), reload)?;
@@ -117,7 +116,6 @@ pub fn run(cfg: Config) -> anyhow::Result<()> {
     let sys = ntex::rt::System::build().name("broker").build(ntex::rt::DefaultRuntime);
     let mqtt_cfg = mqtt_config(&cfg);
     let workers = cfg.workers.max(1);
-    let store = broker.store.clone();
     sys.block_on(async move {
         let b = broker.clone();
         let mut server = ntex::server::build()
@@ -169,13 +167,15 @@ pub fn run(cfg: Config) -> anyhow::Result<()> {
             let b = broker.clone();
             server = server.listen("mqtt-dev", l, mqtt_cfg, async move |_| mqtt_service!(b, true))?;
         }
+        ntex::rt::spawn(broker.clone().run_will_timer());
         let sweeper = broker.clone();
         ntex::rt::spawn(async move {
             loop {
-                ntex::time::sleep(Duration::from_secs(60)).await;
+                sweeper.expire_sessions().await;
                 let b = sweeper.clone();
-                // The sweep touches the disk: keep it off the accept loop's thread.
-                let _ = ntex::rt::spawn_blocking(move || b.sweep()).await;
+                // Retention touches the disk: keep it off the accept loop's thread.
+                let _ = ntex::rt::spawn_blocking(move || b.expire_offline_messages()).await;
+                ntex::time::sleep(Duration::from_secs(60)).await;
             }
         });
         if let Err(e) = server.run().await {
@@ -184,6 +184,6 @@ pub fn run(cfg: Config) -> anyhow::Result<()> {
         tracing::info!("mqtt server stopped");
         Ok::<_, anyhow::Error>(())
     })?;
-    store.flush().context("final store flush")?;
+    crate::core::offline::OfflineQueue::flush(store.as_ref()).context("final store flush")?;
     Ok(())
 }

@@ -1,49 +1,13 @@
-//! CONNECT authentication *(SPEC 3.2)*: Signature, Token and DeviceCredential modes, all offline.
-//! Every failure maps to the same "not authorized" on the wire; the reason only reaches the logs.
-
-use std::collections::BTreeMap;
-use std::sync::Arc;
+//! Authentication at CONNECT *(spec 3.2)*: Signature, Token and DeviceCredential modes, all
+//! offline against the configuration. Every failure maps to the same "not authorized" on the wire;
+//! the reason only reaches the logs and metrics.
 
 use common::names;
 use common::signing::{constant_time_eq, verify_mqtt_password};
-use common::token::{TokenAction, TokenClaims, TokenError};
+use common::token::TokenError;
 
+use super::{Credential, Mode, Principal, Tokens};
 use crate::directory::{Directory, Instance};
-
-/// How the client authenticated; decides authorization (SPEC 3.3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    Signature,
-    Token,
-    DeviceCredential,
-    /// Development listener: authentication off.
-    Open,
-}
-
-/// An authenticated client.
-pub struct Principal {
-    pub instance: Arc<Instance>,
-    pub access_key_id: String,
-    pub mode: Mode,
-    pub tokens: Tokens,
-}
-
-/// The live tokens of a Token-mode session, by the TYPE they were presented as.
-#[derive(Debug, Clone, Default)]
-pub struct Tokens {
-    pub by_type: BTreeMap<&'static str, TokenClaims>,
-    /// Token ids whose expiry notice was sent.
-    pub notified: std::collections::HashSet<String>,
-}
-
-impl Tokens {
-    pub fn may_publish(&self, topic: &str) -> bool {
-        self.by_type.values().any(|c| c.act.allows_write() && c.covers(topic))
-    }
-    pub fn may_subscribe(&self, filter: &str) -> bool {
-        self.by_type.values().any(|c| c.act.allows_read() && c.covers(filter))
-    }
-}
 
 /// Why authentication failed (logged and counted, never sent to the client).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -112,9 +76,12 @@ pub fn authenticate(
     }
     let principal = |mode, tokens| Principal {
         instance: instance.clone(),
-        access_key_id: key_id.to_string(),
-        mode,
-        tokens,
+        client_id: client_id.to_string(),
+        credential: Credential {
+            mode,
+            key_id: key_id.to_string(),
+            tokens,
+        },
     };
     match mode {
         "Signature" => {
@@ -140,7 +107,7 @@ pub fn authenticate(
         "Token" => {
             enabled_key(instance, key_id)?;
             let password = std::str::from_utf8(password).map_err(|_| AuthError::Token(TokenError::Malformed))?;
-            let tokens = parse_token_password(dir, instance, key_id, password, now_ms).map_err(AuthError::Token)?;
+            let tokens = Tokens::from_password(dir, instance, key_id, password, now_ms).map_err(AuthError::Token)?;
             Ok(principal(Mode::Token, tokens))
         }
         _ => Err(AuthError::Username),
@@ -155,45 +122,12 @@ fn enabled_key<'a>(instance: &'a Instance, key_id: &str) -> Result<&'a common::s
         .ok_or(AuthError::AccessKey)
 }
 
-/// `R|t1|W|t2` or `RW|t`: every pair must hold a valid token *(compat)*.
-fn parse_token_password(
-    dir: &Directory,
-    instance: &Instance,
-    key_id: &str,
-    password: &str,
-    now_ms: i64,
-) -> Result<Tokens, TokenError> {
-    let parts: Vec<&str> = password.split('|').collect();
-    if parts.is_empty() || !parts.len().is_multiple_of(2) {
-        return Err(TokenError::Malformed);
-    }
-    let mut tokens = Tokens::default();
-    for pair in parts.chunks(2) {
-        let kind = TokenAction::parse_type(pair[0]).ok_or(TokenError::Malformed)?;
-        let claims = verify_token(dir, instance, key_id, kind, pair[1], now_ms)?;
-        tokens.by_type.insert(kind.as_str(), claims);
-    }
-    Ok(tokens)
-}
-
-/// Full offline check of one token presented as `kind`: signature, expiry, instance, key, revocation.
-pub fn verify_token(
-    dir: &Directory,
-    instance: &Instance,
-    key_id: &str,
-    kind: TokenAction,
-    token: &str,
-    now_ms: i64,
-) -> Result<TokenClaims, TokenError> {
-    let claims = dir.verifier.verify(token, now_ms)?;
-    if claims.iid != instance.id || claims.ak != key_id {
-        return Err(TokenError::PermissionInvalid);
-    }
-    if instance.revoked_jtis.contains(&claims.jti) {
-        return Err(TokenError::Revoked);
-    }
-    if !kind.covered_by(claims.act) {
-        return Err(TokenError::ActionMismatch);
-    }
-    Ok(claims)
+/// The development listener: no credentials, every client in the development instance.
+pub fn open_principal(dir: &Directory, dev_instance: &str, client_id: &str) -> Result<Principal, AuthError> {
+    let instance = dir.instances.get(dev_instance).ok_or(AuthError::UnknownInstance)?;
+    Ok(Principal {
+        instance: instance.clone(),
+        client_id: client_id.to_string(),
+        credential: Credential::open(),
+    })
 }

@@ -1,16 +1,47 @@
-//! One outbound interface over the v3 and v5 ntex-mqtt sinks. Packet ids come from the caller's
-//! own allocator; QoS 1 uses the non-blocking send plus the ack callback, so nothing ever awaits a
-//! subscriber inside a publish handler.
+//! One outbound interface over the v3 and v5 ntex-mqtt sinks: deliveries with their MQTT 5
+//! properties (v3 clients get topic, payload and flags), broker notices, and closing with a
+//! reason. Packet ids come from the caller's own allocator; QoS 1 uses the non-blocking send plus
+//! the ack callback, so nothing ever awaits a subscriber inside a publish handler.
 
 use std::num::NonZeroU16;
 
+use common::qos::QoS;
 use ntex_bytes::{ByteString, Bytes};
 use ntex_mqtt::{v3, v5};
+
+use crate::core::mailbox::Outbound;
 
 #[derive(Clone)]
 pub enum Sink {
     V3(v3::MqttSink),
     V5(v5::MqttSink),
+}
+
+/// What became of one delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sent {
+    Written,
+    /// Larger than the client's maximum packet size (MQTT 5): not sent, and never will be.
+    TooLarge,
+    /// The connection is gone.
+    Closed,
+}
+
+/// The MQTT 5 properties of a delivery: the message's own, what is left of its expiry interval,
+/// and the identifiers of the subscriptions it matched.
+fn v5_properties(out: &Outbound, now_ms: i64, p: &mut v5::codec::PublishProperties) {
+    if let Some(props) = &out.msg.props {
+        p.user_properties = props.user.clone();
+        p.is_utf8_payload = props.utf8_payload;
+        p.content_type = props.content_type.clone();
+        p.response_topic = props.response_topic.clone();
+        p.correlation_data = props.correlation_data.clone();
+    }
+    p.message_expiry_interval = out
+        .msg
+        .remaining_expiry_secs(now_ms)
+        .and_then(|s| std::num::NonZeroU32::new(s.max(1)));
+    p.subscription_ids = out.sub_ids.clone();
 }
 
 impl Sink {
@@ -37,84 +68,80 @@ impl Sink {
         }
     }
 
-    pub fn send_qos0(&self, topic: &str, payload: Bytes, retain: bool) -> bool {
-        let topic = ByteString::from(topic);
+    /// A broker notice (`$SYS/...`, QoS 0, no subscription needed).
+    pub fn send_notice(&self, topic: &'static str, payload: Bytes) -> bool {
+        let topic = ByteString::from_static(topic);
         match self {
-            Self::V3(s) => {
-                let b = s.publish(topic);
-                let b = if retain { b.retain() } else { b };
-                b.send_at_most_once(payload).is_ok()
-            }
-            Self::V5(s) => s.publish(topic).retain(retain).send_at_most_once(payload).is_ok(),
+            Self::V3(s) => s.publish(topic).send_at_most_once(payload).is_ok(),
+            Self::V5(s) => s.publish(topic).send_at_most_once(payload).is_ok(),
         }
     }
 
-    /// Must follow a successful `ready()` without an await in between.
-    pub fn send_qos1(&self, id: u16, dup: bool, topic: &str, payload: Bytes, retain: bool) -> bool {
-        let topic = ByteString::from(topic);
-        match self {
+    /// Sends a QoS 0 or QoS 1 delivery (`dup`: a resend). QoS 1 must follow a successful
+    /// `ready()` without an await in between.
+    pub fn send(&self, out: &Outbound, id: u16, dup: bool, max_size: Option<u32>, now_ms: i64) -> Sent {
+        let payload = out.msg.payload.clone();
+        let ok = match self {
             Self::V3(s) => {
-                if !s.is_ready() {
-                    return false;
+                let b = s.publish(out.msg.topic.clone());
+                let b = if out.retain { b.retain() } else { b };
+                match out.qos {
+                    QoS::AtMostOnce => b.send_at_most_once(payload).is_ok(),
+                    _ => s.is_ready() && b.packet_id(id).dup(dup).send_at_least_once_no_block(payload).is_ok(),
                 }
-                let b = s.publish(topic).packet_id(id).dup(dup);
-                let b = if retain { b.retain() } else { b };
-                b.send_at_least_once_no_block(payload).is_ok()
             }
             Self::V5(s) => {
-                if !s.is_ready() {
-                    return false;
+                let b = s
+                    .publish(out.msg.topic.clone())
+                    .retain(out.retain)
+                    .properties(|p| v5_properties(out, now_ms, p));
+                if max_size.is_some_and(|max| b.size(payload.len()) > max) {
+                    return Sent::TooLarge;
                 }
-                s.publish(topic)
-                    .packet_id(id)
-                    .dup(dup)
-                    .retain(retain)
-                    .send_at_least_once_no_block(payload)
-                    .is_ok()
+                match out.qos {
+                    QoS::AtMostOnce => b.send_at_most_once(payload).is_ok(),
+                    _ => s.is_ready() && b.packet_id(id).dup(dup).send_at_least_once_no_block(payload).is_ok(),
+                }
             }
-        }
+        };
+        if ok { Sent::Written } else { Sent::Closed }
     }
 
-    /// Full QoS 2 exchange (PUBLISH, PUBREC, PUBREL, PUBCOMP). Called with no other message in flight.
-    pub async fn send_qos2(&self, id: u16, topic: &str, payload: Bytes, retain: bool) -> bool {
-        let topic = ByteString::from(topic);
-        match self {
+    /// Runs a whole QoS 2 exchange (PUBLISH, PUBREC, PUBREL, PUBCOMP); called with no other
+    /// message in flight.
+    pub async fn send_exactly_once(&self, out: &Outbound, id: u16, max_size: Option<u32>, now_ms: i64) -> Sent {
+        let payload = out.msg.payload.clone();
+        let ok = match self {
             Self::V3(s) => {
-                let b = s.publish(topic).packet_id(id);
-                let b = if retain { b.retain() } else { b };
+                let b = s.publish(out.msg.topic.clone()).packet_id(id);
+                let b = if out.retain { b.retain() } else { b };
                 match b.send_exactly_once(payload).await {
                     Ok(rec) => rec.release().await.is_ok(),
                     Err(_) => false,
                 }
             }
-            Self::V5(s) => match s
-                .publish(topic)
-                .packet_id(id)
-                .retain(retain)
-                .send_exactly_once(payload)
-                .await
-            {
-                Ok(rec) => rec.release().await.is_ok(),
-                Err(_) => false,
-            },
-        }
+            Self::V5(s) => {
+                let b = s
+                    .publish(out.msg.topic.clone())
+                    .packet_id(id)
+                    .retain(out.retain)
+                    .properties(|p| v5_properties(out, now_ms, p));
+                if max_size.is_some_and(|max| b.size(payload.len()) > max) {
+                    return Sent::TooLarge;
+                }
+                match b.send_exactly_once(payload).await {
+                    Ok(rec) => rec.release().await.is_ok(),
+                    Err(_) => false,
+                }
+            }
+        };
+        if ok { Sent::Written } else { Sent::Closed }
     }
 
     pub fn close(&self) {
         match self {
             Self::V3(s) => s.close(),
             Self::V5(s) => s.close(),
-        }
-    }
-
-    /// Closes the connection; v5 clients learn that another connection took over.
-    pub fn close_taken_over(&self) {
-        match self {
-            Self::V3(s) => s.close(),
-            Self::V5(s) => s.close_with_reason(v5::codec::Disconnect {
-                reason_code: v5::codec::DisconnectReasonCode::SessionTakenOver,
-                ..Default::default()
-            }),
         }
     }
 
@@ -127,5 +154,23 @@ impl Sink {
                 ..Default::default()
             }),
         }
+    }
+}
+
+/// The ntex-mqtt form of a QoS.
+pub fn ntex_qos(qos: QoS) -> ntex_mqtt::QoS {
+    match qos {
+        QoS::AtMostOnce => ntex_mqtt::QoS::AtMostOnce,
+        QoS::AtLeastOnce => ntex_mqtt::QoS::AtLeastOnce,
+        QoS::ExactlyOnce => ntex_mqtt::QoS::ExactlyOnce,
+    }
+}
+
+/// Our form of an ntex-mqtt QoS.
+pub fn qos_of(qos: ntex_mqtt::QoS) -> QoS {
+    match qos {
+        ntex_mqtt::QoS::AtMostOnce => QoS::AtMostOnce,
+        ntex_mqtt::QoS::AtLeastOnce => QoS::AtLeastOnce,
+        ntex_mqtt::QoS::ExactlyOnce => QoS::ExactlyOnce,
     }
 }

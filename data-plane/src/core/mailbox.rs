@@ -7,11 +7,34 @@
 //! uncontended in practice.
 
 use std::collections::VecDeque;
-use std::sync::{Mutex, MutexGuard};
+use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex, MutexGuard};
 
+use common::qos::QoS;
 use tokio::sync::Notify;
 
-use crate::broker::{Ctl, Outbound};
+use crate::message::Message;
+
+/// One delivery of a message to this connection, as the routing decided it.
+pub struct Outbound {
+    pub msg: Arc<Message>,
+    /// min(published QoS, the subscription's).
+    pub qos: QoS,
+    /// The RETAIN flag to send: set for retained messages sent on SUBSCRIBE, and for retain-as-published
+    /// subscriptions.
+    pub retain: bool,
+    /// MQTT 5 subscription identifiers of the matching subscriptions.
+    pub sub_ids: Vec<NonZeroU32>,
+}
+
+/// Out-of-band instructions to a connection.
+#[derive(Debug)]
+pub enum Ctl {
+    /// Another connection took over the client ID *(compat: "clientId conflict")*.
+    TakenOver,
+    /// Closed by the control plane (CloseConnection, "kick").
+    Close,
+}
 
 /// A drained queue keeps at most this much capacity (a burst may have grown it a lot).
 const KEEP_CAPACITY: usize = 64;
@@ -125,25 +148,25 @@ pub enum Mail {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use super::*;
-    use crate::broker::Msg;
 
     fn out(topic: &str) -> Outbound {
         Outbound {
-            msg: Arc::new(Msg {
-                topic: topic.into(),
-                payload: Default::default(),
-                retain: false,
-            }),
-            qos: 0,
+            msg: Arc::new(Message::new(
+                topic.to_string(),
+                Default::default(),
+                QoS::AtMostOnce,
+                false,
+            )),
+            qos: QoS::AtMostOnce,
+            retain: false,
+            sub_ids: Vec::new(),
         }
     }
 
     fn topic_of(mail: Option<Mail>) -> String {
         match mail {
-            Some(Mail::Message(o)) => o.msg.topic.clone(),
+            Some(Mail::Message(o)) => o.msg.topic.to_string(),
             _ => panic!("expected a message"),
         }
     }

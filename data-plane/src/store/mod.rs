@@ -1,18 +1,28 @@
-//! Embedded store for persistent sessions, offline QoS 1/2 messages and retained messages, behind
-//! the narrow `SessionStore` trait so a distributed engine can replace it. fjall implementation.
+//! The node's embedded store (fjall): persistent-session records, offline queues and retained
+//! messages. It implements the core's `SessionRecords`, `OfflineQueue` and `RetainedLog`.
 //!
-//! Keys: `sessions` = `inst \0 client` -> JSON subscriptions; `queue` = `inst \0 client \0 seq` ->
-//! message; `age` = `inst \0 seq client` -> () for retention and the per-instance cap (oldest first);
-//! `retained` = `inst \0 topic` -> message.
-//! `seq` is `(unix ms << 20) | counter`, so it orders by age across restarts.
+//! Keys: `sessions` = `inst \0 client` -> JSON record; `queue` = `inst \0 client \0 seq` ->
+//! message (`codec`); `age` = `inst \0 seq client` -> () for retention and the per-instance cap
+//! (oldest first); `retained` = `inst \0 topic` -> message.
+//! `seq` is `(unix ms << 20) | counter`, so it orders by age across restarts. A record that cannot
+//! be read is skipped, logged and counted, never a reason not to start.
+
+mod codec;
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
-use serde::{Deserialize, Serialize};
+
+use self::codec::Delivery;
+use crate::core::mailbox::Outbound;
+use crate::core::offline::{OfflineQueue, PersistedSession, QueueEntry, Queued, SessionRecords};
+use crate::core::retained::RetainedLog;
+use crate::core::seam::{BoxFuture, SeamError, SeamResult, done};
+use crate::message::Message;
+use crate::metrics;
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
@@ -20,61 +30,12 @@ pub type StoreResult<T> = Result<T, StoreError>;
 pub enum StoreError {
     #[error("store: {0}")]
     Engine(#[from] fjall::Error),
-    #[error("store: corrupt record: {0}")]
-    Corrupt(String),
 }
 
-/// A persistent session: its subscriptions (raw filters incl. `$share/...`, with granted QoS) and
-/// how long it outlives its connection.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-pub struct PersistedSession {
-    pub subs: Vec<(String, u8)>,
-    /// MQTT 5 session expiry interval in seconds; absent: until a clean start.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub expiry_secs: Option<u32>,
-    /// When its last connection closed (unix ms); absent while connected.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub gone_at_ms: Option<u64>,
-}
-
-/// One queued message.
-#[derive(Debug, Clone, PartialEq)]
-pub struct StoredMsg {
-    pub topic: String,
-    pub payload: Vec<u8>,
-    pub qos: u8,
-    pub retain: bool,
-}
-
-/// What the broker needs from a session store.
-pub trait SessionStore: Send + Sync {
-    fn load_sessions(&self) -> StoreResult<Vec<(String, String, PersistedSession)>>;
-    fn save_session(&self, inst: &str, client: &str, session: &PersistedSession) -> StoreResult<()>;
-    /// Removes the session and all its queued messages.
-    fn delete_session(&self, inst: &str, client: &str) -> StoreResult<()>;
-    /// Appends a message; drops the instance's oldest messages beyond `cap`. Returns its sequence.
-    fn enqueue(&self, inst: &str, client: &str, msg: &StoredMsg, cap: u64) -> StoreResult<u64>;
-    /// Up to `limit` messages with a sequence above `after`, oldest first, skipping expired ones.
-    fn fetch(
-        &self,
-        inst: &str,
-        client: &str,
-        after: u64,
-        limit: usize,
-        max_age_ms: u64,
-    ) -> StoreResult<Vec<(u64, StoredMsg)>>;
-    /// Deletes an acknowledged message.
-    fn ack(&self, inst: &str, client: &str, seq: u64) -> StoreResult<()>;
-    /// Deletes an instance's messages older than `max_age_ms`; returns how many.
-    fn expire(&self, inst: &str, max_age_ms: u64) -> StoreResult<u64>;
-    /// Makes all writes so far survive a process crash (kill -9).
-    fn flush(&self) -> StoreResult<()>;
-    /// Queued messages per instance.
-    fn counts(&self) -> HashMap<String, u64>;
-    /// Keeps `msg` as its instance's retained message for `msg.topic`; an empty payload removes it.
-    fn set_retained(&self, inst: &str, msg: &StoredMsg) -> StoreResult<()>;
-    /// Every retained message, with its instance.
-    fn load_retained(&self) -> StoreResult<Vec<(String, StoredMsg)>>;
+impl From<StoreError> for SeamError {
+    fn from(e: StoreError) -> Self {
+        SeamError::Store(e.to_string())
+    }
 }
 
 pub struct FjallStore {
@@ -87,11 +48,8 @@ pub struct FjallStore {
     counts: Mutex<HashMap<String, u64>>,
 }
 
-/// Milliseconds since the Unix epoch.
-pub(crate) fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
+fn now_ms() -> u64 {
+    common::time::now_ms().max(0) as u64
 }
 
 /// `inst \0 name`: the key of a session (name = client ID) or a retained message (name = topic).
@@ -100,11 +58,8 @@ fn instance_key(inst: &str, name: &str) -> Vec<u8> {
 }
 
 /// Splits an `instance_key` back into (instance, name).
-fn split_instance_key(key: &[u8]) -> StoreResult<(&str, &str)> {
-    std::str::from_utf8(key)
-        .ok()
-        .and_then(|text| text.split_once('\0'))
-        .ok_or_else(|| StoreError::Corrupt("instance key".into()))
+fn split_instance_key(key: &[u8]) -> Option<(&str, &str)> {
+    std::str::from_utf8(key).ok().and_then(|text| text.split_once('\0'))
 }
 
 fn queue_prefix(inst: &str, client: &str) -> Vec<u8> {
@@ -128,28 +83,10 @@ fn parse_age_key(key: &[u8]) -> Option<(String, u64, String)> {
     Some((inst.to_string(), seq, client.to_string()))
 }
 
-fn encode(msg: &StoredMsg) -> Vec<u8> {
-    let mut out = Vec::with_capacity(4 + msg.topic.len() + msg.payload.len());
-    out.push(msg.qos);
-    out.push(u8::from(msg.retain));
-    out.extend_from_slice(&(msg.topic.len() as u16).to_be_bytes());
-    out.extend_from_slice(msg.topic.as_bytes());
-    out.extend_from_slice(&msg.payload);
-    out
-}
-
-fn decode(raw: &[u8]) -> Option<StoredMsg> {
-    let qos = *raw.first()?;
-    let retain = *raw.get(1)? != 0;
-    let len = u16::from_be_bytes(raw.get(2..4)?.try_into().ok()?) as usize;
-    let topic = std::str::from_utf8(raw.get(4..4 + len)?).ok()?.to_string();
-    let payload = raw.get(4 + len..)?.to_vec();
-    Some(StoredMsg {
-        topic,
-        payload,
-        qos,
-        retain,
-    })
+/// A record that cannot be read: reported, and left out.
+fn skip_corrupt(what: &'static str, key: &[u8]) {
+    metrics::store_error("corrupt_record");
+    tracing::error!(record = what, key = %String::from_utf8_lossy(key), "unreadable store record skipped");
 }
 
 impl FjallStore {
@@ -164,7 +101,10 @@ impl FjallStore {
         let mut last_seq = 0;
         for kv in age.iter() {
             let key = kv.key()?;
-            let (inst, seq, _) = parse_age_key(&key).ok_or_else(|| StoreError::Corrupt("age key".into()))?;
+            let Some((inst, seq, _)) = parse_age_key(&key) else {
+                skip_corrupt("age", &key);
+                continue;
+            };
             *counts.entry(inst).or_default() += 1;
             last_seq = last_seq.max(seq);
         }
@@ -177,6 +117,11 @@ impl FjallStore {
             last_seq: AtomicU64::new(last_seq),
             counts: Mutex::new(counts),
         })
+    }
+
+    /// Opened as the shared handle the core's parts take.
+    pub fn open_shared(dir: &Path) -> StoreResult<Arc<Self>> {
+        Self::open(dir).map(Arc::new)
     }
 
     fn next_seq(&self) -> u64 {
@@ -194,20 +139,45 @@ impl FjallStore {
         }
     }
 
+    /// Sets (or with None removes) one record and makes it durable.
+    fn write(&self, keyspace: &Keyspace, key: Vec<u8>, value: Option<Vec<u8>>) -> SeamResult<()> {
+        match value {
+            Some(v) => keyspace.insert(key, v),
+            None => keyspace.remove(key),
+        }
+        .map_err(StoreError::from)?;
+        Ok(self.persist()?)
+    }
+
+    fn persist(&self) -> StoreResult<()> {
+        self.db.persist(PersistMode::Buffer)?;
+        Ok(())
+    }
+
+    fn count_change(&self, inst: &str, added: bool) -> u64 {
+        let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        let c = counts.entry(inst.to_string()).or_default();
+        if added {
+            *c += 1;
+        } else {
+            *c = c.saturating_sub(1);
+        }
+        *c
+    }
+
     fn remove_msg(&self, inst: &str, client: &str, seq: u64) -> StoreResult<bool> {
         let key = queue_key(inst, client, seq);
         let existed = self.queue.contains_key(&key)?;
         if existed {
             self.queue.remove(key)?;
             self.age.remove(age_key(inst, seq, client))?;
-            if let Some(c) = self.counts.lock().unwrap_or_else(|p| p.into_inner()).get_mut(inst) {
-                *c = c.saturating_sub(1);
-            }
+            self.count_change(inst, false);
         }
         Ok(existed)
     }
 
-    /// Deletes the instance's oldest messages while `stop(seq)` is false or the count exceeds `cap`.
+    /// Deletes the instance's oldest messages while they are older than `older_than_seq` or the
+    /// count exceeds `cap`.
     fn drop_oldest(&self, inst: &str, cap: u64, older_than_seq: u64) -> StoreResult<u64> {
         let prefix = [inst.as_bytes(), b"\0"].concat();
         let mut dropped = 0;
@@ -226,28 +196,89 @@ impl FjallStore {
         }
         Ok(dropped)
     }
-}
 
-impl SessionStore for FjallStore {
-    fn load_sessions(&self) -> StoreResult<Vec<(String, String, PersistedSession)>> {
+    fn enqueue_now(&self, inst: &str, msg: &Message, entries: &[QueueEntry], cap: u64) -> StoreResult<usize> {
+        let mut over_cap = false;
+        for e in entries {
+            let seq = self.next_seq();
+            let delivery = Delivery {
+                qos: e.qos,
+                retain: e.retain,
+                sub_ids: e.sub_ids.clone(),
+            };
+            self.queue
+                .insert(queue_key(inst, &e.client_id, seq), codec::encode(msg, &delivery))?;
+            self.age.insert(age_key(inst, seq, &e.client_id), [])?;
+            over_cap |= self.count_change(inst, true) > cap;
+        }
+        if over_cap {
+            let dropped = self.drop_oldest(inst, cap, 0)?;
+            metrics::offline_dropped(metrics::OFFLINE_CAP, dropped);
+        }
+        // Durable before the publisher's acknowledgement.
+        self.persist()?;
+        Ok(entries.len())
+    }
+
+    fn fetch_now(
+        &self,
+        inst: &str,
+        client: &str,
+        after: u64,
+        limit: usize,
+        max_age_ms: u64,
+    ) -> StoreResult<Vec<Queued>> {
+        let prefix_len = queue_prefix(inst, client).len();
+        let start = queue_key(inst, client, after.saturating_add(1));
+        let end = queue_key(inst, client, u64::MAX);
+        let now = now_ms();
+        let oldest = now.saturating_sub(max_age_ms) << 20;
         let mut out = Vec::new();
-        for kv in self.sessions.iter() {
+        let mut gone = Vec::new();
+        for kv in self.queue.range(start..=end) {
             let (key, value) = kv.into_inner()?;
-            let (inst, client) = split_instance_key(&key)?;
-            let session = serde_json::from_slice(&value).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            out.push((inst.to_string(), client.to_string(), session));
+            let Some(seq) = key
+                .get(prefix_len..)
+                .and_then(|s| s.try_into().ok())
+                .map(u64::from_be_bytes)
+            else {
+                skip_corrupt("queue key", &key);
+                continue;
+            };
+            if seq < oldest {
+                gone.push((seq, metrics::OFFLINE_EXPIRED));
+                continue;
+            }
+            let Some((msg, d)) = codec::decode(&value) else {
+                skip_corrupt("queued message", &key);
+                gone.push((seq, "corrupt"));
+                continue;
+            };
+            if msg.expired(now as i64) {
+                gone.push((seq, metrics::OFFLINE_EXPIRED));
+                continue;
+            }
+            out.push(Queued {
+                seq,
+                out: Outbound {
+                    msg: Arc::new(msg),
+                    qos: d.qos,
+                    retain: d.retain,
+                    sub_ids: d.sub_ids,
+                },
+            });
+            if out.len() >= limit {
+                break;
+            }
+        }
+        for (seq, reason) in gone {
+            self.remove_msg(inst, client, seq)?;
+            metrics::offline_dropped(reason, 1);
         }
         Ok(out)
     }
 
-    fn save_session(&self, inst: &str, client: &str, session: &PersistedSession) -> StoreResult<()> {
-        let value = serde_json::to_vec(session).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        self.sessions.insert(instance_key(inst, client), value)?;
-        Ok(())
-    }
-
-    fn delete_session(&self, inst: &str, client: &str) -> StoreResult<()> {
-        self.sessions.remove(instance_key(inst, client))?;
+    fn purge_now(&self, inst: &str, client: &str) -> StoreResult<()> {
         let prefix = queue_prefix(inst, client);
         let seqs: Vec<u64> = self
             .queue
@@ -262,24 +293,38 @@ impl SessionStore for FjallStore {
         for seq in seqs {
             self.remove_msg(inst, client, seq)?;
         }
-        Ok(())
+        self.persist()
+    }
+}
+
+impl SessionRecords for FjallStore {
+    fn load(&self) -> SeamResult<Vec<(String, String, PersistedSession)>> {
+        let mut out = Vec::new();
+        for kv in self.sessions.iter() {
+            let (key, value) = kv.into_inner().map_err(StoreError::from)?;
+            let record = split_instance_key(&key)
+                .and_then(|(inst, client)| Some((inst, client, serde_json::from_slice(&value).ok()?)));
+            match record {
+                Some((inst, client, session)) => out.push((inst.to_string(), client.to_string(), session)),
+                None => skip_corrupt("session", &key),
+            }
+        }
+        Ok(out)
     }
 
-    fn enqueue(&self, inst: &str, client: &str, msg: &StoredMsg, cap: u64) -> StoreResult<u64> {
-        let seq = self.next_seq();
-        self.queue.insert(queue_key(inst, client, seq), encode(msg))?;
-        self.age.insert(age_key(inst, seq, client), [])?;
-        let count = {
-            let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
-            let c = counts.entry(inst.to_string()).or_default();
-            *c += 1;
-            *c
-        };
-        if count > cap {
-            let dropped = self.drop_oldest(inst, cap, 0)?;
-            metrics::counter!("broker_offline_dropped_total", "reason" => "cap").increment(dropped);
-        }
-        Ok(seq)
+    fn save(&self, inst: &str, client: &str, session: &PersistedSession) -> SeamResult<()> {
+        let value = serde_json::to_vec(session).map_err(|e| SeamError::Store(e.to_string()))?;
+        self.write(&self.sessions, instance_key(inst, client), Some(value))
+    }
+
+    fn delete(&self, inst: &str, client: &str) -> SeamResult<()> {
+        self.write(&self.sessions, instance_key(inst, client), None)
+    }
+}
+
+impl OfflineQueue for FjallStore {
+    fn enqueue(&self, inst: &str, msg: &Message, entries: &[QueueEntry], cap: u64) -> BoxFuture<'_, SeamResult<usize>> {
+        done(self.enqueue_now(inst, msg, entries, cap).map_err(SeamError::from))
     }
 
     fn fetch(
@@ -289,174 +334,68 @@ impl SessionStore for FjallStore {
         after: u64,
         limit: usize,
         max_age_ms: u64,
-    ) -> StoreResult<Vec<(u64, StoredMsg)>> {
-        let prefix = queue_prefix(inst, client);
-        let start = queue_key(inst, client, after.saturating_add(1));
-        let end = queue_key(inst, client, u64::MAX);
-        let oldest = now_ms().saturating_sub(max_age_ms) << 20;
-        let mut out = Vec::new();
-        let mut expired = Vec::new();
-        for kv in self.queue.range(start..=end) {
-            let (key, value) = kv.into_inner()?;
-            let seq = key
-                .get(prefix.len()..)
-                .and_then(|s| s.try_into().ok())
-                .map(u64::from_be_bytes)
-                .ok_or_else(|| StoreError::Corrupt("queue key".into()))?;
-            if seq < oldest {
-                expired.push(seq);
-                continue;
-            }
-            let msg = decode(&value).ok_or_else(|| StoreError::Corrupt("queued message".into()))?;
-            out.push((seq, msg));
-            if out.len() >= limit {
-                break;
-            }
-        }
-        for seq in expired {
-            self.remove_msg(inst, client, seq)?;
-            metrics::counter!("broker_offline_dropped_total", "reason" => "expired").increment(1);
-        }
-        Ok(out)
+    ) -> BoxFuture<'_, SeamResult<Vec<Queued>>> {
+        done(
+            self.fetch_now(inst, client, after, limit, max_age_ms)
+                .map_err(SeamError::from),
+        )
     }
 
-    fn ack(&self, inst: &str, client: &str, seq: u64) -> StoreResult<()> {
-        self.remove_msg(inst, client, seq)?;
-        Ok(())
+    fn ack(&self, inst: &str, client: &str, seq: u64) -> BoxFuture<'_, SeamResult<()>> {
+        let res = self.remove_msg(inst, client, seq).and_then(|_| self.persist());
+        done(res.map_err(SeamError::from))
     }
 
-    fn expire(&self, inst: &str, max_age_ms: u64) -> StoreResult<u64> {
+    fn purge(&self, inst: &str, client: &str) -> BoxFuture<'_, SeamResult<()>> {
+        done(self.purge_now(inst, client).map_err(SeamError::from))
+    }
+
+    fn expire(&self, inst: &str, max_age_ms: u64) -> SeamResult<u64> {
         let cutoff = now_ms().saturating_sub(max_age_ms) << 20;
-        self.drop_oldest(inst, u64::MAX, cutoff)
-    }
-
-    fn flush(&self) -> StoreResult<()> {
-        self.db.persist(PersistMode::Buffer)?;
-        Ok(())
+        let n = self.drop_oldest(inst, u64::MAX, cutoff)?;
+        if n > 0 {
+            self.persist()?;
+        }
+        Ok(n)
     }
 
     fn counts(&self) -> HashMap<String, u64> {
         self.counts.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    fn set_retained(&self, inst: &str, msg: &StoredMsg) -> StoreResult<()> {
-        let key = instance_key(inst, &msg.topic);
-        if msg.payload.is_empty() {
-            self.retained.remove(key)?;
-        } else {
-            self.retained.insert(key, encode(msg))?;
-        }
-        Ok(())
+    fn flush(&self) -> SeamResult<()> {
+        Ok(self.persist()?)
+    }
+}
+
+impl RetainedLog for FjallStore {
+    fn save(&self, inst: &str, msg: &Message) -> SeamResult<()> {
+        let delivery = Delivery {
+            qos: msg.qos,
+            retain: true,
+            sub_ids: Vec::new(),
+        };
+        let value = codec::encode(msg, &delivery);
+        self.write(&self.retained, instance_key(inst, &msg.topic), Some(value))
     }
 
-    fn load_retained(&self) -> StoreResult<Vec<(String, StoredMsg)>> {
+    fn remove(&self, inst: &str, topic_name: &str) -> SeamResult<()> {
+        self.write(&self.retained, instance_key(inst, topic_name), None)
+    }
+
+    fn load(&self) -> SeamResult<Vec<(String, Message)>> {
         let mut out = Vec::new();
         for kv in self.retained.iter() {
-            let (key, value) = kv.into_inner()?;
-            let (inst, _topic) = split_instance_key(&key)?;
-            let msg = decode(&value).ok_or_else(|| StoreError::Corrupt("retained message".into()))?;
-            out.push((inst.to_string(), msg));
+            let (key, value) = kv.into_inner().map_err(StoreError::from)?;
+            let record = split_instance_key(&key).zip(codec::decode(&value));
+            match record {
+                Some(((inst, _), (msg, _))) => out.push((inst.to_string(), Message { retain: true, ..msg })),
+                None => skip_corrupt("retained message", &key),
+            }
         }
         Ok(out)
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn msg(n: u8) -> StoredMsg {
-        StoredMsg {
-            topic: "T/a".into(),
-            payload: vec![n],
-            qos: 1,
-            retain: false,
-        }
-    }
-
-    #[test]
-    fn queue_order_ack_cap_and_reopen() {
-        let dir = tempfile::tempdir().unwrap();
-        {
-            let s = FjallStore::open(dir.path()).unwrap();
-            for n in 0..5 {
-                s.enqueue("i", "c", &msg(n), 4).unwrap();
-            }
-            let got = s.fetch("i", "c", 0, 10, u64::MAX >> 21).unwrap();
-            // The cap of 4 dropped the oldest.
-            assert_eq!(
-                got.iter().map(|(_, m)| m.payload[0]).collect::<Vec<_>>(),
-                vec![1, 2, 3, 4]
-            );
-            s.ack("i", "c", got[0].0).unwrap();
-            s.save_session(
-                "i",
-                "c",
-                &PersistedSession {
-                    subs: vec![("T/#".into(), 1)],
-                    expiry_secs: Some(60),
-                    gone_at_ms: Some(1),
-                },
-            )
-            .unwrap();
-            s.flush().unwrap();
-        }
-        let s = FjallStore::open(dir.path()).unwrap();
-        assert_eq!(s.counts().get("i"), Some(&3));
-        assert_eq!(s.load_sessions().unwrap().len(), 1);
-        let got = s.fetch("i", "c", 0, 10, u64::MAX >> 21).unwrap();
-        assert_eq!(got.iter().map(|(_, m)| m.payload[0]).collect::<Vec<_>>(), vec![2, 3, 4]);
-        s.delete_session("i", "c").unwrap();
-        assert!(s.fetch("i", "c", 0, 10, u64::MAX >> 21).unwrap().is_empty());
-        assert_eq!(s.counts().get("i"), Some(&0));
-    }
-
-    #[test]
-    fn retained_messages_replace_remove_and_reopen() {
-        let dir = tempfile::tempdir().unwrap();
-        let retained = |topic: &str, payload: &[u8]| StoredMsg {
-            topic: topic.into(),
-            payload: payload.to_vec(),
-            qos: 0,
-            retain: true,
-        };
-        {
-            let s = FjallStore::open(dir.path()).unwrap();
-            s.set_retained("i1", &retained("T/a", b"one")).unwrap();
-            s.set_retained("i1", &retained("T/a", b"two")).unwrap();
-            s.set_retained("i1", &retained("T/b", b"gone")).unwrap();
-            s.set_retained("i1", &retained("T/b", b"")).unwrap();
-            s.set_retained("i2", &retained("T/a", b"other")).unwrap();
-            s.flush().unwrap();
-        }
-        let s = FjallStore::open(dir.path()).unwrap();
-        let mut all = s.load_retained().unwrap();
-        all.sort_by(|a, b| a.0.cmp(&b.0));
-        assert_eq!(
-            all,
-            vec![
-                ("i1".into(), retained("T/a", b"two")),
-                ("i2".into(), retained("T/a", b"other"))
-            ]
-        );
-    }
-
-    #[test]
-    fn retention_expires_old_messages_only() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = FjallStore::open(dir.path()).unwrap();
-        s.enqueue("i", "c", &msg(1), 100).unwrap();
-        s.enqueue("j", "c", &msg(2), 100).unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(20));
-        s.enqueue("i", "c", &msg(3), 100).unwrap();
-        // Older than 10 ms: only the first message of instance i.
-        assert_eq!(s.expire("i", 10).unwrap(), 1);
-        let left = s.fetch("i", "c", 0, 10, 60_000).unwrap();
-        assert_eq!(left.iter().map(|(_, m)| m.payload[0]).collect::<Vec<_>>(), vec![3]);
-        assert_eq!(s.counts().get("j"), Some(&1));
-        // fetch() skips and deletes what is past the retention too.
-        std::thread::sleep(std::time::Duration::from_millis(20));
-        assert!(s.fetch("i", "c", 0, 10, 10).unwrap().is_empty());
-        assert_eq!(s.counts().get("i"), Some(&0));
-    }
-}
+mod tests;

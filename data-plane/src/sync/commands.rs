@@ -11,13 +11,10 @@ use common::topic;
 use ntex_bytes::Bytes;
 use thiserror::Error;
 
-use crate::broker::{Broker, Msg};
+use crate::core::Broker;
+use crate::message::{Message, MsgId, QoS};
 use crate::sync::backoff::Backoff;
 use crate::sync::client::{Client, WAIT_SECS};
-
-/// The publisher name of backend messages: no client ID can be empty, so v5 no-local never hides
-/// a backend message from anyone.
-const BACKEND: &str = "";
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum CommandError {
@@ -25,6 +22,8 @@ pub enum CommandError {
     Payload,
     #[error("topic {0:?} is not valid on this instance")]
     Topic(String),
+    #[error("message not stored: {0}")]
+    Store(String),
 }
 
 pub async fn run(client: Arc<Client>, broker: Arc<Broker>) {
@@ -35,10 +34,9 @@ pub async fn run(client: Arc<Client>, broker: Arc<Broker>) {
             Ok(batch) => {
                 backoff.reset();
                 for c in batch.commands {
-                    let b = broker.clone();
-                    let seq = c.seq;
+                    let (b, seq, rt) = (broker.clone(), c.seq, tokio::runtime::Handle::current());
                     // Publishing may flush the store to disk: off the runtime, one at a time (order).
-                    match tokio::task::spawn_blocking(move || execute(&b, c.command)).await {
+                    match tokio::task::spawn_blocking(move || rt.block_on(execute(&b, c.command))).await {
                         Ok(Ok(())) => {}
                         Ok(Err(e)) => tracing::warn!(seq, error = %e, "command refused"),
                         Err(e) => tracing::error!(seq, error = %e, "command failed"),
@@ -49,7 +47,7 @@ pub async fn run(client: Arc<Client>, broker: Arc<Broker>) {
             }
             Err(e) => {
                 let delay = backoff.next_delay();
-                metrics::counter!("broker_sync_errors_total", "exchange" => "commands").increment(1);
+                crate::metrics::sync_error("commands");
                 tracing::debug!(error = %e, retry_in_ms = delay.as_millis() as u64, "commands poll failed");
                 tokio::time::sleep(delay).await;
             }
@@ -59,13 +57,13 @@ pub async fn run(client: Arc<Client>, broker: Arc<Broker>) {
 
 /// Acts on one command. Instances and clients this node does not hold are not an error: commands
 /// are broadcast to every broker.
-pub fn execute(broker: &Broker, command: Command) -> Result<(), CommandError> {
+pub async fn execute(broker: &Broker, command: Command) -> Result<(), CommandError> {
     match command {
         Command::CloseConnection { instance_id, client_id } => {
             let closed = broker.close_client(&instance_id, &client_id);
             if closed > 0 {
                 tracing::info!(instance = %instance_id, client_id = %client_id, "connection closed by the control plane");
-                metrics::counter!("broker_kicks_total").increment(closed as u64);
+                crate::metrics::kicks(closed);
             }
             Ok(())
         }
@@ -88,14 +86,17 @@ pub fn execute(broker: &Broker, command: Command) -> Result<(), CommandError> {
             {
                 return Err(CommandError::Topic(topic_name));
             }
-            let msg = Msg {
-                topic: topic_name,
-                payload: Bytes::from(payload),
-                retain: false,
-            };
-            let delivered = broker.publish(&inst, BACKEND, msg, qos.min(2));
-            metrics::counter!("broker_backend_messages_total").increment(1);
-            tracing::debug!(msg_id = %msg_id, delivered, "backend message routed");
+            let mut msg = Message::new(topic_name, Bytes::from(payload), QoS::capped(qos), false);
+            // The ID the control plane answered SendMessage with, so traces of it line up.
+            if let Some(id) = MsgId::parse(&msg_id) {
+                msg.id = id;
+            }
+            let routed = broker
+                .publish(&inst, msg)
+                .await
+                .map_err(|e| CommandError::Store(e.to_string()))?;
+            crate::metrics::backend_message();
+            tracing::debug!(msg_id = %msg_id, delivered = routed.total(), "backend message routed");
             Ok(())
         }
     }
@@ -106,6 +107,7 @@ mod tests {
     use common::snapshot::{InstanceConfig, Snapshot, SnapshotContent};
 
     use super::*;
+    use crate::core::{Limits, Parts};
     use crate::directory::Directories;
     use crate::store::FjallStore;
 
@@ -129,7 +131,15 @@ mod tests {
             instances: vec![inst],
         };
         dirs.apply_snapshot(Snapshot::new(1, content)).unwrap();
-        Broker::new(dirs, Arc::new(FjallStore::open(dir).unwrap()), 8, 8)
+        let (parts, _) = Parts::embedded(FjallStore::open_shared(dir).unwrap()).unwrap();
+        Broker::new(
+            dirs,
+            parts,
+            Limits {
+                max_inflight: 8,
+                max_queued: 8,
+            },
+        )
     }
 
     fn send(instance: &str, topic: &str, payload: &str) -> Command {
@@ -142,27 +152,27 @@ mod tests {
         }
     }
 
-    #[test]
-    fn commands_for_what_others_hold_are_ignored_and_bad_ones_refused() {
+    #[tokio::test]
+    async fn commands_for_what_others_hold_are_ignored_and_bad_ones_refused() {
         let dir = tempfile::tempdir().unwrap();
         let b = broker(dir.path());
         let kick = Command::CloseConnection {
             instance_id: INST.into(),
             client_id: "GID_alpha@@@nobody".into(),
         };
-        assert_eq!(execute(&b, kick), Ok(()));
-        assert_eq!(execute(&b, send("mqtt-000000000000", "T/x", "aGk=")), Ok(()));
-        assert_eq!(execute(&b, send(INST, "T/x", "aGk=")), Ok(()));
+        assert_eq!(execute(&b, kick).await, Ok(()));
+        assert_eq!(execute(&b, send("mqtt-000000000000", "T/x", "aGk=")).await, Ok(()));
+        assert_eq!(execute(&b, send(INST, "T/x", "aGk=")).await, Ok(()));
         assert_eq!(
-            execute(&b, send(INST, "T/x", "not base64!")),
+            execute(&b, send(INST, "T/x", "not base64!")).await,
             Err(CommandError::Payload)
         );
         assert_eq!(
-            execute(&b, send(INST, "Nope/x", "aGk=")),
+            execute(&b, send(INST, "Nope/x", "aGk=")).await,
             Err(CommandError::Topic("Nope/x".into()))
         );
         assert!(matches!(
-            execute(&b, send(INST, "$SYS/x", "aGk=")),
+            execute(&b, send(INST, "$SYS/x", "aGk=")).await,
             Err(CommandError::Topic(_))
         ));
     }

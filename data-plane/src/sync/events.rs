@@ -84,15 +84,11 @@ impl Buffer {
 
     fn count_dropped(&self, n: u64) {
         self.dropped.fetch_add(n, Ordering::Relaxed);
-        metrics::counter!("broker_sync_events_dropped_total").increment(n);
+        crate::metrics::sync_events_dropped(n);
     }
 
     pub fn len(&self) -> usize {
         self.queue().len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 
@@ -130,7 +126,7 @@ pub async fn forward(client: Arc<Client>, state: Arc<LinkState>, buffer: Arc<Buf
                 events,
             };
             if let Err(e) = client.events(&batch).await {
-                metrics::counter!("broker_sync_errors_total", "exchange" => "events").increment(1);
+                crate::metrics::sync_error("events");
                 tracing::debug!(error = %e, pending = buffer.len() + batch.events.len(), "event batch not delivered");
                 buffer.requeue(batch.events);
                 tokio::time::sleep(backoff.next_delay()).await;
@@ -173,6 +169,6 @@ mod tests {
         assert_eq!(b.dropped.load(Ordering::Relaxed), 1);
         let all = b.take(10);
         assert_eq!(all.iter().map(|e| e.time).collect::<Vec<_>>(), vec![1, 2, 3]);
-        assert!(b.is_empty());
+        assert_eq!(b.len(), 0);
     }
 }

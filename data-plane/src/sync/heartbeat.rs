@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use common::sync::Heartbeat;
 use metrics_exporter_prometheus::PrometheusHandle;
 
-use crate::broker::Broker;
+use crate::core::Broker;
 use crate::sync::LinkState;
 use crate::sync::client::Client;
 
@@ -38,7 +38,7 @@ pub async fn run(client: Arc<Client>, state: Arc<LinkState>, broker: Arc<Broker>
             started_at_ms: state.started_at_ms,
         };
         if let Err(e) = client.heartbeat(&beat).await {
-            metrics::counter!("broker_sync_errors_total", "exchange" => "heartbeat").increment(1);
+            crate::metrics::sync_error("heartbeat");
             tracing::debug!(error = %e, "heartbeat failed");
         }
     }

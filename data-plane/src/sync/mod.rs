@@ -18,8 +18,8 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use thiserror::Error;
 use tokio::sync::Notify;
 
-use crate::broker::Broker;
 use crate::config::Config;
+use crate::core::Broker;
 
 /// What the link needs from the configuration.
 #[derive(Debug, Clone)]
@@ -103,7 +103,7 @@ impl LinkState {
     pub fn new() -> Self {
         Self {
             boot_id: hex::encode(rand::random::<[u8; 16]>()),
-            started_at_ms: crate::events::now_ms(),
+            started_at_ms: common::time::now_ms(),
             refused: Mutex::new(None),
             fetch: Mutex::new(None),
             beat_now: Notify::new(),

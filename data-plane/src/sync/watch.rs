@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::broker::Broker;
+use crate::core::Broker;
 use crate::directory::Directories;
 use crate::sync::backoff::Backoff;
 use crate::sync::client::{Client, WAIT_SECS};
@@ -31,7 +31,7 @@ pub async fn run(client: Arc<Client>, state: Arc<LinkState>, broker: Arc<Broker>
             }
             Err(e) => {
                 let delay = backoff.next_delay();
-                metrics::counter!("broker_sync_errors_total", "exchange" => "snapshot").increment(1);
+                crate::metrics::sync_error("snapshot");
                 tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "snapshot poll failed");
                 state.set_fetch_error(Some(e.to_string()));
                 tokio::time::sleep(delay).await;
@@ -47,7 +47,7 @@ async fn apply(state: &LinkState, dirs: &Directories, cache: &std::path::Path, s
         Err(e) => return tracing::error!(error = %e, "cannot serialize the snapshot"),
     };
     if let Err(e) = dirs.apply_snapshot(snapshot) {
-        metrics::counter!("broker_snapshot_refused_total").increment(1);
+        crate::metrics::snapshot_refused();
         tracing::error!(version, error = %e, "snapshot refused; keeping the current one");
         state.set_refused(Some(format!("snapshot version {version} refused: {e}")));
         state.beat_now.notify_one();

@@ -1,0 +1,160 @@
+//! One owner of "may this client do this?": authentication at CONNECT, and every later decision
+//! (publish, subscribe, will, delivery of P2P and queued messages, and the re-check after a
+//! configuration change) from the same rules, for every authentication mode.
+
+mod connect;
+mod tokens;
+
+use common::token::{TokenAction, TokenError};
+use common::topic;
+
+pub use self::connect::{AuthError, authenticate, open_principal};
+pub use self::tokens::Tokens;
+use crate::directory::{Directory, Instance};
+
+/// How the client authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Signature,
+    Token,
+    DeviceCredential,
+    /// Development listener: authentication off.
+    Open,
+}
+
+/// What a connection authenticated with; decides everything it may do afterwards.
+#[derive(Debug, Clone)]
+pub struct Credential {
+    pub mode: Mode,
+    /// The AccessKeyId (Signature, Token) or DeviceAccessKeyId (DeviceCredential); empty when open.
+    pub key_id: String,
+    /// The live tokens of a Token client (replaced by `$SYS/uploadToken`).
+    pub tokens: Tokens,
+}
+
+/// An authenticated client.
+pub struct Principal {
+    pub instance: std::sync::Arc<Instance>,
+    pub client_id: String,
+    pub credential: Credential,
+}
+
+/// Why an action is refused; the protocol adapters turn it into each version's answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Denied {
+    /// Malformed or over-long topic or filter.
+    TopicInvalid,
+    /// Unknown parent topic, a system topic, or not covered by the credentials.
+    NotAuthorized,
+    /// A token does not allow it: refused as not authorized, after a `$SYS/tokenInvalidNotice`
+    /// for the token type it concerns.
+    Token(TokenError, TokenAction),
+}
+
+/// Why a live connection's credentials no longer hold after a configuration change or with time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Withdrawn {
+    InstanceGone,
+    /// AccessKey disabled or unbound, device credential unregistered or moved.
+    Credential,
+    /// The client's group was deleted.
+    Group,
+    /// A token was revoked or expired (the notice code and type go to the client first).
+    Token(TokenError, TokenAction),
+}
+
+impl Withdrawn {
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::InstanceGone => "instance_gone",
+            Self::Credential => "credentials_withdrawn",
+            Self::Group => "group_deleted",
+            Self::Token(TokenError::Expired, _) => "token_expired",
+            Self::Token(..) => "token_revoked",
+        }
+    }
+}
+
+impl Credential {
+    /// The credential of the development listener: everything allowed.
+    pub fn open() -> Self {
+        Self {
+            mode: Mode::Open,
+            key_id: String::new(),
+            tokens: Tokens::default(),
+        }
+    }
+
+    /// PUBLISH to `topic_name` (not a `$SYS` topic: those are the broker's own).
+    pub fn may_publish(&self, inst: &Instance, topic_name: &str) -> Result<(), Denied> {
+        topic::validate_topic_name(topic_name, inst.quotas.max_topic_length as usize)
+            .map_err(|_| Denied::TopicInvalid)?;
+        if topic_name.starts_with('$') || !inst.has_parent(topic::parent_of(topic_name)) {
+            return Err(Denied::NotAuthorized);
+        }
+        if self.mode == Mode::Token && !self.tokens.may_publish(topic_name) {
+            return Err(Denied::Token(self.tokens.write_refusal(), TokenAction::W));
+        }
+        Ok(())
+    }
+
+    /// SUBSCRIBE to `raw` (with any `$share/<group>/` prefix).
+    pub fn may_subscribe(&self, inst: &Instance, raw: &str) -> Result<(), Denied> {
+        if raw.starts_with("$SYS") {
+            return Err(Denied::NotAuthorized);
+        }
+        let parsed = topic::parse_subscription(raw).map_err(|_| Denied::TopicInvalid)?;
+        topic::validate_topic_filter(parsed.filter, inst.quotas.max_topic_length as usize)
+            .map_err(|_| Denied::TopicInvalid)?;
+        if !inst.has_parent(topic::parent_of(parsed.filter)) {
+            return Err(Denied::NotAuthorized);
+        }
+        if self.mode == Mode::Token && !self.tokens.may_subscribe(parsed.filter) {
+            return Err(Denied::Token(self.tokens.read_refusal(), TokenAction::R));
+        }
+        Ok(())
+    }
+
+    /// Whether the credentials still hold: after a configuration change (a disabled key, a revoked
+    /// token, a deleted group or instance) and when a deferred will is due.
+    pub fn still_valid(
+        &self,
+        dir: &Directory,
+        instance_id: &str,
+        client_id: &str,
+        now_ms: i64,
+    ) -> Result<(), Withdrawn> {
+        let Some(inst) = dir.instances.get(instance_id) else {
+            return Err(Withdrawn::InstanceGone);
+        };
+        let key = self.key_id.as_str();
+        let credential_ok = match self.mode {
+            Mode::Signature | Mode::Token => inst.access_keys.get(key).is_some_and(|k| k.enabled),
+            Mode::DeviceCredential => inst
+                .device_credentials
+                .get(key)
+                .is_some_and(|d| d.client_id == client_id),
+            Mode::Open => true,
+        };
+        if !credential_ok {
+            // A token client's key is part of its tokens' validity: it hears about it as a token problem.
+            if let Some(kind) = self.tokens.first_kind() {
+                return Err(Withdrawn::Token(TokenError::PermissionInvalid, kind));
+            }
+            return Err(Withdrawn::Credential);
+        }
+        // A deleted group withdraws every client of it, whatever the credential.
+        let group_ok = self.mode == Mode::Open
+            || common::names::parse_client_id(client_id, usize::MAX).is_ok_and(|c| inst.group_ids.contains(c.group_id));
+        if !group_ok {
+            return Err(Withdrawn::Group);
+        }
+        match self.tokens.revoked_or_expired(inst, now_ms) {
+            Some((err, kind)) => Err(Withdrawn::Token(err, kind)),
+            None => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,69 @@
+//! What one connection is, shared by its protocol handlers (`Conn`) and its delivery task: identity,
+//! credentials, the sink it writes to and the mailbox the core reaches it through.
+
+use std::cell::{Cell, RefCell};
+use std::sync::Arc;
+
+use ntex_bytes::ByteString;
+use tokio::sync::Notify;
+
+use super::sink::Sink;
+use crate::auth::Credential;
+use crate::core::Broker;
+use crate::core::mailbox::Mailbox;
+use crate::directory::Instance;
+use crate::events::{ClientEvent, EventType};
+
+/// Why a connection ended, as far as the broker decided it (a lost connection has none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// Another connection took over the client ID.
+    TakenOver,
+    /// Closed by the control plane (CloseConnection).
+    Kicked,
+    /// The credentials no longer hold (revoked, disabled, expired, instance or group gone).
+    Withdrawn,
+}
+
+pub struct ConnCtx {
+    pub broker: Arc<Broker>,
+    pub instance_id: String,
+    pub client_id: ByteString,
+    pub conn_id: u64,
+    /// 32 hex chars, unique per TCP connection (client status events).
+    pub channel_id: String,
+    pub peer: String,
+    /// The session outlives the connection.
+    pub persistent: bool,
+    pub credential: RefCell<Credential>,
+    /// `$SYS/uploadToken` replaced a token: the delivery task re-reads the expiry timetable.
+    pub credential_changed: Notify,
+    pub sink: Sink,
+    pub mailbox: Arc<Mailbox>,
+    /// The client's maximum packet size (MQTT 5): larger messages are not sent to it.
+    pub max_packet_size: Option<u32>,
+    pub ending: Cell<Option<Ending>>,
+}
+
+impl ConnCtx {
+    /// The instance as of the current configuration (a reload may have changed or removed it).
+    pub fn instance(&self) -> Option<Arc<Instance>> {
+        self.broker.dirs.load().instances.get(&self.instance_id).cloned()
+    }
+
+    pub fn event(&self, event_type: EventType) {
+        self.event_with(event_type, Vec::new());
+    }
+
+    pub fn event_with(&self, event_type: EventType, topics: Vec<String>) {
+        self.broker.events.emit(ClientEvent {
+            instance_id: self.instance_id.clone(),
+            client_id: self.client_id.to_string(),
+            time: common::time::now_ms(),
+            event_type,
+            channel_id: self.channel_id.clone(),
+            client_ip: self.peer.clone(),
+            topics,
+        });
+    }
+}

@@ -1,0 +1,390 @@
+//! The broker core (Send + Sync, shared by every worker): a thin `Broker` facade over its parts,
+//! each behind a seam trait with today's embedded implementation: the session registry
+//! (`sessions`), message routing over the subscription index (`router`, `subscriptions`), retained
+//! messages (`retained`), offline queues (`offline`), deferred wills (`wills`) and quota counters
+//! (`quotas`). Connections live on worker threads and hear from the core only through their
+//! mailboxes (`mailbox`). The parts never call each other except the router, which looks sessions
+//! up to hand messages over; the facade orchestrates everything else.
+
+pub mod mailbox;
+pub mod offline;
+pub mod quotas;
+mod rate;
+pub mod retained;
+pub mod router;
+pub mod seam;
+pub mod sessions;
+pub mod subscriptions;
+mod timers;
+pub mod wills;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use common::topic;
+
+use self::mailbox::{Ctl, Outbound};
+use self::offline::{OfflineQueue, SessionRecords};
+use self::quotas::{LocalQuotas, QuotaCounters};
+use self::retained::{LocalRetained, RetainedLog, RetainedStore};
+use self::router::{LocalRouter, MessageRouter, Routed, TooManyWildcards};
+use self::seam::{SeamError, SeamResult};
+use self::sessions::{ConnHandle, LocalSessions, OpenError, OpenRequest, SessionRegistry, SubscribeError};
+use self::subscriptions::{RetainHandling, SubOptions};
+use self::wills::{LocalWills, WillScheduler};
+use crate::directory::{Directories, Instance};
+use crate::events::Events;
+use crate::message::Message;
+use crate::metrics;
+
+/// Retained messages sent for one new subscription at most (a bound on what one SUBSCRIBE costs).
+pub const MAX_RETAINED_PER_SUBSCRIBE: usize = 10_000;
+
+/// Per-connection limits that are the node's, not the instance's.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// QoS 1/2 messages in flight per client (also capped by the client's receive maximum).
+    pub max_inflight: u16,
+    /// Messages queued in memory per online client; beyond it they are dropped and counted.
+    pub max_queued: usize,
+}
+
+/// The parts behind the seams.
+pub struct Parts {
+    pub sessions: Arc<dyn SessionRegistry>,
+    /// Read-only lookups of this node's live connections (they are always local).
+    pub live: Arc<LocalSessions>,
+    pub router: Arc<dyn MessageRouter>,
+    pub retained: Arc<dyn RetainedStore>,
+    pub offline: Arc<dyn OfflineQueue>,
+    pub wills: Arc<dyn WillScheduler>,
+    pub quotas: Arc<dyn QuotaCounters>,
+}
+
+impl Parts {
+    /// The single-node parts over one embedded store, with persistent sessions and retained
+    /// messages restored from it. Returns the parts and the number of restored sessions.
+    pub fn embedded<S>(store: Arc<S>) -> SeamResult<(Self, usize)>
+    where
+        S: SessionRecords + OfflineQueue + RetainedLog + 'static,
+    {
+        let live = Arc::new(LocalSessions::new(store.clone()));
+        let records = SessionRecords::load(store.as_ref())?;
+        let restored = records.len();
+        let subs = live.restore(records, common::time::now_ms() as u64);
+        let router = LocalRouter::new(live.clone(), store.clone());
+        router.restore(&subs);
+        let parts = Self {
+            sessions: live.clone(),
+            live,
+            router: Arc::new(router),
+            retained: Arc::new(LocalRetained::open(store.clone())?),
+            offline: store,
+            wills: Arc::new(LocalWills::default()),
+            quotas: Arc::new(LocalQuotas::default()),
+        };
+        Ok((parts, restored))
+    }
+}
+
+/// A connection asking for its session (from the CONNECT).
+pub struct SessionRequest {
+    pub clean_start: bool,
+    pub persistent: bool,
+    pub expiry_secs: Option<u32>,
+    pub handle: ConnHandle,
+}
+
+/// What a connection gets when its session opens.
+pub struct Session {
+    pub present: bool,
+    /// The resumed session's subscriptions, to be re-authorized for the new credentials.
+    pub resumed: Vec<(String, SubOptions)>,
+    pub parked: BTreeMap<u64, u16>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OpenRefusal {
+    /// The instance's concurrent-connection quota.
+    QuotaExceeded,
+    /// The instance rejects a second connection of a live client ID.
+    Duplicate,
+    /// A part of the core could not do its work.
+    Unavailable(SeamError),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SubscribeRefusal {
+    TooManySubscriptions,
+    TooManyWildcards,
+    Unavailable(SeamError),
+}
+
+/// A subscription the core recorded.
+pub struct Subscribed {
+    /// Retained messages to send, with the QoS and RETAIN flag they go out with.
+    pub retained: Vec<Outbound>,
+}
+
+pub struct Broker {
+    pub dirs: Directories,
+    pub events: Events,
+    pub limits: Limits,
+    sessions: Arc<dyn SessionRegistry>,
+    live: Arc<LocalSessions>,
+    router: Arc<dyn MessageRouter>,
+    retained: Arc<dyn RetainedStore>,
+    offline: Arc<dyn OfflineQueue>,
+    wills: Arc<dyn WillScheduler>,
+    quotas: Arc<dyn QuotaCounters>,
+    next_conn_id: AtomicU64,
+}
+
+impl Broker {
+    pub fn new(dirs: Directories, parts: Parts, limits: Limits) -> Self {
+        Self {
+            dirs,
+            events: Events::default(),
+            limits: Limits {
+                max_queued: limits.max_queued.max(1),
+                ..limits
+            },
+            sessions: parts.sessions,
+            live: parts.live,
+            router: parts.router,
+            retained: parts.retained,
+            offline: parts.offline,
+            wills: parts.wills,
+            quotas: parts.quotas,
+            next_conn_id: AtomicU64::new(1),
+        }
+    }
+
+    pub fn next_conn_id(&self) -> u64 {
+        self.next_conn_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub fn offline(&self) -> &dyn OfflineQueue {
+        self.offline.as_ref()
+    }
+
+    /// Registers a connection for a client ID (taking over a live one unless the instance rejects
+    /// duplicates), within the instance's connection quota; a waiting will of the client is dropped.
+    pub async fn open_session(
+        &self,
+        inst: &Instance,
+        client_id: &str,
+        req: SessionRequest,
+    ) -> Result<Session, OpenRefusal> {
+        let replacing = self.live.is_online(&inst.id, client_id);
+        if replacing && inst.reject_duplicate_client_id {
+            return Err(OpenRefusal::Duplicate);
+        }
+        let counted = self.quotas.connect(&inst.id, inst.quotas.max_connections, replacing);
+        if !counted.await.map_err(OpenRefusal::Unavailable)? {
+            return Err(OpenRefusal::QuotaExceeded);
+        }
+        let open = self.sessions.open(OpenRequest {
+            instance_id: &inst.id,
+            client_id,
+            clean_start: req.clean_start,
+            persistent: req.persistent,
+            expiry_secs: req.expiry_secs,
+            reject_duplicate: inst.reject_duplicate_client_id,
+            handle: req.handle,
+        });
+        let opened = match open.await {
+            Ok(Ok(opened)) => opened,
+            Ok(Err(OpenError::Duplicate)) => {
+                self.quotas.disconnect(&inst.id);
+                return Err(OpenRefusal::Duplicate);
+            }
+            Err(e) => {
+                self.quotas.disconnect(&inst.id);
+                return Err(OpenRefusal::Unavailable(e));
+            }
+        };
+        // A new connection within a will's delay cancels it (MQTT 5, 3.1.3.2.2).
+        if self.wills.cancel(&inst.id, client_id).await.unwrap_or(false) {
+            metrics::will("cancelled");
+        }
+        for (raw, _) in &opened.discarded {
+            self.unindex(&inst.id, client_id, raw).await;
+        }
+        if opened.purge_queue
+            && let Err(e) = self.offline.purge(&inst.id, client_id).await
+        {
+            metrics::store_error("purge");
+            tracing::error!(error = %e, "cannot delete a discarded session's messages");
+        }
+        Ok(Session {
+            present: opened.present,
+            resumed: opened.resumed,
+            parked: opened.parked,
+        })
+    }
+
+    async fn unindex(&self, instance_id: &str, client_id: &str, raw: &str) {
+        if let Err(e) = self.router.unsubscribe(instance_id, client_id, raw).await {
+            tracing::error!(error = %e, "cannot remove a subscription from the index");
+        }
+    }
+
+    /// The connection `conn_id` is gone; a clean session ends with it. `unacked`: stored messages
+    /// it was sent but did not acknowledge (resent, with these packet ids, to the next connection).
+    pub async fn close_session(&self, instance_id: &str, client_id: &str, conn_id: u64, unacked: BTreeMap<u64, u16>) {
+        self.quotas.disconnect(instance_id);
+        match self.sessions.close(instance_id, client_id, conn_id, unacked).await {
+            Ok(closed) => {
+                for (raw, _) in &closed.discarded {
+                    self.unindex(instance_id, client_id, raw).await;
+                }
+            }
+            Err(e) => {
+                metrics::store_error("session");
+                tracing::error!(error = %e, "cannot record the end of a session");
+            }
+        }
+    }
+
+    /// Records a subscription within the client's and the instance's quotas; returns the retained
+    /// messages it is to receive.
+    pub async fn subscribe(
+        &self,
+        inst: &Instance,
+        client_id: &str,
+        raw: &str,
+        opts: SubOptions,
+    ) -> Result<Subscribed, SubscribeRefusal> {
+        let max_wildcards = inst.quotas.max_wildcard_subscriptions_per_parent_topic as usize;
+        match self
+            .router
+            .subscribe(&inst.id, client_id, raw, opts, max_wildcards)
+            .await
+        {
+            Ok(Ok(())) => {}
+            Ok(Err(TooManyWildcards)) => return Err(SubscribeRefusal::TooManyWildcards),
+            Err(e) => return Err(SubscribeRefusal::Unavailable(e)),
+        }
+        let max = inst.quotas.max_subscriptions_per_client as usize;
+        let new = match self.sessions.subscribe(&inst.id, client_id, raw, opts, max).await {
+            Ok(Ok(new)) => new,
+            refused => {
+                // A refused filter is always new to the client, so it was new to the index too.
+                self.unindex(&inst.id, client_id, raw).await;
+                return Err(match refused {
+                    Err(e) => SubscribeRefusal::Unavailable(e),
+                    Ok(Err(SubscribeError::TooManySubscriptions)) => SubscribeRefusal::TooManySubscriptions,
+                    Ok(_) => SubscribeRefusal::Unavailable(SeamError::Unavailable("session closed".into())),
+                });
+            }
+        };
+        let Ok(parsed) = topic::parse_subscription(raw) else {
+            return Ok(Subscribed { retained: Vec::new() });
+        };
+        let wants_retained = match opts.retain_handling {
+            RetainHandling::OnSubscribe => true,
+            RetainHandling::OnNewSubscribe => new,
+            RetainHandling::Never => false,
+        };
+        // Shared subscriptions get no retained messages (MQTT 5, 4.8.2).
+        if parsed.share_group.is_some() || !wants_retained {
+            return Ok(Subscribed { retained: Vec::new() });
+        }
+        let found = match self
+            .retained
+            .matching(&inst.id, parsed.filter, MAX_RETAINED_PER_SUBSCRIBE)
+            .await
+        {
+            Ok(found) => found,
+            Err(e) => {
+                metrics::store_error("retained");
+                tracing::error!(error = %e, "cannot read retained messages");
+                Vec::new()
+            }
+        };
+        let retained = found
+            .into_iter()
+            .map(|msg| Outbound {
+                qos: msg.qos.min(opts.qos),
+                retain: true,
+                sub_ids: opts.id.into_iter().collect(),
+                msg,
+            })
+            .collect();
+        Ok(Subscribed { retained })
+    }
+
+    /// Removes a subscription; true when the client had it.
+    pub async fn unsubscribe(&self, instance_id: &str, client_id: &str, raw: &str) -> bool {
+        let had = match self.sessions.unsubscribe(instance_id, client_id, raw).await {
+            Ok(had) => had.is_some(),
+            Err(e) => {
+                metrics::store_error("session");
+                tracing::error!(error = %e, "cannot record an unsubscribe");
+                true
+            }
+        };
+        if had {
+            self.unindex(instance_id, client_id, raw).await;
+        }
+        had
+    }
+
+    /// Routes one message (a client's PUBLISH, a will, a backend message): stores it as retained
+    /// if flagged, and hands a copy to every recipient. Resolves when every copy for a persistent
+    /// session and the retained copy are durable; an error means it must not be acknowledged.
+    pub async fn publish(&self, inst: &Instance, msg: Message) -> Result<Routed, SeamError> {
+        let msg = Arc::new(msg);
+        // Both are submitted before either is awaited: the order of calls is the order of effects.
+        let retained = msg.retain.then(|| self.retained.set(&inst.id, &msg));
+        let routed = self
+            .router
+            .route(&inst.id, msg.clone(), inst.quotas.max_offline_messages);
+        let retained = match retained {
+            Some(r) => r.await,
+            None => Ok(()),
+        };
+        let routed = routed.await;
+        if retained.is_err() || routed.is_err() {
+            metrics::store_error("publish");
+        }
+        retained?;
+        routed
+    }
+
+    /// Accounts `messages` against the instance's rate quota; how long the caller should wait.
+    pub fn throttle(&self, inst: &Instance, messages: u32) -> Duration {
+        let wait = self
+            .quotas
+            .throttle(&inst.id, inst.quotas.max_messages_per_second, messages);
+        if !wait.is_zero() {
+            metrics::throttled();
+        }
+        wait
+    }
+
+    /// Asks the client's live connection to close (control-plane kick); how many were asked.
+    pub fn close_client(&self, instance_id: &str, client_id: &str) -> usize {
+        usize::from(self.live.signal(instance_id, client_id, Ctl::Close))
+    }
+
+    /// Live connections of one client on this node (0 or 1: a newer connection takes over).
+    pub fn live_connections(&self, instance_id: &str, client_id: &str) -> usize {
+        usize::from(self.live.is_online(instance_id, client_id))
+    }
+
+    /// Node totals for the control-plane heartbeat: live connections and subscriptions.
+    pub fn totals(&self) -> (u64, u64) {
+        (self.live.counts().0, self.router.subscription_count() as u64)
+    }
+
+    pub fn offline_message_count(&self) -> u64 {
+        self.offline.counts().values().sum()
+    }
+}
+
+#[cfg(test)]
+mod tests;

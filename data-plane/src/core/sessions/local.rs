@@ -1,0 +1,341 @@
+//! The embedded session registry: sessions in memory, sharded so that connections of different
+//! clients do not queue behind one lock; persistent ones are written through `SessionRecords`
+//! outside those locks.
+
+use std::collections::hash_map::DefaultHasher;
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use super::{Closed, ConnHandle, Expired, OpenError, OpenRequest, Opened, Recipient, SessionRegistry, SubscribeError};
+use crate::core::mailbox::Ctl;
+use crate::core::offline::{PersistedSession, PersistedSub, SessionRecords};
+use crate::core::seam::{BoxFuture, SeamResult, done};
+use crate::core::subscriptions::SubOptions;
+
+#[derive(Default)]
+struct Session {
+    persistent: bool,
+    /// Raw filter (with any `$share/...` prefix) -> options.
+    subs: BTreeMap<String, SubOptions>,
+    conn: Option<ConnHandle>,
+    expiry_secs: Option<u32>,
+    /// When its last connection closed (unix ms).
+    gone_at_ms: Option<u64>,
+    /// Unacknowledged (stored sequence -> packet id) between connections.
+    parked: BTreeMap<u64, u16>,
+}
+
+impl Session {
+    fn expired(&self, now: u64) -> bool {
+        match (self.conn.is_none(), self.expiry_secs, self.gone_at_ms) {
+            (true, Some(secs), Some(at)) => at.saturating_add(u64::from(secs) * 1000) <= now,
+            _ => false,
+        }
+    }
+
+    fn record(&self) -> PersistedSession {
+        PersistedSession {
+            subs: self.subs.iter().map(|(f, o)| PersistedSub::new(f, o)).collect(),
+            expiry_secs: self.expiry_secs,
+            gone_at_ms: self.gone_at_ms,
+        }
+    }
+
+    fn sub_list(&self) -> Vec<(String, SubOptions)> {
+        self.subs.iter().map(|(f, o)| (f.clone(), *o)).collect()
+    }
+}
+
+const SHARDS: usize = 16;
+/// Persistence stripes: writers of one session are serialized, writers of others mostly are not.
+const STRIPES: usize = 64;
+
+type Shard = HashMap<String, HashMap<String, Session>>;
+
+pub struct LocalSessions {
+    shards: [Mutex<Shard>; SHARDS],
+    write_order: [Mutex<()>; STRIPES],
+    records: Arc<dyn SessionRecords>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic elsewhere must not take the broker down with a poisoned lock.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn slot(instance_id: &str, client_id: &str, n: usize) -> usize {
+    let mut h = DefaultHasher::new();
+    (instance_id, client_id).hash(&mut h);
+    (h.finish() % n as u64) as usize
+}
+
+impl LocalSessions {
+    pub fn new(records: Arc<dyn SessionRecords>) -> Self {
+        Self {
+            shards: std::array::from_fn(|_| Mutex::new(HashMap::new())),
+            write_order: std::array::from_fn(|_| Mutex::new(())),
+            records,
+        }
+    }
+
+    fn shard(&self, instance_id: &str, client_id: &str) -> MutexGuard<'_, Shard> {
+        lock(&self.shards[slot(instance_id, client_id, SHARDS)])
+    }
+
+    /// Runs `f` on the session, if there is one.
+    fn with<R>(&self, instance_id: &str, client_id: &str, f: impl FnOnce(&mut Session) -> R) -> Option<R> {
+        self.shard(instance_id, client_id)
+            .get_mut(instance_id)
+            .and_then(|clients| clients.get_mut(client_id))
+            .map(f)
+    }
+
+    /// Writes the session's current state (or its absence) to the records. Writers of one session
+    /// go one at a time and each writes what is current when it runs, so the last write always
+    /// reflects the last change, whatever order the callers' changes were made in.
+    fn persist(&self, instance_id: &str, client_id: &str) -> SeamResult<()> {
+        let _order = lock(&self.write_order[slot(instance_id, client_id, STRIPES)]);
+        let current = self.with(instance_id, client_id, |s| s.persistent.then(|| s.record()));
+        match current.flatten() {
+            Some(record) => self.records.save(instance_id, client_id, &record),
+            None => self.records.delete(instance_id, client_id),
+        }
+    }
+
+    fn persist_if(&self, needed: bool, instance_id: &str, client_id: &str) -> SeamResult<()> {
+        if needed {
+            self.persist(instance_id, client_id)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Re-creates persistent sessions (offline) from their records; returns their subscriptions
+    /// for the index.
+    pub fn restore(
+        &self,
+        records: Vec<(String, String, PersistedSession)>,
+        now_ms: u64,
+    ) -> Vec<(String, String, String, SubOptions)> {
+        let mut subs = Vec::new();
+        for (inst, client, record) in records {
+            let mut session = Session {
+                persistent: true,
+                expiry_secs: record.expiry_secs,
+                // Connected when the broker stopped: its connection is gone as of now.
+                gone_at_ms: record.gone_at_ms.or(Some(now_ms)),
+                ..Session::default()
+            };
+            for sub in record.subs {
+                let (raw, opts) = sub.into_parts();
+                session.subs.insert(raw.clone(), opts);
+                subs.push((inst.clone(), client.clone(), raw, opts));
+            }
+            self.shard(&inst, &client)
+                .entry(inst.clone())
+                .or_default()
+                .insert(client, session);
+        }
+        subs
+    }
+
+    /// The live connection of a client, if any.
+    pub fn live(&self, instance_id: &str, client_id: &str) -> Option<ConnHandle> {
+        self.with(instance_id, client_id, |s| s.conn.clone()).flatten()
+    }
+
+    pub fn is_online(&self, instance_id: &str, client_id: &str) -> bool {
+        self.with(instance_id, client_id, |s| s.conn.is_some()).unwrap_or(false)
+    }
+
+    /// How a message for the client is to be delivered, if it has a session.
+    pub fn recipient(&self, instance_id: &str, client_id: &str) -> Option<Recipient> {
+        self.with(instance_id, client_id, |s| Recipient {
+            persistent: s.persistent,
+            conn: s.conn.clone(),
+        })
+    }
+
+    /// Sends a control signal to the client's live connection; true when there was one.
+    pub fn signal(&self, instance_id: &str, client_id: &str, ctl: Ctl) -> bool {
+        self.live(instance_id, client_id).is_some_and(|c| c.mailbox.signal(ctl))
+    }
+
+    /// Node totals: live connections and sessions.
+    pub fn counts(&self) -> (u64, u64) {
+        let (mut live, mut sessions) = (0, 0);
+        for shard in &self.shards {
+            for clients in lock(shard).values() {
+                sessions += clients.len() as u64;
+                live += clients.values().filter(|s| s.conn.is_some()).count() as u64;
+            }
+        }
+        (live, sessions)
+    }
+
+    fn open_now(&self, req: OpenRequest<'_>, now_ms: u64) -> Result<Opened, OpenError> {
+        let mut opened = Opened::default();
+        {
+            let mut shard = self.shard(req.instance_id, req.client_id);
+            let clients = shard.entry(req.instance_id.to_string()).or_default();
+            let existing = clients.get_mut(req.client_id);
+            let live_old = existing.as_ref().and_then(|s| s.conn.clone());
+            if live_old.is_some() && req.reject_duplicate {
+                return Err(OpenError::Duplicate);
+            }
+            if let Some(old) = live_old {
+                old.mailbox.signal(Ctl::TakenOver);
+            }
+            let resumable = existing.is_some_and(|s| s.persistent && !s.expired(now_ms)) && !req.clean_start;
+            if resumable {
+                let s = clients.get_mut(req.client_id).expect("checked above");
+                opened.present = true;
+                opened.resumed = s.sub_list();
+                opened.parked = std::mem::take(&mut s.parked);
+            } else if let Some(old) = clients.remove(req.client_id) {
+                // A clean start discards whatever the previous session had.
+                opened.discarded = old.sub_list();
+                opened.purge_queue = old.persistent;
+            }
+            let session = clients.entry(req.client_id.to_string()).or_default();
+            session.persistent = req.persistent;
+            session.conn = Some(req.handle);
+            session.expiry_secs = req.expiry_secs;
+            session.gone_at_ms = None;
+        }
+        Ok(opened)
+    }
+
+    fn close_now(
+        &self,
+        instance_id: &str,
+        client_id: &str,
+        conn_id: u64,
+        unacked: BTreeMap<u64, u16>,
+    ) -> (Closed, bool) {
+        let mut shard = self.shard(instance_id, client_id);
+        let Some(clients) = shard.get_mut(instance_id) else {
+            return (Closed::default(), false);
+        };
+        let Some(session) = clients.get_mut(client_id) else {
+            return (Closed::default(), false);
+        };
+        if session.persistent {
+            session.parked.extend(unacked);
+        }
+        if session.conn.as_ref().is_none_or(|c| c.conn_id != conn_id) {
+            // Taken over: the session belongs to the newer connection now.
+            return (Closed::default(), false);
+        }
+        session.conn = None;
+        let mut closed = Closed::default();
+        if session.persistent {
+            // The expiry counts from now; a restart must still know when the connection went.
+            session.gone_at_ms = Some(common::time::now_ms() as u64);
+            let write = session.expiry_secs.is_some();
+            (closed, write)
+        } else {
+            if let Some(old) = clients.remove(client_id) {
+                closed.discarded = old.sub_list();
+            }
+            if clients.is_empty() {
+                shard.remove(instance_id);
+            }
+            (closed, false)
+        }
+    }
+}
+
+impl SessionRegistry for LocalSessions {
+    fn open(&self, req: OpenRequest<'_>) -> BoxFuture<'_, SeamResult<Result<Opened, OpenError>>> {
+        let (inst, client, persistent) = (req.instance_id.to_string(), req.client_id.to_string(), req.persistent);
+        let opened = match self.open_now(req, common::time::now_ms() as u64) {
+            Ok(o) => o,
+            Err(e) => return done(Ok(Err(e))),
+        };
+        let res = self.persist_if(persistent || opened.purge_queue, &inst, &client);
+        done(res.map(|()| Ok(opened)))
+    }
+
+    fn close(
+        &self,
+        instance_id: &str,
+        client_id: &str,
+        conn_id: u64,
+        unacked: BTreeMap<u64, u16>,
+    ) -> BoxFuture<'_, SeamResult<Closed>> {
+        let (closed, write) = self.close_now(instance_id, client_id, conn_id, unacked);
+        let res = self.persist_if(write, instance_id, client_id);
+        done(res.map(|()| closed))
+    }
+
+    fn subscribe(
+        &self,
+        instance_id: &str,
+        client_id: &str,
+        raw: &str,
+        opts: SubOptions,
+        max: usize,
+    ) -> BoxFuture<'_, SeamResult<Result<bool, SubscribeError>>> {
+        let outcome = self.with(instance_id, client_id, |s| {
+            let new = !s.subs.contains_key(raw);
+            if new && s.subs.len() >= max {
+                return Err(SubscribeError::TooManySubscriptions);
+            }
+            s.subs.insert(raw.to_string(), opts);
+            Ok((new, s.persistent))
+        });
+        let (new, persistent) = match outcome {
+            None => return done(Ok(Err(SubscribeError::NoSession))),
+            Some(Err(e)) => return done(Ok(Err(e))),
+            Some(Ok(v)) => v,
+        };
+        let res = self.persist_if(persistent, instance_id, client_id);
+        done(res.map(|()| Ok(new)))
+    }
+
+    fn unsubscribe(
+        &self,
+        instance_id: &str,
+        client_id: &str,
+        raw: &str,
+    ) -> BoxFuture<'_, SeamResult<Option<SubOptions>>> {
+        let outcome = self.with(instance_id, client_id, |s| (s.subs.remove(raw), s.persistent));
+        let Some((Some(opts), persistent)) = outcome else {
+            return done(Ok(None));
+        };
+        let res = self.persist_if(persistent, instance_id, client_id);
+        done(res.map(|()| Some(opts)))
+    }
+
+    fn expire(&self, now_ms: u64) -> Vec<Expired> {
+        let mut expired = Vec::new();
+        for shard in &self.shards {
+            let mut shard = lock(shard);
+            for (inst, clients) in shard.iter_mut() {
+                let gone: Vec<String> = clients
+                    .iter()
+                    .filter(|(_, s)| s.persistent && s.expired(now_ms))
+                    .map(|(c, _)| c.clone())
+                    .collect();
+                for client in gone {
+                    if let Some(s) = clients.remove(&client) {
+                        expired.push(Expired {
+                            instance_id: inst.clone(),
+                            client_id: client,
+                            subs: s.sub_list(),
+                        });
+                    }
+                }
+            }
+            shard.retain(|_, clients| !clients.is_empty());
+        }
+        for e in &expired {
+            if let Err(err) = self.persist(&e.instance_id, &e.client_id) {
+                tracing::error!(error = %err, "cannot delete an expired session's record");
+            }
+        }
+        expired
+    }
+}

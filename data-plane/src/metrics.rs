@@ -1,0 +1,177 @@
+//! Every metric the broker exports, named once with its labels (Prometheus on `/metrics`; the
+//! table in docs/broker.md describes them). Callers use these functions, never a name literal.
+
+use common::qos::QoS;
+
+const CONNECTS: &str = "broker_connects_total";
+const CONNECTIONS: &str = "broker_connections";
+const SUBSCRIPTIONS: &str = "broker_subscriptions";
+const OFFLINE_MESSAGES: &str = "broker_offline_messages";
+const OFFLINE_DROPPED: &str = "broker_offline_dropped_total";
+const MESSAGES_IN: &str = "broker_messages_in_total";
+const MESSAGES_OUT: &str = "broker_messages_out_total";
+const REFUSALS: &str = "broker_refusals_total";
+const AUTH_FAILURES: &str = "broker_auth_failures_total";
+const DROPPED: &str = "broker_dropped_total";
+const THROTTLED: &str = "broker_throttled_total";
+const SESSIONS_EXPIRED: &str = "broker_sessions_expired_total";
+const KICKS: &str = "broker_kicks_total";
+const BACKEND_MESSAGES: &str = "broker_backend_messages_total";
+const CLIENT_EVENTS: &str = "broker_client_events_total";
+const ONLINE_QUERIES: &str = "broker_online_queries_total";
+const SNAPSHOT_VERSION: &str = "broker_snapshot_version";
+const SNAPSHOT_REFUSED: &str = "broker_snapshot_refused_total";
+const SYNC_ERRORS: &str = "broker_sync_errors_total";
+const SYNC_EVENTS_DROPPED: &str = "broker_sync_events_dropped_total";
+const STORE_ERRORS: &str = "broker_store_errors_total";
+const WILLS: &str = "broker_wills_total";
+
+/// What a refusal refused (the `packet` label of `broker_refusals_total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Packet {
+    Connect,
+    Publish,
+    Subscribe,
+    /// A live session ended by the broker (credentials withdrawn, token expired).
+    Session,
+    Will,
+}
+
+impl Packet {
+    fn label(self) -> &'static str {
+        match self {
+            Self::Connect => "connect",
+            Self::Publish => "publish",
+            Self::Subscribe => "subscribe",
+            Self::Session => "session",
+            Self::Will => "will",
+        }
+    }
+}
+
+/// `reason` label values of `broker_dropped_total`.
+pub const DROP_QUEUE_FULL: &str = "queue_full";
+/// `reason` label values of `broker_offline_dropped_total`.
+pub const OFFLINE_EXPIRED: &str = "expired";
+pub const OFFLINE_CAP: &str = "cap";
+
+/// Creates every series at zero, so dashboards and alerts see zeros rather than gaps.
+pub fn register() {
+    for name in [CONNECTS, THROTTLED] {
+        metrics::counter!(name).increment(0);
+    }
+    for qos in [QoS::AtMostOnce, QoS::AtLeastOnce, QoS::ExactlyOnce] {
+        metrics::counter!(MESSAGES_IN, "qos" => qos.label()).increment(0);
+        metrics::counter!(MESSAGES_OUT, "qos" => qos.label()).increment(0);
+    }
+    for name in [CONNECTIONS, SUBSCRIPTIONS, OFFLINE_MESSAGES] {
+        metrics::gauge!(name).increment(0.0);
+    }
+}
+
+pub fn connected() {
+    metrics::counter!(CONNECTS).increment(1);
+    metrics::gauge!(CONNECTIONS).increment(1.0);
+}
+
+pub fn disconnected() {
+    metrics::gauge!(CONNECTIONS).decrement(1.0);
+}
+
+pub fn subscriptions(n: usize) {
+    metrics::gauge!(SUBSCRIPTIONS).set(n as f64);
+}
+
+pub fn offline_messages(n: u64) {
+    metrics::gauge!(OFFLINE_MESSAGES).set(n as f64);
+}
+
+pub fn offline_dropped(reason: &'static str, n: u64) {
+    metrics::counter!(OFFLINE_DROPPED, "reason" => reason).increment(n);
+}
+
+thread_local! {
+    /// Message counters by direction and QoS, resolved once per worker thread: the `counter!`
+    /// macro hashes its name and labels into the registry on every call, which showed up in QoS 0
+    /// profiles. Workers start after the recorder is installed, so these are never no-op handles.
+    static MESSAGES: [[metrics::Counter; 3]; 2] = [
+        [QoS::AtMostOnce, QoS::AtLeastOnce, QoS::ExactlyOnce].map(|q| metrics::counter!(MESSAGES_IN, "qos" => q.label())),
+        [QoS::AtMostOnce, QoS::AtLeastOnce, QoS::ExactlyOnce].map(|q| metrics::counter!(MESSAGES_OUT, "qos" => q.label())),
+    ];
+}
+
+/// One message received from (`out` false) or sent to (`out` true) a client.
+pub fn message(out: bool, qos: QoS) {
+    MESSAGES.with(|m| m[usize::from(out)][usize::from(qos.level())].increment(1));
+}
+
+pub fn refused(packet: Packet, reason: &'static str) {
+    metrics::counter!(REFUSALS, "packet" => packet.label(), "reason" => reason).increment(1);
+}
+
+pub fn auth_failure(reason: &'static str) {
+    metrics::counter!(AUTH_FAILURES, "reason" => reason).increment(1);
+}
+
+pub fn dropped(reason: &'static str) {
+    metrics::counter!(DROPPED, "reason" => reason).increment(1);
+}
+
+pub fn throttled() {
+    metrics::counter!(THROTTLED).increment(1);
+}
+
+pub fn sessions_expired(n: usize) {
+    metrics::counter!(SESSIONS_EXPIRED).increment(n as u64);
+}
+
+pub fn kicks(n: usize) {
+    metrics::counter!(KICKS).increment(n as u64);
+}
+
+pub fn backend_message() {
+    metrics::counter!(BACKEND_MESSAGES).increment(1);
+}
+
+pub fn client_event(kind: &'static str) {
+    metrics::counter!(CLIENT_EVENTS, "event" => kind).increment(1);
+}
+
+pub fn online_query(code: u8) {
+    let code: &'static str = match code {
+        0 => "0",
+        1 => "1",
+        2 => "2",
+        3 => "3",
+        4 => "4",
+        _ => "other",
+    };
+    metrics::counter!(ONLINE_QUERIES, "code" => code).increment(1);
+}
+
+pub fn snapshot_version(version: i64) {
+    metrics::gauge!(SNAPSHOT_VERSION).set(version as f64);
+}
+
+pub fn snapshot_refused() {
+    metrics::counter!(SNAPSHOT_REFUSED).increment(1);
+}
+
+/// `exchange`: snapshot, heartbeat, events, commands.
+pub fn sync_error(exchange: &'static str) {
+    metrics::counter!(SYNC_ERRORS, "exchange" => exchange).increment(1);
+}
+
+pub fn sync_events_dropped(n: u64) {
+    metrics::counter!(SYNC_EVENTS_DROPPED).increment(n);
+}
+
+/// A durable-store operation failed (`op`: enqueue, ack, session, retained, ...).
+pub fn store_error(op: &'static str) {
+    metrics::counter!(STORE_ERRORS, "op" => op).increment(1);
+}
+
+/// A will message: `outcome` is published, cancelled or refused.
+pub fn will(outcome: &'static str) {
+    metrics::counter!(WILLS, "outcome" => outcome).increment(1);
+}
