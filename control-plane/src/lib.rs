@@ -3,17 +3,15 @@
 
 pub mod api;
 pub mod auth;
-pub mod commands;
+pub mod broker_link;
 pub mod config;
 pub mod console;
 pub mod crypto;
 pub mod db;
 pub mod error;
 pub mod extract;
-pub mod feeds;
 pub mod housekeeping;
 pub mod ids;
 pub mod server;
-pub mod snapshot;
 pub mod state;
 pub mod telemetry;

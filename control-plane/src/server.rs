@@ -13,10 +13,10 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::TraceLayer;
 
 use crate::auth::{operator, signing_key};
+use crate::broker_link::feeds::Feeds;
 use crate::config::Config;
 use crate::crypto::SecretBox;
 use crate::error::{ApiError, REQUEST_ID};
-use crate::feeds::Feeds;
 use crate::state::AppState;
 use crate::{api, console, db, telemetry};
 

@@ -6,10 +6,10 @@ use common::token::TokenSigner;
 use sqlx::PgPool;
 
 use crate::auth::operator::OperatorKeys;
+use crate::broker_link::feeds::Feeds;
+use crate::broker_link::snapshot::SnapshotCache;
 use crate::config::Config;
 use crate::crypto::SecretBox;
-use crate::feeds::Feeds;
-use crate::snapshot::SnapshotCache;
 
 #[derive(Clone)]
 pub struct AppState {

@@ -97,6 +97,6 @@ pub async fn send_message(
         qos: req.qos,
         msg_id: msg_id.clone(),
     };
-    let command_seq = crate::commands::broadcast(&state.db, &command).await?;
+    let command_seq = crate::broker_link::commands::broadcast(&state.db, &command).await?;
     Ok(Json(SendMessageResponse { msg_id, command_seq }))
 }

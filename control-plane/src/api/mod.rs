@@ -11,7 +11,6 @@ pub mod login;
 pub mod messages;
 pub mod quotas;
 pub mod sessions;
-pub mod sync;
 pub mod tokens;
 pub mod topics;
 pub mod trace;
@@ -118,5 +117,5 @@ pub fn router(state: AppState) -> Router<AppState> {
         .merge(protected)
         .split_for_parts()
         .0
-        .merge(sync::router())
+        .merge(crate::broker_link::router())
 }

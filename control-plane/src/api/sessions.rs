@@ -157,6 +157,7 @@ pub async fn close_connection(
     }
     // Broadcast: every broker closes the connections of this client it holds.
     let command_seq =
-        crate::commands::broadcast(&state.db, &Command::CloseConnection { instance_id, client_id }).await?;
+        crate::broker_link::commands::broadcast(&state.db, &Command::CloseConnection { instance_id, client_id })
+            .await?;
     Ok((StatusCode::ACCEPTED, Json(CommandAccepted { command_seq })))
 }

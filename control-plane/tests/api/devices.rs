@@ -49,7 +49,7 @@ async fn lifecycle() {
     assert_eq!(g["deviceAccessKeySecret"], new_secret);
 
     // The snapshot carries the decrypted secret for brokers.
-    let snap = control_plane::snapshot::build(&s.state.db, &s.state.secrets)
+    let snap = control_plane::broker_link::snapshot::build(&s.state.db, &s.state.secrets)
         .await
         .unwrap();
     let dc = &snap.content.instances[0].device_credentials[0];

@@ -1,9 +1,12 @@
-//! The broker-facing endpoints of docs/sync-protocol.md under `/api/v1/broker-sync/`, each
-//! authenticated by the `Node` extractor. They are the contract of `common::sync`, not part of the
-//! public REST API, so they stay out of the OpenAPI document.
+//! The control plane's side of the broker link (docs/sync-protocol.md, the `common::sync` contract):
+//! the snapshot builder and its cache, the broadcast command log, the LISTEN feeds that wake
+//! long-polls, and the `/api/v1/broker-sync/` routes brokers call, each authenticated by the `Node`
+//! extractor. The routes live here rather than in `api` because they are this contract, not the
+//! public REST API: they stay out of the OpenAPI document, and `api::router` only mounts them.
 
 pub mod commands;
 pub mod events;
+pub mod feeds;
 pub mod heartbeat;
 pub mod snapshot;
 
