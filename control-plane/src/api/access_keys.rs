@@ -10,15 +10,11 @@ use sqlx::{FromRow, PgConnection};
 use utoipa::ToSchema;
 
 use crate::auth::Caller;
+use crate::crypto::Aad;
 use crate::db::bump_config_version;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::ApiJson;
 use crate::state::AppState;
-
-/// Associated data of the encrypted secret (binds the ciphertext to its key id).
-pub fn secret_aad(access_key_id: &str) -> String {
-    format!("access-key:{access_key_id}")
-}
 
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -118,7 +114,7 @@ pub async fn create_access_key(
     let mut tx = state.db.begin().await?;
     sqlx::query("insert into access_keys (id, secret_enc, description) values ($1, $2, $3)")
         .bind(&id)
-        .bind(state.secrets.encrypt(&secret_aad(&id), secret.as_bytes()))
+        .bind(state.secrets.encrypt(Aad::AccessKey(&id), secret.as_bytes()))
         .bind(&req.description)
         .execute(&mut *tx)
         .await?;

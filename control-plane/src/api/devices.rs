@@ -13,14 +13,11 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::instances::{instance_quotas, lock_instance};
 use crate::auth::Caller;
+use crate::crypto::Aad;
 use crate::db::{bump_config_version, conflict};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::ApiJson;
 use crate::state::AppState;
-
-pub fn secret_aad(device_access_key_id: &str) -> String {
-    format!("device:{device_access_key_id}")
-}
 
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -73,7 +70,7 @@ impl Row {
     fn into_api(self, state: &AppState) -> ApiResult<DeviceCredential> {
         let secret = state
             .secrets
-            .decrypt_string(&secret_aad(&self.device_access_key_id), &self.secret_enc)
+            .decrypt_string(Aad::Device(&self.device_access_key_id), &self.secret_enc)
             .map_err(ApiError::Internal)?;
         Ok(DeviceCredential {
             client_id: self.client_id,
@@ -125,7 +122,7 @@ pub async fn register_device_credential(
     .bind(client.group_id)
     .bind(client.device_id)
     .bind(&key_id)
-    .bind(state.secrets.encrypt(&secret_aad(&key_id), secret.as_bytes()))
+    .bind(state.secrets.encrypt(Aad::Device(&key_id), secret.as_bytes()))
     .fetch_one(&mut *tx)
     .await
     .map_err(|e| {
@@ -186,7 +183,7 @@ pub async fn refresh_device_credential(
     )))
     .bind(&instance_id)
     .bind(&client_id)
-    .bind(state.secrets.encrypt(&secret_aad(&key_id), secret.as_bytes()))
+    .bind(state.secrets.encrypt(Aad::Device(&key_id), secret.as_bytes()))
     .fetch_one(&mut *tx)
     .await?;
     bump_config_version(&mut tx).await?;

@@ -8,6 +8,7 @@ use axum::http::request::Parts;
 use chrono::{NaiveDateTime, Utc};
 
 use super::{Caller, acs3};
+use crate::crypto::Aad;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
@@ -60,7 +61,7 @@ pub async fn verify(state: &AppState, parts: &Parts, authorization: &str, body: 
     };
     let secret = state
         .secrets
-        .decrypt_string(&crate::api::access_keys::secret_aad(&auth.access_key_id), &secret_enc)
+        .decrypt_string(Aad::AccessKey(&auth.access_key_id), &secret_enc)
         .map_err(ApiError::Internal)?;
 
     let canonical = acs3::canonical_request(

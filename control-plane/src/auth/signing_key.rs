@@ -3,10 +3,14 @@
 use common::token::TokenSigner;
 use sqlx::PgPool;
 
-use crate::crypto::SecretBox;
+use crate::crypto::{Aad, SecretBox};
 
-fn aad(kid: &str) -> String {
-    format!("token-key:{kid}")
+/// Decrypts a stored seed (the snapshot needs every key's public half, token signing the newest).
+pub fn open_seed(secrets: &SecretBox, kid: &str, enc: &[u8]) -> anyhow::Result<[u8; 32]> {
+    secrets
+        .decrypt(Aad::TokenKey(kid), enc)?
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("token signing seed {kid} has a wrong length"))
 }
 
 /// Loads the newest signing key, creating the first one under an advisory lock so that replicas
@@ -22,10 +26,7 @@ pub async fn load_or_create(db: &PgPool, secrets: &SecretBox) -> anyhow::Result<
             .await?;
     let (kid, seed) = match row {
         Some((kid, enc)) => {
-            let seed: [u8; 32] = secrets
-                .decrypt(&aad(&kid), &enc)?
-                .try_into()
-                .map_err(|_| anyhow::anyhow!("stored token signing seed has a wrong length"))?;
+            let seed = open_seed(secrets, &kid, &enc)?;
             (kid, seed)
         }
         None => {
@@ -33,7 +34,7 @@ pub async fn load_or_create(db: &PgPool, secrets: &SecretBox) -> anyhow::Result<
             let seed = TokenSigner::generate_seed();
             sqlx::query("insert into token_signing_keys (kid, seed_enc) values ($1, $2)")
                 .bind(&kid)
-                .bind(secrets.encrypt(&aad(&kid), &seed))
+                .bind(secrets.encrypt(Aad::TokenKey(&kid), &seed))
                 .execute(&mut *tx)
                 .await?;
             (kid, seed)

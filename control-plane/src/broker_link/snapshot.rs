@@ -19,9 +19,9 @@ use sqlx::types::Json;
 
 use super::PollParams;
 use super::feeds::Wake;
-use crate::api::{access_keys, devices};
 use crate::auth::node::Node;
-use crate::crypto::SecretBox;
+use crate::auth::signing_key::open_seed;
+use crate::crypto::{Aad, SecretBox};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
@@ -40,10 +40,7 @@ pub async fn build(db: &PgPool, secrets: &SecretBox) -> anyhow::Result<Snapshot>
             .await?;
     let mut token_keys = Vec::new();
     for (kid, enc) in keys {
-        let seed: [u8; 32] = secrets
-            .decrypt(&format!("token-key:{kid}"), &enc)?
-            .try_into()
-            .map_err(|_| anyhow::anyhow!("token seed {kid} has a wrong length"))?;
+        let seed = open_seed(secrets, &kid, &enc)?;
         token_keys.push(TokenSigner::from_seed(kid, &seed).public_key().clone());
     }
 
@@ -91,7 +88,7 @@ pub async fn build(db: &PgPool, secrets: &SecretBox) -> anyhow::Result<Snapshot>
     .fetch_all(&mut *tx)
     .await?;
     for (iid, id, enc, enabled) in aks {
-        let secret = secrets.decrypt_string(&access_keys::secret_aad(&id), &enc)?;
+        let secret = secrets.decrypt_string(Aad::AccessKey(&id), &enc)?;
         instances.entry(iid).and_modify(|i| {
             i.access_keys.push(AccessKeyGrant {
                 access_key_id: id,
@@ -108,7 +105,7 @@ pub async fn build(db: &PgPool, secrets: &SecretBox) -> anyhow::Result<Snapshot>
     .fetch_all(&mut *tx)
     .await?;
     for (iid, client_id, key_id, enc) in devs {
-        let secret = secrets.decrypt_string(&devices::secret_aad(&key_id), &enc)?;
+        let secret = secrets.decrypt_string(Aad::Device(&key_id), &enc)?;
         instances.entry(iid).and_modify(|i| {
             i.device_credentials.push(DeviceCredentialEntry {
                 client_id,
