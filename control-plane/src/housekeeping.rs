@@ -21,7 +21,7 @@ pub struct Purged {
 pub async fn run_once(db: &PgPool) -> Result<Purged, sqlx::Error> {
     let nonces = crate::auth::access_key::purge_nonces(db).await?;
     let tokens = sqlx::query("delete from tokens where expires_at_ms < $1")
-        .bind(chrono::Utc::now().timestamp_millis() - TOKEN_GRACE_MS)
+        .bind(crate::clock::now_ms() - TOKEN_GRACE_MS)
         .execute(db)
         .await?
         .rows_affected();

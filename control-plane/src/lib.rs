@@ -4,6 +4,7 @@
 pub mod api;
 pub mod auth;
 pub mod broker_link;
+pub mod clock;
 pub mod config;
 pub mod console;
 pub mod crypto;
@@ -12,6 +13,7 @@ pub mod error;
 pub mod extract;
 pub mod housekeeping;
 pub mod ids;
+pub mod metrics;
 pub mod server;
 pub mod state;
 pub mod telemetry;

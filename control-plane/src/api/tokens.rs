@@ -120,7 +120,7 @@ pub async fn apply_token(
     let (Jsonb(quotas), bound) = row.ok_or(ApiError::NotFound("instance"))?;
     let act =
         TokenAction::parse_api(&req.actions).ok_or_else(|| ApiError::invalid("actions", "must be R, W or R,W"))?;
-    let now = chrono::Utc::now().timestamp_millis();
+    let now = crate::clock::now_ms();
     if req.expire_time < now + TOKEN_MIN_VALIDITY_MS {
         return Err(ApiError::invalid(
             "expireTime",
@@ -223,7 +223,7 @@ pub async fn query_token(
     caller.require_instance(&instance_id)?;
     instance_quotas(&state.db, &instance_id).await?;
     let verifier = TokenVerifier::new([state.token_signer.public_key()]);
-    let now = chrono::Utc::now().timestamp_millis();
+    let now = crate::clock::now_ms();
     let answer = |status, expire_time| {
         Json(QueryTokenResponse {
             valid: status == "valid",

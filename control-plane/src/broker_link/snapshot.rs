@@ -115,7 +115,7 @@ pub async fn build(db: &PgPool, secrets: &SecretBox) -> anyhow::Result<Snapshot>
         });
     }
 
-    let now_ms = chrono::Utc::now().timestamp_millis();
+    let now_ms = crate::clock::now_ms();
     let revoked: Vec<(String, String, i64)> = sqlx::query_as(
         "select instance_id, jti, expires_at_ms from tokens
          where revoked_at is not null and expires_at_ms > $1 order by instance_id, jti",
