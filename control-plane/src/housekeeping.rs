@@ -1,13 +1,16 @@
 //! Periodic clean-up shared by all replicas (each statement is idempotent, so replicas may overlap):
 //! expired request nonces, token records a day past their expiry (they can no longer be queried
-//! usefully, and brokers no longer need their revocations), client event history older than 7 days
-//! and broker commands older than 10 minutes (brokers poll every few seconds).
+//! usefully, and brokers no longer need their revocations), client event history older than 7 days,
+//! broker commands older than 10 minutes (brokers poll every few seconds) and configuration change
+//! records older than 7 days (by age rather than by count of versions, so the horizon of
+//! incremental configuration does not shrink during bursts of changes).
 
 use std::time::Duration;
 
 use sqlx::PgPool;
 
 const TOKEN_GRACE_MS: i64 = 24 * 3600 * 1000;
+const CONFIG_CHANGE_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// Rows deleted by one pass.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -16,6 +19,7 @@ pub struct Purged {
     pub tokens: u64,
     pub client_events: u64,
     pub commands: u64,
+    pub config_changes: u64,
 }
 
 pub async fn run_once(db: &PgPool) -> Result<Purged, sqlx::Error> {
@@ -37,11 +41,13 @@ pub async fn run_once(db: &PgPool) -> Result<Purged, sqlx::Error> {
     .execute(db)
     .await?
     .rows_affected();
+    let config_changes = crate::db::purge_changes_older_than(db, CONFIG_CHANGE_RETENTION).await?;
     Ok(Purged {
         nonces,
         tokens,
         client_events,
         commands,
+        config_changes,
     })
 }
 

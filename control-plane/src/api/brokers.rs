@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 
 use crate::auth::Caller;
 use crate::auth::node::{hash_secret, valid_node_id};
-use crate::db::conflict;
+use crate::db::unique_violation;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::ApiJson;
 use crate::state::AppState;
@@ -106,7 +106,7 @@ pub async fn create_broker_node(
     .bind(&req.description)
     .fetch_one(&state.db)
     .await
-    .map_err(|e| conflict(e, || format!("broker node {node_id:?} already exists")))?;
+    .map_err(|e| unique_violation(e, &node_id))?;
     Ok((
         StatusCode::CREATED,
         Json(CreatedBrokerNode {

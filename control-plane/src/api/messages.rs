@@ -9,8 +9,8 @@ use common::sync::Command;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::instances::instance_quotas;
 use crate::auth::Caller;
+use crate::db::instances::quotas as instance_quotas;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::ApiJson;
 use crate::state::AppState;

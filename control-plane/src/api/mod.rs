@@ -9,6 +9,7 @@ pub mod health;
 pub mod instances;
 pub mod login;
 pub mod messages;
+mod paging;
 pub mod quotas;
 pub mod sessions;
 pub mod tokens;

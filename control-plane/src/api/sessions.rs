@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 use sqlx::FromRow;
 use utoipa::ToSchema;
 
-use super::instances::instance_quotas;
 use crate::auth::Caller;
+use crate::db::instances::quotas as instance_quotas;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::ApiJson;
 use crate::state::AppState;

@@ -5,17 +5,15 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use common::quotas::Quotas;
 use common::quotas::{TOKEN_MAX_VALIDITY_MS, TOKEN_MIN_VALIDITY_MS};
 use common::token::{TokenAction, TokenClaims, TokenError, TokenVerifier};
 use serde::{Deserialize, Serialize};
-use sqlx::types::Json as Jsonb;
 use utoipa::ToSchema;
 
-use super::instances::instance_quotas;
 use crate::auth::Caller;
 use crate::auth::acs3::sha256_hex;
-use crate::db::bump_config_version;
+use crate::db::tokens::{self, IssueContext, StoredToken};
+use crate::db::{ConfigTx, instances};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::ApiJson;
 use crate::state::AppState;
@@ -109,15 +107,12 @@ pub async fn apply_token(
     caller.require_instance(&instance_id)?;
     // Two round trips in all (this is the hot path): quotas with the binding check, then the insert
     // guarded by the parent-topic check.
-    let row: Option<(Jsonb<Quotas>, bool)> = sqlx::query_as(
-        "select quotas, exists(select 1 from access_key_instances where access_key_id = $2 and instance_id = $1)
-         from instances where id = $1",
-    )
-    .bind(&instance_id)
-    .bind(&req.access_key_id)
-    .fetch_optional(&state.db)
-    .await?;
-    let (Jsonb(quotas), bound) = row.ok_or(ApiError::NotFound("instance"))?;
+    let IssueContext {
+        quotas,
+        access_key_bound,
+    } = tokens::issue_context(&state.db, &instance_id, req.access_key_id.as_deref())
+        .await?
+        .ok_or(ApiError::NotFound("instance"))?;
     let act =
         TokenAction::parse_api(&req.actions).ok_or_else(|| ApiError::invalid("actions", "must be R, W or R,W"))?;
     let now = crate::clock::now_ms();
@@ -134,7 +129,7 @@ pub async fn apply_token(
         quotas.max_token_resources as usize,
         quotas.max_topic_length as usize,
     )?;
-    let ak = token_access_key(&caller, req.access_key_id, bound)?;
+    let ak = token_access_key(&caller, req.access_key_id, access_key_bound)?;
     let claims = TokenClaims {
         jti: crate::ids::token_id(),
         iid: instance_id.clone(),
@@ -145,23 +140,7 @@ pub async fn apply_token(
         exp_ms,
     };
     let token = state.token_signer.sign(&claims);
-    let inserted = sqlx::query(
-        "insert into tokens (jti, instance_id, access_key_id, token_sha256, claims, expires_at_ms)
-         select $1, $2, $3, $4, $5, $6
-         where (select count(*) from parent_topics where instance_id = $2 and name = any($7)) = $8",
-    )
-    .bind(&claims.jti)
-    .bind(&instance_id)
-    .bind(&claims.ak)
-    .bind(sha256_hex(token.as_bytes()))
-    .bind(Jsonb(&claims))
-    .bind(exp_ms)
-    .bind(&parents)
-    .bind(parents.len() as i64)
-    .execute(&state.db)
-    .await?
-    .rows_affected();
-    if inserted == 0 {
+    if !tokens::record(&state.db, &claims, &sha256_hex(token.as_bytes()), &parents).await? {
         return Err(ApiError::invalid(
             "resources",
             "every resource must be under an existing parent topic",
@@ -173,15 +152,9 @@ pub async fn apply_token(
     }))
 }
 
-/// The stored token with this string on this instance: (jti, expiry, revoked).
-async fn find_token(state: &AppState, instance_id: &str, token: &str) -> ApiResult<Option<(String, i64, bool)>> {
-    Ok(sqlx::query_as(
-        "select jti, expires_at_ms, revoked_at is not null from tokens where token_sha256 = $1 and instance_id = $2",
-    )
-    .bind(sha256_hex(token.as_bytes()))
-    .bind(instance_id)
-    .fetch_optional(&state.db)
-    .await?)
+/// The stored token with this string on this instance.
+async fn find_token(state: &AppState, instance_id: &str, token: &str) -> ApiResult<Option<StoredToken>> {
+    Ok(tokens::find(&state.db, instance_id, &sha256_hex(token.as_bytes())).await?)
 }
 
 #[utoipa::path(post, path = "/api/v1/instances/{instanceId}/tokens/revoke", operation_id = "RevokeToken", tag = "tokens",
@@ -194,17 +167,13 @@ pub async fn revoke_token(
     ApiJson(req): ApiJson<TokenRequest>,
 ) -> ApiResult<StatusCode> {
     caller.require_instance(&instance_id)?;
-    instance_quotas(&state.db, &instance_id).await?;
-    let (jti, _, revoked) = find_token(&state, &instance_id, &req.token)
+    instances::quotas(&state.db, &instance_id).await?;
+    let stored = find_token(&state, &instance_id, &req.token)
         .await?
         .ok_or(ApiError::NotFound("token"))?;
-    if !revoked {
-        let mut tx = state.db.begin().await?;
-        sqlx::query("update tokens set revoked_at = now(), updated_at = now() where jti = $1 and revoked_at is null")
-            .bind(&jti)
-            .execute(&mut *tx)
-            .await?;
-        bump_config_version(&mut tx).await?;
+    if !stored.revoked {
+        let mut tx = ConfigTx::begin(&state.db).await?;
+        tokens::revoke(&mut tx, &instance_id, &stored.jti).await?;
         tx.commit().await?;
     }
     Ok(StatusCode::NO_CONTENT)
@@ -221,7 +190,7 @@ pub async fn query_token(
     ApiJson(req): ApiJson<TokenRequest>,
 ) -> ApiResult<Json<QueryTokenResponse>> {
     caller.require_instance(&instance_id)?;
-    instance_quotas(&state.db, &instance_id).await?;
+    instances::quotas(&state.db, &instance_id).await?;
     let verifier = TokenVerifier::new([state.token_signer.public_key()]);
     let now = crate::clock::now_ms();
     let answer = |status, expire_time| {
@@ -237,8 +206,8 @@ pub async fn query_token(
         _ => return Ok(answer("invalid", None)),
     }
     Ok(match find_token(&state, &instance_id, &req.token).await? {
-        Some((_, exp, true)) => answer("revoked", Some(exp)),
-        Some((_, exp, false)) => answer("valid", Some(exp)),
+        Some(t) if t.revoked => answer("revoked", Some(t.expires_at_ms)),
+        Some(t) => answer("valid", Some(t.expires_at_ms)),
         None => answer("invalid", None),
     })
 }

@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 use sqlx::FromRow;
 use utoipa::{IntoParams, ToSchema};
 
-use super::instances::instance_quotas;
 use crate::auth::Caller;
+use crate::db::instances::quotas as instance_quotas;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::state::AppState;
 

@@ -9,8 +9,9 @@ use sqlx::PgPool;
 use sqlx::types::Json as Jsonb;
 
 use super::PollParams;
-use super::feeds::{COMMANDS_CHANNEL, Wake};
+use super::feeds::Wake;
 use crate::auth::node::Node;
+use crate::db::COMMANDS_CHANNEL;
 use crate::error::ApiResult;
 use crate::state::AppState;
 

@@ -22,9 +22,14 @@ async fn lifecycle() {
     assert!(key_id.starts_with("DC.") && secret.starts_with("DC."), "{c}");
     assert_eq!(c["clientId"], "GID_dev@@@d1");
     // One credential per client ID.
-    s.ak(&key, Method::POST, &path, Some(json!({"clientId": "GID_dev@@@d1"})))
+    let dup = s
+        .ak(&key, Method::POST, &path, Some(json!({"clientId": "GID_dev@@@d1"})))
         .await
         .expect_error(409, "AlreadyExists");
+    assert_eq!(
+        dup["message"],
+        "client ID \"GID_dev@@@d1\" already has a device credential"
+    );
 
     let g = s
         .ak(&key, Method::GET, &format!("{path}/GID_dev@@@d1"), None)
