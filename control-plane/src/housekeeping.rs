@@ -9,7 +9,11 @@ use std::time::Duration;
 
 use sqlx::PgPool;
 
+use crate::db;
+
 const TOKEN_GRACE_MS: i64 = 24 * 3600 * 1000;
+const CLIENT_EVENT_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
+const COMMAND_RETENTION: Duration = Duration::from_secs(10 * 60);
 const CONFIG_CHANGE_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// Rows deleted by one pass.
@@ -22,41 +26,22 @@ pub struct Purged {
     pub config_changes: u64,
 }
 
-pub async fn run_once(db: &PgPool) -> Result<Purged, sqlx::Error> {
-    let nonces = crate::auth::access_key::purge_nonces(db).await?;
-    let tokens = sqlx::query("delete from tokens where expires_at_ms < $1")
-        .bind(crate::clock::now_ms() - TOKEN_GRACE_MS)
-        .execute(db)
-        .await?
-        .rows_affected();
-    let client_events = sqlx::query("delete from client_events where created_at < now() - interval '7 days'")
-        .execute(db)
-        .await?
-        .rows_affected();
-    // The newest command stays: it carries the latest sequence number pollers resume from.
-    let commands = sqlx::query(
-        "delete from broker_commands where created_at < now() - interval '10 minutes'
-           and seq < (select max(seq) from broker_commands)",
-    )
-    .execute(db)
-    .await?
-    .rows_affected();
-    let config_changes = crate::db::purge_changes_older_than(db, CONFIG_CHANGE_RETENTION).await?;
+pub async fn run_once(pool: &PgPool) -> Result<Purged, sqlx::Error> {
     Ok(Purged {
-        nonces,
-        tokens,
-        client_events,
-        commands,
-        config_changes,
+        nonces: db::nonces::purge_expired(pool).await?,
+        tokens: db::tokens::purge_expired(pool, crate::clock::now_ms() - TOKEN_GRACE_MS).await?,
+        client_events: db::events::purge_older_than(pool, CLIENT_EVENT_RETENTION).await?,
+        commands: db::commands::purge_older_than(pool, COMMAND_RETENTION).await?,
+        config_changes: db::purge_changes_older_than(pool, CONFIG_CHANGE_RETENTION).await?,
     })
 }
 
 /// Runs `run_once` every minute until the task is aborted.
-pub async fn run(db: PgPool) {
+pub async fn run(pool: PgPool) {
     let mut tick = tokio::time::interval(Duration::from_secs(60));
     loop {
         tick.tick().await;
-        match run_once(&db).await {
+        match run_once(&pool).await {
             Ok(purged) => tracing::debug!(?purged, "housekeeping"),
             Err(e) => tracing::warn!(error = %e, "housekeeping failed"),
         }

@@ -59,27 +59,3 @@ impl PollParams {
         tokio::time::Instant::now() + Duration::from_secs(wait)
     }
 }
-
-/// Records the node's boot id; when it changed, the node restarted and every channel it reported
-/// before is gone. Locks the node row, so heartbeats and event batches of one node apply in turn.
-pub async fn observe_boot(conn: &mut sqlx::PgConnection, node_id: &str, boot_id: &str) -> ApiResult<()> {
-    let (current,): (Option<String>,) = sqlx::query_as("select boot_id from broker_nodes where id = $1 for update")
-        .bind(node_id)
-        .fetch_optional(&mut *conn)
-        .await?
-        .ok_or(ApiError::Unauthenticated("unknown broker node or wrong secret"))?;
-    if current.as_deref() != Some(boot_id) {
-        let dropped = sqlx::query("delete from client_channels where node_id = $1")
-            .bind(node_id)
-            .execute(&mut *conn)
-            .await?
-            .rows_affected();
-        sqlx::query("update broker_nodes set boot_id = $2, updated_at = now() where id = $1")
-            .bind(node_id)
-            .bind(boot_id)
-            .execute(&mut *conn)
-            .await?;
-        tracing::info!(node = node_id, boot_id, dropped, "broker node (re)started");
-    }
-    Ok(())
-}

@@ -3,11 +3,18 @@
 //! queries per resource. Handlers and `auth` call these functions and run no SQL of their own.
 
 pub mod access_keys;
+pub mod brokers;
+pub mod commands;
 mod config_tx;
 pub mod devices;
+pub mod events;
 pub mod groups;
 pub mod instances;
+pub mod nonces;
+pub mod operators;
+pub mod sessions;
 pub mod signing_keys;
+pub mod snapshot;
 pub mod tokens;
 pub mod topics;
 
@@ -33,6 +40,19 @@ pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<PgPool> 
         .map_err(|e| anyhow::anyhow!("cannot connect to PostgreSQL: {e}"))?;
     sqlx::migrate!("../migrations").run(&pool).await?;
     Ok(pool)
+}
+
+/// True when the database answers (readiness).
+pub async fn ping(pool: &PgPool) -> bool {
+    sqlx::query("select 1").execute(pool).await.is_ok()
+}
+
+/// The configuration version brokers should have applied.
+pub async fn config_version(pool: &PgPool) -> Result<i64, sqlx::Error> {
+    let (version,): (i64,) = sqlx::query_as("select version from config_version")
+        .fetch_one(pool)
+        .await?;
+    Ok(version)
 }
 
 /// Turns the violation of a unique constraint the API explains into 409 naming `value` (what the
