@@ -51,9 +51,21 @@ pub struct TokenRequest {
 pub struct QueryTokenResponse {
     pub valid: bool,
     /// `valid`, `expired`, `revoked` or `invalid` (forged, unknown or of another instance).
-    pub status: &'static str,
+    #[schema(value_type = String)]
+    pub status: TokenStatus,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expire_time: Option<i64>,
+}
+
+/// What QueryToken found, serialized in lower case. The OpenAPI document describes `status` as a
+/// string, so that existing generated clients keep working.
+#[derive(Serialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenStatus {
+    Valid,
+    Expired,
+    Revoked,
+    Invalid,
 }
 
 /// Splits and checks the resource list; returns the resources and their distinct parent topics.
@@ -195,19 +207,19 @@ pub async fn query_token(
     let now = crate::clock::now_ms();
     let answer = |status, expire_time| {
         Json(QueryTokenResponse {
-            valid: status == "valid",
+            valid: status == TokenStatus::Valid,
             status,
             expire_time,
         })
     };
     match verifier.verify(&req.token, now) {
         Ok(claims) if claims.iid == instance_id => {}
-        Err(TokenError::Expired) => return Ok(answer("expired", None)),
-        _ => return Ok(answer("invalid", None)),
+        Err(TokenError::Expired) => return Ok(answer(TokenStatus::Expired, None)),
+        _ => return Ok(answer(TokenStatus::Invalid, None)),
     }
     Ok(match find_token(&state, &instance_id, &req.token).await? {
-        Some(t) if t.revoked => answer("revoked", Some(t.expires_at_ms)),
-        Some(t) => answer("valid", Some(t.expires_at_ms)),
-        None => answer("invalid", None),
+        Some(t) if t.revoked => answer(TokenStatus::Revoked, Some(t.expires_at_ms)),
+        Some(t) => answer(TokenStatus::Valid, Some(t.expires_at_ms)),
+        None => answer(TokenStatus::Invalid, None),
     })
 }
