@@ -37,7 +37,7 @@ pub async fn run_once(pool: &PgPool) -> Result<Purged, sqlx::Error> {
 }
 
 /// Runs `run_once` every minute until the task is aborted.
-pub async fn run(pool: PgPool) {
+pub(crate) async fn run(pool: PgPool) {
     let mut tick = tokio::time::interval(Duration::from_secs(60));
     loop {
         tick.tick().await;

@@ -46,7 +46,7 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     })
 }
 
-pub fn app(state: AppState) -> Router {
+fn app(state: AppState) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
     let console = console::service(&state.config.console_dir);
     Router::new()
@@ -116,7 +116,7 @@ pub async fn serve(
 }
 
 /// Resolves on SIGTERM or ctrl-c.
-pub async fn shutdown_signal() {
+async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

@@ -16,9 +16,9 @@ pub struct AppState {
     pub db: PgPool,
     pub config: Arc<Config>,
     pub secrets: SecretBox,
-    pub operator_keys: Arc<OperatorKeys>,
+    pub(crate) operator_keys: Arc<OperatorKeys>,
     pub token_signer: Arc<TokenSigner>,
     /// Wakes snapshot and command long-polls (fed by `Feeds::run`, started in `server::serve`).
-    pub feeds: Feeds,
-    pub snapshots: Arc<SnapshotCache>,
+    pub(crate) feeds: Feeds,
+    pub(crate) snapshots: Arc<SnapshotCache>,
 }

@@ -27,7 +27,7 @@ pub fn init_tracing(json: bool) {
 static METRICS: OnceLock<PrometheusHandle> = OnceLock::new();
 
 /// The process-wide Prometheus recorder (installed on first use).
-pub fn metrics_handle() -> &'static PrometheusHandle {
+pub(crate) fn metrics_handle() -> &'static PrometheusHandle {
     METRICS.get_or_init(|| {
         let recorder = PrometheusBuilder::new().build_recorder();
         let handle = recorder.handle();
@@ -37,12 +37,12 @@ pub fn metrics_handle() -> &'static PrometheusHandle {
     })
 }
 
-pub fn render_metrics() -> String {
+pub(crate) fn render_metrics() -> String {
     metrics_handle().render()
 }
 
 /// Runs the request inside the request-id scope and records its metrics (`metrics::http_request`).
-pub async fn request_context(req: Request, next: Next) -> Response {
+pub(crate) async fn request_context(req: Request, next: Next) -> Response {
     let id = req
         .headers()
         .get("x-request-id")

@@ -14,7 +14,7 @@ use crate::state::AppState;
 
 /// An authenticated broker node (extracting it is the authentication).
 #[derive(Debug, Clone)]
-pub struct Node {
+pub(crate) struct Node {
     pub id: String,
 }
 
@@ -31,7 +31,7 @@ pub fn hash_secret(secret: &str) -> Vec<u8> {
 }
 
 /// 1-64 chars of `[A-Za-z0-9_.-]`: no `:` (it separates id and secret in the header).
-pub fn valid_node_id(id: &str) -> bool {
+pub(crate) fn valid_node_id(id: &str) -> bool {
     (1..=64).contains(&id.len())
         && id
             .bytes()

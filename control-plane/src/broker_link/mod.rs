@@ -4,10 +4,10 @@
 //! extractor. The routes live here rather than in `api` because they are this contract, not the
 //! public REST API: they stay out of the OpenAPI document, and `api::router` only mounts them.
 
-pub mod commands;
-pub mod events;
-pub mod feeds;
-pub mod heartbeat;
+pub(crate) mod commands;
+pub(crate) mod events;
+pub(crate) mod feeds;
+pub(crate) mod heartbeat;
 pub mod snapshot;
 
 use std::time::Duration;
@@ -24,11 +24,11 @@ use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
 /// Longest accepted long-poll; larger `waitSecs` are capped.
-pub const MAX_WAIT_SECS: u64 = 60;
+pub(crate) const MAX_WAIT_SECS: u64 = 60;
 /// A busy broker sends big event batches (a reconnect storm); the default 2 MB would refuse them.
 const EVENTS_BODY_LIMIT: usize = 16 << 20;
 
-pub fn router() -> Router<AppState> {
+pub(crate) fn router() -> Router<AppState> {
     Router::new()
         .route(SNAPSHOT_PATH, get(snapshot::snapshot))
         .route(HEARTBEAT_PATH, post(heartbeat::heartbeat))
@@ -42,7 +42,7 @@ pub fn router() -> Router<AppState> {
 /// `?after=<n>&waitSecs=<s>` of both long-polls.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct PollParams {
+pub(crate) struct PollParams {
     pub after: Option<i64>,
     /// Absent = answer at once; capped at `MAX_WAIT_SECS`.
     pub wait_secs: Option<u64>,

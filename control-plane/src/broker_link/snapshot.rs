@@ -100,7 +100,7 @@ pub async fn build(pool: &PgPool, secrets: &SecretBox) -> anyhow::Result<Snapsho
 /// The serialized snapshot of the latest version, shared by every broker that polls it: built once
 /// per version (decrypting every secret is the expensive part), and all brokers get the same bytes.
 #[derive(Default)]
-pub struct SnapshotCache {
+pub(crate) struct SnapshotCache {
     last: tokio::sync::Mutex<Option<(i64, Bytes)>>,
 }
 
@@ -123,7 +123,7 @@ impl SnapshotCache {
 
 /// `GET snapshot?after=<version>&waitSecs=<n>`: the full configuration as soon as its version differs
 /// from the broker's, else 204 when the wait ends.
-pub async fn snapshot(
+pub(crate) async fn snapshot(
     State(state): State<AppState>,
     _node: Node,
     params: Result<Query<PollParams>, QueryRejection>,

@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use sqlx::postgres::{PgPool, PgPoolOptions};
 
-pub use self::config_tx::{ALL_INSTANCES, ConfigTx, purge_changes_older_than};
+pub use self::config_tx::{ConfigTx, purge_changes_older_than};
 use crate::error::ApiError;
 
 /// NOTIFY channel of committed configuration changes (payload: the new version).
