@@ -1,5 +1,6 @@
-//! Control plane library: the REST API, its PostgreSQL store and the broker snapshot builder. The
-//! binary in `main.rs` only parses the command line; tests start the same server in-process.
+//! Control plane library: the REST API (`api`), its PostgreSQL store (`db`) and the broker link
+//! (`broker_link`). The binary in `main.rs` only parses the command line; tests start the same
+//! server in-process, so what they use stays `pub` and the rest is `pub(crate)`.
 
 pub mod api;
 pub mod auth;

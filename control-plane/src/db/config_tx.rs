@@ -1,8 +1,9 @@
 //! `ConfigTx`: the only way to change what brokers receive. The resource functions that write broker
 //! configuration take `&mut ConfigTx`, record the instances they change (`touch`), and `commit`
 //! bumps `config_version`, writes one `config_changes` row per changed instance and notifies
-//! `CONFIG_CHANNEL`, atomically with the change. A change that concerns every instance (a token
-//! signing key) is recorded under the instance id `ALL_INSTANCES`.
+//! `CONFIG_CHANNEL`, atomically with the change. Changes inside an instance start with
+//! `ConfigTx::lock_instance` (in `instances`), which also records it. A change that concerns every
+//! instance (a token signing key) is recorded under the instance id `ALL_INSTANCES` (`*`).
 
 use std::collections::BTreeSet;
 
