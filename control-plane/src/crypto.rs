@@ -1,6 +1,6 @@
 //! Secrets at rest: AES-256-GCM under the master key. Brokers need the plain AccessKey and device
-//! secrets to check HMACs, so they are encrypted (not hashed); the row id is the associated data, so
-//! a ciphertext copied onto another row does not decrypt.
+//! secrets to check HMACs, so they are encrypted (not hashed); the row id is the associated data
+//! (`Aad`), so a ciphertext copied onto another row does not decrypt.
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
@@ -13,6 +13,28 @@ use sha2::Sha256;
 use crate::config::Config;
 
 const NONCE_LEN: usize = 12;
+
+/// What a ciphertext belongs to: the associated data every encryption and decryption names. The
+/// labels are part of the stored data; changing one makes every secret stored under it unreadable.
+#[derive(Debug, Clone, Copy)]
+pub enum Aad<'a> {
+    /// An AccessKey secret, by AccessKeyId.
+    AccessKey(&'a str),
+    /// A device credential secret, by DeviceAccessKeyId.
+    Device(&'a str),
+    /// A token signing seed, by key id.
+    TokenKey(&'a str),
+}
+
+impl Aad<'_> {
+    fn label(self) -> String {
+        match self {
+            Self::AccessKey(id) => format!("access-key:{id}"),
+            Self::Device(id) => format!("device:{id}"),
+            Self::TokenKey(kid) => format!("token-key:{kid}"),
+        }
+    }
+}
 
 /// The master key and the cipher built from it.
 #[derive(Clone)]
@@ -49,7 +71,7 @@ impl SecretBox {
         Ok(Self::new(key))
     }
 
-    pub fn encrypt(&self, aad: &str, plaintext: &[u8]) -> Vec<u8> {
+    pub fn encrypt(&self, aad: Aad<'_>, plaintext: &[u8]) -> Vec<u8> {
         let mut nonce = [0u8; NONCE_LEN];
         rand::rngs::OsRng.fill_bytes(&mut nonce);
         let ct = self
@@ -58,7 +80,7 @@ impl SecretBox {
                 &Nonce::from(nonce),
                 Payload {
                     msg: plaintext,
-                    aad: aad.as_bytes(),
+                    aad: aad.label().as_bytes(),
                 },
             )
             .expect("AES-GCM encryption of an in-memory buffer cannot fail");
@@ -67,7 +89,7 @@ impl SecretBox {
         out
     }
 
-    pub fn decrypt(&self, aad: &str, data: &[u8]) -> anyhow::Result<Vec<u8>> {
+    pub fn decrypt(&self, aad: Aad<'_>, data: &[u8]) -> anyhow::Result<Vec<u8>> {
         anyhow::ensure!(data.len() > NONCE_LEN, "ciphertext too short");
         let (nonce, ct) = data.split_at(NONCE_LEN);
         let nonce: [u8; NONCE_LEN] = nonce.try_into().expect("split at NONCE_LEN");
@@ -76,13 +98,13 @@ impl SecretBox {
                 &Nonce::from(nonce),
                 Payload {
                     msg: ct,
-                    aad: aad.as_bytes(),
+                    aad: aad.label().as_bytes(),
                 },
             )
             .map_err(|_| anyhow::anyhow!("secret does not decrypt under the master key"))
     }
 
-    pub fn decrypt_string(&self, aad: &str, data: &[u8]) -> anyhow::Result<String> {
+    pub fn decrypt_string(&self, aad: Aad<'_>, data: &[u8]) -> anyhow::Result<String> {
         Ok(String::from_utf8(self.decrypt(aad, data)?)?)
     }
 
@@ -101,9 +123,18 @@ mod tests {
     #[test]
     fn roundtrip_and_binding() {
         let b = SecretBox::new([7; 32]);
-        let ct = b.encrypt("ak:1", b"secret");
-        assert_eq!(b.decrypt("ak:1", &ct).unwrap(), b"secret");
-        assert!(b.decrypt("ak:2", &ct).is_err());
-        assert!(SecretBox::new([8; 32]).decrypt("ak:1", &ct).is_err());
+        let ct = b.encrypt(Aad::AccessKey("1"), b"secret");
+        assert_eq!(b.decrypt(Aad::AccessKey("1"), &ct).unwrap(), b"secret");
+        assert!(b.decrypt(Aad::AccessKey("2"), &ct).is_err());
+        assert!(b.decrypt(Aad::Device("1"), &ct).is_err());
+        assert!(SecretBox::new([8; 32]).decrypt(Aad::AccessKey("1"), &ct).is_err());
+    }
+
+    /// Secrets already stored were encrypted under these exact strings.
+    #[test]
+    fn labels_are_stable() {
+        assert_eq!(Aad::AccessKey("LTAIx").label(), "access-key:LTAIx");
+        assert_eq!(Aad::Device("DC.x").label(), "device:DC.x");
+        assert_eq!(Aad::TokenKey("k1").label(), "token-key:k1");
     }
 }

@@ -61,10 +61,6 @@ impl ApiError {
         }
     }
 
-    pub fn internal(e: impl Into<anyhow::Error>) -> Self {
-        Self::Internal(e.into())
-    }
-
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
             Self::InvalidParameter { .. } => (StatusCode::BAD_REQUEST, "InvalidParameter"),

@@ -1,13 +1,20 @@
 //! Periodic clean-up shared by all replicas (each statement is idempotent, so replicas may overlap):
 //! expired request nonces, token records a day past their expiry (they can no longer be queried
-//! usefully, and brokers no longer need their revocations), client event history older than 7 days
-//! and broker commands older than 10 minutes (brokers poll every few seconds).
+//! usefully, and brokers no longer need their revocations), client event history older than 7 days,
+//! broker commands older than 10 minutes (brokers poll every few seconds) and configuration change
+//! records older than 7 days (by age rather than by count of versions, so the horizon of
+//! incremental configuration does not shrink during bursts of changes).
 
 use std::time::Duration;
 
 use sqlx::PgPool;
 
+use crate::db;
+
 const TOKEN_GRACE_MS: i64 = 24 * 3600 * 1000;
+const CLIENT_EVENT_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
+const COMMAND_RETENTION: Duration = Duration::from_secs(10 * 60);
+const CONFIG_CHANGE_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// Rows deleted by one pass.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -16,41 +23,25 @@ pub struct Purged {
     pub tokens: u64,
     pub client_events: u64,
     pub commands: u64,
+    pub config_changes: u64,
 }
 
-pub async fn run_once(db: &PgPool) -> Result<Purged, sqlx::Error> {
-    let nonces = crate::auth::access_key::purge_nonces(db).await?;
-    let tokens = sqlx::query("delete from tokens where expires_at_ms < $1")
-        .bind(chrono::Utc::now().timestamp_millis() - TOKEN_GRACE_MS)
-        .execute(db)
-        .await?
-        .rows_affected();
-    let client_events = sqlx::query("delete from client_events where created_at < now() - interval '7 days'")
-        .execute(db)
-        .await?
-        .rows_affected();
-    // The newest command stays: it carries the latest sequence number pollers resume from.
-    let commands = sqlx::query(
-        "delete from broker_commands where created_at < now() - interval '10 minutes'
-           and seq < (select max(seq) from broker_commands)",
-    )
-    .execute(db)
-    .await?
-    .rows_affected();
+pub async fn run_once(pool: &PgPool) -> Result<Purged, sqlx::Error> {
     Ok(Purged {
-        nonces,
-        tokens,
-        client_events,
-        commands,
+        nonces: db::nonces::purge_expired(pool).await?,
+        tokens: db::tokens::purge_expired(pool, crate::clock::now_ms() - TOKEN_GRACE_MS).await?,
+        client_events: db::events::purge_older_than(pool, CLIENT_EVENT_RETENTION).await?,
+        commands: db::commands::purge_older_than(pool, COMMAND_RETENTION).await?,
+        config_changes: db::purge_changes_older_than(pool, CONFIG_CHANGE_RETENTION).await?,
     })
 }
 
 /// Runs `run_once` every minute until the task is aborted.
-pub async fn run(db: PgPool) {
+pub(crate) async fn run(pool: PgPool) {
     let mut tick = tokio::time::interval(Duration::from_secs(60));
     loop {
         tick.tick().await;
-        match run_once(&db).await {
+        match run_once(&pool).await {
             Ok(purged) => tracing::debug!(?purged, "housekeeping"),
             Err(e) => tracing::warn!(error = %e, "housekeeping failed"),
         }

@@ -1,19 +1,20 @@
-//! Control plane library: the REST API, its PostgreSQL store and the broker snapshot builder. The
-//! binary in `main.rs` only parses the command line; tests start the same server in-process.
+//! Control plane library: the REST API (`api`), its PostgreSQL store (`db`) and the broker link
+//! (`broker_link`). The binary in `main.rs` only parses the command line; tests start the same
+//! server in-process, so what they use stays `pub` and the rest is `pub(crate)`.
 
 pub mod api;
 pub mod auth;
-pub mod commands;
+pub mod broker_link;
+pub(crate) mod clock;
 pub mod config;
-pub mod console;
+pub(crate) mod console;
 pub mod crypto;
-pub mod db;
-pub mod error;
-pub mod extract;
-pub mod feeds;
+pub(crate) mod db;
+pub(crate) mod error;
+pub(crate) mod extract;
 pub mod housekeeping;
-pub mod ids;
+pub(crate) mod ids;
+pub(crate) mod metrics;
 pub mod server;
-pub mod snapshot;
 pub mod state;
 pub mod telemetry;

@@ -13,10 +13,10 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::TraceLayer;
 
 use crate::auth::{operator, signing_key};
+use crate::broker_link::feeds::Feeds;
 use crate::config::Config;
 use crate::crypto::SecretBox;
 use crate::error::{ApiError, REQUEST_ID};
-use crate::feeds::Feeds;
 use crate::state::AppState;
 use crate::{api, console, db, telemetry};
 
@@ -46,7 +46,7 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     })
 }
 
-pub fn app(state: AppState) -> Router {
+fn app(state: AppState) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
     let console = console::service(&state.config.console_dir);
     Router::new()
@@ -116,7 +116,7 @@ pub async fn serve(
 }
 
 /// Resolves on SIGTERM or ctrl-c.
-pub async fn shutdown_signal() {
+async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

@@ -6,19 +6,19 @@ use common::token::TokenSigner;
 use sqlx::PgPool;
 
 use crate::auth::operator::OperatorKeys;
+use crate::broker_link::feeds::Feeds;
+use crate::broker_link::snapshot::SnapshotCache;
 use crate::config::Config;
 use crate::crypto::SecretBox;
-use crate::feeds::Feeds;
-use crate::snapshot::SnapshotCache;
 
 #[derive(Clone)]
 pub struct AppState {
     pub db: PgPool,
     pub config: Arc<Config>,
     pub secrets: SecretBox,
-    pub operator_keys: Arc<OperatorKeys>,
+    pub(crate) operator_keys: Arc<OperatorKeys>,
     pub token_signer: Arc<TokenSigner>,
     /// Wakes snapshot and command long-polls (fed by `Feeds::run`, started in `server::serve`).
-    pub feeds: Feeds,
-    pub snapshots: Arc<SnapshotCache>,
+    pub(crate) feeds: Feeds,
+    pub(crate) snapshots: Arc<SnapshotCache>,
 }

@@ -11,6 +11,7 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tracing_subscriber::EnvFilter;
 
 use crate::error::REQUEST_ID;
+use crate::metrics;
 
 /// Installs the global subscriber once (tests may start several servers in one process).
 pub fn init_tracing(json: bool) {
@@ -26,23 +27,22 @@ pub fn init_tracing(json: bool) {
 static METRICS: OnceLock<PrometheusHandle> = OnceLock::new();
 
 /// The process-wide Prometheus recorder (installed on first use).
-pub fn metrics_handle() -> &'static PrometheusHandle {
+pub(crate) fn metrics_handle() -> &'static PrometheusHandle {
     METRICS.get_or_init(|| {
         let recorder = PrometheusBuilder::new().build_recorder();
         let handle = recorder.handle();
         // Fails only if another recorder exists; then our handle just renders nothing.
-        let _ = metrics::set_global_recorder(recorder);
+        let _ = ::metrics::set_global_recorder(recorder);
         handle
     })
 }
 
-pub fn render_metrics() -> String {
+pub(crate) fn render_metrics() -> String {
     metrics_handle().render()
 }
 
-/// Runs the request inside the request-id scope and records `cp_http_requests_total` and
-/// `cp_http_request_duration_seconds` by route and status.
-pub async fn request_context(req: Request, next: Next) -> Response {
+/// Runs the request inside the request-id scope and records its metrics (`metrics::http_request`).
+pub(crate) async fn request_context(req: Request, next: Next) -> Response {
     let id = req
         .headers()
         .get("x-request-id")
@@ -52,13 +52,10 @@ pub async fn request_context(req: Request, next: Next) -> Response {
     let route = req
         .extensions()
         .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+        .map_or_else(|| metrics::UNMATCHED_ROUTE.to_string(), |p| p.as_str().to_string());
     let method = req.method().to_string();
     let started = Instant::now();
     let response = REQUEST_ID.scope(id, next.run(req)).await;
-    let status = response.status().as_u16().to_string();
-    let labels = [("method", method), ("route", route), ("status", status)];
-    metrics::counter!("cp_http_requests_total", &labels).increment(1);
-    metrics::histogram!("cp_http_request_duration_seconds", &labels).record(started.elapsed().as_secs_f64());
+    metrics::http_request(method, route, response.status().as_u16(), started.elapsed());
     response
 }

@@ -6,19 +6,15 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use sqlx::{FromRow, PgConnection};
 use utoipa::ToSchema;
 
 use crate::auth::Caller;
-use crate::db::bump_config_version;
+use crate::crypto::Aad;
+use crate::db::ConfigTx;
+use crate::db::access_keys::{self, AccessKeyRow};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::ApiJson;
 use crate::state::AppState;
-
-/// Associated data of the encrypted secret (binds the ciphertext to its key id).
-pub fn secret_aad(access_key_id: &str) -> String {
-    format!("access-key:{access_key_id}")
-}
 
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -39,7 +35,7 @@ pub struct UpdateAccessKeyRequest {
     pub instance_ids: Option<Vec<String>>,
 }
 
-#[derive(Serialize, ToSchema, FromRow)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AccessKey {
     pub access_key_id: String,
@@ -65,43 +61,36 @@ pub struct AccessKeyList {
     pub access_keys: Vec<AccessKey>,
 }
 
-const SELECT: &str = "select k.id as access_key_id, k.enabled, k.description, k.created_at, k.updated_at,
-    coalesce(array_agg(b.instance_id order by b.instance_id) filter (where b.instance_id is not null), '{}') as instance_ids
-    from access_keys k left join access_key_instances b on b.access_key_id = k.id";
-
-async fn fetch(conn: &mut PgConnection, id: &str) -> ApiResult<AccessKey> {
-    sqlx::query_as(sqlx::AssertSqlSafe(format!("{SELECT} where k.id = $1 group by k.id")))
-        .bind(id)
-        .fetch_optional(conn)
-        .await?
-        .ok_or(ApiError::NotFound("AccessKey"))
+impl From<AccessKeyRow> for AccessKey {
+    fn from(row: AccessKeyRow) -> Self {
+        Self {
+            access_key_id: row.id,
+            enabled: row.enabled,
+            description: row.description,
+            instance_ids: row.instance_ids,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        }
+    }
 }
 
-/// Replaces the bindings; unknown instance ids are a 400 on `instanceIds`.
-async fn bind_instances(conn: &mut PgConnection, id: &str, instance_ids: &[String]) -> ApiResult<()> {
-    let (known,): (i64,) = sqlx::query_as("select count(*) from instances where id = any($1)")
-        .bind(instance_ids)
-        .fetch_one(&mut *conn)
-        .await?;
-    let mut unique = instance_ids.to_vec();
-    unique.sort();
-    unique.dedup();
-    if known != unique.len() as i64 {
+/// Replaces the key's bindings; an unknown instance id is a 400 on `instanceIds`.
+async fn bind_instances(tx: &mut ConfigTx, id: &str, instance_ids: &[String]) -> ApiResult<()> {
+    if !access_keys::bind_instances(tx, id, instance_ids).await? {
         return Err(ApiError::invalid(
             "instanceIds",
             "contains an instance that does not exist",
         ));
     }
-    sqlx::query("delete from access_key_instances where access_key_id = $1")
-        .bind(id)
-        .execute(&mut *conn)
-        .await?;
-    sqlx::query("insert into access_key_instances (access_key_id, instance_id) select $1, unnest($2::text[])")
-        .bind(id)
-        .bind(&unique)
-        .execute(&mut *conn)
-        .await?;
     Ok(())
+}
+
+/// The key as the transaction left it; it exists, the transaction created or updated it.
+async fn fetch(tx: &mut ConfigTx, id: &str) -> ApiResult<AccessKey> {
+    let row = access_keys::fetch(tx, id)
+        .await?
+        .ok_or(ApiError::NotFound("AccessKey"))?;
+    Ok(row.into())
 }
 
 #[utoipa::path(post, path = "/api/v1/access-keys", operation_id = "CreateAccessKey", tag = "access-keys",
@@ -115,16 +104,11 @@ pub async fn create_access_key(
     caller.require_operator()?;
     let id = crate::ids::access_key_id();
     let secret = crate::ids::access_key_secret();
-    let mut tx = state.db.begin().await?;
-    sqlx::query("insert into access_keys (id, secret_enc, description) values ($1, $2, $3)")
-        .bind(&id)
-        .bind(state.secrets.encrypt(&secret_aad(&id), secret.as_bytes()))
-        .bind(&req.description)
-        .execute(&mut *tx)
-        .await?;
+    let mut tx = ConfigTx::begin(&state.db).await?;
+    let secret_enc = state.secrets.encrypt(Aad::AccessKey(&id), secret.as_bytes());
+    access_keys::create(&mut tx, &id, &secret_enc, &req.description).await?;
     bind_instances(&mut tx, &id, &req.instance_ids).await?;
     let access_key = fetch(&mut tx, &id).await?;
-    bump_config_version(&mut tx).await?;
     tx.commit().await?;
     Ok((
         StatusCode::CREATED,
@@ -139,12 +123,10 @@ pub async fn create_access_key(
     security(("bearer" = [])), responses((status = 200, body = AccessKeyList), (status = 403, body = ErrorBody)))]
 pub async fn list_access_keys(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<AccessKeyList>> {
     caller.require_operator()?;
-    let access_keys = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "{SELECT} group by k.id order by k.created_at, k.id"
-    )))
-    .fetch_all(&state.db)
-    .await?;
-    Ok(Json(AccessKeyList { access_keys }))
+    let rows = access_keys::list(&state.db).await?;
+    Ok(Json(AccessKeyList {
+        access_keys: rows.into_iter().map(AccessKey::from).collect(),
+    }))
 }
 
 #[utoipa::path(get, path = "/api/v1/access-keys/{accessKeyId}", operation_id = "GetAccessKey", tag = "access-keys",
@@ -156,8 +138,10 @@ pub async fn get_access_key(
     Path(id): Path<String>,
 ) -> ApiResult<Json<AccessKey>> {
     caller.require_operator()?;
-    let mut conn = state.db.acquire().await?;
-    Ok(Json(fetch(&mut conn, &id).await?))
+    access_keys::get(&state.db, &id)
+        .await?
+        .map(|row| Json(row.into()))
+        .ok_or(ApiError::NotFound("AccessKey"))
 }
 
 #[utoipa::path(patch, path = "/api/v1/access-keys/{accessKeyId}", operation_id = "UpdateAccessKey", tag = "access-keys",
@@ -171,25 +155,14 @@ pub async fn update_access_key(
     ApiJson(req): ApiJson<UpdateAccessKeyRequest>,
 ) -> ApiResult<Json<AccessKey>> {
     caller.require_operator()?;
-    let mut tx = state.db.begin().await?;
-    let updated = sqlx::query(
-        "update access_keys set enabled = coalesce($2, enabled), description = coalesce($3, description),
-         updated_at = now() where id = $1",
-    )
-    .bind(&id)
-    .bind(req.enabled)
-    .bind(&req.description)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    if updated == 0 {
+    let mut tx = ConfigTx::begin(&state.db).await?;
+    if !access_keys::update(&mut tx, &id, req.enabled, req.description.as_deref()).await? {
         return Err(ApiError::NotFound("AccessKey"));
     }
     if let Some(instance_ids) = &req.instance_ids {
         bind_instances(&mut tx, &id, instance_ids).await?;
     }
     let access_key = fetch(&mut tx, &id).await?;
-    bump_config_version(&mut tx).await?;
     tx.commit().await?;
     Ok(Json(access_key))
 }
@@ -203,16 +176,10 @@ pub async fn delete_access_key(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     caller.require_operator()?;
-    let mut tx = state.db.begin().await?;
-    let deleted = sqlx::query("delete from access_keys where id = $1")
-        .bind(&id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-    if deleted == 0 {
+    let mut tx = ConfigTx::begin(&state.db).await?;
+    if !access_keys::delete(&mut tx, &id).await? {
         return Err(ApiError::NotFound("AccessKey"));
     }
-    bump_config_version(&mut tx).await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }

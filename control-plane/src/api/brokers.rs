@@ -1,17 +1,18 @@
 //! Broker nodes (operator-only): per-node credentials for the broker-sync endpoints
 //! (CreateBrokerNode shows the secret once), and ListBrokers, the health view built from heartbeats.
 
+use std::time::Duration;
+
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use sqlx::FromRow;
 use utoipa::ToSchema;
 
 use crate::auth::Caller;
 use crate::auth::node::{hash_secret, valid_node_id};
-use crate::db::conflict;
+use crate::db::{self, brokers::BrokerRow};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::ApiJson;
 use crate::state::AppState;
@@ -47,12 +48,11 @@ pub enum BrokerState {
     NeverSeen,
 }
 
-#[derive(Serialize, ToSchema, FromRow)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BrokerNode {
     pub node_id: String,
     pub description: String,
-    #[sqlx(skip)]
     pub state: BrokerState,
     /// Changes when the broker restarts.
     pub boot_id: Option<String>,
@@ -69,8 +69,6 @@ pub struct BrokerNode {
     pub messages_in_per_sec: Option<f64>,
     pub messages_out_per_sec: Option<f64>,
     pub created_at: DateTime<Utc>,
-    #[serde(skip)]
-    silent: bool,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -79,6 +77,34 @@ pub struct BrokerList {
     /// The configuration version brokers should have applied.
     pub current_version: i64,
     pub brokers: Vec<BrokerNode>,
+}
+
+impl BrokerNode {
+    fn new(row: BrokerRow, current_version: i64) -> Self {
+        let state = match (row.last_heartbeat_at, row.silent, row.applied_version) {
+            (None, _, _) => BrokerState::NeverSeen,
+            (_, true, _) => BrokerState::Silent,
+            (_, false, Some(v)) if v == current_version => BrokerState::InSync,
+            _ => BrokerState::Lagging,
+        };
+        Self {
+            node_id: row.id,
+            description: row.description,
+            state,
+            boot_id: row.boot_id,
+            software_version: row.software_version,
+            applied_version: row.applied_version,
+            applied_hash: row.applied_hash,
+            last_error: row.last_error,
+            last_heartbeat_at: row.last_heartbeat_at,
+            started_at_ms: row.started_at_ms,
+            connections: row.connections,
+            subscriptions: row.subscriptions,
+            messages_in_per_sec: row.messages_in_per_sec,
+            messages_out_per_sec: row.messages_out_per_sec,
+            created_at: row.created_at,
+        }
+    }
 }
 
 #[utoipa::path(post, path = "/api/v1/brokers", operation_id = "CreateBrokerNode", tag = "brokers",
@@ -98,15 +124,7 @@ pub async fn create_broker_node(
         return Err(ApiError::invalid("nodeId", "must be 1-64 chars of [A-Za-z0-9_.-]"));
     }
     let secret = crate::ids::node_secret();
-    let (created_at,): (DateTime<Utc>,) = sqlx::query_as(
-        "insert into broker_nodes (id, secret_sha256, description) values ($1, $2, $3) returning created_at",
-    )
-    .bind(&node_id)
-    .bind(hash_secret(&secret))
-    .bind(&req.description)
-    .fetch_one(&state.db)
-    .await
-    .map_err(|e| conflict(e, || format!("broker node {node_id:?} already exists")))?;
+    let created_at = db::brokers::create(&state.db, &node_id, &hash_secret(&secret), &req.description).await?;
     Ok((
         StatusCode::CREATED,
         Json(CreatedBrokerNode {
@@ -123,28 +141,13 @@ pub async fn create_broker_node(
     responses((status = 200, body = BrokerList), (status = 403, body = ErrorBody)))]
 pub async fn list_brokers(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<BrokerList>> {
     caller.require_operator()?;
-    let (current_version,): (i64,) = sqlx::query_as("select version from config_version")
-        .fetch_one(&state.db)
-        .await?;
-    // Silence is judged on the database clock, the one that stamped the heartbeats.
-    let mut brokers: Vec<BrokerNode> = sqlx::query_as(
-        "select id as node_id, description, boot_id, software_version, applied_version, applied_hash,
-            last_error, last_heartbeat_at, started_at_ms, connections, subscriptions, messages_in_per_sec,
-            messages_out_per_sec, created_at,
-            coalesce(last_heartbeat_at < now() - make_interval(secs => $1), false) as silent
-         from broker_nodes order by id",
-    )
-    .bind(state.config.broker_silent_secs as f64)
-    .fetch_all(&state.db)
-    .await?;
-    for b in &mut brokers {
-        b.state = match (b.last_heartbeat_at, b.silent, b.applied_version) {
-            (None, _, _) => BrokerState::NeverSeen,
-            (_, true, _) => BrokerState::Silent,
-            (_, false, Some(v)) if v == current_version => BrokerState::InSync,
-            _ => BrokerState::Lagging,
-        };
-    }
+    let current_version = db::config_version(&state.db).await?;
+    let silent_after = Duration::from_secs(state.config.broker_silent_secs);
+    let brokers = db::brokers::list(&state.db, silent_after)
+        .await?
+        .into_iter()
+        .map(|row| BrokerNode::new(row, current_version))
+        .collect();
     Ok(Json(BrokerList {
         current_version,
         brokers,
@@ -161,12 +164,7 @@ pub async fn delete_broker_node(
 ) -> ApiResult<StatusCode> {
     caller.require_operator()?;
     // Its credential stops working at once; its reported channels go with it (cascade).
-    let deleted = sqlx::query("delete from broker_nodes where id = $1")
-        .bind(&node_id)
-        .execute(&state.db)
-        .await?
-        .rows_affected();
-    if deleted == 0 {
+    if !db::brokers::delete(&state.db, &node_id).await? {
         return Err(ApiError::NotFound("broker node"));
     }
     Ok(StatusCode::NO_CONTENT)

@@ -8,19 +8,16 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use sqlx::FromRow;
 use utoipa::{IntoParams, ToSchema};
 
-use super::instances::{instance_quotas, lock_instance};
+use super::paging::Page;
 use crate::auth::Caller;
-use crate::db::{bump_config_version, conflict};
+use crate::crypto::Aad;
+use crate::db::devices::{self, DeviceRow, NewDevice};
+use crate::db::{ConfigTx, groups, instances};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::ApiJson;
 use crate::state::AppState;
-
-pub fn secret_aad(device_access_key_id: &str) -> String {
-    format!("device:{device_access_key_id}")
-}
 
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -37,15 +34,6 @@ pub struct DeviceCredential {
     pub device_access_key_secret: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
-}
-
-#[derive(FromRow)]
-struct Row {
-    client_id: String,
-    device_access_key_id: String,
-    secret_enc: Vec<u8>,
-    created_at: DateTime<Utc>,
-    updated_at: DateTime<Utc>,
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -69,23 +57,21 @@ pub struct ClientIdPage {
     pub total: i64,
 }
 
-impl Row {
-    fn into_api(self, state: &AppState) -> ApiResult<DeviceCredential> {
+impl DeviceCredential {
+    fn open(row: DeviceRow, state: &AppState) -> ApiResult<Self> {
         let secret = state
             .secrets
-            .decrypt_string(&secret_aad(&self.device_access_key_id), &self.secret_enc)
+            .decrypt_string(Aad::Device(&row.device_access_key_id), &row.secret_enc)
             .map_err(ApiError::Internal)?;
-        Ok(DeviceCredential {
-            client_id: self.client_id,
-            device_access_key_id: self.device_access_key_id,
+        Ok(Self {
+            client_id: row.client_id,
+            device_access_key_id: row.device_access_key_id,
             device_access_key_secret: secret,
-            created_at: self.created_at,
-            updated_at: self.updated_at,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
         })
     }
 }
-
-const RETURNING: &str = "client_id, device_access_key_id, secret_enc, created_at, updated_at";
 
 #[utoipa::path(post, path = "/api/v1/instances/{instanceId}/device-credentials", operation_id = "RegisterDeviceCredential",
     tag = "device-credentials", params(("instanceId" = String, Path)), request_body = RegisterDeviceCredentialRequest,
@@ -99,16 +85,11 @@ pub async fn register_device_credential(
     ApiJson(req): ApiJson<RegisterDeviceCredentialRequest>,
 ) -> ApiResult<(StatusCode, Json<DeviceCredential>)> {
     caller.require_instance(&instance_id)?;
-    let mut tx = state.db.begin().await?;
-    let quotas = lock_instance(&mut tx, &instance_id).await?;
+    let mut tx = ConfigTx::begin(&state.db).await?;
+    let quotas = tx.lock_instance(&instance_id).await?;
     let client = common::names::parse_client_id(&req.client_id, quotas.max_client_id_length as usize)
         .map_err(|e| ApiError::invalid("clientId", e))?;
-    let group: Option<(i32,)> = sqlx::query_as("select 1 from group_ids where instance_id = $1 and group_id = $2")
-        .bind(&instance_id)
-        .bind(client.group_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-    if group.is_none() {
+    if !groups::exists(&mut tx, &instance_id, client.group_id).await? {
         return Err(ApiError::invalid(
             "clientId",
             "its group ID does not exist in the instance",
@@ -116,26 +97,17 @@ pub async fn register_device_credential(
     }
     let key_id = crate::ids::device_key_id();
     let secret = crate::ids::device_secret();
-    let row: Row = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "insert into device_credentials (instance_id, client_id, group_id, device_id, device_access_key_id, secret_enc)
-         values ($1, $2, $3, $4, $5, $6) returning {RETURNING}"
-    )))
-    .bind(&instance_id)
-    .bind(&req.client_id)
-    .bind(client.group_id)
-    .bind(client.device_id)
-    .bind(&key_id)
-    .bind(state.secrets.encrypt(&secret_aad(&key_id), secret.as_bytes()))
-    .fetch_one(&mut *tx)
-    .await
-    .map_err(|e| {
-        conflict(e, || {
-            format!("client ID {:?} already has a device credential", req.client_id)
-        })
-    })?;
-    bump_config_version(&mut tx).await?;
+    let new = NewDevice {
+        instance_id: &instance_id,
+        client_id: &req.client_id,
+        group_id: client.group_id,
+        device_id: client.device_id,
+        device_access_key_id: &key_id,
+        secret_enc: &state.secrets.encrypt(Aad::Device(&key_id), secret.as_bytes()),
+    };
+    let row = devices::register(&mut tx, &new).await?;
     tx.commit().await?;
-    Ok((StatusCode::CREATED, Json(row.into_api(&state)?)))
+    Ok((StatusCode::CREATED, Json(DeviceCredential::open(row, &state)?)))
 }
 
 #[utoipa::path(get, path = "/api/v1/instances/{instanceId}/device-credentials/{clientId}", operation_id = "GetDeviceCredential",
@@ -148,16 +120,11 @@ pub async fn get_device_credential(
     Path((instance_id, client_id)): Path<(String, String)>,
 ) -> ApiResult<Json<DeviceCredential>> {
     caller.require_instance(&instance_id)?;
-    instance_quotas(&state.db, &instance_id).await?;
-    let row: Row = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "select {RETURNING} from device_credentials where instance_id = $1 and client_id = $2"
-    )))
-    .bind(&instance_id)
-    .bind(&client_id)
-    .fetch_optional(&state.db)
-    .await?
-    .ok_or(ApiError::NotFound("device credential"))?;
-    Ok(Json(row.into_api(&state)?))
+    instances::quotas(&state.db, &instance_id).await?;
+    let row = devices::get(&state.db, &instance_id, &client_id)
+        .await?
+        .ok_or(ApiError::NotFound("device credential"))?;
+    Ok(Json(DeviceCredential::open(row, &state)?))
 }
 
 #[utoipa::path(post, path = "/api/v1/instances/{instanceId}/device-credentials/{clientId}/refresh",
@@ -170,28 +137,16 @@ pub async fn refresh_device_credential(
     Path((instance_id, client_id)): Path<(String, String)>,
 ) -> ApiResult<Json<DeviceCredential>> {
     caller.require_instance(&instance_id)?;
-    let mut tx = state.db.begin().await?;
-    lock_instance(&mut tx, &instance_id).await?;
-    let key: Option<(String,)> =
-        sqlx::query_as("select device_access_key_id from device_credentials where instance_id = $1 and client_id = $2")
-            .bind(&instance_id)
-            .bind(&client_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-    let (key_id,) = key.ok_or(ApiError::NotFound("device credential"))?;
+    let mut tx = ConfigTx::begin(&state.db).await?;
+    tx.lock_instance(&instance_id).await?;
+    let key_id = devices::key_id(&mut tx, &instance_id, &client_id)
+        .await?
+        .ok_or(ApiError::NotFound("device credential"))?;
     let secret = crate::ids::device_secret();
-    let row: Row = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "update device_credentials set secret_enc = $3, updated_at = now()
-         where instance_id = $1 and client_id = $2 returning {RETURNING}"
-    )))
-    .bind(&instance_id)
-    .bind(&client_id)
-    .bind(state.secrets.encrypt(&secret_aad(&key_id), secret.as_bytes()))
-    .fetch_one(&mut *tx)
-    .await?;
-    bump_config_version(&mut tx).await?;
+    let secret_enc = state.secrets.encrypt(Aad::Device(&key_id), secret.as_bytes());
+    let row = devices::set_secret(&mut tx, &instance_id, &client_id, &secret_enc).await?;
     tx.commit().await?;
-    Ok(Json(row.into_api(&state)?))
+    Ok(Json(DeviceCredential::open(row, &state)?))
 }
 
 #[utoipa::path(delete, path = "/api/v1/instances/{instanceId}/device-credentials/{clientId}",
@@ -204,18 +159,11 @@ pub async fn unregister_device_credential(
     Path((instance_id, client_id)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
     caller.require_instance(&instance_id)?;
-    let mut tx = state.db.begin().await?;
-    lock_instance(&mut tx, &instance_id).await?;
-    let deleted = sqlx::query("delete from device_credentials where instance_id = $1 and client_id = $2")
-        .bind(&instance_id)
-        .bind(&client_id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-    if deleted == 0 {
+    let mut tx = ConfigTx::begin(&state.db).await?;
+    tx.lock_instance(&instance_id).await?;
+    if !devices::delete(&mut tx, &instance_id, &client_id).await? {
         return Err(ApiError::NotFound("device credential"));
     }
-    bump_config_version(&mut tx).await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -232,46 +180,16 @@ pub async fn list_device_credential_client_id(
 ) -> ApiResult<Json<ClientIdPage>> {
     caller.require_instance(&instance_id)?;
     let Query(params) = params.map_err(|e| ApiError::invalid("query", e.body_text()))?;
-    instance_quotas(&state.db, &instance_id).await?;
+    instances::quotas(&state.db, &instance_id).await?;
     let group_id = params
         .group_id
         .ok_or_else(|| ApiError::invalid("groupId", "is required"))?;
-    let page_no = params.page_no.unwrap_or(1);
-    let page_size = params.page_size.unwrap_or(100);
-    if page_no < 1 {
-        return Err(ApiError::invalid("pageNo", "must be at least 1"));
-    }
-    if !(1..=100).contains(&page_size) {
-        return Err(ApiError::invalid("pageSize", "must be 1 to 100"));
-    }
-    let rows: Vec<(String, i64)> = sqlx::query_as(
-        "select client_id, count(*) over () from device_credentials where instance_id = $1 and group_id = $2
-         order by client_id limit $3 offset $4",
-    )
-    .bind(&instance_id)
-    .bind(&group_id)
-    .bind(i64::from(page_size))
-    .bind(i64::from(page_no - 1) * i64::from(page_size))
-    .fetch_all(&state.db)
-    .await?;
-    let total = match rows.first() {
-        Some((_, t)) => *t,
-        None => {
-            sqlx::query_as::<_, (i64,)>(
-                "select count(*) from device_credentials where instance_id = $1 and group_id = $2",
-            )
-            .bind(&instance_id)
-            .bind(&group_id)
-            .fetch_one(&state.db)
-            .await?
-            .0
-        }
-    };
-    let client_ids = rows.into_iter().map(|(c, _)| c).collect();
+    let page = Page::new(params.page_no, params.page_size, 100)?;
+    let ids = devices::client_ids(&state.db, &instance_id, &group_id, page.limit(), page.offset()).await?;
     Ok(Json(ClientIdPage {
-        client_ids,
-        page_no,
-        page_size,
-        total,
+        client_ids: ids.client_ids,
+        page_no: page.no,
+        page_size: page.size,
+        total: ids.total,
     }))
 }

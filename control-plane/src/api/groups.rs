@@ -6,12 +6,11 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use sqlx::FromRow;
 use utoipa::ToSchema;
 
-use super::instances::{instance_quotas, lock_instance};
 use crate::auth::Caller;
-use crate::db::{bump_config_version, conflict};
+use crate::db::groups::{self, GroupRow};
+use crate::db::{ConfigTx, instances};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::ApiJson;
 use crate::state::AppState;
@@ -25,7 +24,7 @@ pub struct CreateGroupIdRequest {
     pub description: String,
 }
 
-#[derive(Serialize, ToSchema, FromRow)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct GroupId {
     pub group_id: String,
@@ -40,6 +39,17 @@ pub struct GroupIdList {
     pub group_ids: Vec<GroupId>,
 }
 
+impl From<GroupRow> for GroupId {
+    fn from(row: GroupRow) -> Self {
+        Self {
+            group_id: row.group_id,
+            description: row.description,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        }
+    }
+}
+
 #[utoipa::path(post, path = "/api/v1/instances/{instanceId}/groups", operation_id = "CreateGroupId", tag = "groups",
     params(("instanceId" = String, Path)), request_body = CreateGroupIdRequest, security(("bearer" = []), ("acs3" = [])),
     responses((status = 201, body = GroupId), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
@@ -52,21 +62,11 @@ pub async fn create_group_id(
 ) -> ApiResult<(StatusCode, Json<GroupId>)> {
     caller.require_instance(&instance_id)?;
     common::names::validate_group_id(&req.group_id).map_err(|e| ApiError::invalid("groupId", e))?;
-    let mut tx = state.db.begin().await?;
-    lock_instance(&mut tx, &instance_id).await?;
-    let group: GroupId = sqlx::query_as(
-        "insert into group_ids (instance_id, group_id, description) values ($1, $2, $3)
-         returning group_id, description, created_at, updated_at",
-    )
-    .bind(&instance_id)
-    .bind(&req.group_id)
-    .bind(&req.description)
-    .fetch_one(&mut *tx)
-    .await
-    .map_err(|e| conflict(e, || format!("group ID {:?} already exists", req.group_id)))?;
-    bump_config_version(&mut tx).await?;
+    let mut tx = ConfigTx::begin(&state.db).await?;
+    tx.lock_instance(&instance_id).await?;
+    let group = groups::create(&mut tx, &instance_id, &req.group_id, &req.description).await?;
     tx.commit().await?;
-    Ok((StatusCode::CREATED, Json(group)))
+    Ok((StatusCode::CREATED, Json(group.into())))
 }
 
 #[utoipa::path(get, path = "/api/v1/instances/{instanceId}/groups", operation_id = "ListGroupId", tag = "groups",
@@ -78,15 +78,11 @@ pub async fn list_group_id(
     Path(instance_id): Path<String>,
 ) -> ApiResult<Json<GroupIdList>> {
     caller.require_instance(&instance_id)?;
-    instance_quotas(&state.db, &instance_id).await?;
-    let group_ids = sqlx::query_as(
-        "select group_id, description, created_at, updated_at from group_ids
-         where instance_id = $1 order by group_id",
-    )
-    .bind(&instance_id)
-    .fetch_all(&state.db)
-    .await?;
-    Ok(Json(GroupIdList { group_ids }))
+    instances::quotas(&state.db, &instance_id).await?;
+    let rows = groups::list(&state.db, &instance_id).await?;
+    Ok(Json(GroupIdList {
+        group_ids: rows.into_iter().map(GroupId::from).collect(),
+    }))
 }
 
 #[utoipa::path(get, path = "/api/v1/instances/{instanceId}/groups/{groupId}", operation_id = "GetGroupId", tag = "groups",
@@ -98,17 +94,11 @@ pub async fn get_group_id(
     Path((instance_id, group_id)): Path<(String, String)>,
 ) -> ApiResult<Json<GroupId>> {
     caller.require_instance(&instance_id)?;
-    instance_quotas(&state.db, &instance_id).await?;
-    sqlx::query_as(
-        "select group_id, description, created_at, updated_at from group_ids
-         where instance_id = $1 and group_id = $2",
-    )
-    .bind(&instance_id)
-    .bind(&group_id)
-    .fetch_optional(&state.db)
-    .await?
-    .map(Json)
-    .ok_or(ApiError::NotFound("group id"))
+    instances::quotas(&state.db, &instance_id).await?;
+    groups::get(&state.db, &instance_id, &group_id)
+        .await?
+        .map(|row| Json(row.into()))
+        .ok_or(ApiError::NotFound("group id"))
 }
 
 #[utoipa::path(delete, path = "/api/v1/instances/{instanceId}/groups/{groupId}", operation_id = "DeleteGroupId", tag = "groups",
@@ -120,18 +110,11 @@ pub async fn delete_group_id(
     Path((instance_id, group_id)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
     caller.require_instance(&instance_id)?;
-    let mut tx = state.db.begin().await?;
-    lock_instance(&mut tx, &instance_id).await?;
-    let deleted = sqlx::query("delete from group_ids where instance_id = $1 and group_id = $2")
-        .bind(&instance_id)
-        .bind(&group_id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-    if deleted == 0 {
+    let mut tx = ConfigTx::begin(&state.db).await?;
+    tx.lock_instance(&instance_id).await?;
+    if !groups::delete(&mut tx, &instance_id, &group_id).await? {
         return Err(ApiError::NotFound("group id"));
     }
-    bump_config_version(&mut tx).await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -7,13 +7,12 @@ use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use common::quotas::Quotas;
 use serde::{Deserialize, Serialize};
-use sqlx::types::Json as Jsonb;
-use sqlx::{FromRow, PgConnection};
 use utoipa::ToSchema;
 
 use super::quotas::{QuotasPatch, QuotasView};
 use crate::auth::Caller;
-use crate::db::{bump_config_version, conflict};
+use crate::db::ConfigTx;
+use crate::db::instances::{self, InstanceRow, InstanceUpdate, NewInstance};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::ApiJson;
 use crate::state::AppState;
@@ -57,7 +56,7 @@ pub struct Instance {
     pub usage: Option<Usage>,
 }
 
-#[derive(Serialize, ToSchema, FromRow)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Usage {
     pub parent_topics: i64,
@@ -71,69 +70,35 @@ pub struct InstanceList {
     pub instances: Vec<Instance>,
 }
 
-#[derive(FromRow)]
-struct InstanceRow {
-    id: String,
-    name: String,
-    description: String,
-    quotas: Jsonb<Quotas>,
-    reject_duplicate_client_id: bool,
-    created_at: DateTime<Utc>,
-    updated_at: DateTime<Utc>,
+impl Instance {
+    fn new(row: InstanceRow, state: &AppState, usage: Option<Usage>) -> Self {
+        Self {
+            instance_id: row.id,
+            name: row.name,
+            description: row.description,
+            quotas: QuotasView::from(&row.quotas),
+            reject_duplicate_client_id: row.reject_duplicate_client_id,
+            endpoints: state.config.mqtt_endpoints.clone(),
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+            usage,
+        }
+    }
 }
 
-impl InstanceRow {
-    fn into_api(self, state: &AppState, usage: Option<Usage>) -> Instance {
-        Instance {
-            instance_id: self.id,
-            name: self.name,
-            description: self.description,
-            quotas: QuotasView::from(&self.quotas.0),
-            reject_duplicate_client_id: self.reject_duplicate_client_id,
-            endpoints: state.config.mqtt_endpoints.clone(),
-            created_at: self.created_at,
-            updated_at: self.updated_at,
-            usage,
+impl From<instances::Usage> for Usage {
+    fn from(u: instances::Usage) -> Self {
+        Self {
+            parent_topics: u.parent_topics,
+            group_ids: u.group_ids,
+            device_credentials: u.device_credentials,
+            access_keys: u.access_keys,
         }
     }
 }
 
 fn check_name(name: &str) -> ApiResult<()> {
     common::names::validate_instance_name(name).map_err(|e| ApiError::invalid("name", e))
-}
-
-fn name_taken(name: &str) -> impl FnOnce() -> String + '_ {
-    move || format!("an instance named {name:?} already exists")
-}
-
-/// Quotas of an existing instance; with `for update` it also serializes quota checks of concurrent
-/// creations inside the instance. 404 when it does not exist.
-pub async fn lock_instance(conn: &mut PgConnection, instance_id: &str) -> ApiResult<Quotas> {
-    let row: Option<(Jsonb<Quotas>,)> = sqlx::query_as("select quotas from instances where id = $1 for update")
-        .bind(instance_id)
-        .fetch_optional(conn)
-        .await?;
-    row.map(|(q,)| q.0).ok_or(ApiError::NotFound("instance"))
-}
-
-/// Quotas of an existing instance, without locking.
-pub async fn instance_quotas(db: &sqlx::PgPool, instance_id: &str) -> ApiResult<Quotas> {
-    let row: Option<(Jsonb<Quotas>,)> = sqlx::query_as("select quotas from instances where id = $1")
-        .bind(instance_id)
-        .fetch_optional(db)
-        .await?;
-    row.map(|(q,)| q.0).ok_or(ApiError::NotFound("instance"))
-}
-
-async fn fetch(db: &sqlx::PgPool, id: &str) -> ApiResult<InstanceRow> {
-    sqlx::query_as::<_, InstanceRow>(
-        "select id, name, description, quotas, reject_duplicate_client_id, created_at, updated_at
-         from instances where id = $1",
-    )
-    .bind(id)
-    .fetch_optional(db)
-    .await?
-    .ok_or(ApiError::NotFound("instance"))
 }
 
 #[utoipa::path(post, path = "/api/v1/instances", operation_id = "CreateInstance", tag = "instances",
@@ -147,23 +112,18 @@ pub async fn create_instance(
     caller.require_operator()?;
     check_name(&req.name)?;
     let quotas = req.quotas.apply(Quotas::default())?;
-    let mut tx = state.db.begin().await?;
-    let row = sqlx::query_as::<_, InstanceRow>(
-        "insert into instances (id, name, description, quotas, reject_duplicate_client_id)
-         values ($1, $2, $3, $4, $5)
-         returning id, name, description, quotas, reject_duplicate_client_id, created_at, updated_at",
-    )
-    .bind(crate::ids::instance_id())
-    .bind(&req.name)
-    .bind(&req.description)
-    .bind(Jsonb(&quotas))
-    .bind(req.reject_duplicate_client_id)
-    .fetch_one(&mut *tx)
-    .await
-    .map_err(|e| conflict(e, name_taken(&req.name)))?;
-    bump_config_version(&mut tx).await?;
+    let id = crate::ids::instance_id();
+    let mut tx = ConfigTx::begin(&state.db).await?;
+    let new = NewInstance {
+        id: &id,
+        name: &req.name,
+        description: &req.description,
+        quotas: &quotas,
+        reject_duplicate_client_id: req.reject_duplicate_client_id,
+    };
+    let row = instances::create(&mut tx, &new).await?;
     tx.commit().await?;
-    Ok((StatusCode::CREATED, Json(row.into_api(&state, None))))
+    Ok((StatusCode::CREATED, Json(Instance::new(row, &state, None))))
 }
 
 #[utoipa::path(get, path = "/api/v1/instances", operation_id = "ListInstances", tag = "instances",
@@ -171,17 +131,8 @@ pub async fn create_instance(
     responses((status = 200, body = InstanceList), (status = 401, body = ErrorBody)))]
 pub async fn list_instances(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<InstanceList>> {
     // An AccessKey lists only its bound instances; an operator (no key) lists all.
-    let rows: Vec<InstanceRow> = sqlx::query_as(
-        "select id, name, description, quotas, reject_duplicate_client_id, created_at, updated_at
-         from instances i
-         where $1::text is null
-            or exists(select 1 from access_key_instances b where b.instance_id = i.id and b.access_key_id = $1)
-         order by created_at, id",
-    )
-    .bind(caller.access_key_id())
-    .fetch_all(&state.db)
-    .await?;
-    let instances = rows.into_iter().map(|r| r.into_api(&state, None)).collect();
+    let rows = instances::list(&state.db, caller.access_key_id()).await?;
+    let instances = rows.into_iter().map(|r| Instance::new(r, &state, None)).collect();
     Ok(Json(InstanceList { instances }))
 }
 
@@ -194,17 +145,11 @@ pub async fn get_instance(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Instance>> {
     caller.require_instance(&id)?;
-    let row = fetch(&state.db, &id).await?;
-    let usage: Usage = sqlx::query_as(
-        "select (select count(*) from parent_topics where instance_id = $1) as parent_topics,
-                (select count(*) from group_ids where instance_id = $1) as group_ids,
-                (select count(*) from device_credentials where instance_id = $1) as device_credentials,
-                (select count(*) from access_key_instances where instance_id = $1) as access_keys",
-    )
-    .bind(&id)
-    .fetch_one(&state.db)
-    .await?;
-    Ok(Json(row.into_api(&state, Some(usage))))
+    let row = instances::get(&state.db, &id)
+        .await?
+        .ok_or(ApiError::NotFound("instance"))?;
+    let usage = instances::usage(&state.db, &id).await?;
+    Ok(Json(Instance::new(row, &state, Some(usage.into()))))
 }
 
 #[utoipa::path(patch, path = "/api/v1/instances/{instanceId}", operation_id = "UpdateInstance", tag = "instances",
@@ -222,29 +167,21 @@ pub async fn update_instance(
     if let Some(name) = &req.name {
         check_name(name)?;
     }
-    let mut tx = state.db.begin().await?;
-    let current = lock_instance(&mut tx, &id).await?;
+    let mut tx = ConfigTx::begin(&state.db).await?;
+    let current = tx.lock_instance(&id).await?;
     let quotas = match &req.quotas {
         Some(patch) => patch.apply(current)?,
         None => current,
     };
-    let row = sqlx::query_as::<_, InstanceRow>(
-        "update instances set name = coalesce($2, name), description = coalesce($3, description), quotas = $4,
-            reject_duplicate_client_id = coalesce($5, reject_duplicate_client_id), updated_at = now()
-         where id = $1
-         returning id, name, description, quotas, reject_duplicate_client_id, created_at, updated_at",
-    )
-    .bind(&id)
-    .bind(&req.name)
-    .bind(&req.description)
-    .bind(Jsonb(&quotas))
-    .bind(req.reject_duplicate_client_id)
-    .fetch_one(&mut *tx)
-    .await
-    .map_err(|e| conflict(e, name_taken(req.name.as_deref().unwrap_or_default())))?;
-    bump_config_version(&mut tx).await?;
+    let update = InstanceUpdate {
+        name: req.name.as_deref(),
+        description: req.description.as_deref(),
+        quotas: &quotas,
+        reject_duplicate_client_id: req.reject_duplicate_client_id,
+    };
+    let row = instances::update(&mut tx, &id, &update).await?;
     tx.commit().await?;
-    Ok(Json(row.into_api(&state, None)))
+    Ok(Json(Instance::new(row, &state, None)))
 }
 
 #[utoipa::path(delete, path = "/api/v1/instances/{instanceId}", operation_id = "DeleteInstance", tag = "instances",
@@ -257,16 +194,10 @@ pub async fn delete_instance(
 ) -> ApiResult<StatusCode> {
     caller.require_instance(&id)?;
     caller.require_operator()?;
-    let mut tx = state.db.begin().await?;
-    let deleted = sqlx::query("delete from instances where id = $1")
-        .bind(&id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-    if deleted == 0 {
+    let mut tx = ConfigTx::begin(&state.db).await?;
+    if !instances::delete(&mut tx, &id).await? {
         return Err(ApiError::NotFound("instance"));
     }
-    bump_config_version(&mut tx).await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -32,13 +32,10 @@ pub async fn login(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> ApiResult<Json<LoginResponse>> {
-    let hash: Option<(String,)> = sqlx::query_as("select password_hash from operators where username = $1")
-        .bind(&req.username)
-        .fetch_optional(&state.db)
-        .await?;
+    let hash = crate::db::operators::password_hash(&state.db, &req.username).await?;
     // Unknown users still pay for one verification, so timing does not tell which usernames exist.
     let (hash, known) = match hash {
-        Some((h,)) => (h, true),
+        Some(h) => (h, true),
         None => (operator::DUMMY_HASH.to_string(), false),
     };
     if !operator::verify_password(req.password, hash).await || !known {

@@ -9,8 +9,8 @@ use common::sync::Command;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::instances::instance_quotas;
 use crate::auth::Caller;
+use crate::db::{commands, instances, topics};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::ApiJson;
 use crate::state::AppState;
@@ -55,19 +55,14 @@ pub async fn send_message(
     ApiJson(req): ApiJson<SendMessageRequest>,
 ) -> ApiResult<Json<SendMessageResponse>> {
     caller.require_instance(&instance_id)?;
-    let quotas = instance_quotas(&state.db, &instance_id).await?;
+    let quotas = instances::quotas(&state.db, &instance_id).await?;
     if req.qos > 1 {
         return Err(ApiError::invalid("qos", "must be 0 or 1"));
     }
     common::topic::validate_topic_name(&req.topic, quotas.max_topic_length as usize)
         .map_err(|e| ApiError::invalid("topic", e))?;
     let parent = common::topic::parent_of(&req.topic);
-    let exists: Option<(i32,)> = sqlx::query_as("select 1 from parent_topics where instance_id = $1 and name = $2")
-        .bind(&instance_id)
-        .bind(parent)
-        .fetch_optional(&state.db)
-        .await?;
-    if exists.is_none() {
+    if !topics::exists(&state.db, &instance_id, parent).await? {
         return Err(ApiError::invalid(
             "topic",
             format!("parent topic {parent:?} does not exist in the instance"),
@@ -97,6 +92,6 @@ pub async fn send_message(
         qos: req.qos,
         msg_id: msg_id.clone(),
     };
-    let command_seq = crate::commands::broadcast(&state.db, &command).await?;
+    let command_seq = commands::insert(&state.db, &command).await?;
     Ok(Json(SendMessageResponse { msg_id, command_seq }))
 }

@@ -1,20 +1,20 @@
 //! The REST API under `/api/v1`: one module per resource, and this thin router that wires them and
 //! produces the OpenAPI document from the same route list.
 
-pub mod access_keys;
-pub mod brokers;
-pub mod devices;
-pub mod groups;
-pub mod health;
-pub mod instances;
-pub mod login;
-pub mod messages;
-pub mod quotas;
-pub mod sessions;
-pub mod sync;
-pub mod tokens;
-pub mod topics;
-pub mod trace;
+pub(crate) mod access_keys;
+pub(crate) mod brokers;
+pub(crate) mod devices;
+pub(crate) mod groups;
+pub(crate) mod health;
+pub(crate) mod instances;
+pub(crate) mod login;
+pub(crate) mod messages;
+mod paging;
+pub(crate) mod quotas;
+pub(crate) mod sessions;
+pub(crate) mod tokens;
+pub(crate) mod topics;
+pub(crate) mod trace;
 
 use axum::Router;
 use axum::middleware;
@@ -111,12 +111,12 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 
 /// Every `/api/v1` route: operator/AccessKey authentication on all but login, and the broker-sync
 /// routes with their own node authentication.
-pub fn router(state: AppState) -> Router<AppState> {
+pub(crate) fn router(state: AppState) -> Router<AppState> {
     let protected = protected_routes().route_layer(middleware::from_fn_with_state(state, crate::auth::authenticate));
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(public_routes())
         .merge(protected)
         .split_for_parts()
         .0
-        .merge(sync::router())
+        .merge(crate::broker_link::router())
 }

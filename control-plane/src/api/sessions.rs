@@ -2,6 +2,7 @@
 //! CloseConnection)*, answered from the live channels brokers report (`client_channels`).
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -9,11 +10,10 @@ use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use common::sync::Command;
 use serde::{Deserialize, Serialize};
-use sqlx::FromRow;
 use utoipa::ToSchema;
 
-use super::instances::instance_quotas;
 use crate::auth::Caller;
+use crate::db;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::ApiJson;
 use crate::state::AppState;
@@ -22,7 +22,7 @@ use crate::state::AppState;
 pub const MAX_BATCH_CLIENT_IDS: usize = 10;
 
 /// One live TCP connection of the client.
-#[derive(Serialize, ToSchema, FromRow, Clone)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Channel {
     /// 32 hex chars, unique per connection.
@@ -34,8 +34,6 @@ pub struct Channel {
     pub connected_at: DateTime<Utc>,
     /// Topic filters of this connection.
     pub subscriptions: Vec<String>,
-    #[serde(skip)]
-    pub client_id: String,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -72,27 +70,23 @@ pub struct CommandAccepted {
 
 /// Sessions of `client_ids` in that order. Channels of silent nodes are left out: a broker that stopped
 /// reporting is presumed gone with its connections (a restart with a new boot id drops them for good).
-pub async fn sessions(state: &AppState, instance_id: &str, client_ids: &[String]) -> ApiResult<Vec<Session>> {
-    let rows: Vec<Channel> = sqlx::query_as(
-        "select c.client_id, c.channel_id, c.node_id, c.client_ip, c.connected_at, c.subscriptions
-         from client_channels c join broker_nodes n on n.id = c.node_id
-         where c.instance_id = $1 and c.client_id = any($2)
-           and (n.last_heartbeat_at is null or n.last_heartbeat_at >= now() - make_interval(secs => $3))
-         order by c.connected_at, c.channel_id",
-    )
-    .bind(instance_id)
-    .bind(client_ids)
-    .bind(state.config.broker_silent_secs as f64)
-    .fetch_all(&state.db)
-    .await?;
-    let mut by_client: BTreeMap<&str, Vec<Channel>> = BTreeMap::new();
-    for row in &rows {
-        by_client.entry(row.client_id.as_str()).or_default().push(row.clone());
+async fn sessions(state: &AppState, instance_id: &str, client_ids: &[String]) -> ApiResult<Vec<Session>> {
+    let silent_after = Duration::from_secs(state.config.broker_silent_secs);
+    let rows = db::sessions::live_channels(&state.db, instance_id, client_ids, silent_after).await?;
+    let mut by_client: BTreeMap<String, Vec<Channel>> = BTreeMap::new();
+    for row in rows {
+        by_client.entry(row.client_id).or_default().push(Channel {
+            channel_id: row.channel_id,
+            node_id: row.node_id,
+            client_ip: row.client_ip,
+            connected_at: row.connected_at,
+            subscriptions: row.subscriptions,
+        });
     }
     Ok(client_ids
         .iter()
         .map(|id| {
-            let channels = by_client.remove(id.as_str()).unwrap_or_default();
+            let channels = by_client.remove(id).unwrap_or_default();
             Session {
                 client_id: id.clone(),
                 online: !channels.is_empty(),
@@ -112,7 +106,7 @@ pub async fn query_session_by_client_id(
     Path((instance_id, client_id)): Path<(String, String)>,
 ) -> ApiResult<Json<Session>> {
     caller.require_instance(&instance_id)?;
-    instance_quotas(&state.db, &instance_id).await?;
+    db::instances::quotas(&state.db, &instance_id).await?;
     let mut list = sessions(&state, &instance_id, std::slice::from_ref(&client_id)).await?;
     Ok(Json(list.remove(0)))
 }
@@ -135,7 +129,7 @@ pub async fn batch_query_session_by_client_ids(
             format!("give 1 to {MAX_BATCH_CLIENT_IDS} client ids"),
         ));
     }
-    instance_quotas(&state.db, &instance_id).await?;
+    db::instances::quotas(&state.db, &instance_id).await?;
     let sessions = sessions(&state, &instance_id, &req.client_ids).await?;
     Ok(Json(SessionList { sessions }))
 }
@@ -150,13 +144,13 @@ pub async fn close_connection(
     Path((instance_id, client_id)): Path<(String, String)>,
 ) -> ApiResult<(StatusCode, Json<CommandAccepted>)> {
     caller.require_instance(&instance_id)?;
-    instance_quotas(&state.db, &instance_id).await?;
+    db::instances::quotas(&state.db, &instance_id).await?;
     let session = sessions(&state, &instance_id, std::slice::from_ref(&client_id)).await?;
     if !session[0].online {
         return Err(ApiError::NotFound("online client"));
     }
     // Broadcast: every broker closes the connections of this client it holds.
-    let command_seq =
-        crate::commands::broadcast(&state.db, &Command::CloseConnection { instance_id, client_id }).await?;
+    let command = Command::CloseConnection { instance_id, client_id };
+    let command_seq = db::commands::insert(&state.db, &command).await?;
     Ok((StatusCode::ACCEPTED, Json(CommandAccepted { command_seq })))
 }

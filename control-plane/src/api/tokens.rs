@@ -5,17 +5,15 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use common::quotas::Quotas;
 use common::quotas::{TOKEN_MAX_VALIDITY_MS, TOKEN_MIN_VALIDITY_MS};
 use common::token::{TokenAction, TokenClaims, TokenError, TokenVerifier};
 use serde::{Deserialize, Serialize};
-use sqlx::types::Json as Jsonb;
 use utoipa::ToSchema;
 
-use super::instances::instance_quotas;
 use crate::auth::Caller;
 use crate::auth::acs3::sha256_hex;
-use crate::db::bump_config_version;
+use crate::db::tokens::{self, IssueContext, StoredToken};
+use crate::db::{ConfigTx, instances};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::ApiJson;
 use crate::state::AppState;
@@ -53,9 +51,21 @@ pub struct TokenRequest {
 pub struct QueryTokenResponse {
     pub valid: bool,
     /// `valid`, `expired`, `revoked` or `invalid` (forged, unknown or of another instance).
-    pub status: &'static str,
+    #[schema(value_type = String)]
+    pub status: TokenStatus,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expire_time: Option<i64>,
+}
+
+/// What QueryToken found, serialized in lower case. The OpenAPI document describes `status` as a
+/// string, so that existing generated clients keep working.
+#[derive(Serialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenStatus {
+    Valid,
+    Expired,
+    Revoked,
+    Invalid,
 }
 
 /// Splits and checks the resource list; returns the resources and their distinct parent topics.
@@ -109,18 +119,15 @@ pub async fn apply_token(
     caller.require_instance(&instance_id)?;
     // Two round trips in all (this is the hot path): quotas with the binding check, then the insert
     // guarded by the parent-topic check.
-    let row: Option<(Jsonb<Quotas>, bool)> = sqlx::query_as(
-        "select quotas, exists(select 1 from access_key_instances where access_key_id = $2 and instance_id = $1)
-         from instances where id = $1",
-    )
-    .bind(&instance_id)
-    .bind(&req.access_key_id)
-    .fetch_optional(&state.db)
-    .await?;
-    let (Jsonb(quotas), bound) = row.ok_or(ApiError::NotFound("instance"))?;
+    let IssueContext {
+        quotas,
+        access_key_bound,
+    } = tokens::issue_context(&state.db, &instance_id, req.access_key_id.as_deref())
+        .await?
+        .ok_or(ApiError::NotFound("instance"))?;
     let act =
         TokenAction::parse_api(&req.actions).ok_or_else(|| ApiError::invalid("actions", "must be R, W or R,W"))?;
-    let now = chrono::Utc::now().timestamp_millis();
+    let now = crate::clock::now_ms();
     if req.expire_time < now + TOKEN_MIN_VALIDITY_MS {
         return Err(ApiError::invalid(
             "expireTime",
@@ -134,7 +141,7 @@ pub async fn apply_token(
         quotas.max_token_resources as usize,
         quotas.max_topic_length as usize,
     )?;
-    let ak = token_access_key(&caller, req.access_key_id, bound)?;
+    let ak = token_access_key(&caller, req.access_key_id, access_key_bound)?;
     let claims = TokenClaims {
         jti: crate::ids::token_id(),
         iid: instance_id.clone(),
@@ -145,23 +152,7 @@ pub async fn apply_token(
         exp_ms,
     };
     let token = state.token_signer.sign(&claims);
-    let inserted = sqlx::query(
-        "insert into tokens (jti, instance_id, access_key_id, token_sha256, claims, expires_at_ms)
-         select $1, $2, $3, $4, $5, $6
-         where (select count(*) from parent_topics where instance_id = $2 and name = any($7)) = $8",
-    )
-    .bind(&claims.jti)
-    .bind(&instance_id)
-    .bind(&claims.ak)
-    .bind(sha256_hex(token.as_bytes()))
-    .bind(Jsonb(&claims))
-    .bind(exp_ms)
-    .bind(&parents)
-    .bind(parents.len() as i64)
-    .execute(&state.db)
-    .await?
-    .rows_affected();
-    if inserted == 0 {
+    if !tokens::record(&state.db, &claims, &sha256_hex(token.as_bytes()), &parents).await? {
         return Err(ApiError::invalid(
             "resources",
             "every resource must be under an existing parent topic",
@@ -173,15 +164,9 @@ pub async fn apply_token(
     }))
 }
 
-/// The stored token with this string on this instance: (jti, expiry, revoked).
-async fn find_token(state: &AppState, instance_id: &str, token: &str) -> ApiResult<Option<(String, i64, bool)>> {
-    Ok(sqlx::query_as(
-        "select jti, expires_at_ms, revoked_at is not null from tokens where token_sha256 = $1 and instance_id = $2",
-    )
-    .bind(sha256_hex(token.as_bytes()))
-    .bind(instance_id)
-    .fetch_optional(&state.db)
-    .await?)
+/// The stored token with this string on this instance.
+async fn find_token(state: &AppState, instance_id: &str, token: &str) -> ApiResult<Option<StoredToken>> {
+    Ok(tokens::find(&state.db, instance_id, &sha256_hex(token.as_bytes())).await?)
 }
 
 #[utoipa::path(post, path = "/api/v1/instances/{instanceId}/tokens/revoke", operation_id = "RevokeToken", tag = "tokens",
@@ -194,17 +179,13 @@ pub async fn revoke_token(
     ApiJson(req): ApiJson<TokenRequest>,
 ) -> ApiResult<StatusCode> {
     caller.require_instance(&instance_id)?;
-    instance_quotas(&state.db, &instance_id).await?;
-    let (jti, _, revoked) = find_token(&state, &instance_id, &req.token)
+    instances::quotas(&state.db, &instance_id).await?;
+    let stored = find_token(&state, &instance_id, &req.token)
         .await?
         .ok_or(ApiError::NotFound("token"))?;
-    if !revoked {
-        let mut tx = state.db.begin().await?;
-        sqlx::query("update tokens set revoked_at = now(), updated_at = now() where jti = $1 and revoked_at is null")
-            .bind(&jti)
-            .execute(&mut *tx)
-            .await?;
-        bump_config_version(&mut tx).await?;
+    if !stored.revoked {
+        let mut tx = ConfigTx::begin(&state.db).await?;
+        tokens::revoke(&mut tx, &instance_id, &stored.jti).await?;
         tx.commit().await?;
     }
     Ok(StatusCode::NO_CONTENT)
@@ -221,24 +202,24 @@ pub async fn query_token(
     ApiJson(req): ApiJson<TokenRequest>,
 ) -> ApiResult<Json<QueryTokenResponse>> {
     caller.require_instance(&instance_id)?;
-    instance_quotas(&state.db, &instance_id).await?;
+    instances::quotas(&state.db, &instance_id).await?;
     let verifier = TokenVerifier::new([state.token_signer.public_key()]);
-    let now = chrono::Utc::now().timestamp_millis();
+    let now = crate::clock::now_ms();
     let answer = |status, expire_time| {
         Json(QueryTokenResponse {
-            valid: status == "valid",
+            valid: status == TokenStatus::Valid,
             status,
             expire_time,
         })
     };
     match verifier.verify(&req.token, now) {
         Ok(claims) if claims.iid == instance_id => {}
-        Err(TokenError::Expired) => return Ok(answer("expired", None)),
-        _ => return Ok(answer("invalid", None)),
+        Err(TokenError::Expired) => return Ok(answer(TokenStatus::Expired, None)),
+        _ => return Ok(answer(TokenStatus::Invalid, None)),
     }
     Ok(match find_token(&state, &instance_id, &req.token).await? {
-        Some((_, exp, true)) => answer("revoked", Some(exp)),
-        Some((_, exp, false)) => answer("valid", Some(exp)),
-        None => answer("invalid", None),
+        Some(t) if t.revoked => answer(TokenStatus::Revoked, Some(t.expires_at_ms)),
+        Some(t) => answer(TokenStatus::Valid, Some(t.expires_at_ms)),
+        None => answer(TokenStatus::Invalid, None),
     })
 }

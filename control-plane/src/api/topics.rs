@@ -6,12 +6,11 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use sqlx::FromRow;
 use utoipa::ToSchema;
 
-use super::instances::{instance_quotas, lock_instance};
 use crate::auth::Caller;
-use crate::db::{bump_config_version, conflict};
+use crate::db::topics::{self, TopicRow};
+use crate::db::{ConfigTx, instances};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::ApiJson;
 use crate::state::AppState;
@@ -25,7 +24,7 @@ pub struct CreateTopicRequest {
     pub description: String,
 }
 
-#[derive(Serialize, ToSchema, FromRow)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Topic {
     pub topic: String,
@@ -37,6 +36,17 @@ pub struct Topic {
 #[derive(Serialize, ToSchema)]
 pub struct TopicList {
     pub topics: Vec<Topic>,
+}
+
+impl From<TopicRow> for Topic {
+    fn from(row: TopicRow) -> Self {
+        Self {
+            topic: row.name,
+            description: row.description,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        }
+    }
 }
 
 #[utoipa::path(post, path = "/api/v1/instances/{instanceId}/topics", operation_id = "CreateTopic", tag = "topics",
@@ -51,31 +61,17 @@ pub async fn create_topic(
 ) -> ApiResult<(StatusCode, Json<Topic>)> {
     caller.require_instance(&instance_id)?;
     common::names::validate_parent_topic(&req.topic).map_err(|e| ApiError::invalid("topic", e))?;
-    let mut tx = state.db.begin().await?;
-    let quotas = lock_instance(&mut tx, &instance_id).await?;
-    let (count,): (i64,) = sqlx::query_as("select count(*) from parent_topics where instance_id = $1")
-        .bind(&instance_id)
-        .fetch_one(&mut *tx)
-        .await?;
-    if count >= i64::from(quotas.max_parent_topics) {
+    let mut tx = ConfigTx::begin(&state.db).await?;
+    let quotas = tx.lock_instance(&instance_id).await?;
+    if topics::count(&mut tx, &instance_id).await? >= i64::from(quotas.max_parent_topics) {
         return Err(ApiError::QuotaExceeded(format!(
             "the instance already has the maximum of {} parent topics",
             quotas.max_parent_topics
         )));
     }
-    let topic: Topic = sqlx::query_as(
-        "insert into parent_topics (instance_id, name, description) values ($1, $2, $3)
-         returning name as topic, description, created_at, updated_at",
-    )
-    .bind(&instance_id)
-    .bind(&req.topic)
-    .bind(&req.description)
-    .fetch_one(&mut *tx)
-    .await
-    .map_err(|e| conflict(e, || format!("parent topic {:?} already exists", req.topic)))?;
-    bump_config_version(&mut tx).await?;
+    let topic = topics::create(&mut tx, &instance_id, &req.topic, &req.description).await?;
     tx.commit().await?;
-    Ok((StatusCode::CREATED, Json(topic)))
+    Ok((StatusCode::CREATED, Json(topic.into())))
 }
 
 #[utoipa::path(get, path = "/api/v1/instances/{instanceId}/topics", operation_id = "ListTopics", tag = "topics",
@@ -87,15 +83,11 @@ pub async fn list_topics(
     Path(instance_id): Path<String>,
 ) -> ApiResult<Json<TopicList>> {
     caller.require_instance(&instance_id)?;
-    instance_quotas(&state.db, &instance_id).await?;
-    let topics = sqlx::query_as(
-        "select name as topic, description, created_at, updated_at from parent_topics
-         where instance_id = $1 order by name",
-    )
-    .bind(&instance_id)
-    .fetch_all(&state.db)
-    .await?;
-    Ok(Json(TopicList { topics }))
+    instances::quotas(&state.db, &instance_id).await?;
+    let rows = topics::list(&state.db, &instance_id).await?;
+    Ok(Json(TopicList {
+        topics: rows.into_iter().map(Topic::from).collect(),
+    }))
 }
 
 #[utoipa::path(get, path = "/api/v1/instances/{instanceId}/topics/{topic}", operation_id = "GetTopic", tag = "topics",
@@ -107,17 +99,11 @@ pub async fn get_topic(
     Path((instance_id, topic)): Path<(String, String)>,
 ) -> ApiResult<Json<Topic>> {
     caller.require_instance(&instance_id)?;
-    instance_quotas(&state.db, &instance_id).await?;
-    sqlx::query_as(
-        "select name as topic, description, created_at, updated_at from parent_topics
-         where instance_id = $1 and name = $2",
-    )
-    .bind(&instance_id)
-    .bind(&topic)
-    .fetch_optional(&state.db)
-    .await?
-    .map(Json)
-    .ok_or(ApiError::NotFound("parent topic"))
+    instances::quotas(&state.db, &instance_id).await?;
+    topics::get(&state.db, &instance_id, &topic)
+        .await?
+        .map(|row| Json(row.into()))
+        .ok_or(ApiError::NotFound("parent topic"))
 }
 
 #[utoipa::path(delete, path = "/api/v1/instances/{instanceId}/topics/{topic}", operation_id = "DeleteTopic", tag = "topics",
@@ -129,18 +115,11 @@ pub async fn delete_topic(
     Path((instance_id, topic)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
     caller.require_instance(&instance_id)?;
-    let mut tx = state.db.begin().await?;
-    lock_instance(&mut tx, &instance_id).await?;
-    let deleted = sqlx::query("delete from parent_topics where instance_id = $1 and name = $2")
-        .bind(&instance_id)
-        .bind(&topic)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-    if deleted == 0 {
+    let mut tx = ConfigTx::begin(&state.db).await?;
+    tx.lock_instance(&instance_id).await?;
+    if !topics::delete(&mut tx, &instance_id, &topic).await? {
         return Err(ApiError::NotFound("parent topic"));
     }
-    bump_config_version(&mut tx).await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -5,11 +5,12 @@ use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use serde::{Deserialize, Serialize};
-use sqlx::FromRow;
 use utoipa::{IntoParams, ToSchema};
 
-use super::instances::instance_quotas;
+use super::paging::Page;
 use crate::auth::Caller;
+use crate::db::events::{self, EventQuery, EventRow};
+use crate::db::instances;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::state::AppState;
 
@@ -29,7 +30,7 @@ pub struct ClientEventParams {
     pub page_size: Option<u32>,
 }
 
-#[derive(Serialize, ToSchema, FromRow)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ClientEventRecord {
     pub client_id: String,
@@ -52,6 +53,19 @@ pub struct ClientEventPage {
     pub total: i64,
 }
 
+impl From<EventRow> for ClientEventRecord {
+    fn from(row: EventRow) -> Self {
+        Self {
+            client_id: row.client_id,
+            event_type: row.event_type,
+            time: row.time_ms,
+            channel_id: row.channel_id,
+            client_ip: row.client_ip,
+            node_id: row.node_id,
+        }
+    }
+}
+
 #[utoipa::path(get, path = "/api/v1/instances/{instanceId}/client-events", operation_id = "ListClientEvents", tag = "trace",
     params(("instanceId" = String, Path), ClientEventParams), security(("bearer" = []), ("acs3" = [])),
     responses((status = 200, body = ClientEventPage), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
@@ -64,43 +78,24 @@ pub async fn list_client_events(
 ) -> ApiResult<Json<ClientEventPage>> {
     caller.require_instance(&instance_id)?;
     let Query(params) = params.map_err(|e| ApiError::invalid("query", e.body_text()))?;
-    instance_quotas(&state.db, &instance_id).await?;
+    instances::quotas(&state.db, &instance_id).await?;
     let client_id = params
         .client_id
         .ok_or_else(|| ApiError::invalid("clientId", "is required"))?;
-    let page_no = params.page_no.unwrap_or(1);
-    let page_size = params.page_size.unwrap_or(20);
-    if page_no < 1 {
-        return Err(ApiError::invalid("pageNo", "must be at least 1"));
-    }
-    if !(1..=100).contains(&page_size) {
-        return Err(ApiError::invalid("pageSize", "must be 1 to 100"));
-    }
-    let filter = "from client_events where instance_id = $1 and client_id = $2
-        and ($3::int8 is null or time_ms >= $3) and ($4::int8 is null or time_ms < $4)";
-    let (total,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(format!("select count(*) {filter}")))
-        .bind(&instance_id)
-        .bind(&client_id)
-        .bind(params.start_time)
-        .bind(params.end_time)
-        .fetch_one(&state.db)
-        .await?;
-    let events = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "select client_id, event_type, time_ms as time, channel_id, client_ip, node_id {filter}
-         order by time_ms desc, id desc limit $5 offset $6"
-    )))
-    .bind(&instance_id)
-    .bind(&client_id)
-    .bind(params.start_time)
-    .bind(params.end_time)
-    .bind(i64::from(page_size))
-    .bind(i64::from(page_no - 1) * i64::from(page_size))
-    .fetch_all(&state.db)
-    .await?;
+    let page = Page::new(params.page_no, params.page_size, 20)?;
+    let query = EventQuery {
+        instance_id: &instance_id,
+        client_id: &client_id,
+        start_ms: params.start_time,
+        end_ms: params.end_time,
+        limit: page.limit(),
+        offset: page.offset(),
+    };
+    let (rows, total) = events::page(&state.db, &query).await?;
     Ok(Json(ClientEventPage {
-        events,
-        page_no,
-        page_size,
+        events: rows.into_iter().map(ClientEventRecord::from).collect(),
+        page_no: page.no,
+        page_size: page.size,
         total,
     }))
 }

@@ -3,11 +3,14 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::http::request::Parts;
 use chrono::{NaiveDateTime, Utc};
 
 use super::{Caller, acs3};
+use crate::crypto::Aad;
+use crate::db;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
@@ -49,18 +52,14 @@ pub async fn verify(state: &AppState, parts: &Parts, authorization: &str, body: 
         return Err(ApiError::SignatureMismatch);
     }
 
-    let row: Option<(Vec<u8>, bool)> = sqlx::query_as("select secret_enc, enabled from access_keys where id = $1")
-        .bind(&auth.access_key_id)
-        .fetch_optional(&state.db)
-        .await?;
     // Unknown and disabled keys get the same answer.
-    let secret_enc = match row {
-        Some((enc, true)) => enc,
+    let secret_enc = match db::access_keys::secret(&state.db, &auth.access_key_id).await? {
+        Some(key) if key.enabled => key.secret_enc,
         _ => return Err(ApiError::Unauthenticated("invalid AccessKey")),
     };
     let secret = state
         .secrets
-        .decrypt_string(&crate::api::access_keys::secret_aad(&auth.access_key_id), &secret_enc)
+        .decrypt_string(Aad::AccessKey(&auth.access_key_id), &secret_enc)
         .map_err(ApiError::Internal)?;
 
     let canonical = acs3::canonical_request(
@@ -84,35 +83,15 @@ pub async fn verify(state: &AppState, parts: &Parts, authorization: &str, body: 
     }
 
     // Recorded only after the signature holds, so unsigned traffic cannot fill the table.
-    let fresh = sqlx::query(
-        "insert into request_nonces (access_key_id, nonce, expires_at)
-         values ($1, $2, now() + make_interval(secs => $3)) on conflict do nothing",
-    )
-    .bind(&auth.access_key_id)
-    .bind(nonce)
-    .bind((2 * window + 60) as f64)
-    .execute(&state.db)
-    .await?
-    .rows_affected();
-    if fresh == 0 {
+    // Kept a little longer than the window either side of now, so a replay is always caught.
+    let nonce_ttl = Duration::from_secs(u64::try_from(2 * window + 60).unwrap_or(0));
+    if !db::nonces::record(&state.db, &auth.access_key_id, nonce, nonce_ttl).await? {
         return Err(ApiError::NonceReplayed);
     }
 
-    let instances: Vec<(String,)> =
-        sqlx::query_as("select instance_id from access_key_instances where access_key_id = $1")
-            .bind(&auth.access_key_id)
-            .fetch_all(&state.db)
-            .await?;
+    let instances = db::access_keys::bound_instances(&state.db, &auth.access_key_id).await?;
     Ok(Caller::AccessKey {
         id: auth.access_key_id,
-        instances: Arc::new(instances.into_iter().map(|(i,)| i).collect::<HashSet<_>>()),
+        instances: Arc::new(instances.into_iter().collect::<HashSet<_>>()),
     })
-}
-
-/// Deletes expired nonces; run periodically.
-pub async fn purge_nonces(db: &sqlx::PgPool) -> Result<u64, sqlx::Error> {
-    Ok(sqlx::query("delete from request_nonces where expires_at < now()")
-        .execute(db)
-        .await?
-        .rows_affected())
 }

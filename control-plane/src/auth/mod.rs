@@ -2,11 +2,11 @@
 //! (ACS3-signed AccessKey request, may touch only the instances its key is bound to). The middleware
 //! authenticates once per request and stores the `Caller` for handlers to extract.
 
-pub mod access_key;
+pub(crate) mod access_key;
 pub mod acs3;
 pub mod node;
-pub mod operator;
-pub mod signing_key;
+pub(crate) mod operator;
+pub(crate) mod signing_key;
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -22,13 +22,11 @@ use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
 /// Largest request body accepted for signing (the API never needs more).
-pub const MAX_BODY_BYTES: usize = 1 << 20;
+pub(crate) const MAX_BODY_BYTES: usize = 1 << 20;
 
 #[derive(Debug, Clone)]
-pub enum Caller {
-    Operator {
-        username: String,
-    },
+pub(crate) enum Caller {
+    Operator,
     AccessKey {
         id: String,
         instances: Arc<HashSet<String>>,
@@ -39,7 +37,7 @@ impl Caller {
     /// Account-level operations (instances, AccessKeys) are for operators only.
     pub fn require_operator(&self) -> ApiResult<()> {
         match self {
-            Self::Operator { .. } => Ok(()),
+            Self::Operator => Ok(()),
             Self::AccessKey { .. } => Err(ApiError::Forbidden("this operation requires an operator")),
         }
     }
@@ -48,7 +46,7 @@ impl Caller {
     /// the instance exists) about instances it is not bound to.
     pub fn require_instance(&self, instance_id: &str) -> ApiResult<()> {
         match self {
-            Self::Operator { .. } => Ok(()),
+            Self::Operator => Ok(()),
             Self::AccessKey { instances, .. } if instances.contains(instance_id) => Ok(()),
             Self::AccessKey { .. } => Err(ApiError::Forbidden("the AccessKey is not allowed on this instance")),
         }
@@ -57,7 +55,7 @@ impl Caller {
     pub fn access_key_id(&self) -> Option<&str> {
         match self {
             Self::AccessKey { id, .. } => Some(id),
-            Self::Operator { .. } => None,
+            Self::Operator => None,
         }
     }
 }
@@ -75,7 +73,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
 }
 
 /// Middleware on every `/api/v1` route except login.
-pub async fn authenticate(State(state): State<AppState>, req: Request, next: Next) -> Response {
+pub(crate) async fn authenticate(State(state): State<AppState>, req: Request, next: Next) -> Response {
     match identify(&state, req).await {
         Ok(req) => next.run(req).await,
         Err(e) => e.into_response(),
@@ -90,12 +88,12 @@ async fn identify(state: &AppState, req: Request) -> ApiResult<Request> {
         .ok_or(ApiError::Unauthenticated("missing or unreadable Authorization header"))?
         .to_string();
     if let Some(token) = header.strip_prefix("Bearer ") {
-        let claims = state
+        state
             .operator_keys
             .verify(token.trim())
             .ok_or(ApiError::Unauthenticated("invalid or expired bearer token"))?;
         let mut req = req;
-        req.extensions_mut().insert(Caller::Operator { username: claims.sub });
+        req.extensions_mut().insert(Caller::Operator);
         return Ok(req);
     }
     if header.starts_with(acs3::ALGORITHM) {

@@ -8,13 +8,22 @@ use axum::http::request::Parts;
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 
+use crate::db;
 use crate::error::ApiError;
 use crate::state::AppState;
 
 /// An authenticated broker node (extracting it is the authentication).
 #[derive(Debug, Clone)]
-pub struct Node {
+pub(crate) struct Node {
     pub id: String,
+}
+
+impl Node {
+    /// The answer to an unknown node and to a wrong secret alike (and to a node deleted while its
+    /// request ran), so that it does not tell which node ids exist.
+    pub fn unknown() -> ApiError {
+        ApiError::Unauthenticated("unknown broker node or wrong secret")
+    }
 }
 
 pub fn hash_secret(secret: &str) -> Vec<u8> {
@@ -22,7 +31,7 @@ pub fn hash_secret(secret: &str) -> Vec<u8> {
 }
 
 /// 1-64 chars of `[A-Za-z0-9_.-]`: no `:` (it separates id and secret in the header).
-pub fn valid_node_id(id: &str) -> bool {
+pub(crate) fn valid_node_id(id: &str) -> bool {
     (1..=64).contains(&id.len())
         && id
             .bytes()
@@ -41,24 +50,21 @@ impl FromRequestParts<AppState> for Node {
         let (id, secret) = common::sync::parse_node_authorization(header).ok_or(ApiError::Unauthenticated(
             "expected `Authorization: Node <nodeId>:<nodeSecret>`",
         ))?;
-        let stored: Option<(Vec<u8>,)> = sqlx::query_as("select secret_sha256 from broker_nodes where id = $1")
-            .bind(id)
-            .fetch_optional(&state.db)
-            .await?;
+        let stored = db::brokers::secret_sha256(&state.db, id).await?;
         // Compare even for an unknown node, so the answer time does not tell which ids exist.
         let known = stored.is_some();
-        let stored = stored.map_or_else(|| vec![0; 32], |(h,)| h);
+        let stored = stored.unwrap_or_else(|| vec![0; 32]);
         let matches = common::signing::constant_time_eq(&stored, &hash_secret(secret));
         if known && matches {
             Ok(Self { id: id.to_string() })
         } else {
-            Err(ApiError::Unauthenticated("unknown broker node or wrong secret"))
+            Err(Self::unknown())
         }
     }
 }
 
 /// Creates or updates (new secret) the nodes of `broker_nodes` / `CP_BROKER_NODES` (`id:secret`).
-pub async fn bootstrap(db: &PgPool, entries: &[String]) -> anyhow::Result<()> {
+pub async fn bootstrap(pool: &PgPool, entries: &[String]) -> anyhow::Result<()> {
     for entry in entries.iter().map(|e| e.trim()).filter(|e| !e.is_empty()) {
         let (id, secret) = entry
             .split_once(':')
@@ -69,14 +75,7 @@ pub async fn bootstrap(db: &PgPool, entries: &[String]) -> anyhow::Result<()> {
                     entry.split(':').next().unwrap_or_default()
                 )
             })?;
-        sqlx::query(
-            "insert into broker_nodes (id, secret_sha256, description) values ($1, $2, 'from broker_nodes')
-             on conflict (id) do update set secret_sha256 = excluded.secret_sha256, updated_at = now()",
-        )
-        .bind(id)
-        .bind(hash_secret(secret))
-        .execute(db)
-        .await?;
+        db::brokers::configure(pool, id, &hash_secret(secret)).await?;
         tracing::info!(node = id, "broker node credential configured");
     }
     Ok(())

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 
 use crate::crypto::SecretBox;
+use crate::db;
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct OperatorClaims {
@@ -83,9 +84,8 @@ pub async fn verify_password(password: String, hash: String) -> bool {
 
 /// Creates the first operator when there is none. Returns the generated password, if one was made,
 /// so the caller can print it once.
-pub async fn bootstrap_admin(db: &PgPool, username: &str, password: Option<&str>) -> anyhow::Result<Option<String>> {
-    let (count,): (i64,) = sqlx::query_as("select count(*) from operators").fetch_one(db).await?;
-    if count > 0 {
+pub async fn bootstrap_admin(pool: &PgPool, username: &str, password: Option<&str>) -> anyhow::Result<Option<String>> {
+    if db::operators::any_exists(pool).await? {
         return Ok(None);
     }
     let generated = password.is_none().then(crate::ids::access_key_secret);
@@ -94,15 +94,9 @@ pub async fn bootstrap_admin(db: &PgPool, username: &str, password: Option<&str>
         .or_else(|| generated.clone())
         .unwrap_or_default();
     let hash = hash_password(password).await?;
-    let inserted =
-        sqlx::query("insert into operators (username, password_hash) values ($1, $2) on conflict do nothing")
-            .bind(username)
-            .bind(hash)
-            .execute(db)
-            .await?
-            .rows_affected();
+    let created = db::operators::create_if_absent(pool, username, &hash).await?;
     // Another replica may have won the race; then its password stands and ours was never used.
-    Ok(generated.filter(|_| inserted == 1))
+    Ok(generated.filter(|_| created))
 }
 
 #[cfg(test)]

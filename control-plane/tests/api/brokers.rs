@@ -62,9 +62,11 @@ async fn node_authentication() {
         .expect_error(401, "Unauthenticated");
 
     // Duplicate and invalid ids; only the secret hash is stored.
-    s.op(Method::POST, "/api/v1/brokers", Some(json!({"nodeId": "node-a"})))
+    let dup = s
+        .op(Method::POST, "/api/v1/brokers", Some(json!({"nodeId": "node-a"})))
         .await
         .expect_error(409, "AlreadyExists");
+    assert_eq!(dup["message"], "broker node \"node-a\" already exists");
     s.op(Method::POST, "/api/v1/brokers", Some(json!({"nodeId": "a:b"})))
         .await
         .expect_invalid("nodeId");

@@ -22,9 +22,14 @@ async fn lifecycle() {
     assert!(key_id.starts_with("DC.") && secret.starts_with("DC."), "{c}");
     assert_eq!(c["clientId"], "GID_dev@@@d1");
     // One credential per client ID.
-    s.ak(&key, Method::POST, &path, Some(json!({"clientId": "GID_dev@@@d1"})))
+    let dup = s
+        .ak(&key, Method::POST, &path, Some(json!({"clientId": "GID_dev@@@d1"})))
         .await
         .expect_error(409, "AlreadyExists");
+    assert_eq!(
+        dup["message"],
+        "client ID \"GID_dev@@@d1\" already has a device credential"
+    );
 
     let g = s
         .ak(&key, Method::GET, &format!("{path}/GID_dev@@@d1"), None)
@@ -49,7 +54,7 @@ async fn lifecycle() {
     assert_eq!(g["deviceAccessKeySecret"], new_secret);
 
     // The snapshot carries the decrypted secret for brokers.
-    let snap = control_plane::snapshot::build(&s.state.db, &s.state.secrets)
+    let snap = control_plane::broker_link::snapshot::build(&s.state.db, &s.state.secrets)
         .await
         .unwrap();
     let dc = &snap.content.instances[0].device_credentials[0];

@@ -33,9 +33,11 @@ async fn crud_and_name_rules() {
             .await
             .expect_invalid("groupId");
     }
-    s.op(Method::POST, &path, Some(json!({"groupId": "GID_abc"})))
+    let dup = s
+        .op(Method::POST, &path, Some(json!({"groupId": "GID_abc"})))
         .await
         .expect_error(409, "AlreadyExists");
+    assert_eq!(dup["message"], "group ID \"GID_abc\" already exists");
 
     let got = s.op(Method::GET, &format!("{path}/GID_abc"), None).await.expect(200);
     assert_eq!(got["groupId"], "GID_abc");

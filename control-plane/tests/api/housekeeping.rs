@@ -1,5 +1,6 @@
 //! Housekeeping deletes expired nonces, tokens a day past their expiry, client events older than 7
-//! days and broker commands older than 10 minutes (but the newest), and nothing else.
+//! days, broker commands older than 10 minutes (but the newest) and configuration change records
+//! older than 7 days, and nothing else.
 
 use crate::server::TestServer;
 
@@ -48,11 +49,29 @@ async fn purges_only_what_has_expired() {
     .execute(db)
     .await
     .unwrap();
+    sqlx::query(
+        "insert into config_changes (version, instance_id, changed_at) values
+         (-2, 'old', now() - interval '8 days'), (-1, 'recent', now() - interval '6 days')",
+    )
+    .execute(db)
+    .await
+    .unwrap();
     let purged = control_plane::housekeeping::run_once(db).await.unwrap();
     assert_eq!(
-        (purged.nonces, purged.tokens, purged.client_events, purged.commands),
-        (1, 1, 1, 1)
+        (
+            purged.nonces,
+            purged.tokens,
+            purged.client_events,
+            purged.commands,
+            purged.config_changes
+        ),
+        (1, 1, 1, 1, 1)
     );
+    let (old_changes,): (i64,) = sqlx::query_as("select count(*) from config_changes where instance_id = 'old'")
+        .fetch_one(db)
+        .await
+        .unwrap();
+    assert_eq!(old_changes, 0);
     let left: Vec<(String,)> = sqlx::query_as("select client_id from client_events")
         .fetch_all(db)
         .await

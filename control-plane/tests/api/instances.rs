@@ -82,17 +82,21 @@ async fn name_rules_and_uniqueness() {
             .expect_invalid("name");
     }
     // Uniqueness is case-insensitive.
-    s.op(Method::POST, "/api/v1/instances", Some(json!({"name": "ABC"})))
+    let dup = s
+        .op(Method::POST, "/api/v1/instances", Some(json!({"name": "ABC"})))
         .await
         .expect_error(409, "AlreadyExists");
+    assert_eq!(dup["message"], "an instance named \"ABC\" already exists");
     let id = s.create_instance("other").await;
-    s.op(
-        Method::PATCH,
-        &format!("/api/v1/instances/{id}"),
-        Some(json!({"name": "Abc"})),
-    )
-    .await
-    .expect_error(409, "AlreadyExists");
+    let dup_update = s
+        .op(
+            Method::PATCH,
+            &format!("/api/v1/instances/{id}"),
+            Some(json!({"name": "Abc"})),
+        )
+        .await
+        .expect_error(409, "AlreadyExists");
+    assert_eq!(dup_update["message"], "an instance named \"Abc\" already exists");
     s.op(
         Method::PATCH,
         &format!("/api/v1/instances/{id}"),

@@ -6,6 +6,7 @@ mod server;
 mod access_keys;
 mod auth;
 mod brokers;
+mod config_changes;
 mod console;
 mod devices;
 mod groups;

@@ -9,7 +9,7 @@ use crate::server::TestServer;
 #[tokio::test]
 async fn snapshot_content_and_version_bumps() {
     let s = TestServer::start().await;
-    let build = || control_plane::snapshot::build(&s.state.db, &s.state.secrets);
+    let build = || control_plane::broker_link::snapshot::build(&s.state.db, &s.state.secrets);
     let v0 = build().await.unwrap().version;
     let id = s.create_instance("snap").await;
     let v1 = build().await.unwrap().version;

@@ -44,7 +44,7 @@ async fn apply_verify_offline_and_query() {
     assert_eq!(b["expireTime"], exp);
     let token = b["token"].as_str().unwrap();
 
-    let snapshot = control_plane::snapshot::build(&f.s.state.db, &f.s.state.secrets)
+    let snapshot = control_plane::broker_link::snapshot::build(&f.s.state.db, &f.s.state.secrets)
         .await
         .unwrap();
     let verifier = TokenVerifier::new(&snapshot.content.token_keys);
@@ -222,7 +222,7 @@ async fn revoke_and_query() {
         .as_str()
         .unwrap()
         .to_string();
-    let v0 = control_plane::snapshot::build(&f.s.state.db, &f.s.state.secrets)
+    let v0 = control_plane::broker_link::snapshot::build(&f.s.state.db, &f.s.state.secrets)
         .await
         .unwrap()
         .version;
@@ -254,7 +254,7 @@ async fn revoke_and_query() {
         .await
         .expect_invalid("token");
 
-    let snap = control_plane::snapshot::build(&f.s.state.db, &f.s.state.secrets)
+    let snap = control_plane::broker_link::snapshot::build(&f.s.state.db, &f.s.state.secrets)
         .await
         .unwrap();
     assert!(snap.version > v0, "revocation bumps the config version");

@@ -20,9 +20,11 @@ async fn crud_and_name_rules() {
             .await
             .expect_invalid("topic");
     }
-    s.op(Method::POST, &path, Some(json!({"topic": "T"})))
+    let dup = s
+        .op(Method::POST, &path, Some(json!({"topic": "T"})))
         .await
         .expect_error(409, "AlreadyExists");
+    assert_eq!(dup["message"], "parent topic \"T\" already exists");
     // Topics are case-sensitive, like MQTT.
     s.op(Method::POST, &path, Some(json!({"topic": "t"}))).await.expect(201);
 

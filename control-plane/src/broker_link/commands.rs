@@ -1,21 +1,23 @@
-//! `GET commands?after=<seq>&waitSecs=<n>`: broadcast commands with a higher sequence number, at once
-//! or as soon as one is inserted; an empty batch when the wait ends.
+//! `GET commands`: the long-poll of the broadcast command log (kick and SendMessage, appended by the
+//! API through `db::commands::insert`); every broker acts on the clients it holds.
 
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
-use common::sync::{Command, CommandBatch, SequencedCommand};
-use sqlx::types::Json as Jsonb;
+use common::sync::CommandBatch;
 
 use super::PollParams;
+use super::feeds::Wake;
 use crate::auth::node::Node;
+use crate::db;
 use crate::error::ApiResult;
-use crate::feeds::Wake;
 use crate::state::AppState;
 
 /// Most commands per answer; the broker polls again with the last `seq` it got.
 const MAX_BATCH: i64 = 1000;
 
+/// `GET commands?after=<seq>&waitSecs=<n>`: broadcast commands with a higher sequence number, at once
+/// or as soon as one is inserted; an empty batch when the wait ends.
 pub async fn commands(
     State(state): State<AppState>,
     _node: Node,
@@ -26,9 +28,7 @@ pub async fn commands(
     let mut waiter = state.feeds.commands();
     loop {
         // Housekeeping never prunes the newest row, so max(seq) survives quiet periods.
-        let (latest,): (i64,) = sqlx::query_as("select coalesce(max(seq), 0) from broker_commands")
-            .fetch_one(&state.db)
-            .await?;
+        let latest = db::commands::latest_seq(&state.db).await?;
         let Some(after) = params.after else {
             // No position yet: start from now (old commands are not for a broker that just started).
             return Ok(Json(CommandBatch {
@@ -46,17 +46,8 @@ pub async fn commands(
             }
             continue;
         }
-        let rows: Vec<(i64, Jsonb<Command>)> =
-            sqlx::query_as("select seq, command from broker_commands where seq > $1 order by seq limit $2")
-                .bind(after)
-                .bind(MAX_BATCH)
-                .fetch_all(&state.db)
-                .await?;
-        let latest_seq = rows.last().map_or(latest, |(seq, _)| *seq);
-        let commands = rows
-            .into_iter()
-            .map(|(seq, Jsonb(command))| SequencedCommand { seq, command })
-            .collect();
+        let commands = db::commands::after(&state.db, after, MAX_BATCH).await?;
+        let latest_seq = commands.last().map_or(latest, |c| c.seq);
         return Ok(Json(CommandBatch { latest_seq, commands }));
     }
 }

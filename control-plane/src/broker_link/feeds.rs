@@ -7,10 +7,7 @@ use std::time::Duration;
 use sqlx::postgres::PgListener;
 use tokio::sync::watch;
 
-/// Channel notified (with the new version) by `db::bump_config_version` on commit.
-pub const CONFIG_CHANNEL: &str = "config_version";
-/// Channel notified (with the new sequence number) when a broker command is inserted.
-pub const COMMANDS_CHANNEL: &str = "broker_commands";
+use crate::db::{COMMANDS_CHANNEL, CONFIG_CHANNEL};
 
 /// Ticks, not values: a waiter only learns "look again". That keeps the fan-out correct after a lost
 /// connection, when we cannot know what was missed.

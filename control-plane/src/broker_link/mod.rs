@@ -1,0 +1,61 @@
+//! The control plane's side of the broker link (docs/sync-protocol.md, the `common::sync` contract):
+//! the snapshot builder and its cache, the broadcast command log, the LISTEN feeds that wake
+//! long-polls, and the `/api/v1/broker-sync/` routes brokers call, each authenticated by the `Node`
+//! extractor. The routes live here rather than in `api` because they are this contract, not the
+//! public REST API: they stay out of the OpenAPI document, and `api::router` only mounts them.
+
+pub(crate) mod commands;
+pub(crate) mod events;
+pub(crate) mod feeds;
+pub(crate) mod heartbeat;
+pub mod snapshot;
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::extract::Query;
+use axum::extract::rejection::QueryRejection;
+use axum::routing::{get, post};
+use common::sync::{COMMANDS_PATH, EVENTS_PATH, HEARTBEAT_PATH, SNAPSHOT_PATH};
+use serde::Deserialize;
+
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+
+/// Longest accepted long-poll; larger `waitSecs` are capped.
+pub(crate) const MAX_WAIT_SECS: u64 = 60;
+/// A busy broker sends big event batches (a reconnect storm); the default 2 MB would refuse them.
+const EVENTS_BODY_LIMIT: usize = 16 << 20;
+
+pub(crate) fn router() -> Router<AppState> {
+    Router::new()
+        .route(SNAPSHOT_PATH, get(snapshot::snapshot))
+        .route(HEARTBEAT_PATH, post(heartbeat::heartbeat))
+        .route(
+            EVENTS_PATH,
+            post(events::events).layer(DefaultBodyLimit::max(EVENTS_BODY_LIMIT)),
+        )
+        .route(COMMANDS_PATH, get(commands::commands))
+}
+
+/// `?after=<n>&waitSecs=<s>` of both long-polls.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct PollParams {
+    pub after: Option<i64>,
+    /// Absent = answer at once; capped at `MAX_WAIT_SECS`.
+    pub wait_secs: Option<u64>,
+}
+
+impl PollParams {
+    pub fn parse(q: Result<Query<Self>, QueryRejection>) -> ApiResult<Self> {
+        q.map(|Query(p)| p)
+            .map_err(|e| ApiError::invalid("query", e.body_text()))
+    }
+
+    pub fn deadline(&self) -> tokio::time::Instant {
+        let wait = self.wait_secs.unwrap_or(0).min(MAX_WAIT_SECS);
+        tokio::time::Instant::now() + Duration::from_secs(wait)
+    }
+}

@@ -1,0 +1,149 @@
+//! The broker snapshot (`common::snapshot::Snapshot`): built from the database with decrypted
+//! secrets, token public keys and the revoked, not yet expired token ids; cached as JSON once per
+//! version; served by the `GET snapshot` long-poll.
+
+use std::collections::BTreeMap;
+
+use axum::body::Bytes;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::http::header::CONTENT_TYPE;
+use axum::response::{IntoResponse, Response};
+use common::snapshot::{
+    AccessKeyGrant, DeviceCredentialEntry, InstanceConfig, RevokedToken, Snapshot, SnapshotContent,
+};
+use common::token::TokenSigner;
+use sqlx::PgPool;
+
+use super::PollParams;
+use super::feeds::Wake;
+use crate::auth::node::Node;
+use crate::auth::signing_key::open_seed;
+use crate::crypto::{Aad, SecretBox};
+use crate::db;
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+
+pub async fn build(pool: &PgPool, secrets: &SecretBox) -> anyhow::Result<Snapshot> {
+    let rows = db::snapshot::read(pool, crate::clock::now_ms()).await?;
+
+    let mut token_keys = Vec::new();
+    for (kid, enc) in rows.token_keys {
+        let seed = open_seed(secrets, &kid, &enc)?;
+        token_keys.push(TokenSigner::from_seed(kid, &seed).public_key().clone());
+    }
+
+    let mut instances: BTreeMap<String, InstanceConfig> = rows
+        .instances
+        .into_iter()
+        .map(|i| {
+            let config = InstanceConfig {
+                id: i.id.clone(),
+                name: i.name,
+                quotas: i.quotas,
+                reject_duplicate_client_id: i.reject_duplicate_client_id,
+                parent_topics: vec![],
+                group_ids: vec![],
+                access_keys: vec![],
+                device_credentials: vec![],
+                revoked_tokens: vec![],
+            };
+            (i.id, config)
+        })
+        .collect();
+
+    for (iid, name) in rows.parent_topics {
+        instances.entry(iid).and_modify(|i| i.parent_topics.push(name));
+    }
+    for (iid, gid) in rows.group_ids {
+        instances.entry(iid).and_modify(|i| i.group_ids.push(gid));
+    }
+    for key in rows.access_keys {
+        let secret = secrets.decrypt_string(Aad::AccessKey(&key.id), &key.secret_enc)?;
+        instances.entry(key.instance_id).and_modify(|i| {
+            i.access_keys.push(AccessKeyGrant {
+                access_key_id: key.id,
+                access_key_secret: secret,
+                enabled: key.enabled,
+            })
+        });
+    }
+    for dev in rows.devices {
+        let secret = secrets.decrypt_string(Aad::Device(&dev.device_access_key_id), &dev.secret_enc)?;
+        instances.entry(dev.instance_id).and_modify(|i| {
+            i.device_credentials.push(DeviceCredentialEntry {
+                client_id: dev.client_id,
+                device_access_key_id: dev.device_access_key_id,
+                device_access_key_secret: secret,
+            })
+        });
+    }
+    for t in rows.revoked_tokens {
+        instances.entry(t.instance_id).and_modify(|i| {
+            i.revoked_tokens.push(RevokedToken {
+                jti: t.jti,
+                exp_ms: t.expires_at_ms,
+            })
+        });
+    }
+
+    Ok(Snapshot::new(
+        rows.version,
+        SnapshotContent {
+            token_keys,
+            instances: instances.into_values().collect(),
+        },
+    ))
+}
+
+/// The serialized snapshot of the latest version, shared by every broker that polls it: built once
+/// per version (decrypting every secret is the expensive part), and all brokers get the same bytes.
+#[derive(Default)]
+pub(crate) struct SnapshotCache {
+    last: tokio::sync::Mutex<Option<(i64, Bytes)>>,
+}
+
+impl SnapshotCache {
+    /// JSON of a snapshot at least as new as `current`.
+    pub async fn get(&self, pool: &PgPool, secrets: &SecretBox, current: i64) -> anyhow::Result<Bytes> {
+        // Held while building, so the polls one change wakes together build it once.
+        let mut last = self.last.lock().await;
+        if let Some((version, json)) = &*last
+            && *version >= current
+        {
+            return Ok(json.clone());
+        }
+        let snapshot = build(pool, secrets).await?;
+        let json = Bytes::from(serde_json::to_vec(&snapshot)?);
+        *last = Some((snapshot.version, json.clone()));
+        Ok(json)
+    }
+}
+
+/// `GET snapshot?after=<version>&waitSecs=<n>`: the full configuration as soon as its version differs
+/// from the broker's, else 204 when the wait ends.
+pub(crate) async fn snapshot(
+    State(state): State<AppState>,
+    _node: Node,
+    params: Result<Query<PollParams>, QueryRejection>,
+) -> ApiResult<Response> {
+    let params = PollParams::parse(params)?;
+    let deadline = params.deadline();
+    // Subscribe before reading: a change committed after the read still wakes us.
+    let mut waiter = state.feeds.config();
+    loop {
+        let current = db::config_version(&state.db).await?;
+        if params.after != Some(current) {
+            let json = state
+                .snapshots
+                .get(&state.db, &state.secrets, current)
+                .await
+                .map_err(ApiError::Internal)?;
+            return Ok(([(CONTENT_TYPE, "application/json")], json).into_response());
+        }
+        if waiter.wait_until(deadline).await != Wake::Changed {
+            return Ok(StatusCode::NO_CONTENT.into_response());
+        }
+    }
+}

@@ -1,0 +1,146 @@
+//! Broker nodes: their credentials (SHA-256 of the secret) and what their heartbeats report.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use common::sync::Heartbeat;
+use sqlx::{FromRow, PgConnection, PgPool};
+
+use super::unique_violation;
+use crate::error::ApiResult;
+
+#[derive(FromRow)]
+pub struct BrokerRow {
+    pub id: String,
+    pub description: String,
+    pub boot_id: Option<String>,
+    pub software_version: Option<String>,
+    pub applied_version: Option<i64>,
+    pub applied_hash: Option<String>,
+    pub last_error: Option<String>,
+    pub last_heartbeat_at: Option<DateTime<Utc>>,
+    pub started_at_ms: Option<i64>,
+    pub connections: Option<i64>,
+    pub subscriptions: Option<i64>,
+    pub messages_in_per_sec: Option<f64>,
+    pub messages_out_per_sec: Option<f64>,
+    pub created_at: DateTime<Utc>,
+    /// No heartbeat for the `silent_after` given to `list`.
+    pub silent: bool,
+}
+
+/// Returns the creation time; 409 when the id is taken.
+pub async fn create(pool: &PgPool, id: &str, secret_sha256: &[u8], description: &str) -> ApiResult<DateTime<Utc>> {
+    let (created_at,): (DateTime<Utc>,) = sqlx::query_as(
+        "insert into broker_nodes (id, secret_sha256, description) values ($1, $2, $3) returning created_at",
+    )
+    .bind(id)
+    .bind(secret_sha256)
+    .bind(description)
+    .fetch_one(pool)
+    .await
+    .map_err(|e| unique_violation(e, id))?;
+    Ok(created_at)
+}
+
+/// Creates the node, or gives an existing one this secret (nodes configured at start-up).
+pub async fn configure(pool: &PgPool, id: &str, secret_sha256: &[u8]) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "insert into broker_nodes (id, secret_sha256, description) values ($1, $2, 'from broker_nodes')
+         on conflict (id) do update set secret_sha256 = excluded.secret_sha256, updated_at = now()",
+    )
+    .bind(id)
+    .bind(secret_sha256)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+pub async fn secret_sha256(pool: &PgPool, id: &str) -> Result<Option<Vec<u8>>, sqlx::Error> {
+    let row: Option<(Vec<u8>,)> = sqlx::query_as("select secret_sha256 from broker_nodes where id = $1")
+        .bind(id)
+        .fetch_optional(pool)
+        .await?;
+    Ok(row.map(|(h,)| h))
+}
+
+/// Every node. Silence is judged on the database clock, the one that stamped the heartbeats.
+pub async fn list(pool: &PgPool, silent_after: Duration) -> Result<Vec<BrokerRow>, sqlx::Error> {
+    sqlx::query_as(
+        "select id, description, boot_id, software_version, applied_version, applied_hash,
+            last_error, last_heartbeat_at, started_at_ms, connections, subscriptions, messages_in_per_sec,
+            messages_out_per_sec, created_at,
+            coalesce(last_heartbeat_at < now() - make_interval(secs => $1), false) as silent
+         from broker_nodes order by id",
+    )
+    .bind(silent_after.as_secs_f64())
+    .fetch_all(pool)
+    .await
+}
+
+/// Deletes the node and the channels it reported (cascade); false when there was none.
+pub async fn delete(pool: &PgPool, id: &str) -> Result<bool, sqlx::Error> {
+    let deleted = sqlx::query("delete from broker_nodes where id = $1")
+        .bind(id)
+        .execute(pool)
+        .await?
+        .rows_affected();
+    Ok(deleted > 0)
+}
+
+/// Records a heartbeat; false when the node no longer exists.
+pub async fn record_heartbeat(pool: &PgPool, node_id: &str, hb: &Heartbeat) -> Result<bool, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    if !observe_boot(&mut tx, node_id, &hb.boot_id).await? {
+        return Ok(false);
+    }
+    // Counters arrive as u64; PostgreSQL has no unsigned type and no broker holds 2^63 clients.
+    let clamp = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+    sqlx::query(
+        "update broker_nodes set software_version = $2, applied_version = $3, applied_hash = $4,
+            last_error = $5, connections = $6, subscriptions = $7, messages_in_per_sec = $8,
+            messages_out_per_sec = $9, started_at_ms = $10, last_heartbeat_at = now(), updated_at = now()
+         where id = $1",
+    )
+    .bind(node_id)
+    .bind(&hb.software_version)
+    .bind(hb.applied_version)
+    .bind(&hb.applied_hash)
+    .bind(&hb.last_error)
+    .bind(clamp(hb.connections))
+    .bind(clamp(hb.subscriptions))
+    .bind(hb.messages_in_per_sec)
+    .bind(hb.messages_out_per_sec)
+    .bind(hb.started_at_ms)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
+/// Records the node's boot id; when it changed, the node restarted and every channel it reported
+/// before is gone. Locks the node row, so heartbeats and event batches of one node apply in turn.
+/// False when the node no longer exists.
+pub(super) async fn observe_boot(conn: &mut PgConnection, node_id: &str, boot_id: &str) -> Result<bool, sqlx::Error> {
+    let row: Option<(Option<String>,)> = sqlx::query_as("select boot_id from broker_nodes where id = $1 for update")
+        .bind(node_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    let Some((current,)) = row else {
+        return Ok(false);
+    };
+    if current.as_deref() != Some(boot_id) {
+        let dropped = sqlx::query("delete from client_channels where node_id = $1")
+            .bind(node_id)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+        sqlx::query("update broker_nodes set boot_id = $2, updated_at = now() where id = $1")
+            .bind(node_id)
+            .bind(boot_id)
+            .execute(&mut *conn)
+            .await?;
+        tracing::info!(node = node_id, boot_id, dropped, "broker node (re)started");
+    }
+    Ok(true)
+}

@@ -1,0 +1,75 @@
+//! PostgreSQL, and all the SQL the control plane runs: the pool and migrations here, the config
+//! transaction (`ConfigTx`) every change of broker configuration goes through, and one module of
+//! queries per resource. Handlers and `auth` call these functions and run no SQL of their own.
+
+pub mod access_keys;
+pub mod brokers;
+pub mod commands;
+mod config_tx;
+pub mod devices;
+pub mod events;
+pub mod groups;
+pub mod instances;
+pub mod nonces;
+pub mod operators;
+pub mod sessions;
+pub mod signing_keys;
+pub mod snapshot;
+pub mod tokens;
+pub mod topics;
+
+use std::time::Duration;
+
+use sqlx::postgres::{PgPool, PgPoolOptions};
+
+pub use self::config_tx::{ConfigTx, purge_changes_older_than};
+use crate::error::ApiError;
+
+/// NOTIFY channel of committed configuration changes (payload: the new version).
+pub const CONFIG_CHANNEL: &str = "config_version";
+/// NOTIFY channel of inserted broker commands (payload: the new sequence number).
+pub const COMMANDS_CHANNEL: &str = "broker_commands";
+
+/// Connects and applies the migrations in `migrations/` (embedded at build time).
+pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<PgPool> {
+    let pool = PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect(url)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot connect to PostgreSQL: {e}"))?;
+    sqlx::migrate!("../migrations").run(&pool).await?;
+    Ok(pool)
+}
+
+/// True when the database answers (readiness).
+pub async fn ping(pool: &PgPool) -> bool {
+    sqlx::query("select 1").execute(pool).await.is_ok()
+}
+
+/// The configuration version brokers should have applied.
+pub async fn config_version(pool: &PgPool) -> Result<i64, sqlx::Error> {
+    let (version,): (i64,) = sqlx::query_as("select version from config_version")
+        .fetch_one(pool)
+        .await?;
+    Ok(version)
+}
+
+/// Turns the violation of a unique constraint the API explains into 409 naming `value` (what the
+/// caller sent for the unique column); every other error, including unique constraints on
+/// generated ids, is internal. The names are those of `migrations/`.
+pub fn unique_violation(e: sqlx::Error, value: &str) -> ApiError {
+    let constraint = match &e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => db.constraint(),
+        _ => None,
+    };
+    let message = match constraint {
+        Some("instances_name_ci") => format!("an instance named {value:?} already exists"),
+        Some("parent_topics_pkey") => format!("parent topic {value:?} already exists"),
+        Some("group_ids_pkey") => format!("group ID {value:?} already exists"),
+        Some("device_credentials_pkey") => format!("client ID {value:?} already has a device credential"),
+        Some("broker_nodes_pkey") => format!("broker node {value:?} already exists"),
+        _ => return ApiError::from(e),
+    };
+    ApiError::AlreadyExists(message)
+}

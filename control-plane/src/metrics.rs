@@ -1,0 +1,18 @@
+//! Every metric the control plane records, named once: scrape configs and dashboards depend on these
+//! names, label keys and fixed label values.
+
+use std::time::Duration;
+
+/// Counter of answered requests, by method, route and status.
+pub const HTTP_REQUESTS_TOTAL: &str = "cp_http_requests_total";
+/// Histogram of request latency in seconds, with the same labels.
+pub const HTTP_REQUEST_DURATION_SECONDS: &str = "cp_http_request_duration_seconds";
+/// The route label of requests no route matched (their paths would make the label unbounded).
+pub const UNMATCHED_ROUTE: &str = "unmatched";
+
+/// Records one answered request.
+pub fn http_request(method: String, route: String, status: u16, elapsed: Duration) {
+    let labels = [("method", method), ("route", route), ("status", status.to_string())];
+    ::metrics::counter!(HTTP_REQUESTS_TOTAL, &labels).increment(1);
+    ::metrics::histogram!(HTTP_REQUEST_DURATION_SECONDS, &labels).record(elapsed.as_secs_f64());
+}
