@@ -1,5 +1,4 @@
-//! The wall clock as the control plane stores and signs times: epoch milliseconds.
+//! The wall clock as the control plane stores and signs times: epoch milliseconds (the same clock
+//! the brokers use).
 
-pub fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
+pub use common::time::now_ms;
