@@ -1,4 +1,4 @@
-//! Name rules of SPEC section 1: instances, parent topics, group IDs, device IDs and client IDs.
+//! Name rules of docs/spec.md section 1: instances, parent topics, group IDs, device IDs and client IDs.
 //! Both sides use these functions so that the API never accepts a name the broker would refuse.
 
 use thiserror::Error;

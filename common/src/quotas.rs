@@ -1,8 +1,8 @@
-//! Per-instance limits of SPEC section 2, with their defaults. Every one can be changed per instance.
+//! Per-instance limits of docs/spec.md section 2, with their defaults. Every one can be changed per instance.
 
 use serde::{Deserialize, Serialize};
 
-/// Token validity bounds (SPEC 2): shorter is refused, longer is silently capped *(compat)*.
+/// Token validity bounds (docs/spec.md 2): shorter is refused, longer is silently capped *(compat)*.
 pub const TOKEN_MIN_VALIDITY_MS: i64 = 60_000;
 pub const TOKEN_MAX_VALIDITY_MS: i64 = 30 * 24 * 3600 * 1000;
 

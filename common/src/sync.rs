@@ -1,4 +1,4 @@
-//! The control plane <-> broker protocol (brokers start every exchange, DESIGN.md): snapshot
+//! The control plane <-> broker protocol (brokers start every exchange; docs/sync-protocol.md): snapshot
 //! long-poll, status heartbeat, client events and broadcast commands. Paths and JSON bodies here are
 //! the contract; docs/sync-protocol.md describes the exchanges.
 
@@ -50,7 +50,7 @@ pub struct Heartbeat {
     pub started_at_ms: i64,
 }
 
-/// Client status event of SPEC 3.8, plus the subscription changes the control plane needs to answer
+/// Client status event of docs/spec.md 3.8, plus the subscription changes the control plane needs to answer
 /// session queries. `eventType` values: `connect`, `disconnect`, `tcpclean`, `subscribe`, `unsubscribe`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -1,4 +1,4 @@
-//! Tokens *(SPEC 3.2, 3.7)*: Ed25519-signed JWTs issued by the control plane and verified offline by
+//! Tokens *(docs/spec.md 3.2, 3.7)*: Ed25519-signed JWTs issued by the control plane and verified offline by
 //! brokers. Only the control plane holds the private key; brokers receive the public keys in the snapshot.
 
 use std::collections::HashMap;

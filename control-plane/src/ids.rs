@@ -12,7 +12,7 @@ fn random_string(len: usize, alphabet: &[u8]) -> String {
 
 const LOWER_ALNUM: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
 
-/// `mqtt-<12 lowercase alnum>` (SPEC 1).
+/// `mqtt-<12 lowercase alnum>` (docs/spec.md 1).
 pub fn instance_id() -> String {
     format!("mqtt-{}", random_string(12, LOWER_ALNUM))
 }

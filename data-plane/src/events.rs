@@ -1,4 +1,4 @@
-//! Client status events *(spec 3.8)*: `connect`, `disconnect`, `tcpclean` (plus `subscribe` /
+//! Client status events *(docs/spec.md 3.8)*: `connect`, `disconnect`, `tcpclean` (plus `subscribe` /
 //! `unsubscribe` for session queries), published into an in-process broadcast stream that the
 //! control-plane link subscribes to.
 

@@ -1,4 +1,4 @@
-//! The Alibaba-compatible online-status query on the broker's HTTP listener *(spec 4)*:
+//! The Alibaba-compatible online-status query on the broker's HTTP listener *(docs/spec.md 4)*:
 //! `GET /route/clientId/get?accessKey=&resource=<clientId>&timestamp=<ms>&instanceId=&signature=`,
 //! signed with the AccessKey secret; answers how many live connections the client has here.
 

@@ -1,4 +1,4 @@
-//! System topics *(spec 3.7)*: `$SYS/uploadToken` and `$SYS/enableOrderMsg` from clients, and the
+//! System topics *(docs/spec.md 3.7)*: `$SYS/uploadToken` and `$SYS/enableOrderMsg` from clients, and the
 //! payloads of the broker's `$SYS/tokenExpireNotice` (about 5 minutes ahead) and
 //! `$SYS/tokenInvalidNotice`.
 

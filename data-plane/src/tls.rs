@@ -1,4 +1,4 @@
-//! MQTT over TLS (SPEC 3.1, port 8883 by convention): rustls with the ring provider, certificate
+//! MQTT over TLS (docs/spec.md 3.1, port 8883 by convention): rustls with the ring provider, certificate
 //! chain and private key from PEM files.
 
 use std::path::Path;

@@ -1,4 +1,4 @@
-//! MQTT over WebSocket (SPEC 3.1): an HTTP/1.1 upgrade on `/mqtt` that echoes the `mqtt`
+//! MQTT over WebSocket (docs/spec.md 3.1): an HTTP/1.1 upgrade on `/mqtt` that echoes the `mqtt`
 //! subprotocol (browsers and MQTT.js refuse the connection otherwise), then the same MQTT service
 //! runs over the WebSocket transport.
 

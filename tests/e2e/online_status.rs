@@ -1,4 +1,4 @@
-//! The Alibaba-compatible online-status query on the broker's HTTP listener (SPEC 4):
+//! The Alibaba-compatible online-status query on the broker's HTTP listener (docs/spec.md 4):
 //! `GET /route/clientId/get?accessKey=&resource=&timestamp=&instanceId=&signature=`.
 
 use reqwest::StatusCode;

@@ -44,7 +44,7 @@ pub fn percentile_ms(samples: &[Duration], p: f64) -> f64 {
     ms[rank.min(ms.len()) - 1]
 }
 
-/// Prints the figures and checks the 1 s promise (SPEC 5: "within about 1 s").
+/// Prints the figures and checks the 1 s promise (docs/spec.md 5: "within about 1 s").
 pub fn report(what: &str, samples: &[Duration]) {
     let p50 = percentile_ms(samples, 50.0);
     let p99 = percentile_ms(samples, 99.0);

@@ -1,4 +1,4 @@
-//! Issue 4, point 2: every change reaches the broker within 1 s (p99, measured and printed): new
+//! Every change reaches the broker within 1 s (p99, measured and printed): new
 //! groups, parent topics, AccessKey bindings and device credentials become usable; revoked tokens,
 //! disabled AccessKeys, deleted groups and unregistered device credentials are refused and their live
 //! clients disconnected (token clients are told first, with code 3).

@@ -12,10 +12,4 @@ pub use processes::{Broker, ControlPlane};
 pub use system::System;
 pub use tls_proxy::TlsProxy;
 
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock after 1970")
-        .as_millis() as i64
-}
+pub use common::time::now_ms;

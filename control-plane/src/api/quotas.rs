@@ -9,7 +9,7 @@ use crate::error::ApiError;
 
 macro_rules! quota_types {
     ($($field:ident: $ty:ty),* $(,)?) => {
-        /// Per-instance limits (SPEC section 2).
+        /// Per-instance limits (docs/spec.md section 2).
         #[derive(Debug, Clone, Serialize, ToSchema)]
         #[serde(rename_all = "camelCase")]
         pub struct QuotasView { $(pub $field: $ty,)* }

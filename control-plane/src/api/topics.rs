@@ -1,4 +1,4 @@
-//! Parent topics: the first level of every topic, created per instance before use (SPEC 1-2).
+//! Parent topics: the first level of every topic, created per instance before use (docs/spec.md 1-2).
 //! Names are case-sensitive like MQTT topics; at most `maxParentTopics` per instance.
 
 use axum::Json;

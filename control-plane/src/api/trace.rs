@@ -1,4 +1,4 @@
-//! Trace: a client's connect / disconnect / tcpclean history (SPEC 3.8 events as brokers reported
+//! Trace: a client's connect / disconnect / tcpclean history (docs/spec.md 3.8 events as brokers reported
 //! them), newest first, kept 7 days.
 
 use axum::Json;

@@ -1,4 +1,4 @@
-//! `POST events`: client status events (SPEC 3.8) and subscription changes. They keep
+//! `POST events`: client status events (docs/spec.md 3.8) and subscription changes. They keep
 //! `client_channels` (the live connections behind QuerySessionByClientId) current, and
 //! connect/disconnect/tcpclean are appended to `client_events` (the trace history).
 

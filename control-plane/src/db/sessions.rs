@@ -72,7 +72,7 @@ async fn apply_to_channels(conn: &mut PgConnection, node_id: &str, e: &ClientEve
         .bind(&e.client_id)
         .bind(&e.client_ip)
         .bind(e.time),
-        // DISCONNECT is followed by tcpclean, which is what ends the channel (SPEC 3.8).
+        // DISCONNECT is followed by tcpclean, which is what ends the channel (docs/spec.md 3.8).
         ClientEventType::Disconnect => return Ok(()),
         ClientEventType::Tcpclean => {
             sqlx::query("delete from client_channels where node_id = $1 and channel_id = $2")

@@ -293,6 +293,4 @@ impl TestServer {
     }
 }
 
-pub fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
+pub use common::time::now_ms;

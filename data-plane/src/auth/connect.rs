@@ -1,4 +1,4 @@
-//! Authentication at CONNECT *(spec 3.2)*: Signature, Token and DeviceCredential modes, all
+//! Authentication at CONNECT *(docs/spec.md 3.2)*: Signature, Token and DeviceCredential modes, all
 //! offline against the configuration. Every failure maps to the same "not authorized" on the wire;
 //! the reason only reaches the logs and metrics.
 

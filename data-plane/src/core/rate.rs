@@ -1,4 +1,4 @@
-//! The per-instance messages-per-second quota (spec 2: in + out). A GCRA limiter: publishers are
+//! The per-instance messages-per-second quota (docs/spec.md 2: in + out). A GCRA limiter: publishers are
 //! slowed down rather than refused, so nothing is ever dropped or counted as delivered unsent.
 
 use std::collections::HashMap;

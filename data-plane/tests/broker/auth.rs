@@ -1,4 +1,4 @@
-//! CONNECT authentication (SPEC 3.2) with real v3.1.1 and v5 clients: every mode and every refusal.
+//! CONNECT authentication (docs/spec.md 3.2) with real v3.1.1 and v5 clients: every mode and every refusal.
 
 use crate::support::v3;
 use crate::support::*;
@@ -44,7 +44,7 @@ async fn modes_and_refusals_v3() {
     assert_eq!(v3::refusal(b.sig_opts("GID_nosuch@@@d1")).await, na);
     assert_eq!(v3::refusal(b.sig_opts("GID_test-d1")).await, na);
     assert_eq!(v3::refusal(b.sig_opts("nogroup@@@d1")).await, na);
-    // Over-long client id: identifier rejected (SPEC 2).
+    // Over-long client id: identifier rejected (docs/spec.md 2).
     let long = format!("GID_test@@@{}", "d".repeat(60));
     assert_eq!(
         v3::refusal(b.sig_opts(&long)).await,

@@ -1,4 +1,4 @@
-//! Bad input at the TCP port (SPEC 5): garbage bytes, truncated packets and a 10 MB frame are
+//! Bad input at the TCP port (docs/spec.md 5): garbage bytes, truncated packets and a 10 MB frame are
 //! refused without crashing, and other clients keep being served throughout.
 
 use std::io::{Read, Write};

@@ -1,4 +1,4 @@
-//! Persistent sessions and offline messages (SPEC 3.5): a cleanSession=false QoS 1 subscriber is
+//! Persistent sessions and offline messages (docs/spec.md 3.5): a cleanSession=false QoS 1 subscriber is
 //! away while 1,000 messages are published, the broker is SIGKILLed and restarted, and the
 //! subscriber receives all of them in order exactly once; another restart delivers nothing.
 //! Retained messages survive a SIGKILL too.

@@ -1,4 +1,4 @@
-//! Authorization and quota refusals on the wire (SPEC 3.3, 3.6): v3 disconnects a refused PUBLISH
+//! Authorization and quota refusals on the wire (docs/spec.md 3.3, 3.6): v3 disconnects a refused PUBLISH
 //! and an unauthorized SUBSCRIBE, and answers SUBACK 0x80 for filters over a limit; v5 gets codes.
 
 use std::time::Duration;

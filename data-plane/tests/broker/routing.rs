@@ -1,4 +1,4 @@
-//! Routing (SPEC 3.4) with real clients: wildcards, own messages, P2P, QoS 0/1/2, retained and will
+//! Routing (docs/spec.md 3.4) with real clients: wildcards, own messages, P2P, QoS 0/1/2, retained and will
 //! messages, shared subscriptions, client-ID takeover, v5 round trip and the development listener.
 
 use std::time::Duration;

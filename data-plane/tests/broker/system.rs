@@ -1,4 +1,4 @@
-//! System topics (SPEC 3.7), client status events (SPEC 3.8), metrics and snapshot reload.
+//! System topics (docs/spec.md 3.7), client status events (docs/spec.md 3.8), metrics and snapshot reload.
 
 use std::time::Duration;
 

@@ -1,4 +1,4 @@
-//! The WebSocket listener's handshake (SPEC 3.1): `/mqtt` upgrades and echoes the `mqtt`
+//! The WebSocket listener's handshake (docs/spec.md 3.1): `/mqtt` upgrades and echoes the `mqtt`
 //! subprotocol; other paths are refused. MQTT over it is exercised by the paho test.
 
 use std::io::{Read, Write};

@@ -629,7 +629,7 @@ export interface components {
             /** Format: int64 */
             offlineRetentionSecs?: number | null;
         };
-        /** @description Per-instance limits (SPEC section 2). */
+        /** @description Per-instance limits (docs/spec.md section 2). */
         QuotasView: {
             /** Format: int32 */
             maxClientIdLength: number;

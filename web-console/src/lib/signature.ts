@@ -1,4 +1,4 @@
-// MQTT Signature-mode credentials (SPEC 3.2), computed in the browser with WebCrypto: the secret never
+// MQTT Signature-mode credentials (docs/spec.md 3.2), computed in the browser with WebCrypto: the secret never
 // leaves the page. Password = Base64(HMAC-SHA1(key = secret, data = clientId)).
 
 export function signatureUsername(accessKeyId: string, instanceId: string): string {

@@ -1,4 +1,4 @@
-// SPEC section 1 naming rules, checked as the user types. Each returns an error message or null.
+// docs/spec.md section 1 naming rules, checked as the user types. Each returns an error message or null.
 // The server checks them too; its message is shown when it disagrees.
 
 const NAME_CHARS = /^[A-Za-z0-9_-]*$/;

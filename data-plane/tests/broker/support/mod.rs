@@ -31,12 +31,7 @@ pub fn signer() -> TokenSigner {
     TokenSigner::from_seed("k1", &[7u8; 32])
 }
 
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
+pub use common::time::now_ms;
 
 pub fn token(inst: &str, act: TokenAction, res: &[&str], exp_ms: i64, jti: &str) -> String {
     signer().sign(&TokenClaims {
