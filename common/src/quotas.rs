@@ -22,6 +22,16 @@ pub struct Quotas {
     pub max_messages_per_second: u32,
     pub offline_retention_secs: u64,
     pub max_offline_messages: u64,
+    /// Bytes of offline messages stored per instance (topic + payload + properties); the oldest are
+    /// dropped beyond it, as beyond `max_offline_messages`.
+    pub max_offline_bytes: u64,
+    /// Persistent sessions (connected or not) per instance; a CONNECT that would create one more
+    /// is refused.
+    pub max_persistent_sessions: u32,
+    /// Retained messages per instance, by count and by bytes; a retained PUBLISH beyond either
+    /// is refused.
+    pub max_retained_messages: u32,
+    pub max_retained_bytes: u64,
     pub max_token_resources: u32,
 }
 
@@ -39,6 +49,10 @@ impl Default for Quotas {
             max_messages_per_second: 10_000,
             offline_retention_secs: 3 * 24 * 3600,
             max_offline_messages: 1_000_000,
+            max_offline_bytes: 1 << 30,
+            max_persistent_sessions: 100_000,
+            max_retained_messages: 10_000,
+            max_retained_bytes: 64 << 20,
             max_token_resources: 100,
         }
     }

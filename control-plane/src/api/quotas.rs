@@ -55,6 +55,10 @@ quota_types! {
     max_messages_per_second: u32,
     offline_retention_secs: u64,
     max_offline_messages: u64,
+    max_offline_bytes: u64,
+    max_persistent_sessions: u32,
+    max_retained_messages: u32,
+    max_retained_bytes: u64,
     max_token_resources: u32,
 }
 

@@ -613,9 +613,17 @@ export interface components {
             /** Format: int32 */
             maxMessagesPerSecond?: number | null;
             /** Format: int64 */
+            maxOfflineBytes?: number | null;
+            /** Format: int64 */
             maxOfflineMessages?: number | null;
             /** Format: int32 */
             maxParentTopics?: number | null;
+            /** Format: int32 */
+            maxPersistentSessions?: number | null;
+            /** Format: int64 */
+            maxRetainedBytes?: number | null;
+            /** Format: int32 */
+            maxRetainedMessages?: number | null;
             /** Format: int32 */
             maxRules?: number | null;
             /** Format: int32 */
@@ -640,9 +648,17 @@ export interface components {
             /** Format: int32 */
             maxMessagesPerSecond: number;
             /** Format: int64 */
+            maxOfflineBytes: number;
+            /** Format: int64 */
             maxOfflineMessages: number;
             /** Format: int32 */
             maxParentTopics: number;
+            /** Format: int32 */
+            maxPersistentSessions: number;
+            /** Format: int64 */
+            maxRetainedBytes: number;
+            /** Format: int32 */
+            maxRetainedMessages: number;
             /** Format: int32 */
             maxRules: number;
             /** Format: int32 */

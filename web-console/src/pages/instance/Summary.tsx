@@ -19,6 +19,10 @@ const QUOTAS: { key: keyof Quotas; label: string; fmt?: (n: number) => string; u
   { key: 'maxMessageSize', label: 'Message size', fmt: bytes },
   { key: 'offlineRetentionSecs', label: 'Offline message retention', fmt: duration },
   { key: 'maxOfflineMessages', label: 'Offline messages stored' },
+  { key: 'maxOfflineBytes', label: 'Offline message bytes stored', fmt: bytes },
+  { key: 'maxPersistentSessions', label: 'Persistent sessions' },
+  { key: 'maxRetainedMessages', label: 'Retained messages' },
+  { key: 'maxRetainedBytes', label: 'Retained message bytes', fmt: bytes },
   { key: 'maxTokenResources', label: 'Resources per token' },
   { key: 'maxRules', label: 'Rules' },
 ];
