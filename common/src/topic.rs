@@ -1,4 +1,4 @@
-//! MQTT topic names and filters under the parent-topic model: validation, `+`/`#` matching,
+//! MQTT topic names and filters under the parent-topic model (or plain MQTT): validation, `+`/`#` matching,
 //! shared-subscription (`$share/<group>/<filter>`) and P2P (`<parent>/p2p/<clientId>`) parsing.
 
 use thiserror::Error;
@@ -26,9 +26,17 @@ pub fn parent_of(topic: &str) -> &str {
     topic.split('/').next().unwrap_or("")
 }
 
-/// Checks a topic name for PUBLISH: non-empty, at most `max_len` chars, no wildcards, no NUL,
-/// a non-wildcard first level.
-pub fn validate_topic_name(topic: &str, max_len: usize) -> Result<(), TopicError> {
+/// Which topic rules apply: the product's (the first level is a parent topic; wildcards stay
+/// inside one) or plain MQTT (the development listener, for standard client test suites).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rules {
+    Parented,
+    Plain,
+}
+
+/// Checks a topic name for PUBLISH: non-empty, at most `max_len` chars, no wildcards, no NUL, and
+/// under `Rules::Parented` a non-empty first level.
+pub fn check_name(topic: &str, max_len: usize, rules: Rules) -> Result<(), TopicError> {
     if topic.is_empty() {
         return Err(TopicError::Empty);
     }
@@ -41,15 +49,15 @@ pub fn validate_topic_name(topic: &str, max_len: usize) -> Result<(), TopicError
     if topic.contains(['+', '#']) {
         return Err(TopicError::WildcardInName);
     }
-    if parent_of(topic).is_empty() {
+    if rules == Rules::Parented && parent_of(topic).is_empty() {
         return Err(TopicError::NoParent);
     }
     Ok(())
 }
 
 /// Checks a topic filter for SUBSCRIBE (without any `$share/` prefix): wildcards only as whole
-/// levels, `#` last, and the first level a literal parent topic (wildcards stay within one parent).
-pub fn validate_topic_filter(filter: &str, max_len: usize) -> Result<(), TopicError> {
+/// levels, `#` last, and under `Rules::Parented` a literal first level (a parent topic).
+pub fn check_filter(filter: &str, max_len: usize, rules: Rules) -> Result<(), TopicError> {
     if filter.is_empty() {
         return Err(TopicError::Empty);
     }
@@ -70,10 +78,20 @@ pub fn validate_topic_filter(filter: &str, max_len: usize) -> Result<(), TopicEr
         }
     }
     let parent = levels[0];
-    if parent.is_empty() || parent == "+" || parent == "#" {
+    if rules == Rules::Parented && (parent.is_empty() || parent == "+" || parent == "#") {
         return Err(TopicError::NoParent);
     }
     Ok(())
+}
+
+/// `check_name` under the product's rules.
+pub fn validate_topic_name(topic: &str, max_len: usize) -> Result<(), TopicError> {
+    check_name(topic, max_len, Rules::Parented)
+}
+
+/// `check_filter` under the product's rules.
+pub fn validate_topic_filter(filter: &str, max_len: usize) -> Result<(), TopicError> {
+    check_filter(filter, max_len, Rules::Parented)
 }
 
 /// True when the filter contains `+` or `#` (counts against the per-parent wildcard quota).
@@ -119,7 +137,11 @@ pub struct SubscriptionFilter<'a> {
     pub filter: &'a str,
 }
 
-/// Splits `$share/<group>/<filter>`; any other filter is returned unchanged.
+/// Longest `$share` group name accepted.
+pub const MAX_SHARE_GROUP_LEN: usize = 64;
+
+/// Splits `$share/<group>/<filter>`; any other filter is returned unchanged. A group name is 1 to
+/// `MAX_SHARE_GROUP_LEN` characters without `/`, `+`, `#` or control characters.
 pub fn parse_subscription(raw: &str) -> Result<SubscriptionFilter<'_>, TopicError> {
     match raw.strip_prefix("$share/") {
         None => Ok(SubscriptionFilter {
@@ -128,7 +150,12 @@ pub fn parse_subscription(raw: &str) -> Result<SubscriptionFilter<'_>, TopicErro
         }),
         Some(rest) => {
             let (group, filter) = rest.split_once('/').ok_or(TopicError::BadShare)?;
-            if group.is_empty() || group.contains(['+', '#']) || filter.is_empty() {
+            let bad_char = |c: char| c == '+' || c == '#' || c.is_control();
+            if group.is_empty()
+                || group.chars().count() > MAX_SHARE_GROUP_LEN
+                || group.contains(bad_char)
+                || filter.is_empty()
+            {
                 return Err(TopicError::BadShare);
             }
             Ok(SubscriptionFilter {
@@ -210,6 +237,19 @@ mod tests {
     }
 
     #[test]
+    fn plain_rules_allow_what_standard_mqtt_does() {
+        for name in ["/a", "a", "$SYS/x", "a//b"] {
+            assert_eq!(check_name(name, 100, Rules::Plain), Ok(()), "{name}");
+        }
+        for filter in ["#", "+/+", "/a", "+", "/#"] {
+            assert_eq!(check_filter(filter, 100, Rules::Plain), Ok(()), "{filter}");
+            assert!(check_filter(filter, 100, Rules::Parented).is_err(), "{filter}");
+        }
+        assert_eq!(check_filter("a/#/b", 100, Rules::Plain), Err(TopicError::BadWildcard));
+        assert_eq!(check_name("a/+", 100, Rules::Plain), Err(TopicError::WildcardInName));
+    }
+
+    #[test]
     fn names() {
         assert!(validate_topic_name("a/b", 64).is_ok());
         assert_eq!(validate_topic_name("a/+", 64), Err(TopicError::WildcardInName));
@@ -223,6 +263,17 @@ mod tests {
         assert_eq!((s.share_group, s.filter), (Some("g1"), "a/b"));
         assert_eq!(parse_subscription("a/b").unwrap().share_group, None);
         assert!(parse_subscription("$share/g1").is_err());
+        for bad in [
+            "$share//a",
+            "$share/g+/a",
+            "$share/g\0/a",
+            "$share/g\u{7}/a",
+            "$share/g/",
+        ] {
+            assert_eq!(parse_subscription(bad), Err(TopicError::BadShare), "{bad:?}");
+        }
+        let long = format!("$share/{}/a", "g".repeat(MAX_SHARE_GROUP_LEN + 1));
+        assert_eq!(parse_subscription(&long), Err(TopicError::BadShare));
         assert_eq!(p2p_target("T/p2p/GID_x@@@d1"), Some("GID_x@@@d1"));
         assert_eq!(p2p_target("T/p2p"), None);
         assert_eq!(p2p_target("T/x/GID_x@@@d1"), None);

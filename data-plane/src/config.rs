@@ -71,6 +71,16 @@ pub struct Args {
     #[arg(long, env = "BROKER_MAX_QUEUED_MESSAGES")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_queued_messages: Option<usize>,
+    /// Bytes (topic + payload) queued in memory per online client; past it messages are dropped and
+    /// counted, so a client that stops reading costs at most this much memory.
+    #[arg(long, env = "BROKER_MAX_QUEUED_BYTES")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_queued_bytes: Option<usize>,
+    /// Seconds between housekeeping passes: expiry of persistent sessions, and of offline and
+    /// retained messages past their instance's retention.
+    #[arg(long, env = "BROKER_HOUSEKEEPING_SECS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub housekeeping_secs: Option<u64>,
     /// Development listener WITHOUT authentication (off unless set). Never expose it.
     #[arg(long, env = "BROKER_DEV_LISTEN")]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -120,6 +130,8 @@ pub struct Config {
     pub max_frame_size: u32,
     pub max_inflight: u16,
     pub max_queued_messages: usize,
+    pub max_queued_bytes: usize,
+    pub housekeeping_secs: u64,
     pub dev_listen: Option<SocketAddr>,
     pub dev_instance: String,
     pub log_json: bool,
@@ -146,6 +158,8 @@ impl Default for Config {
             max_frame_size: 1024 * 1024,
             max_inflight: 32,
             max_queued_messages: 10_000,
+            max_queued_bytes: 16 << 20,
+            housekeeping_secs: 60,
             dev_listen: None,
             dev_instance: "mqtt-dev000000000".into(),
             log_json: false,

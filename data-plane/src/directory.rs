@@ -58,11 +58,18 @@ impl Instance {
         }
     }
 
-    /// The development instance used by the unauthenticated listener.
+    /// The development instance used by the unauthenticated listener: plain MQTT, so its name
+    /// limits are MQTT's own (65,535 bytes) and its subscription limits generous.
     pub fn open_dev(id: &str) -> Self {
         Self {
             id: id.to_string(),
-            quotas: Quotas::default(),
+            quotas: Quotas {
+                max_topic_length: u32::from(u16::MAX),
+                max_client_id_length: u32::from(u16::MAX),
+                max_subscriptions_per_client: 10_000,
+                max_wildcard_subscriptions_per_parent_topic: 1_000_000,
+                ..Quotas::default()
+            },
             reject_duplicate_client_id: false,
             parent_topics: HashSet::new(),
             group_ids: HashSet::new(),

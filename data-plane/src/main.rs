@@ -4,6 +4,12 @@ use clap::Parser;
 use data_plane::{config, server};
 use tracing_subscriber::EnvFilter;
 
+/// mimalloc instead of glibc's malloc: a routed message is allocated on the publisher's worker and
+/// freed on the subscriber's, and glibc then takes the other arena's lock (measured: a quarter of
+/// the CPU went to futex waits under QoS 0 load; QoS 0 and fan-out throughput rose 15-25 %).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     let args = config::Args::parse();
     // The store engine is chatty at info; its warnings still show.

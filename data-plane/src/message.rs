@@ -32,6 +32,11 @@ impl MsgId {
             .flatten()
     }
 
+    /// When it was assigned (ms since the epoch).
+    pub fn time_ms(self) -> i64 {
+        (self.0 >> 80) as i64
+    }
+
     pub fn to_bytes(self) -> [u8; 16] {
         self.0.to_be_bytes()
     }

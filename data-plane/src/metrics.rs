@@ -23,6 +23,7 @@ const SNAPSHOT_VERSION: &str = "broker_snapshot_version";
 const SNAPSHOT_REFUSED: &str = "broker_snapshot_refused_total";
 const SYNC_ERRORS: &str = "broker_sync_errors_total";
 const SYNC_EVENTS_DROPPED: &str = "broker_sync_events_dropped_total";
+const SYNC_EVENTS_REFUSED: &str = "broker_sync_events_refused_total";
 const STORE_ERRORS: &str = "broker_store_errors_total";
 const WILLS: &str = "broker_wills_total";
 
@@ -32,9 +33,12 @@ pub enum Packet {
     Connect,
     Publish,
     Subscribe,
+    Unsubscribe,
     /// A live session ended by the broker (credentials withdrawn, token expired).
     Session,
     Will,
+    /// A message not delivered to a client (its credentials do not cover it).
+    Deliver,
 }
 
 impl Packet {
@@ -43,8 +47,10 @@ impl Packet {
             Self::Connect => "connect",
             Self::Publish => "publish",
             Self::Subscribe => "subscribe",
+            Self::Unsubscribe => "unsubscribe",
             Self::Session => "session",
             Self::Will => "will",
+            Self::Deliver => "deliver",
         }
     }
 }
@@ -164,6 +170,11 @@ pub fn sync_error(exchange: &'static str) {
 
 pub fn sync_events_dropped(n: u64) {
     metrics::counter!(SYNC_EVENTS_DROPPED).increment(n);
+}
+
+/// Client events the control plane refused for their content (dropped, the stream goes on).
+pub fn sync_events_refused(n: u64) {
+    metrics::counter!(SYNC_EVENTS_REFUSED).increment(n);
 }
 
 /// A durable-store operation failed (`op`: enqueue, ack, session, retained, ...).

@@ -66,6 +66,7 @@ pub fn run(cfg: Config) -> anyhow::Result<()> {
     let limits = Limits {
         max_inflight: cfg.max_inflight,
         max_queued: cfg.max_queued_messages,
+        max_queued_bytes: cfg.max_queued_bytes,
     };
     let broker = Arc::new(Broker::new(dirs, parts, limits));
     broker.expire_offline_messages();
@@ -116,6 +117,7 @@ pub fn run(cfg: Config) -> anyhow::Result<()> {
     let sys = ntex::rt::System::build().name("broker").build(ntex::rt::DefaultRuntime);
     let mqtt_cfg = mqtt_config(&cfg);
     let workers = cfg.workers.max(1);
+    let housekeeping_secs = cfg.housekeeping_secs;
     sys.block_on(async move {
         let b = broker.clone();
         let mut server = ntex::server::build()
@@ -168,6 +170,7 @@ pub fn run(cfg: Config) -> anyhow::Result<()> {
             server = server.listen("mqtt-dev", l, mqtt_cfg, async move |_| mqtt_service!(b, true))?;
         }
         ntex::rt::spawn(broker.clone().run_will_timer());
+        let housekeeping = Duration::from_secs(housekeeping_secs.max(1));
         let sweeper = broker.clone();
         ntex::rt::spawn(async move {
             loop {
@@ -175,7 +178,7 @@ pub fn run(cfg: Config) -> anyhow::Result<()> {
                 let b = sweeper.clone();
                 // Retention touches the disk: keep it off the accept loop's thread.
                 let _ = ntex::rt::spawn_blocking(move || b.expire_offline_messages()).await;
-                ntex::time::sleep(Duration::from_secs(60)).await;
+                ntex::time::sleep(housekeeping).await;
             }
         });
         if let Err(e) = server.run().await {

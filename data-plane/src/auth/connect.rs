@@ -74,13 +74,14 @@ pub fn authenticate(
     if !instance.group_ids.contains(parsed.group_id) {
         return Err(AuthError::UnknownGroup);
     }
-    let principal = |mode, tokens| Principal {
+    let principal = |mode, tokens, secret: &str| Principal {
         instance: instance.clone(),
         client_id: client_id.to_string(),
         credential: Credential {
             mode,
             key_id: key_id.to_string(),
             tokens,
+            secret_fingerprint: super::fingerprint(secret),
         },
     };
     match mode {
@@ -89,7 +90,7 @@ pub fn authenticate(
             if !verify_mqtt_password(&grant.access_key_secret, client_id, password) {
                 return Err(AuthError::Signature);
             }
-            Ok(principal(Mode::Signature, Tokens::default()))
+            Ok(principal(Mode::Signature, Tokens::default(), &grant.access_key_secret))
         }
         "DeviceCredential" => {
             let cred = instance
@@ -102,13 +103,17 @@ pub fn authenticate(
             if !(bound & signed) {
                 return Err(AuthError::DeviceCredential);
             }
-            Ok(principal(Mode::DeviceCredential, Tokens::default()))
+            Ok(principal(
+                Mode::DeviceCredential,
+                Tokens::default(),
+                &cred.device_access_key_secret,
+            ))
         }
         "Token" => {
             enabled_key(instance, key_id)?;
             let password = std::str::from_utf8(password).map_err(|_| AuthError::Token(TokenError::Malformed))?;
             let tokens = Tokens::from_password(dir, instance, key_id, password, now_ms).map_err(AuthError::Token)?;
-            Ok(principal(Mode::Token, tokens))
+            Ok(principal(Mode::Token, tokens, ""))
         }
         _ => Err(AuthError::Username),
     }

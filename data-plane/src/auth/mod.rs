@@ -30,6 +30,16 @@ pub struct Credential {
     pub key_id: String,
     /// The live tokens of a Token client (replaced by `$SYS/uploadToken`).
     pub tokens: Tokens,
+    /// A keyed hash of the secret the client proved it holds (Signature, DeviceCredential): a
+    /// refreshed or re-registered secret withdraws connections made with the old one.
+    pub secret_fingerprint: u64,
+}
+
+/// A keyed hash of a secret (the key is random per process, so the value means nothing outside it).
+pub fn fingerprint(secret: &str) -> u64 {
+    use std::hash::BuildHasher;
+    static KEY: std::sync::OnceLock<std::collections::hash_map::RandomState> = std::sync::OnceLock::new();
+    KEY.get_or_init(Default::default).hash_one(secret)
 }
 
 /// An authenticated client.
@@ -82,6 +92,7 @@ impl Credential {
             mode: Mode::Open,
             key_id: String::new(),
             tokens: Tokens::default(),
+            secret_fingerprint: 0,
         }
     }
 
@@ -104,7 +115,7 @@ impl Credential {
             return Err(Denied::NotAuthorized);
         }
         let parsed = topic::parse_subscription(raw).map_err(|_| Denied::TopicInvalid)?;
-        topic::validate_topic_filter(parsed.filter, inst.quotas.max_topic_length as usize)
+        topic::check_filter(parsed.filter, inst.quotas.max_topic_length as usize, rules(inst))
             .map_err(|_| Denied::TopicInvalid)?;
         if !inst.has_parent(topic::parent_of(parsed.filter)) {
             return Err(Denied::NotAuthorized);
@@ -113,6 +124,14 @@ impl Credential {
             return Err(Denied::Token(self.tokens.read_refusal(), TokenAction::R));
         }
         Ok(())
+    }
+
+    /// Receiving a message on `topic_name` without asking for it by this subscription (a P2P
+    /// message, or one queued for a resumed session): a Token client's read tokens must cover the
+    /// topic, as they must cover every filter it subscribes to. Other modes may read the whole
+    /// instance.
+    pub fn may_receive(&self, topic_name: &str) -> bool {
+        self.mode != Mode::Token || self.tokens.may_read(topic_name)
     }
 
     /// Whether the credentials still hold: after a configuration change (a disabled key, a revoked
@@ -129,11 +148,14 @@ impl Credential {
         };
         let key = self.key_id.as_str();
         let credential_ok = match self.mode {
-            Mode::Signature | Mode::Token => inst.access_keys.get(key).is_some_and(|k| k.enabled),
-            Mode::DeviceCredential => inst
-                .device_credentials
+            Mode::Signature => inst
+                .access_keys
                 .get(key)
-                .is_some_and(|d| d.client_id == client_id),
+                .is_some_and(|k| k.enabled && fingerprint(&k.access_key_secret) == self.secret_fingerprint),
+            Mode::Token => inst.access_keys.get(key).is_some_and(|k| k.enabled),
+            Mode::DeviceCredential => inst.device_credentials.get(key).is_some_and(|d| {
+                d.client_id == client_id && fingerprint(&d.device_access_key_secret) == self.secret_fingerprint
+            }),
             Mode::Open => true,
         };
         if !credential_ok {
@@ -153,6 +175,14 @@ impl Credential {
             Some((err, kind)) => Err(Withdrawn::Token(err, kind)),
             None => Ok(()),
         }
+    }
+}
+
+fn rules(inst: &Instance) -> topic::Rules {
+    if inst.open {
+        topic::Rules::Plain
+    } else {
+        topic::Rules::Parented
     }
 }
 

@@ -85,6 +85,13 @@ impl Tokens {
             .any(|c| c.act.allows_write() && c.covers_topic(topic_name))
     }
 
+    /// A read token covers the topic of a message delivered without a subscription of its own.
+    pub fn may_read(&self, topic_name: &str) -> bool {
+        self.by_type
+            .values()
+            .any(|c| c.act.allows_read() && c.covers_topic(topic_name))
+    }
+
     /// `filter` must be a subset of a granted resource, level by level.
     pub fn may_subscribe(&self, filter: &str) -> bool {
         self.by_type

@@ -2,6 +2,7 @@
 //! credentials, the sink it writes to and the mailbox the core reaches it through.
 
 use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use ntex_bytes::ByteString;
@@ -42,10 +43,57 @@ pub struct ConnCtx {
     pub mailbox: Arc<Mailbox>,
     /// The client's maximum packet size (MQTT 5): larger messages are not sent to it.
     pub max_packet_size: Option<u32>,
+    /// Topic aliases of messages sent to the client (MQTT 5).
+    pub aliases: RefCell<OutboundAliases>,
+    /// The socket's write buffer is over its high-water mark (the client does not read): nothing
+    /// more is written until it drains.
+    pub write_blocked: Cell<bool>,
+    pub write_unblocked: Notify,
     pub ending: Cell<Option<Ending>>,
 }
 
+/// Topic aliases the broker assigns to the topics it sends, up to the client's topic alias
+/// maximum: the first topics get one for the life of the connection; later ones are sent in full.
+pub struct OutboundAliases {
+    max: u16,
+    by_topic: HashMap<ByteString, u16>,
+}
+
+impl OutboundAliases {
+    pub fn new(max: u16) -> Self {
+        Self {
+            max,
+            by_topic: HashMap::new(),
+        }
+    }
+
+    /// The alias for `topic`, and whether the client knows it already (then the topic can be left
+    /// out); a new one is only taken by `assign`, once the packet that introduces it is sent.
+    pub fn peek(&self, topic: &ByteString) -> Option<(u16, bool)> {
+        match self.by_topic.get(topic) {
+            Some(&alias) => Some((alias, true)),
+            None if self.by_topic.len() < usize::from(self.max) => Some((self.by_topic.len() as u16 + 1, false)),
+            None => None,
+        }
+    }
+
+    pub fn assign(&mut self, topic: &ByteString) {
+        if self.by_topic.len() < usize::from(self.max) && !self.by_topic.contains_key(topic) {
+            let alias = self.by_topic.len() as u16 + 1;
+            self.by_topic.insert(topic.clone(), alias);
+        }
+    }
+}
+
 impl ConnCtx {
+    /// ntex-mqtt reports write back-pressure on and off.
+    pub fn set_write_blocked(&self, blocked: bool) {
+        self.write_blocked.set(blocked);
+        if !blocked {
+            self.write_unblocked.notify_one();
+        }
+    }
+
     /// The instance as of the current configuration (a reload may have changed or removed it).
     pub fn instance(&self) -> Option<Arc<Instance>> {
         self.broker.dirs.load().instances.get(&self.instance_id).cloned()

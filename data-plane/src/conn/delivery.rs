@@ -14,7 +14,7 @@ use ntex_mqtt::v5::codec::DisconnectReasonCode;
 use tokio::sync::Notify;
 
 use super::context::{ConnCtx, Ending};
-use super::sink::Sent;
+use super::sink::{Receiver, Sent};
 use super::window::Window;
 use crate::auth::Withdrawn;
 use crate::core::mailbox::{Ctl, Mail, Outbound};
@@ -251,9 +251,32 @@ impl Delivery {
             }
             return true;
         }
-        metrics::message(true, out.qos);
+        // Not asked for by a subscription of this connection: a P2P message, or one queued for the
+        // session (perhaps under other credentials): the credentials must allow reading it.
+        let unsolicited = seq.is_some() || common::topic::p2p_target(&out.msg.topic).is_some();
+        if unsolicited && !ctx.credential.borrow().may_receive(&out.msg.topic) {
+            metrics::refused(Packet::Deliver, "not_authorized");
+            tracing::info!(client_id = %ctx.client_id, topic = %out.msg.topic, "message not delivered: not covered by the credentials");
+            if let Some(seq) = seq {
+                ack_stored(ctx, seq);
+            }
+            return true;
+        }
+        let to = Receiver {
+            max_packet_size: ctx.max_packet_size,
+            aliases: &ctx.aliases,
+        };
         if out.qos == QoS::AtMostOnce {
-            return match ctx.sink.send(&out, 0, false, ctx.max_packet_size, now) {
+            // A client that does not read gets nothing more written: what arrives meanwhile waits
+            // in the mailbox, whose byte budget drops (and counts) the rest.
+            while ctx.write_blocked.get() {
+                if !ctx.sink.is_open() {
+                    return false;
+                }
+                ctx.write_unblocked.notified().await;
+            }
+            metrics::message(true, out.qos);
+            return match ctx.sink.send(&out, 0, false, &to, now) {
                 Sent::Closed => false,
                 Sent::TooLarge => {
                     metrics::dropped("too_large_for_client");
@@ -277,10 +300,11 @@ impl Delivery {
         if !ctx.sink.ready().await {
             return false;
         }
+        metrics::message(true, out.qos);
         let (id, dup) = self.window.borrow_mut().id_for(seq);
         let sent = if out.qos == QoS::AtLeastOnce {
             self.window.borrow_mut().inflight.insert(id, seq);
-            let sent = ctx.sink.send(&out, id, dup, ctx.max_packet_size, now);
+            let sent = ctx.sink.send(&out, id, dup, &to, now);
             if sent != Sent::Written {
                 self.window.borrow_mut().inflight.remove(&id);
             }
@@ -289,7 +313,7 @@ impl Delivery {
             self.window.borrow_mut().inflight.insert(id, None);
             // Boxed: the four-packet exchange is the largest state of this task, and an idle
             // connection's task would otherwise reserve room for it (QoS 2 is rare; one allocation).
-            let sent = Box::pin(ctx.sink.send_exactly_once(&out, id, ctx.max_packet_size, now)).await;
+            let sent = Box::pin(ctx.sink.send_exactly_once(&out, id, &to, now)).await;
             self.window.borrow_mut().inflight.remove(&id);
             if sent == Sent::Written
                 && let Some(seq) = seq

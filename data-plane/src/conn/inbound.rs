@@ -7,7 +7,7 @@ use ntex_bytes::{ByteString, Bytes};
 
 use super::Conn;
 use crate::auth::Denied;
-use crate::core::{SubscribeRefusal, subscriptions::SubOptions};
+use crate::core::{PublishRefusal, SubscribeRefusal, subscriptions::SubOptions};
 use crate::directory::Instance;
 use crate::events::EventType;
 use crate::message::{Message, Properties};
@@ -47,7 +47,10 @@ pub struct Inbound {
     pub payload: Bytes,
     pub qos: QoS,
     pub retain: bool,
-    pub props: Properties,
+    /// MQTT 5 properties; None for v3.1.1 and property-less v5 publishes (boxed: this travels in
+    /// every PUBLISH handler's future, which ntex allocates per packet, and a smaller one stays in
+    /// the allocator's thread-local cache).
+    pub props: Option<Box<Properties>>,
 }
 
 impl Conn {
@@ -90,7 +93,7 @@ impl Conn {
         let ctx = &self.ctx;
         let inst = ctx.instance().ok_or(Refusal::NotAuthorized)?;
         if p.topic.starts_with("$SYS/") {
-            return self.on_sys(&inst, &p.topic, &p.payload);
+            return self.on_sys(&inst, &p.topic, &p.payload).await;
         }
         if p.payload.len() > inst.quotas.max_message_size as usize {
             return Err(Refusal::TooLarge);
@@ -99,14 +102,18 @@ impl Conn {
         allowed.map_err(|d| self.denied(d))?;
         let wait = ctx.broker.throttle(&inst, 1);
         if !wait.is_zero() {
-            ntex::time::sleep(ntex::time::Millis(wait.as_millis().min(u128::from(u32::MAX)) as u32)).await;
+            // Boxed: a rare state that would otherwise enlarge every PUBLISH's future.
+            let ms = wait.as_millis().min(u128::from(u32::MAX)) as u32;
+            Box::pin(ntex::time::sleep(ntex::time::Millis(ms))).await;
         }
-        let msg = Message::new(p.topic, p.payload, p.qos, p.retain)
-            .published_by(ctx.client_id.clone())
-            .with_props(p.props);
-        let routed = ctx.broker.publish(&inst, msg).await.map_err(|e| {
-            tracing::error!(client_id = %ctx.client_id, error = %e, "publish not stored: not acknowledged");
-            Refusal::Unavailable
+        let mut msg = Message::new(p.topic, p.payload, p.qos, p.retain).published_by(ctx.client_id.clone());
+        msg.props = p.props;
+        let routed = ctx.broker.publish(&inst, msg).await.map_err(|e| match e {
+            PublishRefusal::RetainedQuota => Refusal::Quota,
+            PublishRefusal::Unavailable(e) => {
+                tracing::error!(client_id = %ctx.client_id, error = %e, "publish not stored: not acknowledged");
+                Refusal::Unavailable
+            }
         })?;
         // Deliveries count against the instance rate too (in + out), slowing later publishers.
         if routed.total() > 0 {
@@ -115,7 +122,7 @@ impl Conn {
         Ok(())
     }
 
-    fn on_sys(&self, inst: &Instance, topic_name: &str, payload: &[u8]) -> Result<(), Refusal> {
+    async fn on_sys(&self, inst: &Instance, topic_name: &str, payload: &[u8]) -> Result<(), Refusal> {
         let ctx = &self.ctx;
         match topic_name {
             sys::ENABLE_ORDER => Ok(()),
@@ -131,6 +138,7 @@ impl Conn {
                 match uploaded {
                     Ok(()) => {
                         ctx.credential_changed.notify_one();
+                        self.drop_uncovered_subscriptions(inst).await;
                         Ok(())
                     }
                     Err((err, kind)) => {
@@ -140,6 +148,23 @@ impl Conn {
                 }
             }
             _ => Err(Refusal::NotAuthorized),
+        }
+    }
+
+    /// A replaced token may cover less than the one before: subscriptions it no longer covers end.
+    async fn drop_uncovered_subscriptions(&self, inst: &Instance) {
+        let ctx = &self.ctx;
+        let uncovered: Vec<String> = ctx
+            .broker
+            .subscriptions_of(&ctx.instance_id, &ctx.client_id)
+            .into_iter()
+            .filter(|raw| ctx.credential.borrow().may_subscribe(inst, raw).is_err())
+            .collect();
+        for raw in uncovered {
+            ctx.broker.unsubscribe(&ctx.instance_id, &ctx.client_id, &raw).await;
+            ctx.event_with(EventType::Unsubscribe, vec![raw.clone()]);
+            metrics::refused(Packet::Subscribe, "not_covered_after_upload");
+            tracing::info!(client_id = %ctx.client_id, filter = %raw, "subscription ended: the uploaded token does not cover it");
         }
     }
 

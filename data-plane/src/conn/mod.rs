@@ -18,6 +18,7 @@ use ntex_bytes::ByteString;
 use tokio::sync::Notify;
 
 pub use self::context::ConnCtx;
+use self::context::OutboundAliases;
 use self::delivery::Delivery;
 pub use self::inbound::{Inbound, Refusal};
 use self::sink::Sink;
@@ -54,6 +55,8 @@ pub struct ConnectInfo {
     pub peer: String,
     pub receive_max: u16,
     pub max_packet_size: Option<u32>,
+    /// Topic aliases the client accepts from the broker (MQTT 5).
+    pub topic_alias_max: u16,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -138,7 +141,7 @@ pub async fn connect(
     })?;
     let inst = principal.instance.clone();
     let client_id = principal.client_id.clone();
-    let mailbox = Arc::new(Mailbox::new(broker.limits.max_queued));
+    let mailbox = Arc::new(Mailbox::new(broker.limits.max_queued, broker.limits.max_queued_bytes));
     let conn_id = broker.next_conn_id();
     let request = SessionRequest {
         clean_start: info.clean_start,
@@ -153,6 +156,7 @@ pub async fn connect(
         let (reason, refusal) = match e {
             OpenRefusal::QuotaExceeded => ("connections", ConnectRefusal::QuotaExceeded),
             OpenRefusal::Duplicate => ("duplicate_client_id", ConnectRefusal::IdentifierRejected),
+            OpenRefusal::TooManySessions => ("persistent_sessions", ConnectRefusal::QuotaExceeded),
             OpenRefusal::Unavailable(_) => ("unavailable", ConnectRefusal::Unavailable),
         };
         metrics::refused(Packet::Connect, reason);
@@ -181,11 +185,16 @@ pub async fn connect(
         sink,
         mailbox,
         max_packet_size: info.max_packet_size,
+        aliases: RefCell::new(OutboundAliases::new(info.topic_alias_max)),
+        write_blocked: Cell::new(false),
+        write_unblocked: Notify::new(),
         ending: Cell::new(None),
     });
-    // MQTT 5: the will waits for its delay, but never beyond the session's end.
+    // MQTT 5: the will waits for its delay, but never beyond the session's end nor beyond what the
+    // instance keeps offline messages for.
+    let retention = u32::try_from(inst.quotas.offline_retention_secs).unwrap_or(u32::MAX);
     let session_left = if info.persistent {
-        info.session_expiry_secs.unwrap_or(u32::MAX)
+        info.session_expiry_secs.unwrap_or(u32::MAX).min(retention)
     } else {
         0
     };

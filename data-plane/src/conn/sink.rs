@@ -3,12 +3,14 @@
 //! reason. Packet ids come from the caller's own allocator; QoS 1 uses the non-blocking send plus
 //! the ack callback, so nothing ever awaits a subscriber inside a publish handler.
 
+use std::cell::RefCell;
 use std::num::NonZeroU16;
 
 use common::qos::QoS;
 use ntex_bytes::{ByteString, Bytes};
 use ntex_mqtt::{v3, v5};
 
+use super::context::OutboundAliases;
 use crate::core::mailbox::Outbound;
 
 #[derive(Clone)]
@@ -25,6 +27,38 @@ pub enum Sent {
     TooLarge,
     /// The connection is gone.
     Closed,
+}
+
+/// What an MQTT 5 client said it accepts: its maximum packet size and topic aliases.
+pub struct Receiver<'a> {
+    pub max_packet_size: Option<u32>,
+    pub aliases: &'a RefCell<OutboundAliases>,
+}
+
+impl Receiver<'_> {
+    /// The PUBLISH as it may go to this client: None when it is larger than the client accepts;
+    /// otherwise with a topic alias when one is free (the topic itself is left out once the client
+    /// knows the alias). Aliases are only given to packets that are really sent.
+    fn fit(
+        &self,
+        topic: &ByteString,
+        payload_len: usize,
+        make: impl Fn(ByteString) -> v5::PublishBuilder,
+    ) -> Option<v5::PublishBuilder> {
+        let alias = self.aliases.borrow().peek(topic);
+        let b = match alias {
+            Some((alias, known)) => make(if known { ByteString::new() } else { topic.clone() })
+                .properties(|p| p.topic_alias = NonZeroU16::new(alias)),
+            None => make(topic.clone()),
+        };
+        if self.max_packet_size.is_some_and(|max| b.size(payload_len) > max) {
+            return None;
+        }
+        if alias.is_some_and(|(_, known)| !known) {
+            self.aliases.borrow_mut().assign(topic);
+        }
+        Some(b)
+    }
 }
 
 /// The MQTT 5 properties of a delivery: the message's own, what is left of its expiry interval,
@@ -79,7 +113,7 @@ impl Sink {
 
     /// Sends a QoS 0 or QoS 1 delivery (`dup`: a resend). QoS 1 must follow a successful
     /// `ready()` without an await in between.
-    pub fn send(&self, out: &Outbound, id: u16, dup: bool, max_size: Option<u32>, now_ms: i64) -> Sent {
+    pub fn send(&self, out: &Outbound, id: u16, dup: bool, to: &Receiver<'_>, now_ms: i64) -> Sent {
         let payload = out.msg.payload.clone();
         let ok = match self {
             Self::V3(s) => {
@@ -91,13 +125,14 @@ impl Sink {
                 }
             }
             Self::V5(s) => {
-                let b = s
-                    .publish(out.msg.topic.clone())
-                    .retain(out.retain)
-                    .properties(|p| v5_properties(out, now_ms, p));
-                if max_size.is_some_and(|max| b.size(payload.len()) > max) {
+                let make = |topic| {
+                    s.publish(topic)
+                        .retain(out.retain)
+                        .properties(|p| v5_properties(out, now_ms, p))
+                };
+                let Some(b) = to.fit(&out.msg.topic, payload.len(), make) else {
                     return Sent::TooLarge;
-                }
+                };
                 match out.qos {
                     QoS::AtMostOnce => b.send_at_most_once(payload).is_ok(),
                     _ => s.is_ready() && b.packet_id(id).dup(dup).send_at_least_once_no_block(payload).is_ok(),
@@ -109,7 +144,7 @@ impl Sink {
 
     /// Runs a whole QoS 2 exchange (PUBLISH, PUBREC, PUBREL, PUBCOMP); called with no other
     /// message in flight.
-    pub async fn send_exactly_once(&self, out: &Outbound, id: u16, max_size: Option<u32>, now_ms: i64) -> Sent {
+    pub async fn send_exactly_once(&self, out: &Outbound, id: u16, to: &Receiver<'_>, now_ms: i64) -> Sent {
         let payload = out.msg.payload.clone();
         let ok = match self {
             Self::V3(s) => {
@@ -121,14 +156,15 @@ impl Sink {
                 }
             }
             Self::V5(s) => {
-                let b = s
-                    .publish(out.msg.topic.clone())
-                    .packet_id(id)
-                    .retain(out.retain)
-                    .properties(|p| v5_properties(out, now_ms, p));
-                if max_size.is_some_and(|max| b.size(payload.len()) > max) {
+                let make = |topic| {
+                    s.publish(topic)
+                        .packet_id(id)
+                        .retain(out.retain)
+                        .properties(|p| v5_properties(out, now_ms, p))
+                };
+                let Some(b) = to.fit(&out.msg.topic, payload.len(), make) else {
                     return Sent::TooLarge;
-                }
+                };
                 match b.send_exactly_once(payload).await {
                     Ok(rec) => rec.release().await.is_ok(),
                     Err(_) => false,

@@ -27,6 +27,13 @@ pub struct Outbound {
     pub sub_ids: Vec<NonZeroU32>,
 }
 
+impl Outbound {
+    /// What it costs a mailbox's byte budget.
+    pub fn size(&self) -> usize {
+        self.msg.topic.len() + self.msg.payload.len()
+    }
+}
+
 /// Out-of-band instructions to a connection.
 #[derive(Debug)]
 pub enum Ctl {
@@ -41,6 +48,8 @@ const KEEP_CAPACITY: usize = 64;
 
 pub struct Mailbox {
     capacity: usize,
+    /// Bytes (topic + payload) the queue may hold: a client that does not read costs at most this.
+    max_bytes: usize,
     inner: Mutex<Inner>,
     notify: Notify,
 }
@@ -48,6 +57,7 @@ pub struct Mailbox {
 #[derive(Default)]
 struct Inner {
     queue: VecDeque<Outbound>,
+    bytes: usize,
     signals: Vec<Ctl>,
     /// The connection is gone: nothing more is accepted.
     closed: bool,
@@ -61,10 +71,12 @@ pub enum Refused {
 }
 
 impl Mailbox {
-    /// A mailbox holding at most `capacity` queued messages.
-    pub fn new(capacity: usize) -> Self {
+    /// A mailbox holding at most `capacity` queued messages of at most `max_bytes` in all (one
+    /// message is always accepted, whatever its size).
+    pub fn new(capacity: usize, max_bytes: usize) -> Self {
         Self {
             capacity,
+            max_bytes,
             inner: Mutex::new(Inner::default()),
             notify: Notify::new(),
         }
@@ -82,9 +94,11 @@ impl Mailbox {
             if inner.closed {
                 return Err(Refused::Closed);
             }
-            if inner.queue.len() >= self.capacity {
+            let size = out.size();
+            if inner.queue.len() >= self.capacity || (inner.bytes + size > self.max_bytes && !inner.queue.is_empty()) {
                 return Err(Refused::Full);
             }
+            inner.bytes += size;
             inner.queue.push_back(out);
         }
         self.notify.notify_one();
@@ -114,6 +128,7 @@ impl Mailbox {
         let mut inner = self.lock();
         inner.closed = true;
         inner.queue = VecDeque::new();
+        inner.bytes = 0;
         drop(inner);
         self.notify.notify_one();
     }
@@ -125,6 +140,7 @@ impl Mailbox {
             return Some(Mail::Signal(inner.signals.remove(0)));
         }
         if let Some(out) = inner.queue.pop_front() {
+            inner.bytes = inner.bytes.saturating_sub(out.size());
             if inner.queue.is_empty() && inner.queue.capacity() > KEEP_CAPACITY {
                 inner.queue = VecDeque::new();
             }
@@ -173,7 +189,7 @@ mod tests {
 
     #[test]
     fn signals_first_then_messages_in_order_within_capacity() {
-        let m = Mailbox::new(2);
+        let m = Mailbox::new(2, 1 << 20);
         m.push(out("a")).unwrap();
         m.push(out("b")).unwrap();
         assert_eq!(m.push(out("c")), Err(Refused::Full));
@@ -185,8 +201,19 @@ mod tests {
     }
 
     #[test]
+    fn the_byte_budget_bounds_a_queue_but_never_refuses_a_first_message() {
+        let m = Mailbox::new(100, 10);
+        m.push(out("1234567890123")).unwrap();
+        assert_eq!(m.push(out("a")), Err(Refused::Full), "over the budget");
+        m.take();
+        m.push(out("12345")).unwrap();
+        m.push(out("12345")).unwrap();
+        assert_eq!(m.push(out("1")), Err(Refused::Full));
+    }
+
+    #[test]
     fn closed_refuses_and_reports() {
-        let m = Mailbox::new(10);
+        let m = Mailbox::new(10, 1 << 20);
         m.push(out("a")).unwrap();
         m.close();
         assert_eq!(m.push(out("b")), Err(Refused::Closed));
@@ -196,7 +223,7 @@ mod tests {
 
     #[test]
     fn a_drained_burst_gives_its_memory_back() {
-        let m = Mailbox::new(10_000);
+        let m = Mailbox::new(10_000, 1 << 20);
         for _ in 0..1_000 {
             m.push(out("t")).unwrap();
         }
@@ -206,7 +233,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_notification_before_waiting_is_not_lost() {
-        let m = Mailbox::new(1);
+        let m = Mailbox::new(1, 1 << 20);
         m.push(out("a")).unwrap();
         // Resolves at once: the push stored a permit.
         tokio::time::timeout(std::time::Duration::from_secs(1), m.changed())

@@ -26,9 +26,10 @@ use std::time::Duration;
 use common::topic;
 
 use self::mailbox::{Ctl, Outbound};
+use self::offline::OfflineLimits;
 use self::offline::{OfflineQueue, SessionRecords};
 use self::quotas::{LocalQuotas, QuotaCounters};
-use self::retained::{LocalRetained, RetainedLog, RetainedStore};
+use self::retained::{LocalRetained, RetainedFull, RetainedLimits, RetainedLog, RetainedStore};
 use self::router::{LocalRouter, MessageRouter, Routed, TooManyWildcards};
 use self::seam::{SeamError, SeamResult};
 use self::sessions::{ConnHandle, LocalSessions, OpenError, OpenRequest, SessionRegistry, SubscribeError};
@@ -49,6 +50,8 @@ pub struct Limits {
     pub max_inflight: u16,
     /// Messages queued in memory per online client; beyond it they are dropped and counted.
     pub max_queued: usize,
+    /// Bytes (topic + payload) queued in memory per online client, likewise.
+    pub max_queued_bytes: usize,
 }
 
 /// The parts behind the seams.
@@ -111,7 +114,19 @@ pub enum OpenRefusal {
     QuotaExceeded,
     /// The instance rejects a second connection of a live client ID.
     Duplicate,
+    /// The instance's persistent-session quota.
+    TooManySessions,
     /// A part of the core could not do its work.
+    Unavailable(SeamError),
+}
+
+/// Why a message was not accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PublishRefusal {
+    #[error("a retained message beyond the instance's retained-message limits")]
+    RetainedQuota,
+    /// It could not be stored.
+    #[error("{0}")]
     Unavailable(SeamError),
 }
 
@@ -186,20 +201,27 @@ impl Broker {
         if !counted.await.map_err(OpenRefusal::Unavailable)? {
             return Err(OpenRefusal::QuotaExceeded);
         }
+        // A persistent session lasts at most as long as its offline messages are kept (MQTT 3.1.1
+        // sessions have no expiry of their own; an MQTT 5 "never" is capped the same way).
+        let retention = u32::try_from(inst.quotas.offline_retention_secs).unwrap_or(u32::MAX);
         let open = self.sessions.open(OpenRequest {
             instance_id: &inst.id,
             client_id,
             clean_start: req.clean_start,
             persistent: req.persistent,
-            expiry_secs: req.expiry_secs,
+            expiry_secs: Some(req.expiry_secs.map_or(retention, |s| s.min(retention))),
             reject_duplicate: inst.reject_duplicate_client_id,
+            max_persistent: inst.quotas.max_persistent_sessions as usize,
             handle: req.handle,
         });
         let opened = match open.await {
             Ok(Ok(opened)) => opened,
-            Ok(Err(OpenError::Duplicate)) => {
+            Ok(Err(e)) => {
                 self.quotas.disconnect(&inst.id);
-                return Err(OpenRefusal::Duplicate);
+                return Err(match e {
+                    OpenError::Duplicate => OpenRefusal::Duplicate,
+                    OpenError::TooManySessions => OpenRefusal::TooManySessions,
+                });
             }
             Err(e) => {
                 self.quotas.disconnect(&inst.id);
@@ -334,25 +356,33 @@ impl Broker {
     }
 
     /// Routes one message (a client's PUBLISH, a will, a backend message): stores it as retained
-    /// if flagged, and hands a copy to every recipient. Resolves when every copy for a persistent
-    /// session and the retained copy are durable; an error means it must not be acknowledged.
-    pub async fn publish(&self, inst: &Instance, msg: Message) -> Result<Routed, SeamError> {
+    /// if flagged (within the instance's retained limits, or not at all), and hands a copy to every
+    /// recipient. Resolves when every copy for a persistent session and the retained copy are
+    /// durable; an error means it must not be acknowledged.
+    pub async fn publish(&self, inst: &Instance, msg: Message) -> Result<Routed, PublishRefusal> {
         let msg = Arc::new(msg);
-        // Both are submitted before either is awaited: the order of calls is the order of effects.
-        let retained = msg.retain.then(|| self.retained.set(&inst.id, &msg));
-        let routed = self
-            .router
-            .route(&inst.id, msg.clone(), inst.quotas.max_offline_messages);
-        let retained = match retained {
-            Some(r) => r.await,
-            None => Ok(()),
-        };
-        let routed = routed.await;
-        if retained.is_err() || routed.is_err() {
-            metrics::store_error("publish");
+        if msg.retain {
+            let limits = RetainedLimits {
+                max_messages: inst.quotas.max_retained_messages as usize,
+                max_bytes: inst.quotas.max_retained_bytes,
+            };
+            match self.retained.set(&inst.id, &msg, limits).await {
+                Ok(Ok(())) => {}
+                Ok(Err(RetainedFull)) => return Err(PublishRefusal::RetainedQuota),
+                Err(e) => {
+                    metrics::store_error("retained");
+                    return Err(PublishRefusal::Unavailable(e));
+                }
+            }
         }
-        retained?;
-        routed
+        let limits = OfflineLimits {
+            max_messages: inst.quotas.max_offline_messages,
+            max_bytes: inst.quotas.max_offline_bytes,
+        };
+        self.router.route(&inst.id, msg, limits).await.map_err(|e| {
+            metrics::store_error("publish");
+            PublishRefusal::Unavailable(e)
+        })
     }
 
     /// Accounts `messages` against the instance's rate quota; how long the caller should wait.
@@ -369,6 +399,11 @@ impl Broker {
     /// Asks the client's live connection to close (control-plane kick); how many were asked.
     pub fn close_client(&self, instance_id: &str, client_id: &str) -> usize {
         usize::from(self.live.signal(instance_id, client_id, Ctl::Close))
+    }
+
+    /// The raw filters a client's session holds.
+    pub fn subscriptions_of(&self, instance_id: &str, client_id: &str) -> Vec<String> {
+        self.live.subscriptions(instance_id, client_id)
     }
 
     /// Live connections of one client on this node (0 or 1: a newer connection takes over).

@@ -10,7 +10,7 @@ use common::qos::QoS;
 use serde::{Deserialize, Serialize};
 
 use super::mailbox::Outbound;
-use super::seam::{BoxFuture, SeamResult};
+use super::seam::{Seam, SeamResult};
 use super::subscriptions::{RetainHandling, SubOptions};
 use crate::message::Message;
 
@@ -104,6 +104,14 @@ pub struct QueueEntry {
     pub sub_ids: Vec<NonZeroU32>,
 }
 
+/// How many offline messages, and how many bytes of them, an instance may keep; beyond either the
+/// oldest are dropped.
+#[derive(Debug, Clone, Copy)]
+pub struct OfflineLimits {
+    pub max_messages: u64,
+    pub max_bytes: u64,
+}
+
 /// A queued delivery and its position in the client's queue.
 pub struct Queued {
     pub seq: u64,
@@ -112,9 +120,15 @@ pub struct Queued {
 
 /// Offline messages of persistent sessions (QoS 1/2), kept until acknowledged or expired.
 pub trait OfflineQueue: Send + Sync {
-    /// Appends `msg` for every entry; beyond `cap` messages in the instance the oldest are dropped.
+    /// Appends `msg` for every entry; beyond the instance's `limits` the oldest are dropped.
     /// Durable once the future resolves. Returns how many were queued.
-    fn enqueue(&self, inst: &str, msg: &Message, entries: &[QueueEntry], cap: u64) -> BoxFuture<'_, SeamResult<usize>>;
+    fn enqueue(
+        &self,
+        inst: &str,
+        msg: &Message,
+        entries: &[QueueEntry],
+        limits: OfflineLimits,
+    ) -> Seam<'_, SeamResult<usize>>;
     /// Up to `limit` messages after `after`, oldest first, skipping (and deleting) those older than
     /// `max_age_ms` or past their message expiry.
     fn fetch(
@@ -124,11 +138,11 @@ pub trait OfflineQueue: Send + Sync {
         after: u64,
         limit: usize,
         max_age_ms: u64,
-    ) -> BoxFuture<'_, SeamResult<Vec<Queued>>>;
+    ) -> Seam<'_, SeamResult<Vec<Queued>>>;
     /// Deletes an acknowledged message; durable once resolved.
-    fn ack(&self, inst: &str, client: &str, seq: u64) -> BoxFuture<'_, SeamResult<()>>;
+    fn ack(&self, inst: &str, client: &str, seq: u64) -> Seam<'_, SeamResult<()>>;
     /// Deletes a client's whole queue up to what was queued when called (a clean start).
-    fn purge(&self, inst: &str, client: &str) -> BoxFuture<'_, SeamResult<()>>;
+    fn purge(&self, inst: &str, client: &str) -> Seam<'_, SeamResult<()>>;
     /// Deletes an instance's messages older than `max_age_ms`; returns how many (housekeeping).
     fn expire(&self, inst: &str, max_age_ms: u64) -> SeamResult<u64>;
     /// Queued messages per instance.

@@ -6,13 +6,13 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use super::rate::RateLimiter;
-use super::seam::{BoxFuture, SeamResult, done};
+use super::seam::{Seam, SeamResult, done};
 
 /// The quota-counting seam.
 pub trait QuotaCounters: Send + Sync {
     /// Counts a new connection unless the instance already has `max` (a connection that takes
     /// over a live one of the same client does not need a free place). False: over the quota.
-    fn connect(&self, instance_id: &str, max: u32, replacing: bool) -> BoxFuture<'_, SeamResult<bool>>;
+    fn connect(&self, instance_id: &str, max: u32, replacing: bool) -> Seam<'_, SeamResult<bool>>;
     fn disconnect(&self, instance_id: &str);
     /// Accounts `messages` against the instance's `per_second` and says how long the caller should
     /// wait (publishers are slowed down, never refused or dropped).
@@ -32,7 +32,7 @@ impl LocalQuotas {
 }
 
 impl QuotaCounters for LocalQuotas {
-    fn connect(&self, instance_id: &str, max: u32, replacing: bool) -> BoxFuture<'_, SeamResult<bool>> {
+    fn connect(&self, instance_id: &str, max: u32, replacing: bool) -> Seam<'_, SeamResult<bool>> {
         let mut counts = self.lock();
         let count = counts.get(instance_id).copied().unwrap_or(0);
         if count.saturating_sub(u32::from(replacing)) >= max {

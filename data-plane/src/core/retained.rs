@@ -1,22 +1,42 @@
 //! Retained messages: the last retained message per topic, handed to new subscriptions. The seam is
 //! `RetainedStore`; the embedded `LocalRetained` keeps them in memory by instance and parent topic
-//! (a SUBSCRIBE looks only at its parent topic's messages, under a read lock) and writes them
-//! through to the node's disk.
+//! (a SUBSCRIBE looks only at its parent topic's messages, under a read lock), counts them against
+//! the instance's limits, and writes them through to the node's disk.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, RwLock, RwLockWriteGuard};
 
 use common::topic;
 
-use super::seam::{BoxFuture, SeamResult, done};
+use super::seam::{Seam, SeamResult, done};
 use crate::message::Message;
+
+/// How many retained messages, and how many bytes of them, an instance may keep.
+#[derive(Debug, Clone, Copy)]
+pub struct RetainedLimits {
+    pub max_messages: usize,
+    pub max_bytes: u64,
+}
+
+/// A retained message that does not fit its instance's limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetainedFull;
 
 /// The retained-message seam.
 pub trait RetainedStore: Send + Sync {
-    /// Keeps `msg` as its topic's retained message; an empty payload deletes it. Durable once resolved.
-    fn set(&self, instance_id: &str, msg: &Message) -> BoxFuture<'_, SeamResult<()>>;
+    /// Keeps `msg` as its topic's retained message within `limits`; an empty payload deletes it.
+    /// Durable once resolved.
+    fn set(
+        &self,
+        instance_id: &str,
+        msg: &Message,
+        limits: RetainedLimits,
+    ) -> Seam<'_, SeamResult<Result<(), RetainedFull>>>;
     /// Unexpired retained messages whose topics `filter` matches, at most `limit`.
-    fn matching(&self, instance_id: &str, filter: &str, limit: usize) -> BoxFuture<'_, SeamResult<Vec<Arc<Message>>>>;
+    fn matching(&self, instance_id: &str, filter: &str, limit: usize) -> Seam<'_, SeamResult<Vec<Arc<Message>>>>;
+    /// Deletes the instance's retained messages set more than `max_age_ms` ago (housekeeping);
+    /// returns how many.
+    fn expire(&self, instance_id: &str, max_age_ms: u64) -> SeamResult<usize>;
 }
 
 /// Where the embedded store keeps retained messages on this node's disk.
@@ -27,81 +47,126 @@ pub trait RetainedLog: Send + Sync {
     fn load(&self) -> SeamResult<Vec<(String, Message)>>;
 }
 
-/// Instance -> parent topic -> topic -> message.
-type ByInstance = HashMap<String, HashMap<String, BTreeMap<String, Arc<Message>>>>;
+/// One instance's retained messages by parent topic and topic, and what they add up to.
+#[derive(Default)]
+struct InstanceRetained {
+    by_parent: HashMap<String, BTreeMap<String, Arc<Message>>>,
+    count: usize,
+    bytes: u64,
+}
+
+fn cost(msg: &Message) -> u64 {
+    (msg.topic.len() + msg.payload.len()) as u64
+}
+
+impl InstanceRetained {
+    fn get(&self, topic_name: &str) -> Option<&Arc<Message>> {
+        self.by_parent.get(topic::parent_of(topic_name))?.get(topic_name)
+    }
+
+    fn insert(&mut self, msg: Arc<Message>) {
+        self.remove(&msg.topic);
+        self.count += 1;
+        self.bytes += cost(&msg);
+        self.by_parent
+            .entry(topic::parent_of(&msg.topic).to_string())
+            .or_default()
+            .insert(msg.topic.to_string(), msg);
+    }
+
+    fn remove(&mut self, topic_name: &str) -> Option<Arc<Message>> {
+        let parent = topic::parent_of(topic_name);
+        let topics = self.by_parent.get_mut(parent)?;
+        let old = topics.remove(topic_name)?;
+        if topics.is_empty() {
+            self.by_parent.remove(parent);
+        }
+        self.count -= 1;
+        self.bytes -= cost(&old);
+        Some(old)
+    }
+}
 
 pub struct LocalRetained {
-    messages: RwLock<ByInstance>,
+    instances: RwLock<HashMap<String, InstanceRetained>>,
     log: Arc<dyn RetainedLog>,
 }
 
 impl LocalRetained {
     /// Loads what the log holds.
     pub fn open(log: Arc<dyn RetainedLog>) -> SeamResult<Self> {
-        let mut messages = ByInstance::new();
+        let mut instances: HashMap<String, InstanceRetained> = HashMap::new();
         for (inst, msg) in log.load()? {
-            insert(&mut messages, &inst, Arc::new(msg));
+            instances.entry(inst).or_default().insert(Arc::new(msg));
         }
         Ok(Self {
-            messages: RwLock::new(messages),
+            instances: RwLock::new(instances),
             log,
         })
     }
-}
 
-fn insert(map: &mut ByInstance, inst: &str, msg: Arc<Message>) {
-    map.entry(inst.to_string())
-        .or_default()
-        .entry(topic::parent_of(&msg.topic).to_string())
-        .or_default()
-        .insert(msg.topic.to_string(), msg);
+    fn write(&self) -> RwLockWriteGuard<'_, HashMap<String, InstanceRetained>> {
+        self.instances.write().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 impl RetainedStore for LocalRetained {
-    fn set(&self, instance_id: &str, msg: &Message) -> BoxFuture<'_, SeamResult<()>> {
-        let res = if msg.payload.is_empty() {
-            self.log.remove(instance_id, &msg.topic)
-        } else {
-            self.log.save(instance_id, msg)
-        };
-        // Memory follows the disk: what a subscriber sees is what a restart will see.
-        if res.is_ok() {
-            let mut map = self.messages.write().unwrap_or_else(|p| p.into_inner());
-            if msg.payload.is_empty() {
-                let parent = topic::parent_of(&msg.topic);
-                if let Some(parents) = map.get_mut(instance_id) {
-                    if let Some(topics) = parents.get_mut(parent) {
-                        topics.remove(msg.topic.as_str());
-                        if topics.is_empty() {
-                            parents.remove(parent);
-                        }
-                    }
-                    if parents.is_empty() {
-                        map.remove(instance_id);
-                    }
-                }
-            } else {
-                // Its own copy: the message may point into a connection's read buffer.
-                let kept = Message {
-                    retain: true,
-                    ..msg.detached()
-                };
-                insert(&mut map, instance_id, Arc::new(kept));
+    fn set(
+        &self,
+        instance_id: &str,
+        msg: &Message,
+        limits: RetainedLimits,
+    ) -> Seam<'_, SeamResult<Result<(), RetainedFull>>> {
+        if msg.payload.is_empty() {
+            let res = self.log.remove(instance_id, &msg.topic);
+            if res.is_ok()
+                && let Some(inst) = self.write().get_mut(instance_id)
+            {
+                inst.remove(&msg.topic);
             }
+            return done(res.map(Ok));
         }
-        done(res)
+        // The limits count what the instance would hold with this message in place of its topic's.
+        let fits = {
+            let instances = self.instances.read().unwrap_or_else(|p| p.into_inner());
+            let (count, bytes, replaced) = instances
+                .get(instance_id)
+                .map_or((0, 0, None), |i| (i.count, i.bytes, i.get(&msg.topic).map(|m| cost(m))));
+            let count = count + usize::from(replaced.is_none());
+            let bytes = bytes - replaced.unwrap_or(0) + cost(msg);
+            count <= limits.max_messages && bytes <= limits.max_bytes
+        };
+        if !fits {
+            return done(Ok(Err(RetainedFull)));
+        }
+        // Memory follows the disk: what a subscriber sees is what a restart will see.
+        let res = self.log.save(instance_id, msg);
+        if res.is_ok() {
+            // Its own copy: the message may point into a connection's read buffer.
+            let kept = Message {
+                retain: true,
+                ..msg.detached()
+            };
+            self.write()
+                .entry(instance_id.to_string())
+                .or_default()
+                .insert(Arc::new(kept));
+        }
+        done(res.map(Ok))
     }
 
-    fn matching(&self, instance_id: &str, filter: &str, limit: usize) -> BoxFuture<'_, SeamResult<Vec<Arc<Message>>>> {
+    fn matching(&self, instance_id: &str, filter: &str, limit: usize) -> Seam<'_, SeamResult<Vec<Arc<Message>>>> {
         let now = common::time::now_ms();
-        let map = self.messages.read().unwrap_or_else(|p| p.into_inner());
-        let Some(parents) = map.get(instance_id) else {
+        let instances = self.instances.read().unwrap_or_else(|p| p.into_inner());
+        let Some(inst) = instances.get(instance_id) else {
             return done(Ok(Vec::new()));
         };
         let parent = topic::parent_of(filter);
         let wildcard_parent = parent == "+" || parent == "#";
-        let found = parents
+        let found = inst
+            .by_parent
             .iter()
+            // A first-level wildcard (development listener) never matches a `$` topic.
             .filter(|(p, _)| {
                 if wildcard_parent {
                     !p.starts_with('$')
@@ -115,5 +180,98 @@ impl RetainedStore for LocalRetained {
             .cloned()
             .collect();
         done(Ok(found))
+    }
+
+    fn expire(&self, instance_id: &str, max_age_ms: u64) -> SeamResult<usize> {
+        let oldest = common::time::now_ms() - i64::try_from(max_age_ms).unwrap_or(i64::MAX);
+        let now = common::time::now_ms();
+        let old: Vec<String> = {
+            let instances = self.instances.read().unwrap_or_else(|p| p.into_inner());
+            let Some(inst) = instances.get(instance_id) else {
+                return Ok(0);
+            };
+            inst.by_parent
+                .values()
+                .flat_map(|topics| topics.values())
+                .filter(|m| m.id.time_ms() <= oldest || m.expired(now))
+                .map(|m| m.topic.to_string())
+                .collect()
+        };
+        for topic_name in &old {
+            self.log.remove(instance_id, topic_name)?;
+            if let Some(inst) = self.write().get_mut(instance_id) {
+                inst.remove(topic_name);
+            }
+        }
+        Ok(old.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ntex_bytes::Bytes;
+
+    use super::*;
+    use crate::message::QoS;
+
+    #[derive(Default)]
+    struct NoDisk;
+
+    impl RetainedLog for NoDisk {
+        fn save(&self, _: &str, _: &Message) -> SeamResult<()> {
+            Ok(())
+        }
+        fn remove(&self, _: &str, _: &str) -> SeamResult<()> {
+            Ok(())
+        }
+        fn load(&self) -> SeamResult<Vec<(String, Message)>> {
+            Ok(Vec::new())
+        }
+    }
+
+    fn msg(topic: &str, payload: &'static [u8]) -> Message {
+        Message::new(topic.to_string(), Bytes::from_static(payload), QoS::AtMostOnce, true)
+    }
+
+    #[tokio::test]
+    async fn limits_count_messages_and_bytes_and_a_replacement_fits_in_place() {
+        let r = LocalRetained::open(Arc::new(NoDisk)).unwrap();
+        let limits = RetainedLimits {
+            max_messages: 2,
+            max_bytes: 20,
+        };
+        assert_eq!(r.set("i", &msg("T/a", b"12345"), limits).await.unwrap(), Ok(()));
+        assert_eq!(r.set("i", &msg("T/b", b"12345"), limits).await.unwrap(), Ok(()));
+        assert_eq!(
+            r.set("i", &msg("T/c", b"1"), limits).await.unwrap(),
+            Err(RetainedFull),
+            "third message"
+        );
+        assert_eq!(
+            r.set("i", &msg("T/a", b"123456"), limits).await.unwrap(),
+            Ok(()),
+            "replaces T/a"
+        );
+        assert_eq!(
+            r.set("i", &msg("T/a", b"1234567890"), limits).await.unwrap(),
+            Err(RetainedFull),
+            "too many bytes"
+        );
+        assert_eq!(
+            r.set("i", &msg("T/b", b""), limits).await.unwrap(),
+            Ok(()),
+            "deleting always works"
+        );
+        assert_eq!(r.set("i", &msg("T/c", b"1"), limits).await.unwrap(), Ok(()));
+        assert_eq!(
+            r.set("j", &msg("T/c", b"1"), limits).await.unwrap(),
+            Ok(()),
+            "instances are separate"
+        );
+        let all = r.matching("i", "T/#", 10).await.unwrap();
+        assert_eq!(all.len(), 2);
+        assert_eq!(r.expire("i", 0).unwrap(), 2, "everything is older than no age at all");
+        assert!(r.matching("i", "T/#", 10).await.unwrap().is_empty());
+        assert_eq!(r.matching("j", "T/#", 10).await.unwrap().len(), 1);
     }
 }

@@ -8,8 +8,8 @@ use common::qos::QoS;
 use common::topic;
 
 use super::mailbox::{Outbound, Refused};
-use super::offline::{OfflineQueue, QueueEntry};
-use super::seam::{BoxFuture, SeamResult};
+use super::offline::{OfflineLimits, OfflineQueue, QueueEntry};
+use super::seam::{Seam, SeamResult};
 use super::sessions::LocalSessions;
 use super::subscriptions::{SubOptions, SubscriptionIndex, Target};
 use crate::message::Message;
@@ -44,11 +44,11 @@ pub trait MessageRouter: Send + Sync {
         raw: &str,
         opts: SubOptions,
         max_wildcards: usize,
-    ) -> BoxFuture<'_, SeamResult<Result<(), TooManyWildcards>>>;
-    fn unsubscribe(&self, instance_id: &str, client_id: &str, raw: &str) -> BoxFuture<'_, SeamResult<()>>;
+    ) -> Seam<'_, SeamResult<Result<(), TooManyWildcards>>>;
+    fn unsubscribe(&self, instance_id: &str, client_id: &str, raw: &str) -> Seam<'_, SeamResult<()>>;
     /// Hands `msg` to every matching subscriber (or the P2P target). Resolves once every copy for a
-    /// persistent session is durable; `offline_cap` bounds the instance's stored messages.
-    fn route(&self, instance_id: &str, msg: Arc<Message>, offline_cap: u64) -> BoxFuture<'_, SeamResult<Routed>>;
+    /// persistent session is durable; `limits` bound the instance's stored messages.
+    fn route(&self, instance_id: &str, msg: Arc<Message>, limits: OfflineLimits) -> Seam<'_, SeamResult<Routed>>;
     /// Subscriptions on this node.
     fn subscription_count(&self) -> usize;
 }
@@ -111,7 +111,7 @@ impl MessageRouter for LocalRouter {
         raw: &str,
         opts: SubOptions,
         max_wildcards: usize,
-    ) -> BoxFuture<'_, SeamResult<Result<(), TooManyWildcards>>> {
+    ) -> Seam<'_, SeamResult<Result<(), TooManyWildcards>>> {
         let Ok(parsed) = topic::parse_subscription(raw) else {
             return super::seam::done(Ok(Ok(())));
         };
@@ -127,7 +127,7 @@ impl MessageRouter for LocalRouter {
         super::seam::done(Ok(Ok(())))
     }
 
-    fn unsubscribe(&self, instance_id: &str, client_id: &str, raw: &str) -> BoxFuture<'_, SeamResult<()>> {
+    fn unsubscribe(&self, instance_id: &str, client_id: &str, raw: &str) -> Seam<'_, SeamResult<()>> {
         if let Ok(parsed) = topic::parse_subscription(raw) {
             let mut index = self.write();
             index.remove(instance_id, parsed.filter, parsed.share_group, client_id);
@@ -136,7 +136,7 @@ impl MessageRouter for LocalRouter {
         super::seam::done(Ok(()))
     }
 
-    fn route(&self, instance_id: &str, msg: Arc<Message>, offline_cap: u64) -> BoxFuture<'_, SeamResult<Routed>> {
+    fn route(&self, instance_id: &str, msg: Arc<Message>, limits: OfflineLimits) -> Seam<'_, SeamResult<Routed>> {
         let mut routed = Routed::default();
         let mut queue: Vec<QueueEntry> = Vec::new();
         let mut wake = Vec::new();
@@ -173,8 +173,8 @@ impl MessageRouter for LocalRouter {
         if queue.is_empty() {
             return super::seam::done(Ok(routed));
         }
-        let stored = self.offline.enqueue(instance_id, &msg, &queue, offline_cap);
-        Box::pin(async move {
+        let stored = self.offline.enqueue(instance_id, &msg, &queue, limits);
+        Seam::later(async move {
             routed.stored = stored.await?;
             for mailbox in wake {
                 mailbox.wake();

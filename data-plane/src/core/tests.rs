@@ -70,6 +70,7 @@ impl Fixture {
         let limits = Limits {
             max_inflight: 16,
             max_queued: 100,
+            max_queued_bytes: 1 << 20,
         };
         Self {
             broker: Arc::new(Broker::new(dirs, parts, limits)),
@@ -85,7 +86,7 @@ impl Fixture {
     /// Opens a session for `client` and returns its mailbox, connection id and what it found.
     async fn connect(&mut self, client: &str, persistent: bool, clean: bool) -> (Arc<Mailbox>, u64, Session) {
         self.next += 1;
-        let mailbox = Arc::new(Mailbox::new(100));
+        let mailbox = Arc::new(Mailbox::new(100, 1 << 20));
         let req = SessionRequest {
             clean_start: clean,
             persistent,
@@ -177,7 +178,7 @@ async fn connection_quota_and_rejected_duplicates() {
         expiry_secs: None,
         handle: ConnHandle {
             conn_id: id,
-            mailbox: Arc::new(Mailbox::new(1)),
+            mailbox: Arc::new(Mailbox::new(1, 1 << 20)),
         },
     };
     let dup = f.broker.open_session(&f.inst(), "GID_core@@@a", req(50)).await;
@@ -220,7 +221,7 @@ async fn persistent_sessions_queue_offline_and_clean_ones_vanish() {
 #[tokio::test]
 async fn expired_sessions_are_removed_with_their_subscriptions() {
     let mut f = Fixture::new();
-    let mailbox = Arc::new(Mailbox::new(10));
+    let mailbox = Arc::new(Mailbox::new(10, 1 << 20));
     let req = SessionRequest {
         clean_start: false,
         persistent: true,
@@ -324,6 +325,7 @@ async fn a_deferred_will_fires_only_while_its_credentials_hold() {
             mode: Mode::Signature,
             key_id: key.into(),
             tokens: Tokens::default(),
+            secret_fingerprint: crate::auth::fingerprint("SK"),
         },
     };
     f.broker.fire_will(will("AK")).await;

@@ -33,16 +33,29 @@ impl Broker {
                     .may_publish(inst, &will.msg.topic)
                     .map(|()| inst.clone())
                     .map_err(|_| "not_authorized")
+            })
+            .and_then(|inst| {
+                // The same size limit as any PUBLISH of the instance.
+                (will.msg.payload.len() <= inst.quotas.max_message_size as usize)
+                    .then_some(inst)
+                    .ok_or("too_large")
             });
         match allowed {
-            Ok(inst) => match self.publish(&inst, will.msg).await {
-                Ok(_) => metrics::will("published"),
-                Err(e) => tracing::error!(error = %e, client_id = %will.client_id, "will not stored"),
-            },
+            Ok(inst) => {
+                // And the same rate: a storm of wills waits its turn like publishers do.
+                let wait = self.throttle(&inst, 1);
+                if !wait.is_zero() {
+                    tokio::time::sleep(wait).await;
+                }
+                match self.publish(&inst, will.msg).await {
+                    Ok(_) => metrics::will("published"),
+                    Err(e) => tracing::error!(error = %e, client_id = %will.client_id, "will not stored"),
+                }
+            }
             Err(reason) => {
                 metrics::will("refused");
                 metrics::refused(metrics::Packet::Will, reason);
-                tracing::info!(client_id = %will.client_id, reason, "will not published: credentials no longer allow it");
+                tracing::info!(client_id = %will.client_id, reason, "will not published");
             }
         }
     }
@@ -86,12 +99,22 @@ impl Broker {
         expired.len()
     }
 
-    /// Deletes offline messages past their instance's retention (blocking disk work: run it on a
+    /// Deletes offline and retained messages past their instance's retention (blocking disk work: run it on a
     /// blocking thread) and updates the stored-messages gauge.
     pub fn expire_offline_messages(&self) {
         let dir = self.dirs.load();
         for inst in dir.instances.values() {
             let max_age = inst.quotas.offline_retention_secs.saturating_mul(1000);
+            match self.retained.expire(&inst.id, max_age) {
+                Ok(n) if n > 0 => {
+                    tracing::info!(instance = %inst.id, retained = n, "expired retained messages removed")
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    metrics::store_error("expire");
+                    tracing::error!(error = %e, "retained message expiry failed");
+                }
+            }
             match self.offline.expire(&inst.id, max_age) {
                 Ok(n) if n > 0 => metrics::offline_dropped(metrics::OFFLINE_EXPIRED, n),
                 Ok(_) => {}

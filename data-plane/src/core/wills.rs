@@ -7,7 +7,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use tokio::sync::Notify;
 
-use super::seam::{BoxFuture, SeamResult, done};
+use super::seam::{BoxFuture, Seam, SeamResult, done};
 use crate::auth::Credential;
 use crate::message::Message;
 
@@ -26,9 +26,9 @@ pub struct DeferredWill {
 /// The will-scheduling seam.
 pub trait WillScheduler: Send + Sync {
     /// Keeps a will until it is due; it replaces an earlier will of the same client.
-    fn schedule(&self, will: DeferredWill) -> BoxFuture<'_, SeamResult<()>>;
+    fn schedule(&self, will: DeferredWill) -> Seam<'_, SeamResult<()>>;
     /// The client is back: its waiting will is dropped. True when there was one.
-    fn cancel(&self, instance_id: &str, client_id: &str) -> BoxFuture<'_, SeamResult<bool>>;
+    fn cancel(&self, instance_id: &str, client_id: &str) -> Seam<'_, SeamResult<bool>>;
     /// Removes and returns the wills due at `now_ms`.
     fn take_due(&self, now_ms: i64) -> Vec<DeferredWill>;
     /// When the next will is due, if any.
@@ -64,7 +64,7 @@ impl Schedule {
 }
 
 impl WillScheduler for LocalWills {
-    fn schedule(&self, will: DeferredWill) -> BoxFuture<'_, SeamResult<()>> {
+    fn schedule(&self, will: DeferredWill) -> Seam<'_, SeamResult<()>> {
         {
             let mut s = self.lock();
             let key = (will.instance_id.clone(), will.client_id.clone());
@@ -76,7 +76,7 @@ impl WillScheduler for LocalWills {
         done(Ok(()))
     }
 
-    fn cancel(&self, instance_id: &str, client_id: &str) -> BoxFuture<'_, SeamResult<bool>> {
+    fn cancel(&self, instance_id: &str, client_id: &str) -> Seam<'_, SeamResult<bool>> {
         let removed = self
             .lock()
             .remove(&(instance_id.to_string(), client_id.to_string()))

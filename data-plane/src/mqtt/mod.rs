@@ -25,6 +25,16 @@ impl From<()> for HandlerError {
     }
 }
 
+/// Topic filters one SUBSCRIBE or UNSUBSCRIBE may carry: those beyond are refused (SUBACK failure,
+/// UNSUBACK failure on MQTT 5, ignored on MQTT 3.1.1) and counted.
+pub const MAX_FILTERS_PER_PACKET: usize = 100;
+
+/// Idle time before a silent connection is closed, for a client keep-alive of `secs` (MQTT:
+/// one and a half times it; 0 turns keep-alive off).
+fn idle_timeout(secs: u16) -> ntex::time::Seconds {
+    ntex::time::Seconds(secs.saturating_add(secs / 2))
+}
+
 /// The session state ntex-mqtt keeps per connection.
 pub type St = Rc<Conn>;
 

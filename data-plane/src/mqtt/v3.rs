@@ -6,12 +6,13 @@ use std::sync::Arc;
 use ntex_bytes::Bytes;
 use ntex_mqtt::{Control, v3};
 
-use super::{HandlerError, St, peer};
+use super::{HandlerError, MAX_FILTERS_PER_PACKET, St, peer};
 use crate::conn::sink::{Sink, ntex_qos, qos_of};
 use crate::conn::{self, ConnectInfo, ConnectRefusal, Inbound, Refusal, Will};
 use crate::core::Broker;
 use crate::core::subscriptions::SubOptions;
-use crate::message::{Message, Properties};
+use crate::message::Message;
+use crate::metrics::{self, Packet};
 
 pub async fn connect(broker: &Arc<Broker>, dev: bool, msg: v3::Connect) -> Result<v3::ConnectAck<St>, HandlerError> {
     let pkt = msg.packet();
@@ -36,9 +37,17 @@ pub async fn connect(broker: &Arc<Broker>, dev: bool, msg: v3::Connect) -> Resul
         peer: peer(msg.io()),
         receive_max: u16::MAX,
         max_packet_size: None,
+        topic_alias_max: 0,
     };
+    // MQTT 3.1.1 (3.1.3-8): an empty client ID needs a clean session.
+    if info.client_id.is_empty() && !info.clean_start {
+        return Ok(msg.identifier_rejected());
+    }
+    let keep_alive = pkt.keep_alive;
     match conn::connect(broker, dev, info, Sink::V3(msg.sink())).await {
-        Ok(c) => Ok(msg.ack(c.conn, c.session_present)),
+        Ok(c) => Ok(msg
+            .ack(c.conn, c.session_present)
+            .idle_timeout(super::idle_timeout(keep_alive))),
         Err(ConnectRefusal::NotAuthorized) => Ok(msg.not_authorized()),
         Err(ConnectRefusal::IdentifierRejected) => Ok(msg.identifier_rejected()),
         Err(ConnectRefusal::QuotaExceeded | ConnectRefusal::Unavailable) => Ok(msg.service_unavailable()),
@@ -52,7 +61,7 @@ pub async fn publish(ses: &v3::Session<St>, p: v3::Publish) -> Result<(), Handle
         payload,
         qos: qos_of(p.qos()),
         retain: p.retain(),
-        props: Properties::default(),
+        props: None,
     };
     // v3 has no reason codes: a refused publish closes the connection *(compat)*.
     ses.on_publish(inbound).await.map_err(HandlerError::Refused)
@@ -65,7 +74,12 @@ pub async fn protocol(
     let mut refuse = false;
     match &mut msg {
         v3::ProtocolMessage::Subscribe(s) => {
-            for mut sub in s.iter_mut() {
+            for (n, mut sub) in s.iter_mut().enumerate() {
+                if n >= MAX_FILTERS_PER_PACKET {
+                    metrics::refused(Packet::Subscribe, "too_many_filters");
+                    sub.fail();
+                    continue;
+                }
                 let opts = SubOptions::qos(qos_of(sub.qos()));
                 match ses.on_subscribe(sub.topic(), opts).await {
                     Ok(q) => sub.confirm(ntex_qos(q)),
@@ -76,7 +90,11 @@ pub async fn protocol(
             }
         }
         v3::ProtocolMessage::Unsubscribe(u) => {
-            for filter in u.iter() {
+            for (n, filter) in u.iter().enumerate() {
+                if n >= MAX_FILTERS_PER_PACKET {
+                    metrics::refused(Packet::Unsubscribe, "too_many_filters");
+                    break;
+                }
                 ses.on_unsubscribe(filter).await;
             }
         }
@@ -95,10 +113,14 @@ pub async fn protocol(
     })
 }
 
-/// v3 has nothing to send on a stop; handling it keeps ntex-mqtt from warning on every close.
+/// Write back-pressure reaches the connection; v3 has nothing to send on a stop (handling it keeps
+/// ntex-mqtt from warning on every close).
 pub async fn control(
-    _ses: &v3::Session<St>,
-    _ctl: Control<HandlerError>,
+    ses: &v3::Session<St>,
+    ctl: Control<HandlerError>,
 ) -> Result<Option<v3::codec::Encoded>, HandlerError> {
+    if let Control::WrBackpressure(w) = ctl {
+        ses.ctx.set_write_blocked(w.enabled());
+    }
     Ok(None)
 }

@@ -6,12 +6,16 @@ use std::sync::Arc;
 use ntex_bytes::Bytes;
 use ntex_mqtt::{Control, Reason, v5};
 
-use super::{HandlerError, St, peer};
+use super::{HandlerError, MAX_FILTERS_PER_PACKET, St, peer};
 use crate::conn::sink::{Sink, ntex_qos, qos_of};
 use crate::conn::{self, ConnectInfo, ConnectRefusal, Inbound, Refusal, Will};
 use crate::core::Broker;
 use crate::core::subscriptions::{RetainHandling, SubOptions};
 use crate::message::{Message, Properties};
+use crate::metrics::{self, Packet};
+
+/// The keep-alive told to MQTT 5 clients that ask for none (seconds).
+const SERVER_KEEP_ALIVE: u16 = 600;
 
 impl TryFrom<HandlerError> for v5::PublishAck {
     type Error = HandlerError;
@@ -79,13 +83,26 @@ pub async fn connect(broker: &Arc<Broker>, dev: bool, msg: v5::Connect) -> Resul
         peer: peer(msg.io()),
         receive_max: pkt.receive_max.map_or(u16::MAX, |r| r.get()),
         max_packet_size: pkt.max_packet_size.map(|m| m.get()),
+        topic_alias_max: pkt.topic_alias_max,
     };
+    let keep_alive = pkt.keep_alive;
     let code = match conn::connect(broker, dev, info, Sink::V5(msg.sink())).await {
         Ok(c) => {
             let assigned = c.assigned_client_id.map(ntex_bytes::ByteString::from);
-            return Ok(msg.ack(c.conn).with(|a| {
+            let ack = msg.ack(c.conn);
+            // A client that turns keep-alive off is told the server's: silent connections do not
+            // stay forever.
+            let ack = if keep_alive == 0 {
+                ack.keep_alive(super::idle_timeout(SERVER_KEEP_ALIVE).0)
+            } else {
+                ack
+            };
+            return Ok(ack.with(|a| {
                 a.session_present = c.session_present;
                 a.assigned_client_id = assigned;
+                if keep_alive == 0 {
+                    a.server_keepalive_sec = Some(SERVER_KEEP_ALIVE);
+                }
             }));
         }
         Err(ConnectRefusal::NotAuthorized) => v5::codec::ConnectAckReason::NotAuthorized,
@@ -105,14 +122,16 @@ pub async fn publish(ses: &v5::Session<St>, p: v5::Publish) -> Result<v5::Publis
         payload,
         qos: qos_of(p.qos()),
         retain: p.retain(),
-        props: properties(
+        props: Some(properties(
             &pp.user_properties,
             pp.is_utf8_payload,
             pp.content_type.as_ref(),
             pp.response_topic.as_ref(),
             pp.correlation_data.as_ref(),
             pp.message_expiry_interval.map(|e| e.get()),
-        ),
+        ))
+        .filter(|p| !p.is_empty())
+        .map(Box::new),
     };
     use v5::codec::PublishAckReason as R;
     match ses.on_publish(inbound).await {
@@ -130,7 +149,12 @@ pub async fn protocol(ses: &v5::Session<St>, msg: v5::ProtocolMessage) -> Result
     Ok(match msg {
         v5::ProtocolMessage::Subscribe(mut s) => {
             let id = s.packet().id;
-            for mut sub in s.iter_mut() {
+            for (n, mut sub) in s.iter_mut().enumerate() {
+                if n >= MAX_FILTERS_PER_PACKET {
+                    metrics::refused(Packet::Subscribe, "too_many_filters");
+                    sub.fail(R::QuotaExceeded);
+                    continue;
+                }
                 let o = *sub.options();
                 let opts = SubOptions {
                     qos: qos_of(o.qos),
@@ -150,8 +174,11 @@ pub async fn protocol(ses: &v5::Session<St>, msg: v5::ProtocolMessage) -> Result
             s.ack()
         }
         v5::ProtocolMessage::Unsubscribe(mut u) => {
-            for mut item in u.iter_mut() {
-                if ses.on_unsubscribe(item.topic()).await {
+            for (n, mut item) in u.iter_mut().enumerate() {
+                if n >= MAX_FILTERS_PER_PACKET {
+                    metrics::refused(Packet::Unsubscribe, "too_many_filters");
+                    item.fail(v5::codec::UnsubscribeAckReason::UnspecifiedError);
+                } else if ses.on_unsubscribe(item.topic()).await {
                     item.success();
                 } else {
                     item.fail(v5::codec::UnsubscribeAckReason::NoSubscriptionExisted);
@@ -170,11 +197,15 @@ pub async fn protocol(ses: &v5::Session<St>, msg: v5::ProtocolMessage) -> Result
 }
 
 pub async fn control(
-    _ses: &v5::Session<St>,
+    ses: &v5::Session<St>,
     ctl: Control<HandlerError>,
 ) -> Result<Option<v5::codec::Encoded>, HandlerError> {
     use v5::codec::DisconnectReasonCode as D;
     let reason = match ctl {
+        Control::WrBackpressure(w) => {
+            ses.ctx.set_write_blocked(w.enabled());
+            return Ok(None);
+        }
         Control::Stop(Reason::Error(e)) => match e.get_ref() {
             HandlerError::Refused(Refusal::TooLarge) => D::PacketTooLarge,
             HandlerError::Refused(_) => D::NotAuthorized,

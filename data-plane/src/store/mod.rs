@@ -18,9 +18,9 @@ use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 
 use self::codec::Delivery;
 use crate::core::mailbox::Outbound;
-use crate::core::offline::{OfflineQueue, PersistedSession, QueueEntry, Queued, SessionRecords};
+use crate::core::offline::{OfflineLimits, OfflineQueue, PersistedSession, QueueEntry, Queued, SessionRecords};
 use crate::core::retained::RetainedLog;
-use crate::core::seam::{BoxFuture, SeamError, SeamResult, done};
+use crate::core::seam::{Seam, SeamError, SeamResult, done};
 use crate::message::Message;
 use crate::metrics;
 
@@ -45,7 +45,8 @@ pub struct FjallStore {
     age: Keyspace,
     retained: Keyspace,
     last_seq: AtomicU64,
-    counts: Mutex<HashMap<String, u64>>,
+    /// Queued messages and their bytes per instance (the `age` keyspace holds each one's size).
+    usage: Mutex<HashMap<String, Usage>>,
 }
 
 fn now_ms() -> u64 {
@@ -83,6 +84,36 @@ fn parse_age_key(key: &[u8]) -> Option<(String, u64, String)> {
     Some((inst.to_string(), seq, client.to_string()))
 }
 
+/// Queued messages of an instance and the bytes of their records.
+#[derive(Debug, Default, Clone, Copy)]
+struct Usage {
+    messages: u64,
+    bytes: u64,
+}
+
+impl Usage {
+    fn add(&mut self, bytes: u64) {
+        self.messages += 1;
+        self.bytes += bytes;
+    }
+
+    fn remove(&mut self, bytes: u64) {
+        self.messages = self.messages.saturating_sub(1);
+        self.bytes = self.bytes.saturating_sub(bytes);
+    }
+
+    fn over(self, limits: OfflineLimits) -> bool {
+        self.messages > limits.max_messages || self.bytes > limits.max_bytes
+    }
+}
+
+/// The record size an `age` entry holds (entries written before sizes were kept hold none: 0).
+fn size_of_age(value: &[u8]) -> u64 {
+    value
+        .try_into()
+        .map_or(0, |b: [u8; 4]| u64::from(u32::from_be_bytes(b)))
+}
+
 /// A record that cannot be read: reported, and left out.
 fn skip_corrupt(what: &'static str, key: &[u8]) {
     metrics::store_error("corrupt_record");
@@ -97,15 +128,15 @@ impl FjallStore {
         let queue = db.keyspace("queue", KeyspaceCreateOptions::default)?;
         let age = db.keyspace("age", KeyspaceCreateOptions::default)?;
         let retained = db.keyspace("retained", KeyspaceCreateOptions::default)?;
-        let mut counts: HashMap<String, u64> = HashMap::new();
+        let mut usage: HashMap<String, Usage> = HashMap::new();
         let mut last_seq = 0;
         for kv in age.iter() {
-            let key = kv.key()?;
+            let (key, value) = kv.into_inner()?;
             let Some((inst, seq, _)) = parse_age_key(&key) else {
                 skip_corrupt("age", &key);
                 continue;
             };
-            *counts.entry(inst).or_default() += 1;
+            usage.entry(inst).or_default().add(size_of_age(&value));
             last_seq = last_seq.max(seq);
         }
         Ok(Self {
@@ -115,7 +146,7 @@ impl FjallStore {
             age,
             retained,
             last_seq: AtomicU64::new(last_seq),
-            counts: Mutex::new(counts),
+            usage: Mutex::new(usage),
         })
     }
 
@@ -154,31 +185,32 @@ impl FjallStore {
         Ok(())
     }
 
-    fn count_change(&self, inst: &str, added: bool) -> u64 {
-        let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
-        let c = counts.entry(inst.to_string()).or_default();
-        if added {
-            *c += 1;
-        } else {
-            *c = c.saturating_sub(1);
-        }
-        *c
+    fn usage_of(&self, inst: &str) -> Usage {
+        let usage = self.usage.lock().unwrap_or_else(|p| p.into_inner());
+        usage.get(inst).copied().unwrap_or_default()
+    }
+
+    fn change_usage(&self, inst: &str, f: impl FnOnce(&mut Usage)) -> Usage {
+        let mut usage = self.usage.lock().unwrap_or_else(|p| p.into_inner());
+        let u = usage.entry(inst.to_string()).or_default();
+        f(u);
+        *u
     }
 
     fn remove_msg(&self, inst: &str, client: &str, seq: u64) -> StoreResult<bool> {
         let key = queue_key(inst, client, seq);
-        let existed = self.queue.contains_key(&key)?;
-        if existed {
-            self.queue.remove(key)?;
-            self.age.remove(age_key(inst, seq, client))?;
-            self.count_change(inst, false);
-        }
-        Ok(existed)
+        let Some(record) = self.queue.get(&key)? else {
+            return Ok(false);
+        };
+        self.queue.remove(key)?;
+        self.age.remove(age_key(inst, seq, client))?;
+        self.change_usage(inst, |u| u.remove(record.len() as u64));
+        Ok(true)
     }
 
     /// Deletes the instance's oldest messages while they are older than `older_than_seq` or the
-    /// count exceeds `cap`.
-    fn drop_oldest(&self, inst: &str, cap: u64, older_than_seq: u64) -> StoreResult<u64> {
+    /// instance is over its `limits`.
+    fn drop_oldest(&self, inst: &str, limits: OfflineLimits, older_than_seq: u64) -> StoreResult<u64> {
         let prefix = [inst.as_bytes(), b"\0"].concat();
         let mut dropped = 0;
         for kv in self.age.prefix(&prefix) {
@@ -186,8 +218,7 @@ impl FjallStore {
             let Some((_, seq, client)) = parse_age_key(&key) else {
                 continue;
             };
-            let over_cap = self.counts().get(inst).copied().unwrap_or(0) > cap;
-            if !over_cap && seq >= older_than_seq {
+            if !self.usage_of(inst).over(limits) && seq >= older_than_seq {
                 break;
             }
             if self.remove_msg(inst, &client, seq)? {
@@ -197,8 +228,14 @@ impl FjallStore {
         Ok(dropped)
     }
 
-    fn enqueue_now(&self, inst: &str, msg: &Message, entries: &[QueueEntry], cap: u64) -> StoreResult<usize> {
-        let mut over_cap = false;
+    fn enqueue_now(
+        &self,
+        inst: &str,
+        msg: &Message,
+        entries: &[QueueEntry],
+        limits: OfflineLimits,
+    ) -> StoreResult<usize> {
+        let mut over = false;
         for e in entries {
             let seq = self.next_seq();
             let delivery = Delivery {
@@ -206,13 +243,15 @@ impl FjallStore {
                 retain: e.retain,
                 sub_ids: e.sub_ids.clone(),
             };
-            self.queue
-                .insert(queue_key(inst, &e.client_id, seq), codec::encode(msg, &delivery))?;
-            self.age.insert(age_key(inst, seq, &e.client_id), [])?;
-            over_cap |= self.count_change(inst, true) > cap;
+            let record = codec::encode(msg, &delivery);
+            let size = record.len() as u64;
+            self.queue.insert(queue_key(inst, &e.client_id, seq), record)?;
+            self.age
+                .insert(age_key(inst, seq, &e.client_id), (size as u32).to_be_bytes())?;
+            over |= self.change_usage(inst, |u| u.add(size)).over(limits);
         }
-        if over_cap {
-            let dropped = self.drop_oldest(inst, cap, 0)?;
+        if over {
+            let dropped = self.drop_oldest(inst, limits, 0)?;
             metrics::offline_dropped(metrics::OFFLINE_CAP, dropped);
         }
         // Durable before the publisher's acknowledgement.
@@ -323,8 +362,14 @@ impl SessionRecords for FjallStore {
 }
 
 impl OfflineQueue for FjallStore {
-    fn enqueue(&self, inst: &str, msg: &Message, entries: &[QueueEntry], cap: u64) -> BoxFuture<'_, SeamResult<usize>> {
-        done(self.enqueue_now(inst, msg, entries, cap).map_err(SeamError::from))
+    fn enqueue(
+        &self,
+        inst: &str,
+        msg: &Message,
+        entries: &[QueueEntry],
+        limits: OfflineLimits,
+    ) -> Seam<'_, SeamResult<usize>> {
+        done(self.enqueue_now(inst, msg, entries, limits).map_err(SeamError::from))
     }
 
     fn fetch(
@@ -334,25 +379,29 @@ impl OfflineQueue for FjallStore {
         after: u64,
         limit: usize,
         max_age_ms: u64,
-    ) -> BoxFuture<'_, SeamResult<Vec<Queued>>> {
+    ) -> Seam<'_, SeamResult<Vec<Queued>>> {
         done(
             self.fetch_now(inst, client, after, limit, max_age_ms)
                 .map_err(SeamError::from),
         )
     }
 
-    fn ack(&self, inst: &str, client: &str, seq: u64) -> BoxFuture<'_, SeamResult<()>> {
+    fn ack(&self, inst: &str, client: &str, seq: u64) -> Seam<'_, SeamResult<()>> {
         let res = self.remove_msg(inst, client, seq).and_then(|_| self.persist());
         done(res.map_err(SeamError::from))
     }
 
-    fn purge(&self, inst: &str, client: &str) -> BoxFuture<'_, SeamResult<()>> {
+    fn purge(&self, inst: &str, client: &str) -> Seam<'_, SeamResult<()>> {
         done(self.purge_now(inst, client).map_err(SeamError::from))
     }
 
     fn expire(&self, inst: &str, max_age_ms: u64) -> SeamResult<u64> {
         let cutoff = now_ms().saturating_sub(max_age_ms) << 20;
-        let n = self.drop_oldest(inst, u64::MAX, cutoff)?;
+        let no_limits = OfflineLimits {
+            max_messages: u64::MAX,
+            max_bytes: u64::MAX,
+        };
+        let n = self.drop_oldest(inst, no_limits, cutoff)?;
         if n > 0 {
             self.persist()?;
         }
@@ -360,7 +409,8 @@ impl OfflineQueue for FjallStore {
     }
 
     fn counts(&self) -> HashMap<String, u64> {
-        self.counts.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        let usage = self.usage.lock().unwrap_or_else(|p| p.into_inner());
+        usage.iter().map(|(i, u)| (i.clone(), u.messages)).collect()
     }
 
     fn flush(&self) -> SeamResult<()> {

@@ -4,7 +4,7 @@ use common::qos::QoS;
 use ntex_bytes::Bytes;
 
 use super::*;
-use crate::core::offline::PersistedSub;
+use crate::core::offline::{OfflineLimits, PersistedSub};
 use crate::core::subscriptions::SubOptions;
 
 fn msg(n: u8) -> Message {
@@ -26,6 +26,13 @@ fn payloads(q: &[Queued]) -> Vec<u8> {
 
 const FOREVER: u64 = u64::MAX >> 21;
 
+fn cap(max_messages: u64) -> OfflineLimits {
+    OfflineLimits {
+        max_messages,
+        max_bytes: u64::MAX,
+    }
+}
+
 #[tokio::test]
 async fn queue_order_ack_cap_and_reopen() {
     let dir = tempfile::tempdir().unwrap();
@@ -33,7 +40,7 @@ async fn queue_order_ack_cap_and_reopen() {
     {
         let s = FjallStore::open(dir.path()).unwrap();
         for n in 0..5 {
-            s.enqueue("i", &msg(n), &[entry("c")], 4).await.unwrap();
+            s.enqueue("i", &msg(n), &[entry("c")], cap(4)).await.unwrap();
         }
         let got = s.fetch("i", "c", 0, 10, FOREVER).await.unwrap();
         assert_eq!(payloads(&got), vec![1, 2, 3, 4], "the cap of 4 dropped the oldest");
@@ -93,13 +100,42 @@ fn retained_messages_replace_remove_and_reopen() {
 }
 
 #[tokio::test]
+async fn the_byte_budget_drops_the_oldest_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = FjallStore::open(dir.path()).unwrap();
+    let one = codec::encode(
+        &msg(0),
+        &codec::Delivery {
+            qos: QoS::AtLeastOnce,
+            retain: false,
+            sub_ids: vec![],
+        },
+    )
+    .len() as u64;
+    let limits = OfflineLimits {
+        max_messages: 100,
+        max_bytes: 3 * one,
+    };
+    for n in 0..5 {
+        s.enqueue("i", &msg(n), &[entry("c")], limits).await.unwrap();
+    }
+    assert_eq!(
+        payloads(&s.fetch("i", "c", 0, 10, FOREVER).await.unwrap()),
+        vec![2, 3, 4]
+    );
+    drop(s);
+    let s = FjallStore::open(dir.path()).unwrap();
+    assert_eq!(s.usage_of("i").bytes, 3 * one, "sizes survive a restart");
+}
+
+#[tokio::test]
 async fn retention_expires_old_messages_only() {
     let dir = tempfile::tempdir().unwrap();
     let s = FjallStore::open(dir.path()).unwrap();
-    s.enqueue("i", &msg(1), &[entry("c")], 100).await.unwrap();
-    s.enqueue("j", &msg(2), &[entry("c")], 100).await.unwrap();
+    s.enqueue("i", &msg(1), &[entry("c")], cap(100)).await.unwrap();
+    s.enqueue("j", &msg(2), &[entry("c")], cap(100)).await.unwrap();
     std::thread::sleep(std::time::Duration::from_millis(20));
-    s.enqueue("i", &msg(3), &[entry("c")], 100).await.unwrap();
+    s.enqueue("i", &msg(3), &[entry("c")], cap(100)).await.unwrap();
     // Older than 10 ms: only the first message of instance i.
     assert_eq!(s.expire("i", 10).unwrap(), 1);
     assert_eq!(payloads(&s.fetch("i", "c", 0, 10, 60_000).await.unwrap()), vec![3]);
@@ -115,7 +151,7 @@ async fn unreadable_records_are_skipped_not_fatal() {
     let dir = tempfile::tempdir().unwrap();
     {
         let s = FjallStore::open(dir.path()).unwrap();
-        s.enqueue("i", &msg(1), &[entry("c")], 100).await.unwrap();
+        s.enqueue("i", &msg(1), &[entry("c")], cap(100)).await.unwrap();
         SessionRecords::save(&s, "i", "good", &PersistedSession::default()).unwrap();
         s.sessions.insert(instance_key("i", "bad"), b"{not json").unwrap();
         s.sessions.insert(b"no separator".to_vec(), b"{}").unwrap();

@@ -138,6 +138,7 @@ mod tests {
             Limits {
                 max_inflight: 8,
                 max_queued: 8,
+                max_queued_bytes: 1 << 20,
             },
         )
     }

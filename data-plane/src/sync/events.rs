@@ -12,7 +12,7 @@ use tokio::sync::{Notify, broadcast};
 
 use crate::sync::LinkState;
 use crate::sync::backoff::Backoff;
-use crate::sync::client::Client;
+use crate::sync::client::{Client, ClientError};
 
 pub const FLUSH_EVERY: Duration = Duration::from_millis(100);
 pub const BATCH: usize = 500;
@@ -121,20 +121,57 @@ pub async fn forward(client: Arc<Client>, state: Arc<LinkState>, buffer: Arc<Buf
             if events.is_empty() {
                 break;
             }
-            let batch = EventBatch {
-                boot_id: state.boot_id.clone(),
-                events,
-            };
-            if let Err(e) = client.events(&batch).await {
+            if let Err((e, unsent)) = post(&client, &state.boot_id, events).await {
                 crate::metrics::sync_error("events");
-                tracing::debug!(error = %e, pending = buffer.len() + batch.events.len(), "event batch not delivered");
-                buffer.requeue(batch.events);
+                tracing::debug!(error = %e, pending = buffer.len() + unsent.len(), "event batch not delivered");
+                buffer.requeue(unsent);
                 tokio::time::sleep(backoff.next_delay()).await;
                 break;
             }
             backoff.reset();
         }
     }
+}
+
+/// An answer that refuses what was sent, not the moment it was sent: sending it again would only be
+/// refused again.
+fn refuses_content(status: reqwest::StatusCode) -> bool {
+    status.is_client_error() && !matches!(status.as_u16(), 401 | 408 | 429)
+}
+
+/// Posts `events` in order. A batch the control plane refuses for its content is split in halves
+/// until each refused event is alone; those are dropped, logged and counted, so one bad event never
+/// holds up a node's stream. On any other failure: the error and every event not yet delivered.
+async fn post(client: &Client, boot_id: &str, events: Vec<ClientEvent>) -> Result<(), (ClientError, Vec<ClientEvent>)> {
+    // Chunks still to send, the next one last.
+    let mut pending = vec![events];
+    while let Some(chunk) = pending.pop() {
+        let batch = EventBatch {
+            boot_id: boot_id.to_string(),
+            events: chunk,
+        };
+        match client.events(&batch).await {
+            Ok(()) => {}
+            Err(ClientError::Status(status)) if refuses_content(status) => {
+                let mut events = batch.events;
+                if events.len() == 1 {
+                    let e = &events[0];
+                    tracing::warn!(%status, client_id = %e.client_id, instance = %e.instance_id, "client event refused by the control plane: dropped");
+                    crate::metrics::sync_events_refused(1);
+                } else {
+                    let second = events.split_off(events.len() / 2);
+                    pending.push(second);
+                    pending.push(events);
+                }
+            }
+            Err(e) => {
+                let mut unsent = batch.events;
+                unsent.extend(pending.into_iter().rev().flatten());
+                return Err((e, unsent));
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use super::{Closed, ConnHandle, Expired, OpenError, OpenRequest, Opened, Recipient, SessionRegistry, SubscribeError};
 use crate::core::mailbox::Ctl;
 use crate::core::offline::{PersistedSession, PersistedSub, SessionRecords};
-use crate::core::seam::{BoxFuture, SeamResult, done};
+use crate::core::seam::{Seam, SeamResult, done};
 use crate::core::subscriptions::SubOptions;
 
 #[derive(Default)]
@@ -55,6 +55,8 @@ type Shard = HashMap<String, HashMap<String, Session>>;
 
 pub struct LocalSessions {
     shards: [Mutex<Shard>; SHARDS],
+    /// Persistent sessions per instance (their quota is checked on every new one).
+    persistent: Mutex<HashMap<String, usize>>,
     write_order: [Mutex<()>; STRIPES],
     records: Arc<dyn SessionRecords>,
 }
@@ -74,6 +76,7 @@ impl LocalSessions {
     pub fn new(records: Arc<dyn SessionRecords>) -> Self {
         Self {
             shards: std::array::from_fn(|_| Mutex::new(HashMap::new())),
+            persistent: Mutex::new(HashMap::new()),
             write_order: std::array::from_fn(|_| Mutex::new(())),
             records,
         }
@@ -111,6 +114,24 @@ impl LocalSessions {
         }
     }
 
+    /// Persistent sessions of the instance, and `delta` applied to that count.
+    fn count_persistent(&self, instance_id: &str, delta: isize) -> usize {
+        let mut counts = lock(&self.persistent);
+        let n = counts.entry(instance_id.to_string()).or_default();
+        *n = n.saturating_add_signed(delta);
+        let now = *n;
+        if now == 0 {
+            counts.remove(instance_id);
+        }
+        now
+    }
+
+    /// The raw filters the client's session holds.
+    pub fn subscriptions(&self, instance_id: &str, client_id: &str) -> Vec<String> {
+        self.with(instance_id, client_id, |s| s.subs.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
     /// Re-creates persistent sessions (offline) from their records; returns their subscriptions
     /// for the index.
     pub fn restore(
@@ -132,6 +153,7 @@ impl LocalSessions {
                 session.subs.insert(raw.clone(), opts);
                 subs.push((inst.clone(), client.clone(), raw, opts));
             }
+            self.count_persistent(&inst, 1);
             self.shard(&inst, &client)
                 .entry(inst.clone())
                 .or_default()
@@ -184,10 +206,19 @@ impl LocalSessions {
             if live_old.is_some() && req.reject_duplicate {
                 return Err(OpenError::Duplicate);
             }
+            let old_persistent = existing.as_ref().is_some_and(|s| s.persistent);
+            let resumable = existing.is_some_and(|s| s.persistent && !s.expired(now_ms)) && !req.clean_start;
+            // A new persistent session must fit the instance's quota (one it replaces frees its place).
+            let delta = isize::from(req.persistent) - isize::from(old_persistent);
+            if !resumable && delta > 0 && self.count_persistent(req.instance_id, 0) >= req.max_persistent {
+                return Err(OpenError::TooManySessions);
+            }
+            if !resumable {
+                self.count_persistent(req.instance_id, delta);
+            }
             if let Some(old) = live_old {
                 old.mailbox.signal(Ctl::TakenOver);
             }
-            let resumable = existing.is_some_and(|s| s.persistent && !s.expired(now_ms)) && !req.clean_start;
             if resumable {
                 let s = clients.get_mut(req.client_id).expect("checked above");
                 opened.present = true;
@@ -248,7 +279,7 @@ impl LocalSessions {
 }
 
 impl SessionRegistry for LocalSessions {
-    fn open(&self, req: OpenRequest<'_>) -> BoxFuture<'_, SeamResult<Result<Opened, OpenError>>> {
+    fn open(&self, req: OpenRequest<'_>) -> Seam<'_, SeamResult<Result<Opened, OpenError>>> {
         let (inst, client, persistent) = (req.instance_id.to_string(), req.client_id.to_string(), req.persistent);
         let opened = match self.open_now(req, common::time::now_ms() as u64) {
             Ok(o) => o,
@@ -264,7 +295,7 @@ impl SessionRegistry for LocalSessions {
         client_id: &str,
         conn_id: u64,
         unacked: BTreeMap<u64, u16>,
-    ) -> BoxFuture<'_, SeamResult<Closed>> {
+    ) -> Seam<'_, SeamResult<Closed>> {
         let (closed, write) = self.close_now(instance_id, client_id, conn_id, unacked);
         let res = self.persist_if(write, instance_id, client_id);
         done(res.map(|()| closed))
@@ -277,7 +308,7 @@ impl SessionRegistry for LocalSessions {
         raw: &str,
         opts: SubOptions,
         max: usize,
-    ) -> BoxFuture<'_, SeamResult<Result<bool, SubscribeError>>> {
+    ) -> Seam<'_, SeamResult<Result<bool, SubscribeError>>> {
         let outcome = self.with(instance_id, client_id, |s| {
             let new = !s.subs.contains_key(raw);
             if new && s.subs.len() >= max {
@@ -295,12 +326,7 @@ impl SessionRegistry for LocalSessions {
         done(res.map(|()| Ok(new)))
     }
 
-    fn unsubscribe(
-        &self,
-        instance_id: &str,
-        client_id: &str,
-        raw: &str,
-    ) -> BoxFuture<'_, SeamResult<Option<SubOptions>>> {
+    fn unsubscribe(&self, instance_id: &str, client_id: &str, raw: &str) -> Seam<'_, SeamResult<Option<SubOptions>>> {
         let outcome = self.with(instance_id, client_id, |s| (s.subs.remove(raw), s.persistent));
         let Some((Some(opts), persistent)) = outcome else {
             return done(Ok(None));
@@ -321,6 +347,7 @@ impl SessionRegistry for LocalSessions {
                     .collect();
                 for client in gone {
                     if let Some(s) = clients.remove(&client) {
+                        self.count_persistent(inst, -1);
                         expired.push(Expired {
                             instance_id: inst.clone(),
                             client_id: client,

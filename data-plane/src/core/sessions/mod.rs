@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 pub use self::local::LocalSessions;
 use super::mailbox::Mailbox;
-use super::seam::{BoxFuture, SeamResult};
+use super::seam::{Seam, SeamResult};
 use super::subscriptions::SubOptions;
 
 /// How the broker reaches one live connection.
@@ -33,6 +33,8 @@ pub struct OpenRequest<'a> {
     pub expiry_secs: Option<u32>,
     /// Refuse instead of taking over a live connection.
     pub reject_duplicate: bool,
+    /// Persistent sessions the instance may have at most.
+    pub max_persistent: usize,
     pub handle: ConnHandle,
 }
 
@@ -55,6 +57,8 @@ pub struct Opened {
 pub enum OpenError {
     /// The instance rejects a second connection with a live client ID.
     Duplicate,
+    /// The instance has as many persistent sessions as its quota allows.
+    TooManySessions,
 }
 
 /// What closing a connection's hold on its session left behind.
@@ -88,7 +92,7 @@ pub enum SubscribeError {
 pub trait SessionRegistry: Send + Sync {
     /// Registers a connection for its client ID: resumes an unexpired persistent session unless the
     /// connection starts clean, and tells a live older connection it was taken over.
-    fn open(&self, req: OpenRequest<'_>) -> BoxFuture<'_, SeamResult<Result<Opened, OpenError>>>;
+    fn open(&self, req: OpenRequest<'_>) -> Seam<'_, SeamResult<Result<Opened, OpenError>>>;
     /// The connection `conn_id` is gone; a clean session disappears with it. `unacked`: stored
     /// messages it was sent but did not acknowledge, and their packet ids.
     fn close(
@@ -97,7 +101,7 @@ pub trait SessionRegistry: Send + Sync {
         client_id: &str,
         conn_id: u64,
         unacked: BTreeMap<u64, u16>,
-    ) -> BoxFuture<'_, SeamResult<Closed>>;
+    ) -> Seam<'_, SeamResult<Closed>>;
     /// Records a subscription (at most `max` per client); true when the filter is new to the client.
     fn subscribe(
         &self,
@@ -106,14 +110,9 @@ pub trait SessionRegistry: Send + Sync {
         raw: &str,
         opts: SubOptions,
         max: usize,
-    ) -> BoxFuture<'_, SeamResult<Result<bool, SubscribeError>>>;
+    ) -> Seam<'_, SeamResult<Result<bool, SubscribeError>>>;
     /// Forgets a subscription; the options it had, if it had it.
-    fn unsubscribe(
-        &self,
-        instance_id: &str,
-        client_id: &str,
-        raw: &str,
-    ) -> BoxFuture<'_, SeamResult<Option<SubOptions>>>;
+    fn unsubscribe(&self, instance_id: &str, client_id: &str, raw: &str) -> Seam<'_, SeamResult<Option<SubOptions>>>;
     /// Removes persistent sessions whose expiry passed at `now_ms`.
     fn expire(&self, now_ms: u64) -> Vec<Expired>;
 }
