@@ -6,6 +6,7 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use crate::support::v3;
+use crate::support::wire::{self, put_len};
 use crate::support::*;
 use rumqttc::QoS;
 
@@ -30,31 +31,7 @@ fn send_raw(port: u16, bytes: &[u8], secs: u64) -> bool {
 
 /// A CONNECT (v3.1.1) for `client_id` with Signature credentials.
 fn connect_packet(client_id: &str) -> Vec<u8> {
-    let user = sig_user(INST);
-    let pass = sig_pass(client_id);
-    let mut body = vec![0, 4, b'M', b'Q', b'T', b'T', 4, 0b1100_0010, 0, 30];
-    for field in [client_id.as_bytes(), user.as_bytes(), pass.as_bytes()] {
-        body.extend_from_slice(&(field.len() as u16).to_be_bytes());
-        body.extend_from_slice(field);
-    }
-    let mut pkt = vec![0x10];
-    encode_len(&mut pkt, body.len());
-    pkt.extend(body);
-    pkt
-}
-
-fn encode_len(out: &mut Vec<u8>, mut n: usize) {
-    loop {
-        let mut byte = (n % 128) as u8;
-        n /= 128;
-        if n > 0 {
-            byte |= 0x80;
-        }
-        out.push(byte);
-        if n == 0 {
-            return;
-        }
-    }
+    wire::connect(wire::Version::V3, client_id, &sig_user(INST), &sig_pass(client_id))
 }
 
 #[tokio::test]
@@ -79,7 +56,7 @@ async fn garbage_truncated_and_huge_frames() {
         // A valid connection, then a PUBLISH header announcing 10 MB followed by 10 MB of data.
         let mut huge = connect_packet("GID_test@@@huge");
         huge.push(0x30);
-        encode_len(&mut huge, 10 * 1024 * 1024);
+        put_len(&mut huge, 10 * 1024 * 1024);
         huge.extend(std::iter::repeat_n(0u8, 10 * 1024 * 1024));
         closed.push(send_raw(port, &huge, 15));
         // A malformed remaining length (5 continuation bytes).

@@ -282,29 +282,13 @@ async fn v5_clean_start_and_expiry_are_independent() {
 /// the delay cancels it.
 #[tokio::test]
 async fn v5_will_waits_for_its_delay_and_a_reconnect_cancels_it() {
-    use rumqttc::v5::mqttbytes::v5::{LastWill, LastWillProperties};
     let b = BrokerProc::start(&snapshot());
     let (sub, mut sev, _) = v3::connect(b.sig_opts("GID_test@@@watcher")).await.unwrap();
     sub.subscribe("T/will/#", QoS::AtLeastOnce).await.unwrap();
     v3::suback(&mut sev).await;
     let with_will = |id: &str, delay: u32| {
         let mut o = v5::opts(&b, id, false, 60);
-        let props = LastWillProperties {
-            delay_interval: Some(delay),
-            payload_format_indicator: None,
-            message_expiry_interval: None,
-            content_type: None,
-            response_topic: None,
-            correlation_data: None,
-            user_properties: Vec::new(),
-        };
-        o.set_last_will(LastWill::new(
-            format!("T/will/{id}"),
-            "gone",
-            rumqttc::v5::mqttbytes::QoS::AtLeastOnce,
-            false,
-            Some(props),
-        ));
+        o.set_last_will(v5::will(&format!("T/will/{id}"), "gone", delay));
         o
     };
 

@@ -4,6 +4,7 @@
 
 pub mod v3;
 pub mod v5;
+pub mod wire;
 
 use std::io::Read;
 use std::net::TcpStream;
@@ -114,46 +115,50 @@ pub struct BrokerProc {
     pub tls_port: u16,
     pub wss_port: u16,
     pub dir: PathBuf,
+    /// More environment for the broker process (its flags as `BROKER_*` variables).
+    pub env: Vec<(String, String)>,
+    /// RLIMIT_FSIZE of the broker process in bytes (SIGXFSZ ignored): its writes past it fail.
+    pub file_size_limit: Option<u64>,
     _tmp: Option<tempfile::TempDir>,
 }
 
 impl BrokerProc {
-    pub fn start(snap: &Snapshot) -> Self {
+    /// A broker in a fresh temporary directory serving `snap`, not started yet.
+    fn prepare(snap: &Snapshot, dev: bool, env: &[(&str, &str)]) -> Self {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().to_path_buf();
         std::fs::write(dir.join("snapshot.json"), serde_json::to_vec(snap).unwrap()).unwrap();
-        let mut b = Self {
+        Self {
             child: None,
             port: free_port(),
             http_port: free_port(),
-            dev_port: None,
+            dev_port: dev.then(free_port),
             ws_port: free_port(),
             tls_port: free_port(),
             wss_port: free_port(),
             dir,
+            env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            file_size_limit: None,
             _tmp: Some(tmp),
-        };
-        b.spawn();
-        b
+        }
+    }
+
+    fn started(mut self) -> Self {
+        self.spawn();
+        self
+    }
+
+    pub fn start(snap: &Snapshot) -> Self {
+        Self::prepare(snap, false, &[]).started()
+    }
+
+    /// Starts with more environment, e.g. `[("BROKER_HOUSEKEEPING_SECS", "1")]`.
+    pub fn start_with_env(snap: &Snapshot, env: &[(&str, &str)]) -> Self {
+        Self::prepare(snap, false, env).started()
     }
 
     pub fn start_with_dev(snap: &Snapshot) -> Self {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().to_path_buf();
-        std::fs::write(dir.join("snapshot.json"), serde_json::to_vec(snap).unwrap()).unwrap();
-        let mut b = Self {
-            child: None,
-            port: free_port(),
-            http_port: free_port(),
-            dev_port: Some(free_port()),
-            ws_port: free_port(),
-            tls_port: free_port(),
-            wss_port: free_port(),
-            dir,
-            _tmp: Some(tmp),
-        };
-        b.spawn();
-        b
+        Self::prepare(snap, true, &[]).started()
     }
 
     pub fn spawn(&mut self) {
@@ -174,11 +179,28 @@ impl BrokerProc {
             .env("BROKER_DATA_DIR", self.dir.join("data"))
             .env("RUST_LOG", "info")
             .stdout(Stdio::from(log.try_clone().unwrap()))
-            .stderr(Stdio::from(log));
+            .stderr(Stdio::from(log.try_clone().unwrap()));
         if let Some(p) = self.dev_port {
             cmd.env("BROKER_DEV_LISTEN", format!("127.0.0.1:{p}"));
         }
-        self.child = Some(cmd.spawn().expect("broker binary starts"));
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
+        if let Some(limit) = self.file_size_limit {
+            limit_file_size(&mut cmd, limit);
+            // The limit would stop the log file too: this process writes it.
+            cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        }
+        let mut child = cmd.spawn().expect("broker binary starts");
+        for out in [
+            child.stdout.take().map(|o| Box::new(o) as Box<dyn Read + Send>),
+            child.stderr.take().map(|e| Box::new(e) as Box<dyn Read + Send>),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let mut log = log.try_clone().unwrap();
+            std::thread::spawn(move || std::io::copy(&mut { out }, &mut log));
+        }
+        self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if TcpStream::connect(("127.0.0.1", self.port)).is_ok()
@@ -212,6 +234,29 @@ impl BrokerProc {
         assert!(ok, "kill -{sig} {pid} failed");
     }
 
+    /// Writes `snap` as the snapshot file, sends SIGHUP and waits until the broker applied it.
+    pub async fn reload(&self, snap: &Snapshot) {
+        std::fs::write(self.dir.join("snapshot.json"), serde_json::to_vec(snap).unwrap()).unwrap();
+        self.signal("HUP");
+        let version = snap.version as f64;
+        wait_until(10, "the reloaded snapshot", || {
+            self.metric("broker_snapshot_version") == Some(version)
+        })
+        .await;
+    }
+
+    /// The broker's resident memory (VmRSS) in bytes.
+    pub fn rss_bytes(&self) -> u64 {
+        let pid = self.child.as_ref().expect("broker running").id();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let kb: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS in /proc/<pid>/status");
+        kb * 1024
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("broker.log")).unwrap_or_default()
     }
@@ -235,6 +280,22 @@ impl BrokerProc {
         self.metrics()
             .lines()
             .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+    }
+
+    /// The sum of the series of `name` whose labels include every `labels` pair (0 when none is
+    /// exported yet).
+    pub fn counter(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        self.metrics()
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| l.rsplit_once(' '))
+            .filter(|(series, _)| {
+                let rest = series.strip_prefix(name).unwrap_or("-");
+                (rest.is_empty() || rest.starts_with('{'))
+                    && labels.iter().all(|(k, v)| rest.contains(&format!("{k}=\"{v}\"")))
+            })
+            .filter_map(|(_, value)| value.parse::<f64>().ok())
+            .sum()
     }
 
     /// Waits until the store holds no queued message (every delivery acknowledged and deleted).
@@ -271,6 +332,77 @@ impl BrokerProc {
     /// Signature-mode v3 options for the default instance.
     pub fn sig_opts(&self, client_id: &str) -> rumqttc::MqttOptions {
         self.v3_opts(client_id, &sig_user(INST), &sig_pass(client_id))
+    }
+}
+
+/// The payloads of received messages, as text.
+pub fn payloads(got: &[rumqttc::Publish]) -> Vec<String> {
+    got.iter()
+        .map(|p| String::from_utf8_lossy(&p.payload).to_string())
+        .collect()
+}
+
+/// MQTT 3.1.1 options with a persistent session (`cleanSession=false`).
+pub fn persistent(mut o: rumqttc::MqttOptions) -> rumqttc::MqttOptions {
+    o.set_clean_session(false);
+    o
+}
+
+/// Connects with a persistent session, subscribes to `filter` at QoS 1 and leaves.
+pub async fn away_subscribed(o: rumqttc::MqttOptions, filter: &str) {
+    let (c, mut ev, _) = v3::connect(persistent(o)).await.unwrap();
+    c.subscribe(filter, rumqttc::QoS::AtLeastOnce).await.unwrap();
+    v3::suback(&mut ev).await;
+    c.disconnect().await.unwrap();
+    let _ = v3::drain(&mut ev, 0.2).await;
+}
+
+/// Publishes QoS 1 messages (topic, payload, retain) from a clean MQTT 3.1.1 client of the default
+/// instance and waits for every PUBACK.
+pub async fn publish_acked(b: &BrokerProc, messages: &[(&str, &[u8], bool)]) {
+    let (p, mut ev, _) = v3::connect(b.sig_opts("GID_test@@@publisher")).await.unwrap();
+    for (topic, payload, retain) in messages {
+        p.publish(*topic, rumqttc::QoS::AtLeastOnce, *retain, payload.to_vec())
+            .await
+            .unwrap();
+    }
+    let mut acks = 0;
+    while acks < messages.len() {
+        if let rumqttc::Event::Incoming(rumqttc::Packet::PubAck(_)) = ev.poll().await.unwrap() {
+            acks += 1;
+        }
+    }
+    p.disconnect().await.unwrap();
+    let _ = v3::drain(&mut ev, 0.2).await;
+}
+
+/// Limits the size of every file the process writes (RLIMIT_FSIZE) and ignores SIGXFSZ, so that a
+/// write past the limit fails with EFBIG instead of killing the process.
+fn limit_file_size(cmd: &mut Command, bytes: u64) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: between fork and exec only async-signal-safe calls: setrlimit and signal.
+    unsafe {
+        cmd.pre_exec(move || {
+            let limit = libc::rlimit {
+                rlim_cur: bytes,
+                rlim_max: bytes,
+            };
+            if libc::setrlimit(libc::RLIMIT_FSIZE, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+}
+
+/// Polls `cond` every 20 ms (other tasks run meanwhile) until it holds; panics naming `what`
+/// after `secs`.
+pub async fn wait_until(secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !cond() {
+        assert!(Instant::now() < deadline, "no {what} within {secs} s");
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use rumqttc::v5::mqttbytes::QoS;
-use rumqttc::v5::mqttbytes::v5::{ConnAck, Packet};
+use rumqttc::v5::mqttbytes::v5::{ConnAck, ConnectReturnCode, LastWill, LastWillProperties, Packet};
 pub use rumqttc::v5::{AsyncClient, Event, EventLoop, MqttOptions};
 
 use super::{BrokerProc, INST, sig_pass, sig_user};
@@ -56,4 +56,28 @@ pub async fn next_message(ev: &mut EventLoop, secs: f64) -> Option<Vec<u8>> {
     })
     .await
     .ok()
+}
+
+/// The CONNACK refusal, None when accepted.
+pub async fn refusal(o: MqttOptions) -> Option<ConnectReturnCode> {
+    let (_c, mut ev) = AsyncClient::new(o, 10);
+    match ev.poll().await {
+        Err(rumqttc::v5::ConnectionError::ConnectionRefused(code)) => Some(code),
+        Ok(_) => None,
+        Err(e) => panic!("{e:?}"),
+    }
+}
+
+/// A QoS 1 will on `topic` held back `delay` seconds.
+pub fn will(topic: &str, payload: &str, delay: u32) -> LastWill {
+    let props = LastWillProperties {
+        delay_interval: Some(delay),
+        payload_format_indicator: None,
+        message_expiry_interval: None,
+        content_type: None,
+        response_topic: None,
+        correlation_data: None,
+        user_properties: Vec::new(),
+    };
+    LastWill::new(topic, payload.to_string(), QoS::AtLeastOnce, false, Some(props))
 }
