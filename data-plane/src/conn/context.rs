@@ -22,7 +22,10 @@ pub enum Ending {
     TakenOver,
     /// Closed by the control plane (CloseConnection).
     Kicked,
-    /// The credentials no longer hold (revoked, disabled, expired, instance or group gone).
+    /// A token expired.
+    Expired,
+    /// The configuration withdrew the credentials (revoked, disabled, refreshed, instance or group
+    /// gone).
     Withdrawn,
 }
 

@@ -64,10 +64,16 @@ impl Delivery {
                     tracing::info!(client_id = %ctx.client_id, "closed by the control plane");
                     DisconnectReasonCode::AdministrativeAction
                 }
-                Ending::Withdrawn => {
+                Ending::Expired | Ending::Withdrawn => {
                     // Closing right away can discard the just-queued notice; let it leave first.
                     ntex::time::sleep(sys::NOTICE_FLUSH).await;
-                    DisconnectReasonCode::NotAuthorized
+                    // docs/spec.md 3.7: an expired token is not authorized any more; withdrawn
+                    // credentials are the operator's doing.
+                    if ending == Ending::Expired {
+                        DisconnectReasonCode::NotAuthorized
+                    } else {
+                        DisconnectReasonCode::AdministrativeAction
+                    }
                 }
             };
             ctx.sink.close_with(reason);
@@ -96,7 +102,10 @@ impl Delivery {
                 return Stop::Closed;
             }
             // Checked on every turn, so that a busy mailbox cannot put it off.
-            if self.token_timetable() || self.config_withdrew() {
+            if self.token_timetable() {
+                return Stop::Signalled(Ending::Expired);
+            }
+            if self.config_withdrew() {
                 return Stop::Signalled(Ending::Withdrawn);
             }
             match self.ctx.mailbox.take() {

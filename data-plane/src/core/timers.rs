@@ -48,7 +48,13 @@ impl Broker {
                     tokio::time::sleep(wait).await;
                 }
                 match self.publish(&inst, will.msg).await {
-                    Ok(_) => metrics::will("published"),
+                    Ok(routed) => {
+                        metrics::will("published");
+                        // Its deliveries count too (in + out), slowing what comes next.
+                        if routed.total() > 0 {
+                            self.throttle(&inst, routed.total() as u32);
+                        }
+                    }
                     Err(e) => tracing::error!(error = %e, client_id = %will.client_id, "will not stored"),
                 }
             }

@@ -6,6 +6,7 @@ mod support;
 
 mod auth;
 mod bad_input;
+mod hardening_auth;
 mod instance_options;
 mod offline;
 mod python_alibaba;
