@@ -7,6 +7,7 @@ mod support;
 mod auth;
 mod bad_input;
 mod hardening_auth;
+mod hardening_limits;
 mod instance_options;
 mod offline;
 mod python_alibaba;
