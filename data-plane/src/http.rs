@@ -20,20 +20,28 @@ struct AppState {
     broker: Arc<Broker>,
 }
 
-/// Starts the HTTP side. `reload`: the snapshot file SIGHUP re-reads (none, and SIGHUP is ignored,
-/// when the control plane feeds the broker). Returns the metrics handle (the heartbeat reads it).
-pub fn spawn(addr: SocketAddr, broker: Arc<Broker>, reload: Option<PathBuf>) -> anyhow::Result<PrometheusHandle> {
+/// Installs the metrics recorder. First thing at start-up: what the start counts (records of the
+/// store that cannot be read, the snapshot version) is counted from here on.
+pub fn install_metrics() -> anyhow::Result<PrometheusHandle> {
     let prometheus = PrometheusBuilder::new()
         .install_recorder()
         .context("installing the metrics recorder")?;
     crate::metrics::register();
+    Ok(prometheus)
+}
+
+/// Starts the HTTP side. `reload`: the snapshot file SIGHUP re-reads (none, and SIGHUP is ignored,
+/// when the control plane feeds the broker).
+pub fn spawn(
+    addr: SocketAddr,
+    broker: Arc<Broker>,
+    reload: Option<PathBuf>,
+    prometheus: PrometheusHandle,
+) -> anyhow::Result<()> {
     let std_listener = std::net::TcpListener::bind(addr).with_context(|| format!("binding {addr}"))?;
     std_listener.set_nonblocking(true)?;
     tracing::info!(addr = %std_listener.local_addr()?, "http listener (/metrics, /healthz, /route/clientId/get)");
-    let state = AppState {
-        prometheus: prometheus.clone(),
-        broker,
-    };
+    let state = AppState { prometheus, broker };
     std::thread::Builder::new().name("http".into()).spawn(move || {
         let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
             Ok(rt) => rt,
@@ -57,7 +65,7 @@ pub fn spawn(addr: SocketAddr, broker: Arc<Broker>, reload: Option<PathBuf>) -> 
             }
         });
     })?;
-    Ok(prometheus)
+    Ok(())
 }
 
 async fn metrics(State(state): State<AppState>) -> String {

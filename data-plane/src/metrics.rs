@@ -60,6 +60,8 @@ pub const DROP_QUEUE_FULL: &str = "queue_full";
 /// `reason` label values of `broker_offline_dropped_total`.
 pub const OFFLINE_EXPIRED: &str = "expired";
 pub const OFFLINE_CAP: &str = "cap";
+/// A stored message that cannot be read, or whose session record cannot be.
+pub const OFFLINE_CORRUPT: &str = "corrupt";
 
 /// Creates every series at zero, so dashboards and alerts see zeros rather than gaps.
 pub fn register() {

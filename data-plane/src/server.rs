@@ -51,6 +51,7 @@ fn mqtt_config(cfg: &Config) -> SharedCfg {
 }
 
 pub fn run(cfg: Config) -> anyhow::Result<()> {
+    let prometheus = http::install_metrics()?;
     std::fs::create_dir_all(&cfg.data_dir).with_context(|| format!("creating {}", cfg.data_dir.display()))?;
     let store = FjallStore::open_shared(&cfg.data_dir).context("opening the store")?;
     let dev_instance = cfg.dev_listen.map(|_| cfg.dev_instance.clone());
@@ -72,7 +73,7 @@ pub fn run(cfg: Config) -> anyhow::Result<()> {
     broker.expire_offline_messages();
 
     let reload = link.is_none().then(|| cfg.snapshot.clone());
-    let prometheus = http::spawn(cfg.http_listen, broker.clone(), reload)?;
+    http::spawn(cfg.http_listen, broker.clone(), reload, prometheus.clone())?;
     if let Some(link) = link {
         crate::sync::spawn(link, broker.clone(), prometheus)?;
     }

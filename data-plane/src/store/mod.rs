@@ -290,7 +290,7 @@ impl FjallStore {
             }
             let Some((msg, d)) = codec::decode(&value) else {
                 skip_corrupt("queued message", &key);
-                gone.push((seq, "corrupt"));
+                gone.push((seq, metrics::OFFLINE_CORRUPT));
                 continue;
             };
             if msg.expired(now as i64) {
@@ -317,7 +317,8 @@ impl FjallStore {
         Ok(out)
     }
 
-    fn purge_now(&self, inst: &str, client: &str) -> StoreResult<()> {
+    /// Deletes the client's queue; returns how many messages it held.
+    fn purge_now(&self, inst: &str, client: &str) -> StoreResult<u64> {
         let prefix = queue_prefix(inst, client);
         let seqs: Vec<u64> = self
             .queue
@@ -329,24 +330,38 @@ impl FjallStore {
                     .map(u64::from_be_bytes)
             })
             .collect();
+        let mut purged = 0;
         for seq in seqs {
-            self.remove_msg(inst, client, seq)?;
+            purged += u64::from(self.remove_msg(inst, client, seq)?);
         }
-        self.persist()
+        self.persist()?;
+        Ok(purged)
     }
 }
 
 impl SessionRecords for FjallStore {
     fn load(&self) -> SeamResult<Vec<(String, String, PersistedSession)>> {
         let mut out = Vec::new();
+        let mut lost = Vec::new();
         for kv in self.sessions.iter() {
             let (key, value) = kv.into_inner().map_err(StoreError::from)?;
-            let record = split_instance_key(&key)
-                .and_then(|(inst, client)| Some((inst, client, serde_json::from_slice(&value).ok()?)));
-            match record {
-                Some((inst, client, session)) => out.push((inst.to_string(), client.to_string(), session)),
-                None => skip_corrupt("session", &key),
+            let Some((inst, client)) = split_instance_key(&key) else {
+                skip_corrupt("session", &key);
+                continue;
+            };
+            match serde_json::from_slice(&value) {
+                Ok(session) => out.push((inst.to_string(), client.to_string(), session)),
+                Err(_) => {
+                    skip_corrupt("session", &key);
+                    lost.push((inst.to_string(), client.to_string()));
+                }
             }
+        }
+        // The queue of a session that cannot be read belongs to no session any more: a new one with
+        // that client ID must not receive it.
+        for (inst, client) in lost {
+            let purged = self.purge_now(&inst, &client).map_err(SeamError::from)?;
+            metrics::offline_dropped(metrics::OFFLINE_CORRUPT, purged);
         }
         Ok(out)
     }
@@ -392,7 +407,7 @@ impl OfflineQueue for FjallStore {
     }
 
     fn purge(&self, inst: &str, client: &str) -> Seam<'_, SeamResult<()>> {
-        done(self.purge_now(inst, client).map_err(SeamError::from))
+        done(self.purge_now(inst, client).map(|_| ()).map_err(SeamError::from))
     }
 
     fn expire(&self, inst: &str, max_age_ms: u64) -> SeamResult<u64> {

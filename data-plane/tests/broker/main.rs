@@ -8,6 +8,7 @@ mod auth;
 mod bad_input;
 mod hardening_auth;
 mod hardening_limits;
+mod hardening_store;
 mod instance_options;
 mod offline;
 mod python_alibaba;
