@@ -2,6 +2,7 @@
 //! through the REST API and real MQTT clients.
 
 mod commands;
+mod events;
 mod online_status;
 mod outage;
 mod probe;
