@@ -48,6 +48,9 @@ pub struct Heartbeat {
     pub messages_in_per_sec: f64,
     pub messages_out_per_sec: f64,
     pub started_at_ms: i64,
+    /// In a cluster: whether the broker's NATS link is up; absent for a broker that runs alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_link: Option<bool>,
 }
 
 /// Client status event of docs/spec.md 3.8, plus the subscription changes the control plane needs to answer

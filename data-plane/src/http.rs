@@ -12,6 +12,7 @@ use axum::extract::State;
 use axum::routing::get;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
+use crate::cluster::Cluster;
 use crate::core::Broker;
 
 #[derive(Clone)]
@@ -20,13 +21,25 @@ struct AppState {
     broker: Arc<Broker>,
 }
 
-/// Starts the HTTP side. `reload`: the snapshot file SIGHUP re-reads (none, and SIGHUP is ignored,
-/// when the control plane feeds the broker). Returns the metrics handle (the heartbeat reads it).
-pub fn spawn(addr: SocketAddr, broker: Arc<Broker>, reload: Option<PathBuf>) -> anyhow::Result<PrometheusHandle> {
+/// Installs the metrics recorder (before anything records) and creates every series.
+pub fn recorder() -> anyhow::Result<PrometheusHandle> {
     let prometheus = PrometheusBuilder::new()
         .install_recorder()
         .context("installing the metrics recorder")?;
     crate::metrics::register();
+    Ok(prometheus)
+}
+
+/// Starts the HTTP side. `reload`: the snapshot file SIGHUP re-reads (none, and SIGHUP is ignored,
+/// when the control plane feeds the broker). In a cluster the online-status query answers for
+/// every broker.
+pub fn spawn(
+    addr: SocketAddr,
+    broker: Arc<Broker>,
+    reload: Option<PathBuf>,
+    prometheus: PrometheusHandle,
+    cluster: Option<Arc<Cluster>>,
+) -> anyhow::Result<()> {
     let std_listener = std::net::TcpListener::bind(addr).with_context(|| format!("binding {addr}"))?;
     std_listener.set_nonblocking(true)?;
     tracing::info!(addr = %std_listener.local_addr()?, "http listener (/metrics, /healthz, /route/clientId/get)");
@@ -42,7 +55,7 @@ pub fn spawn(addr: SocketAddr, broker: Arc<Broker>, reload: Option<PathBuf>) -> 
         rt.block_on(async move {
             // Also without a file: SIGHUP's default action would terminate a linked broker.
             tokio::spawn(reload_on_sighup(state.broker.clone(), reload));
-            let online = crate::online_status::router(state.broker.clone());
+            let online = crate::online_status::router(state.broker.clone(), cluster);
             let app = Router::new()
                 .route("/metrics", get(metrics))
                 .route("/healthz", get(|| async { "ok" }))
@@ -57,7 +70,7 @@ pub fn spawn(addr: SocketAddr, broker: Arc<Broker>, reload: Option<PathBuf>) -> 
             }
         });
     })?;
-    Ok(prometheus)
+    Ok(())
 }
 
 async fn metrics(State(state): State<AppState>) -> String {

@@ -61,8 +61,27 @@ pub fn run(cfg: Config) -> anyhow::Result<()> {
         Some(_) => crate::sync::lkg::load(&dirs, &cfg.snapshot),
         None => dirs.apply_file(&cfg.snapshot).context("loading the snapshot")?,
     }
-    let (parts, restored) = Parts::embedded(store.clone()).context("restoring sessions and retained messages")?;
-    tracing::info!(sessions = restored, "persistent sessions restored");
+    let prometheus = http::recorder()?;
+    let (parts, cluster) = match cfg.cluster()? {
+        None => {
+            let (parts, restored) = Parts::embedded(store.clone()).context("restoring sessions and retained messages")?;
+            tracing::info!(sessions = restored, "persistent sessions restored");
+            (parts, None)
+        }
+        Some(cluster_cfg) => {
+            // The cluster's NATS clients and tasks run on a runtime of their own, for the life of
+            // the process.
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .thread_name("cluster")
+                .enable_all()
+                .build()
+                .context("starting the cluster runtime")?;
+            let (parts, cluster) = rt.block_on(crate::cluster::join(cluster_cfg)).context("joining the cluster")?;
+            std::mem::forget(rt);
+            (parts, Some(cluster))
+        }
+    };
     let limits = Limits {
         max_inflight: cfg.max_inflight,
         max_queued: cfg.max_queued_messages,
@@ -72,9 +91,9 @@ pub fn run(cfg: Config) -> anyhow::Result<()> {
     broker.expire_offline_messages();
 
     let reload = link.is_none().then(|| cfg.snapshot.clone());
-    let prometheus = http::spawn(cfg.http_listen, broker.clone(), reload)?;
+    http::spawn(cfg.http_listen, broker.clone(), reload, prometheus.clone(), cluster.clone())?;
     if let Some(link) = link {
-        crate::sync::spawn(link, broker.clone(), prometheus)?;
+        crate::sync::spawn(link, broker.clone(), prometheus, cluster)?;
     }
 
     let listener = tcp_listener(cfg.listen).with_context(|| format!("binding {}", cfg.listen))?;

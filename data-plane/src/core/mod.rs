@@ -228,6 +228,13 @@ impl Broker {
                 return Err(OpenRefusal::Unavailable(e));
             }
         };
+        // A session resumed from another broker of a cluster brings subscriptions this node's index
+        // does not hold yet (for one resumed here, this puts back what is there).
+        for (raw, opts) in &opened.resumed {
+            if let Err(e) = self.router.subscribe(&inst.id, client_id, raw, *opts, usize::MAX).await {
+                tracing::error!(error = %e, "cannot index a resumed subscription");
+            }
+        }
         // A new connection within a will's delay cancels it (MQTT 5, 3.1.3.2.2).
         if self.wills.cancel(&inst.id, client_id).await.unwrap_or(false) {
             metrics::will("cancelled");
@@ -378,6 +385,7 @@ impl Broker {
         let limits = OfflineLimits {
             max_messages: inst.quotas.max_offline_messages,
             max_bytes: inst.quotas.max_offline_bytes,
+            retention_secs: inst.quotas.offline_retention_secs,
         };
         self.router.route(&inst.id, msg, limits).await.map_err(|e| {
             metrics::store_error("publish");

@@ -110,6 +110,8 @@ pub struct QueueEntry {
 pub struct OfflineLimits {
     pub max_messages: u64,
     pub max_bytes: u64,
+    /// How long messages are kept (the embedded store expires them in housekeeping).
+    pub retention_secs: u64,
 }
 
 /// A queued delivery and its position in the client's queue.

@@ -11,6 +11,7 @@ use common::topic;
 use ntex_bytes::Bytes;
 use thiserror::Error;
 
+use crate::cluster::Cluster;
 use crate::core::Broker;
 use crate::message::{Message, MsgId, QoS};
 use crate::sync::backoff::Backoff;
@@ -26,7 +27,9 @@ pub enum CommandError {
     Store(String),
 }
 
-pub async fn run(client: Arc<Client>, broker: Arc<Broker>) {
+/// Polls and executes commands. In a cluster every broker polls, and a SendMessage is claimed so
+/// that exactly one broker publishes it (the cluster routes it everywhere from there).
+pub async fn run(client: Arc<Client>, broker: Arc<Broker>, cluster: Option<Arc<Cluster>>) {
     let mut after: Option<i64> = None;
     let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
     loop {
@@ -34,6 +37,11 @@ pub async fn run(client: Arc<Client>, broker: Arc<Broker>) {
             Ok(batch) => {
                 backoff.reset();
                 for c in batch.commands {
+                    if let (Some(cluster), Command::SendMessage { .. }) = (&cluster, &c.command)
+                        && !cluster.claim_command(c.seq).await
+                    {
+                        continue;
+                    }
                     let (b, seq, rt) = (broker.clone(), c.seq, tokio::runtime::Handle::current());
                     // Publishing may flush the store to disk: off the runtime, one at a time (order).
                     match tokio::task::spawn_blocking(move || rt.block_on(execute(&b, c.command))).await {

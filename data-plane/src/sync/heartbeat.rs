@@ -7,13 +7,20 @@ use std::time::{Duration, Instant};
 use common::sync::Heartbeat;
 use metrics_exporter_prometheus::PrometheusHandle;
 
+use crate::cluster::Cluster;
 use crate::core::Broker;
 use crate::sync::LinkState;
 use crate::sync::client::Client;
 
 pub const INTERVAL: Duration = Duration::from_secs(2);
 
-pub async fn run(client: Arc<Client>, state: Arc<LinkState>, broker: Arc<Broker>, prometheus: PrometheusHandle) {
+pub async fn run(
+    client: Arc<Client>,
+    state: Arc<LinkState>,
+    broker: Arc<Broker>,
+    prometheus: PrometheusHandle,
+    cluster: Option<Arc<Cluster>>,
+) {
     let mut ticks = tokio::time::interval(INTERVAL);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut rates = Rates::default();
@@ -36,6 +43,7 @@ pub async fn run(client: Arc<Client>, state: Arc<LinkState>, broker: Arc<Broker>
             messages_in_per_sec: messages_in,
             messages_out_per_sec: messages_out,
             started_at_ms: state.started_at_ms,
+            cluster_link: cluster.as_ref().map(|c| c.is_up()),
         };
         if let Err(e) = client.heartbeat(&beat).await {
             crate::metrics::sync_error("heartbeat");
