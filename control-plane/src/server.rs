@@ -51,6 +51,7 @@ fn app(state: AppState) -> Router {
     let console = console::service(&state.config.console_dir);
     Router::new()
         .merge(api::router(state.clone()))
+        .merge(alibaba::token_server::router())
         .route("/healthz", get(api::health::healthz))
         .route("/readyz", get(api::health::readyz))
         .route("/metrics", get(api::health::metrics))
