@@ -18,7 +18,7 @@ use crate::config::Config;
 use crate::crypto::SecretBox;
 use crate::error::{ApiError, REQUEST_ID};
 use crate::state::AppState;
-use crate::{api, console, db, telemetry};
+use crate::{alibaba, api, console, db, telemetry};
 
 /// Connects to PostgreSQL, migrates, loads keys and creates the first operator if needed.
 pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
@@ -51,12 +51,18 @@ fn app(state: AppState) -> Router {
     let console = console::service(&state.config.console_dir);
     Router::new()
         .merge(api::router(state.clone()))
+        .merge(alibaba::token_server::router())
         .route("/healthz", get(api::health::healthz))
         .route("/readyz", get(api::health::readyz))
         .route("/metrics", get(api::health::metrics))
         .route_layer(axum::middleware::from_fn(telemetry::request_context))
         .fallback(move |req: Request| fallback(console.clone(), req))
         .method_not_allowed_fallback(method_not_allowed)
+        // Alibaba's RPC calls at `/` are taken before the console fallback sees them.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            alibaba::rpc::dialect,
+        ))
         .with_state(state)
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(

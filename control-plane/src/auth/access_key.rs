@@ -52,15 +52,7 @@ pub async fn verify(state: &AppState, parts: &Parts, authorization: &str, body: 
         return Err(ApiError::SignatureMismatch);
     }
 
-    // Unknown and disabled keys get the same answer.
-    let secret_enc = match db::access_keys::secret(&state.db, &auth.access_key_id).await? {
-        Some(key) if key.enabled => key.secret_enc,
-        _ => return Err(ApiError::Unauthenticated("invalid AccessKey")),
-    };
-    let secret = state
-        .secrets
-        .decrypt_string(Aad::AccessKey(&auth.access_key_id), &secret_enc)
-        .map_err(ApiError::Internal)?;
+    let secret = signing_secret(state, &auth.access_key_id).await?;
 
     let canonical = acs3::canonical_request(
         parts.method.as_str(),
@@ -83,15 +75,47 @@ pub async fn verify(state: &AppState, parts: &Parts, authorization: &str, body: 
     }
 
     // Recorded only after the signature holds, so unsigned traffic cannot fill the table.
-    // Kept a little longer than the window either side of now, so a replay is always caught.
-    let nonce_ttl = Duration::from_secs(u64::try_from(2 * window + 60).unwrap_or(0));
-    if !db::nonces::record(&state.db, &auth.access_key_id, nonce, nonce_ttl).await? {
+    record_nonce(state, &auth.access_key_id, nonce, window).await?;
+    caller(state, auth.access_key_id).await
+}
+
+/// What an unknown or disabled AccessKey is told (the same for both).
+pub(crate) const UNKNOWN_KEY: &str = "invalid AccessKey";
+
+/// The secret of an enabled AccessKey, to check a signature made with it. The other request
+/// signatures (Alibaba's RPC dialect) use this too.
+pub(crate) async fn signing_secret(state: &AppState, access_key_id: &str) -> ApiResult<String> {
+    // Unknown and disabled keys get the same answer.
+    let secret_enc = match db::access_keys::secret(&state.db, access_key_id).await? {
+        Some(key) if key.enabled => key.secret_enc,
+        _ => return Err(ApiError::Unauthenticated(UNKNOWN_KEY)),
+    };
+    state
+        .secrets
+        .decrypt_string(Aad::AccessKey(access_key_id), &secret_enc)
+        .map_err(ApiError::Internal)
+}
+
+/// Accepts `nonce` once per key. It is kept a little longer than `window_secs` either side of now
+/// (the accepted clock skew of the signature), so a replay is always caught.
+pub(crate) async fn record_nonce(
+    state: &AppState,
+    access_key_id: &str,
+    nonce: &str,
+    window_secs: i64,
+) -> ApiResult<()> {
+    let nonce_ttl = Duration::from_secs(u64::try_from(2 * window_secs + 60).unwrap_or(0));
+    if !db::nonces::record(&state.db, access_key_id, nonce, nonce_ttl).await? {
         return Err(ApiError::NonceReplayed);
     }
+    Ok(())
+}
 
-    let instances = db::access_keys::bound_instances(&state.db, &auth.access_key_id).await?;
+/// The caller a verified request of this key is: it may touch the instances the key is bound to.
+pub(crate) async fn caller(state: &AppState, access_key_id: String) -> ApiResult<Caller> {
+    let instances = db::access_keys::bound_instances(&state.db, &access_key_id).await?;
     Ok(Caller::AccessKey {
-        id: auth.access_key_id,
+        id: access_key_id,
         instances: Arc::new(instances.into_iter().collect::<HashSet<_>>()),
     })
 }

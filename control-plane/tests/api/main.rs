@@ -4,6 +4,7 @@ use test_support::pg;
 mod server;
 
 mod access_keys;
+mod alibaba;
 mod auth;
 mod brokers;
 mod config_changes;
