@@ -2,6 +2,7 @@
 //! builds the Alibaba-style fixture (instances, keys, device credentials, token signer).
 #![allow(dead_code)]
 
+pub mod raw;
 pub mod v3;
 pub mod v5;
 
