@@ -12,4 +12,6 @@ mod python_alibaba;
 mod refusals;
 mod routing;
 mod system;
+mod v5_features;
+mod v5_properties;
 mod websocket;
