@@ -11,6 +11,7 @@ mod offline;
 mod python_alibaba;
 mod refusals;
 mod routing;
+mod standards;
 mod system;
 mod v5_features;
 mod v5_properties;
