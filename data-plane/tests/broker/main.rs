@@ -9,6 +9,7 @@ mod bad_input;
 mod instance_options;
 mod offline;
 mod python_alibaba;
+mod python_interop;
 mod refusals;
 mod routing;
 mod standards;

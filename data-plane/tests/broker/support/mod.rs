@@ -283,3 +283,26 @@ impl Drop for BrokerProc {
         self.kill9();
     }
 }
+
+/// Runs one pytest file of `tests/python/` with `env` and returns its output; panics unless it
+/// passed with exactly `passes` tests (pytest passes with zero tests collected only if something
+/// is badly wrong). Python and its packages come from tests/requirements.txt (`PYTHON` selects the
+/// interpreter); a missing interpreter or package fails.
+pub fn pytest(file: &str, env: &[(&str, String)], passes: usize) -> String {
+    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python").join(file);
+    let out = Command::new(&python)
+        .args(["-m", "pytest", "-q", "-p", "no:cacheprovider"])
+        .arg(&path)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {python}: {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "pytest {file} failed:\n{stdout}\n{stderr}");
+    assert!(
+        stdout.contains(&format!("{passes} passed")),
+        "unexpected pytest result:\n{stdout}\n{stderr}"
+    );
+    stdout
+}
