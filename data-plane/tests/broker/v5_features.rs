@@ -239,7 +239,7 @@ async fn receive_maximum_both_ways() {
 }
 
 #[tokio::test]
-async fn server_keep_alive_and_assigned_client_identifiers() {
+async fn server_keep_alive_assigned_client_identifiers_and_no_enhanced_authentication() {
     let b = BrokerProc::start_with_dev(&snapshot());
     // Keep alive 0 is answered with the server's keep alive.
     let login = rumqttc::v5::mqttbytes::v5::Login::new(sig_user(INST), sig_pass("GID_test@@@ka0"));
@@ -253,6 +253,22 @@ async fn server_keep_alive_and_assigned_client_identifiers() {
         None,
         "a client's own keep alive stands"
     );
+
+    // Enhanced authentication is not offered: a CONNECT that asks for a method is refused.
+    let props = ConnectProperties {
+        authentication_method: Some("SCRAM-SHA-1".into()),
+        ..ConnectProperties::new()
+    };
+    let login = rumqttc::v5::mqttbytes::v5::Login::new(sig_user(INST), sig_pass("GID_test@@@scram"));
+    let (mut c, ack) = Raw::connect(
+        b.port,
+        raw::connect_packet("GID_test@@@scram", 30, props),
+        None,
+        Some(login),
+    )
+    .await;
+    assert_eq!(ack.code, ConnectReturnCode::BadAuthenticationMethod);
+    c.closed(5.0).await;
 
     // Development listener: an empty client ID gets one assigned (v5 says which).
     let dev = b.dev_port.unwrap();
