@@ -409,12 +409,7 @@ async fn disconnect_reason_codes() {
     let (_k, mut kev, _) = v5::connect(v5::opts(&b, "GID_test@@@admin5", true, 0)).await;
     let mut snap = snapshot();
     snap.content.instances[0].access_keys[0].enabled = false;
-    std::fs::write(
-        b.dir.join("snapshot.json"),
-        serde_json::to_vec(&Snapshot::new(2, snap.content)).unwrap(),
-    )
-    .unwrap();
-    b.signal("HUP");
+    b.reload(&Snapshot::new(2, snap.content));
     assert_eq!(
         v5::disconnected(&mut kev, 10.0).await,
         DisconnectReasonCode::AdministrativeAction

@@ -213,6 +213,12 @@ impl BrokerProc {
         assert!(ok, "kill -{sig} {pid} failed");
     }
 
+    /// Serves `snap` from now on: writes the snapshot file and makes the broker re-read it (SIGHUP).
+    pub fn reload(&self, snap: &Snapshot) {
+        std::fs::write(self.dir.join("snapshot.json"), serde_json::to_vec(snap).unwrap()).unwrap();
+        self.signal("HUP");
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("broker.log")).unwrap_or_default()
     }
