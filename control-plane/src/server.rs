@@ -2,6 +2,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::Request;
@@ -23,7 +24,12 @@ use crate::{api, console, db, telemetry};
 /// Connects to PostgreSQL, migrates, loads keys and creates the first operator if needed.
 pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     let secrets = SecretBox::from_config(&config)?;
-    let db = db::connect(&config.database_url, config.database_max_connections).await?;
+    let db = db::connect(
+        &config.database_url,
+        config.database_max_connections,
+        Duration::from_millis(config.database_acquire_timeout_ms),
+    )
+    .await?;
     if let Some(password) =
         operator::bootstrap_admin(&db, &config.admin_username, config.admin_password.as_deref()).await?
     {
@@ -102,7 +108,10 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     telemetry::metrics_handle();
     let housekeeping = tokio::spawn(crate::housekeeping::run(state.db.clone()));
-    let listener_task = tokio::spawn(state.feeds.clone().run(state.config.database_url.clone()));
+    let listener_task = tokio::spawn(state.feeds.clone().run(
+        state.config.database_url.clone(),
+        Duration::from_millis(state.config.database_acquire_timeout_ms),
+    ));
     let feeds = state.feeds.clone();
     let shutdown = async move {
         shutdown.await;

@@ -14,6 +14,7 @@ mod housekeeping;
 mod instances;
 mod isolation;
 mod openapi;
+mod outage;
 mod ops;
 mod process;
 mod python;

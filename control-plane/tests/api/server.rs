@@ -75,10 +75,15 @@ impl TestServer {
 
     /// Starts with a changed configuration (e.g. a short broker silence threshold).
     pub async fn start_with(change: impl FnOnce(&mut Config)) -> Self {
+        Self::start_on(crate::pg::fresh_database().await, change).await
+    }
+
+    /// Starts on the database at `database_url` (e.g. on a test's own PostgreSQL).
+    pub async fn start_on(database_url: String, change: impl FnOnce(&mut Config)) -> Self {
         control_plane::telemetry::init_tracing(false);
         let mut config = Config {
             listen: "127.0.0.1:0".parse().unwrap(),
-            database_url: crate::pg::fresh_database().await,
+            database_url,
             database_max_connections: 5,
             master_key: Some(random_master_key()),
             admin_password: Some(ADMIN_PASSWORD.into()),
