@@ -60,6 +60,7 @@ fn app(state: AppState) -> Router {
         .route("/healthz", get(api::health::healthz))
         .route("/readyz", get(api::health::readyz))
         .route("/metrics", get(api::health::metrics))
+        .route_layer(axum::middleware::from_fn(crate::extract::reject_unstorable_uri))
         .route_layer(axum::middleware::from_fn(telemetry::request_context))
         .fallback(move |req: Request| fallback(console.clone(), req))
         .method_not_allowed_fallback(method_not_allowed)

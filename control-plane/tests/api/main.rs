@@ -23,3 +23,4 @@ mod snapshot;
 mod sync;
 mod tokens;
 mod topics;
+mod unstorable;
