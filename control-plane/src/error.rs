@@ -38,6 +38,9 @@ pub enum ApiError {
     MethodNotAllowed,
     #[error("request body is too large")]
     PayloadTooLarge,
+    /// A limit would drop below what the instance already holds (409 naming the quota).
+    #[error("{message}")]
+    QuotaBelowUsage { field: String, message: String },
     /// PostgreSQL cannot be reached (or refuses connections): the client should retry.
     #[error("the database is unavailable; retry shortly")]
     ServiceUnavailable,
@@ -53,7 +56,7 @@ pub struct ErrorBody {
     pub code: &'static str,
     pub message: String,
     pub request_id: String,
-    /// The offending request field, for `InvalidParameter`.
+    /// The offending request field, for `InvalidParameter` and `QuotaBelowUsage`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
 }
@@ -79,6 +82,7 @@ impl ApiError {
             Self::QuotaExceeded(_) => (StatusCode::CONFLICT, "QuotaExceeded"),
             Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed"),
             Self::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "PayloadTooLarge"),
+            Self::QuotaBelowUsage { .. } => (StatusCode::CONFLICT, "QuotaBelowUsage"),
             Self::ServiceUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "InternalError"),
         }
@@ -150,7 +154,7 @@ impl IntoResponse for ApiError {
             tracing::error!(error = format!("{e:#}"), "request failed");
         }
         let field = match &self {
-            Self::InvalidParameter { field, .. } => Some(field.clone()),
+            Self::InvalidParameter { field, .. } | Self::QuotaBelowUsage { field, .. } => Some(field.clone()),
             _ => None,
         };
         let retry_after = self.retry_after_secs();
