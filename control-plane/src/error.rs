@@ -44,6 +44,8 @@ pub enum ApiError {
     /// PostgreSQL cannot be reached (or refuses connections): the client should retry.
     #[error("the database is unavailable; retry shortly")]
     ServiceUnavailable,
+    #[error("the request took too long and was cancelled")]
+    RequestTimeout,
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
 }
@@ -84,6 +86,7 @@ impl ApiError {
             Self::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "PayloadTooLarge"),
             Self::QuotaBelowUsage { .. } => (StatusCode::CONFLICT, "QuotaBelowUsage"),
             Self::ServiceUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable"),
+            Self::RequestTimeout => (StatusCode::SERVICE_UNAVAILABLE, "RequestTimeout"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "InternalError"),
         }
     }
@@ -91,7 +94,7 @@ impl ApiError {
     /// Seconds a client should wait before trying again, for the answers that say "later".
     fn retry_after_secs(&self) -> Option<u64> {
         match self {
-            Self::ServiceUnavailable => Some(1),
+            Self::ServiceUnavailable | Self::RequestTimeout => Some(1),
             _ => None,
         }
     }

@@ -24,7 +24,10 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         if !is_json(req.headers()) {
-            return Err(ApiError::invalid("content-type", "expected `Content-Type: application/json`"));
+            return Err(ApiError::invalid(
+                "content-type",
+                "expected `Content-Type: application/json`",
+            ));
         }
         // Bytes honours the route's `DefaultBodyLimit`.
         let bytes = Bytes::from_request(req, state).await.map_err(|e| {
@@ -88,7 +91,11 @@ fn nul_path(v: &Value, at: String) -> Option<String> {
         }),
         Value::Object(map) => map.iter().find_map(|(k, v)| {
             let path = if at.is_empty() { k.clone() } else { format!("{at}.{k}") };
-            if k.contains('\0') { Some(here()) } else { nul_path(v, path) }
+            if k.contains('\0') {
+                Some(here())
+            } else {
+                nul_path(v, path)
+            }
         }),
         _ => None,
     }

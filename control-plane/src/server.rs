@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::Request;
+use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{HeaderMap, HeaderName};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -19,7 +19,7 @@ use crate::config::Config;
 use crate::crypto::SecretBox;
 use crate::error::{ApiError, REQUEST_ID};
 use crate::state::AppState;
-use crate::{api, console, db, telemetry};
+use crate::{api, console, db, http, telemetry};
 
 /// Connects to PostgreSQL, migrates, loads keys and creates the first operator if needed.
 pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
@@ -55,6 +55,10 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
 fn app(state: AppState) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
     let console = console::service(&state.config.console_dir);
+    let timeouts = http::RequestTimeouts {
+        request: Duration::from_secs(state.config.http_request_timeout_secs),
+        long_poll_extra: Duration::from_secs(crate::broker_link::MAX_WAIT_SECS),
+    };
     Router::new()
         .merge(api::router(state.clone()))
         .route("/healthz", get(api::health::healthz))
@@ -65,6 +69,9 @@ fn app(state: AppState) -> Router {
         .fallback(move |req: Request| fallback(console.clone(), req))
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
+        // Every body is bounded; routes that need more (SendMessage, broker events) say so themselves.
+        .layer(DefaultBodyLimit::max(api::BODY_LIMIT))
+        .layer(axum::middleware::from_fn_with_state(timeouts, http::request_timeout))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(
             TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
@@ -119,7 +126,12 @@ pub async fn serve(
         // Long-polls answer at once instead of holding graceful shutdown for up to a minute.
         feeds.close();
     };
-    let result = axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).await;
+    let limits = http::Limits {
+        header_timeout: Duration::from_secs(state.config.http_header_timeout_secs),
+        idle_timeout: Duration::from_secs(state.config.http_idle_timeout_secs),
+        max_connections: state.config.http_max_connections,
+    };
+    let result = http::serve(listener, app(state), limits, shutdown).await;
     housekeeping.abort();
     listener_task.abort();
     Ok(result?)

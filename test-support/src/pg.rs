@@ -184,7 +184,10 @@ impl OwnCluster {
 
     /// Stops the server (`pg_ctl stop -m fast`: open connections are terminated, nothing is lost).
     pub fn stop(&self) {
-        let out = pg("pg_ctl", &["stop", "-w", "-m", "fast", "-D", self.dir.to_str().unwrap()]);
+        let out = pg(
+            "pg_ctl",
+            &["stop", "-w", "-m", "fast", "-D", self.dir.to_str().unwrap()],
+        );
         assert!(
             out.status.success(),
             "pg_ctl stop failed: {}",

@@ -172,7 +172,10 @@ pub async fn update_instance(
     let quotas = match &req.quotas {
         Some(patch) => {
             let quotas = patch.apply(current)?;
-            check_holdings(&quotas, &instances::holdings(&mut tx, &id, crate::clock::now_ms()).await?)?;
+            check_holdings(
+                &quotas,
+                &instances::holdings(&mut tx, &id, crate::clock::now_ms()).await?,
+            )?;
             quotas
         }
         None => current,
@@ -208,7 +211,10 @@ fn check_holdings(q: &Quotas, h: &instances::Holdings) -> ApiResult<()> {
     if i64::from(q.max_topic_length) < i64::from(h.longest_parent_topic) {
         return below(
             "maxTopicLength",
-            format!("the instance has a parent topic of {} characters", h.longest_parent_topic),
+            format!(
+                "the instance has a parent topic of {} characters",
+                h.longest_parent_topic
+            ),
         );
     }
     if i64::from(q.max_client_id_length) < i64::from(h.longest_device_client_id) {

@@ -17,6 +17,7 @@ pub(crate) mod topics;
 pub(crate) mod trace;
 
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::middleware;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -57,6 +58,11 @@ impl Modify for SecuritySchemes {
     }
 }
 
+/// Largest body of every API request but SendMessage. The largest of them is ApplyToken with as many
+/// resources as fit in a token (a token must fit an MQTT password, 65,535 bytes, so its resources are
+/// at most about 48 KB); measured in `limits::largest_requests_fit_their_body_limits`.
+pub(crate) const BODY_LIMIT: usize = 64 * 1024;
+
 fn public_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(login::login))
 }
@@ -96,7 +102,11 @@ fn protected_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(sessions::query_session_by_client_id))
         .routes(routes!(sessions::batch_query_session_by_client_ids))
         .routes(routes!(sessions::close_connection))
-        .routes(routes!(messages::send_message))
+        .merge(
+            OpenApiRouter::new()
+                .routes(routes!(messages::send_message))
+                .layer(DefaultBodyLimit::max(messages::BODY_LIMIT)),
+        )
         .routes(routes!(trace::list_client_events))
 }
 

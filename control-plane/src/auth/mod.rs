@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{FromRequestParts, Request, State};
-use axum::http::header::AUTHORIZATION;
+use axum::http::header::{AUTHORIZATION, CONTENT_LENGTH};
 use axum::http::request::Parts;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -21,8 +21,8 @@ use axum::response::{IntoResponse, Response};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
-/// Largest request body accepted for signing (the API never needs more).
-pub(crate) const MAX_BODY_BYTES: usize = 1 << 20;
+/// Largest body a signed request may have: the largest any route takes (SendMessage's).
+pub(crate) const MAX_SIGNED_BODY: usize = crate::api::messages::BODY_LIMIT;
 
 #[derive(Debug, Clone)]
 pub(crate) enum Caller {
@@ -97,12 +97,27 @@ async fn identify(state: &AppState, req: Request) -> ApiResult<Request> {
         return Ok(req);
     }
     if header.starts_with(acs3::ALGORITHM) {
+        // The signature covers the body through the signed `x-acs-content-sha256` header, so it is
+        // checked before a byte of the body is read: a client without a valid key cannot make us read
+        // or buffer a body at all. A declared length over the limit is refused before anything else.
         let (mut parts, body) = req.into_parts();
-        let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
+        let declared = parts
+            .headers
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > MAX_SIGNED_BODY as u64) {
+            return Err(ApiError::PayloadTooLarge);
+        }
+        let signed = access_key::verify(state, &parts, &header).await?;
+        // Reading stops at the limit (a chunked body has no declared length).
+        let bytes = axum::body::to_bytes(body, MAX_SIGNED_BODY)
             .await
             .map_err(|_| ApiError::PayloadTooLarge)?;
-        let caller = access_key::verify(state, &parts, &header, &bytes).await?;
-        parts.extensions.insert(caller);
+        if !acs3::sha256_hex(&bytes).eq_ignore_ascii_case(&signed.content_sha256) {
+            return Err(ApiError::SignatureMismatch);
+        }
+        parts.extensions.insert(signed.caller);
         return Ok(Request::from_parts(parts, Body::from(bytes)));
     }
     Err(ApiError::Unauthenticated(

@@ -169,8 +169,10 @@ async fn quotas_cannot_drop_below_what_the_instance_holds() {
         .op(
             Method::POST,
             &format!("{path}/tokens"),
-            Some(json!({"resources": "T/1,T/2,T/3,T/4,T/5", "actions": "R", "accessKeyId": key.0,
-                "expireTime": crate::server::now_ms() + 3_600_000})),
+            Some(
+                json!({"resources": "T/1,T/2,T/3,T/4,T/5", "actions": "R", "accessKeyId": key.0,
+                "expireTime": crate::server::now_ms() + 3_600_000}),
+            ),
         )
         .await
         .expect(200)["token"]
@@ -183,7 +185,9 @@ async fn quotas_cannot_drop_below_what_the_instance_holds() {
         ("maxClientIdLength", 49, 50),
         ("maxTokenResources", 4, 5),
     ] {
-        let body = patch(json!({ quota: below })).await.expect_error(409, "QuotaBelowUsage");
+        let body = patch(json!({ quota: below }))
+            .await
+            .expect_error(409, "QuotaBelowUsage");
         assert_eq!(body["field"], format!("quotas.{quota}"), "{body:?}");
         patch(json!({ quota: enough })).await.expect(200);
     }
@@ -195,24 +199,38 @@ async fn quotas_cannot_drop_below_what_the_instance_holds() {
     assert_eq!(snapshot.content.instances[0].quotas.max_client_id_length, 50);
 
     // A revoked token no longer holds anything.
-    s.op(Method::POST, &format!("{path}/tokens/revoke"), Some(json!({"token": token})))
-        .await
-        .expect(204);
+    s.op(
+        Method::POST,
+        &format!("{path}/tokens/revoke"),
+        Some(json!({"token": token})),
+    )
+    .await
+    .expect(204);
     patch(json!({"maxTokenResources": 1})).await.expect(200);
 
     // Upper bounds.
-    patch(json!({"maxTopicLength": 1025})).await.expect_invalid("quotas.maxTopicLength");
-    patch(json!({"maxClientIdLength": 1025})).await.expect_invalid("quotas.maxClientIdLength");
-    patch(json!({"maxMessageSize": (1 << 20) + 1})).await.expect_invalid("quotas.maxMessageSize");
+    patch(json!({"maxTopicLength": 1025}))
+        .await
+        .expect_invalid("quotas.maxTopicLength");
+    patch(json!({"maxClientIdLength": 1025}))
+        .await
+        .expect_invalid("quotas.maxClientIdLength");
+    patch(json!({"maxMessageSize": (1 << 20) + 1}))
+        .await
+        .expect_invalid("quotas.maxMessageSize");
 
     // A token must fit in an MQTT password (65,535 bytes).
-    patch(json!({"maxTokenResources": 1000, "maxTopicLength": 1024})).await.expect(200);
+    patch(json!({"maxTokenResources": 1000, "maxTopicLength": 1024}))
+        .await
+        .expect(200);
     let resources: Vec<String> = (0..50).map(|i| format!("T/{i:03}{}", "x".repeat(990))).collect();
     s.op(
         Method::POST,
         &format!("{path}/tokens"),
-        Some(json!({"resources": resources.join(","), "actions": "R", "accessKeyId": key.0,
-            "expireTime": crate::server::now_ms() + 3_600_000})),
+        Some(
+            json!({"resources": resources.join(","), "actions": "R", "accessKeyId": key.0,
+            "expireTime": crate::server::now_ms() + 3_600_000}),
+        ),
     )
     .await
     .expect_invalid("resources");

@@ -33,7 +33,10 @@ async fn a_stopped_database_answers_503_fast_and_recovery_is_automatic() {
             _ => s.raw(Method::POST, "/api/v1/login", None, Some(login.clone())).await,
         };
         let latency = started.elapsed();
-        let retry_after = reply.headers.get("retry-after").map(|v| v.to_str().unwrap().to_string());
+        let retry_after = reply
+            .headers
+            .get("retry-after")
+            .map(|v| v.to_str().unwrap().to_string());
         reply.expect_error(503, "ServiceUnavailable");
         assert_eq!(retry_after.as_deref(), Some("1"), "{what}: Retry-After");
         assert!(latency < Duration::from_secs(2), "{what}: 503 took {latency:?}");
@@ -56,5 +59,7 @@ async fn a_stopped_database_answers_503_fast_and_recovery_is_automatic() {
     }
     println!("database back: 200 after {:?}", back.elapsed());
     s.ak(&key, Method::GET, &topics, None).await.expect(200);
-    s.op(Method::POST, &topics, Some(json!({"topic": "U"}))).await.expect(201);
+    s.op(Method::POST, &topics, Some(json!({"topic": "U"})))
+        .await
+        .expect(201);
 }

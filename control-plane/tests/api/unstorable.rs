@@ -20,9 +20,13 @@ async fn nul_in_bodies_paths_and_queries_is_a_400() {
     let key = s.create_access_key(&[&id]).await;
 
     // Bodies: the field holding the NUL is named.
-    s.op(Method::POST, "/api/v1/access-keys", Some(json!({"instanceIds": [id, "x\u{0}"]})))
-        .await
-        .expect_invalid("instanceIds");
+    s.op(
+        Method::POST,
+        "/api/v1/access-keys",
+        Some(json!({"instanceIds": [id, "x\u{0}"]})),
+    )
+    .await
+    .expect_invalid("instanceIds");
     s.op(
         Method::POST,
         "/api/v1/instances",
@@ -38,9 +42,14 @@ async fn nul_in_bodies_paths_and_queries_is_a_400() {
     .await
     .expect_invalid("description");
     let topics = format!("/api/v1/instances/{id}/topics");
-    s.ak(&key, Method::POST, &topics, Some(json!({"topic": "U", "description": "\u{0}"})))
-        .await
-        .expect_invalid("description");
+    s.ak(
+        &key,
+        Method::POST,
+        &topics,
+        Some(json!({"topic": "U", "description": "\u{0}"})),
+    )
+    .await
+    .expect_invalid("description");
     s.op(
         Method::POST,
         &format!("/api/v1/instances/{id}/sessions/batch-query"),
@@ -49,9 +58,13 @@ async fn nul_in_bodies_paths_and_queries_is_a_400() {
     .await
     .expect_invalid("clientIds");
     // An escaped backslash followed by "u0000" is ordinary text.
-    s.op(Method::POST, &topics, Some(json!({"topic": "V", "description": "\\u0000"})))
-        .await
-        .expect(201);
+    s.op(
+        Method::POST,
+        &topics,
+        Some(json!({"topic": "V", "description": "\\u0000"})),
+    )
+    .await
+    .expect(201);
 
     // Paths and queries.
     for path in [
@@ -105,7 +118,12 @@ async fn broker_event_batches_with_unstorable_events_are_refused_whole() {
     let long = "x".repeat(1025);
     let max = "x".repeat(1024);
     let post = |events: Vec<serde_json::Value>| {
-        s.node(&node, Method::POST, EVENTS_PATH, Some(json!({"bootId": "b1", "events": events})))
+        s.node(
+            &node,
+            Method::POST,
+            EVENTS_PATH,
+            Some(json!({"bootId": "b1", "events": events})),
+        )
     };
 
     post(vec![good.clone(), event(&inst, "GID_g@@@\u{0}", "connect", "c2", &[])])
@@ -126,9 +144,14 @@ async fn broker_event_batches_with_unstorable_events_are_refused_whole() {
     let mut far = good.clone();
     far["time"] = json!(i64::MAX);
     post(vec![far]).await.expect_invalid("events[0].time");
-    s.node(&node, Method::POST, EVENTS_PATH, Some(json!({"bootId": long, "events": []})))
-        .await
-        .expect_invalid("bootId");
+    s.node(
+        &node,
+        Method::POST,
+        EVENTS_PATH,
+        Some(json!({"bootId": long, "events": []})),
+    )
+    .await
+    .expect_invalid("bootId");
     let mut hb = heartbeat("b1", 0);
     hb["lastError"] = json!("broken\u{0}");
     s.node(&node, Method::POST, HEARTBEAT_PATH, Some(hb))
@@ -142,7 +165,11 @@ async fn broker_event_batches_with_unstorable_events_are_refused_whole() {
         &s,
         &node,
         "b1",
-        vec![good, event(&inst, &max, "connect", &max, &[]), event(&inst, &max, "subscribe", &max, &[&max])],
+        vec![
+            good,
+            event(&inst, &max, "connect", &max, &[]),
+            event(&inst, &max, "subscribe", &max, &[&max]),
+        ],
     )
     .await;
     assert_eq!(s.op(Method::GET, &session, None).await.expect(200)["online"], true);
