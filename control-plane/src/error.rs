@@ -46,6 +46,10 @@ pub enum ApiError {
     ServiceUnavailable,
     #[error("the request took too long and was cancelled")]
     RequestTimeout,
+    #[error("too many login attempts; retry after {retry_after_secs} s")]
+    TooManyRequests { retry_after_secs: u64 },
+    #[error("too many logins are being checked right now; retry shortly")]
+    ServerBusy,
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
 }
@@ -87,6 +91,8 @@ impl ApiError {
             Self::QuotaBelowUsage { .. } => (StatusCode::CONFLICT, "QuotaBelowUsage"),
             Self::ServiceUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable"),
             Self::RequestTimeout => (StatusCode::SERVICE_UNAVAILABLE, "RequestTimeout"),
+            Self::TooManyRequests { .. } => (StatusCode::TOO_MANY_REQUESTS, "TooManyRequests"),
+            Self::ServerBusy => (StatusCode::SERVICE_UNAVAILABLE, "ServerBusy"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "InternalError"),
         }
     }
@@ -94,7 +100,8 @@ impl ApiError {
     /// Seconds a client should wait before trying again, for the answers that say "later".
     fn retry_after_secs(&self) -> Option<u64> {
         match self {
-            Self::ServiceUnavailable | Self::RequestTimeout => Some(1),
+            Self::TooManyRequests { retry_after_secs } => Some(*retry_after_secs),
+            Self::ServiceUnavailable | Self::RequestTimeout | Self::ServerBusy => Some(1),
             _ => None,
         }
     }

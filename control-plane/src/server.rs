@@ -13,6 +13,7 @@ use tokio::net::TcpListener;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
+use crate::auth::login_limit::LoginGuard;
 use crate::auth::{operator, signing_key};
 use crate::broker_link::feeds::Feeds;
 use crate::config::Config;
@@ -48,6 +49,11 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         token_signer: Arc::new(token_signer),
         feeds: Feeds::default(),
         snapshots: Arc::default(),
+        logins: Arc::new(LoginGuard::new(
+            config.login_attempts_per_minute,
+            config.login_failures_per_minute,
+            config.login_max_concurrent_hashes,
+        )),
         config: Arc::new(config),
     })
 }

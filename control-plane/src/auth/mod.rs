@@ -4,6 +4,7 @@
 
 pub(crate) mod access_key;
 pub mod acs3;
+pub(crate) mod login_limit;
 pub mod node;
 pub(crate) mod operator;
 pub(crate) mod signing_key;

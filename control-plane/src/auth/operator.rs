@@ -74,9 +74,14 @@ pub async fn hash_password(password: String) -> anyhow::Result<String> {
     .await?
 }
 
-pub async fn verify_password(password: String, hash: String) -> bool {
+/// Checks a password on a blocking thread; `hold` (a hash permit) is released when the hash is done,
+/// even if the request that asked was cancelled meanwhile.
+pub async fn verify_password(password: String, hash: String, hold: impl Send + 'static) -> bool {
     tokio::task::spawn_blocking(move || {
-        PasswordHash::new(&hash).is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+        let ok =
+            PasswordHash::new(&hash).is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok());
+        drop(hold);
+        ok
     })
     .await
     .unwrap_or(false)
@@ -110,8 +115,8 @@ mod tests {
             "the dummy hash must parse, or unknown users answer faster"
         );
         let hash = hash_password("pw".into()).await.unwrap();
-        assert!(verify_password("pw".into(), hash.clone()).await);
-        assert!(!verify_password("other".into(), hash).await);
+        assert!(verify_password("pw".into(), hash.clone(), ()).await);
+        assert!(!verify_password("other".into(), hash, ()).await);
     }
 
     #[test]

@@ -14,6 +14,7 @@ mod housekeeping;
 mod instances;
 mod isolation;
 mod limits;
+mod login_limits;
 mod openapi;
 mod ops;
 mod outage;
