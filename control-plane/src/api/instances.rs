@@ -21,6 +21,7 @@ use crate::state::AppState;
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateInstanceRequest {
     /// 3-64 chars of `[A-Za-z0-9_-]`, unique (case-insensitive).
+    #[schema(pattern = "^[A-Za-z0-9_-]{3,64}$")]
     pub name: String,
     #[serde(default)]
     pub description: String,
