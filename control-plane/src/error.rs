@@ -38,6 +38,8 @@ pub enum ApiError {
     MethodNotAllowed,
     #[error("request body is too large")]
     PayloadTooLarge,
+    #[error("missing or wrong X-CSRF-Token header (console session)")]
+    CsrfTokenInvalid,
     /// A limit would drop below what the instance already holds (409 naming the quota).
     #[error("{message}")]
     QuotaBelowUsage { field: String, message: String },
@@ -88,6 +90,7 @@ impl ApiError {
             Self::QuotaExceeded(_) => (StatusCode::CONFLICT, "QuotaExceeded"),
             Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed"),
             Self::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "PayloadTooLarge"),
+            Self::CsrfTokenInvalid => (StatusCode::FORBIDDEN, "InvalidCsrfToken"),
             Self::QuotaBelowUsage { .. } => (StatusCode::CONFLICT, "QuotaBelowUsage"),
             Self::ServiceUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable"),
             Self::RequestTimeout => (StatusCode::SERVICE_UNAVAILABLE, "RequestTimeout"),

@@ -3,6 +3,7 @@
 
 pub(crate) mod access_keys;
 pub(crate) mod brokers;
+pub(crate) mod console_session;
 pub(crate) mod devices;
 pub(crate) mod groups;
 pub(crate) mod health;
@@ -47,6 +48,13 @@ impl Modify for SecuritySchemes {
                     .bearer_format("JWT")
                     .build(),
             ),
+        );
+        components.add_security_scheme(
+            "console",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                console_session::COOKIE,
+                "the web console's session (CreateConsoleSession); requests other than GET also send X-CSRF-Token",
+            ))),
         );
         components.add_security_scheme(
             "acs3",
@@ -208,7 +216,11 @@ impl Modify for ResourceLinks {
 }
 
 fn public_routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(login::login))
+    OpenApiRouter::new().routes(routes!(login::login)).routes(routes!(
+        console_session::create_console_session,
+        console_session::get_console_session,
+        console_session::delete_console_session
+    ))
 }
 
 fn protected_routes() -> OpenApiRouter<AppState> {

@@ -14,11 +14,13 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{FromRequestParts, Request, State};
+use axum::http::Method;
 use axum::http::header::{AUTHORIZATION, CONTENT_LENGTH};
 use axum::http::request::Parts;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use crate::api::console_session;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
@@ -82,6 +84,11 @@ pub(crate) async fn authenticate(State(state): State<AppState>, req: Request, ne
 }
 
 async fn identify(state: &AppState, req: Request) -> ApiResult<Request> {
+    if req.headers().get(AUTHORIZATION).is_none()
+        && let Some(token) = console_session::session_cookie(req.headers())
+    {
+        return console(state, token.to_string(), req);
+    }
     let header = req
         .headers()
         .get(AUTHORIZATION)
@@ -124,4 +131,27 @@ async fn identify(state: &AppState, req: Request) -> ApiResult<Request> {
     Err(ApiError::Unauthenticated(
         "unsupported Authorization scheme (use Bearer or ACS3-HMAC-SHA256)",
     ))
+}
+
+/// A request of the web console: the operator JWT from its HttpOnly cookie, and for anything but GET
+/// and HEAD the session's CSRF token in `X-CSRF-Token` (`api::console_session`).
+fn console(state: &AppState, token: String, mut req: Request) -> ApiResult<Request> {
+    state
+        .operator_keys
+        .verify(&token)
+        .ok_or(ApiError::Unauthenticated("the console session expired"))?;
+    let safe = matches!(*req.method(), Method::GET | Method::HEAD);
+    if !safe {
+        let sent = req
+            .headers()
+            .get(console_session::CSRF_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        let expected = state.operator_keys.csrf_token(&token);
+        if !common::signing::constant_time_eq(sent.as_bytes(), expected.as_bytes()) {
+            return Err(ApiError::CsrfTokenInvalid);
+        }
+    }
+    req.extensions_mut().insert(Caller::Operator);
+    Ok(req)
 }

@@ -22,6 +22,8 @@ pub struct OperatorKeys {
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
+    /// Key of the console sessions' CSRF tokens (HMAC of the session token).
+    csrf: [u8; 32],
 }
 
 impl OperatorKeys {
@@ -33,7 +35,17 @@ impl OperatorKeys {
             encoding: EncodingKey::from_secret(&key),
             decoding: DecodingKey::from_secret(&key),
             validation,
+            csrf: secrets.derive("console-csrf-v1"),
         }
+    }
+
+    /// The CSRF token that goes with a console session token: hex HMAC-SHA256 of it, so it needs no
+    /// storage and is worthless without the session cookie.
+    pub fn csrf_token(&self, session_token: &str) -> String {
+        use hmac::{Hmac, Mac};
+        let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(&self.csrf).expect("HMAC takes any key length");
+        mac.update(session_token.as_bytes());
+        hex::encode(mac.finalize().into_bytes())
     }
 
     /// Returns the token and its expiry (epoch seconds).
