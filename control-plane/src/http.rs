@@ -359,12 +359,7 @@ pub(crate) async fn request_timeout(
     } else {
         timeouts.request
     };
-    let id = req
-        .headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string();
+    let id = crate::telemetry::request_id(req.headers());
     match tokio::time::timeout(limit, next.run(req)).await {
         Ok(response) => response,
         Err(_) => {
