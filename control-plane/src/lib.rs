@@ -15,6 +15,7 @@ pub(crate) mod db;
 pub(crate) mod error;
 pub(crate) mod extract;
 pub mod housekeeping;
+pub mod http;
 pub(crate) mod ids;
 pub(crate) mod metrics;
 pub mod server;

@@ -117,6 +117,19 @@ impl RpcError {
             ApiError::AlreadyExists(m) | ApiError::QuotaExceeded(m) => Self::parameter_check(m),
             ApiError::MethodNotAllowed => Self::unsupported_method(),
             ApiError::PayloadTooLarge => Self::parameter_check(e.to_string()),
+            ApiError::QuotaBelowUsage { field, message } => Self::invalid(&param_name(&field), message),
+            // Only console-session requests can fail this; RPC calls are signed, never cookie-borne.
+            ApiError::CsrfTokenInvalid => Self::incomplete_signature("a console session cannot call the RPC API"),
+            ApiError::ServiceUnavailable | ApiError::RequestTimeout | ApiError::ServerBusy => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "ServiceUnavailable",
+                "The request has failed due to a temporary failure of the server.",
+            ),
+            ApiError::TooManyRequests { .. } => Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "Throttling",
+                "Request was denied due to request throttling.",
+            ),
             ApiError::Internal(e) => {
                 tracing::error!(error = format!("{e:#}"), "request failed");
                 Self::new(

@@ -8,7 +8,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method};
 
 use super::errors::RpcError;
-use crate::auth::MAX_BODY_BYTES;
+use crate::auth::MAX_SIGNED_BODY;
 
 #[derive(Debug, Default, Clone)]
 pub(crate) struct Params(Vec<(String, String)>);
@@ -66,7 +66,7 @@ pub(crate) fn is_form(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.trim_start().starts_with("application/x-www-form-urlencoded"))
 }
 
-/// Buffers the body (at most `MAX_BODY_BYTES`) and reads the parameters; the form body counts only
+/// Buffers the body (at most `MAX_SIGNED_BODY`) and reads the parameters; the form body counts only
 /// on a POST that says it is a form.
 pub(crate) async fn read(req: Request) -> Result<(Parts, Bytes, Params), RpcError> {
     let (parts, body) = req.into_parts();
@@ -77,7 +77,7 @@ pub(crate) async fn read(req: Request) -> Result<(Parts, Bytes, Params), RpcErro
 }
 
 pub(crate) async fn buffer(body: Body) -> Result<Bytes, RpcError> {
-    axum::body::to_bytes(body, MAX_BODY_BYTES)
+    axum::body::to_bytes(body, MAX_SIGNED_BODY)
         .await
         .map_err(|_| RpcError::parameter_check("The request body is larger than 1 MiB."))
 }

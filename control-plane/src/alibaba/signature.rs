@@ -55,9 +55,13 @@ pub(crate) async fn authenticate(
             }
         }
         parts.uri = with_form_query(&parts.uri);
-        return access_key::verify(state, &parts, &authorization, body)
+        let signed = access_key::verify(state, &parts, &authorization)
             .await
-            .map_err(|e| RpcError::from_api(e, ""));
+            .map_err(|e| RpcError::from_api(e, ""))?;
+        if !acs3::sha256_hex(body).eq_ignore_ascii_case(&signed.content_sha256) {
+            return Err(RpcError::from_api(crate::error::ApiError::SignatureMismatch, ""));
+        }
+        return Ok(signed.caller);
     }
     verify_v1(state, parts.method.as_str(), params).await
 }

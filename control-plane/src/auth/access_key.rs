@@ -1,5 +1,6 @@
-//! Verification of ACS3-HMAC-SHA256 signed requests: time window, body hash, signature, then the
-//! nonce (recorded in PostgreSQL so a replay is caught by any replica).
+//! Verification of ACS3-HMAC-SHA256 signed requests from their headers: time window, signature, then
+//! the nonce (recorded in PostgreSQL so a replay is caught by any replica). The body is covered by the
+//! signed `x-acs-content-sha256` header; the caller reads the body afterwards and compares its hash.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -22,7 +23,13 @@ fn header<'a>(parts: &'a Parts, name: &str) -> ApiResult<&'a str> {
         .ok_or(ApiError::Unauthenticated("a required x-acs-* header is missing"))
 }
 
-pub async fn verify(state: &AppState, parts: &Parts, authorization: &str, body: &[u8]) -> ApiResult<Caller> {
+/// A request whose headers carry a valid signature: the caller, and the body hash it signed.
+pub struct Signed {
+    pub caller: Caller,
+    pub content_sha256: String,
+}
+
+pub async fn verify(state: &AppState, parts: &Parts, authorization: &str) -> ApiResult<Signed> {
     let auth = acs3::parse_authorization(authorization).ok_or(ApiError::Unauthenticated(
         "malformed ACS3-HMAC-SHA256 Authorization header",
     ))?;
@@ -47,10 +54,7 @@ pub async fn verify(state: &AppState, parts: &Parts, authorization: &str, body: 
             "x-acs-signature-nonce must be 1 to 128 characters",
         ));
     }
-    let body_hash = acs3::sha256_hex(body);
-    if !header(parts, "x-acs-content-sha256")?.eq_ignore_ascii_case(&body_hash) {
-        return Err(ApiError::SignatureMismatch);
-    }
+    let body_hash = header(parts, "x-acs-content-sha256")?.to_ascii_lowercase();
 
     let secret = signing_secret(state, &auth.access_key_id).await?;
 
@@ -76,7 +80,10 @@ pub async fn verify(state: &AppState, parts: &Parts, authorization: &str, body: 
 
     // Recorded only after the signature holds, so unsigned traffic cannot fill the table.
     record_nonce(state, &auth.access_key_id, nonce, window).await?;
-    caller(state, auth.access_key_id).await
+    Ok(Signed {
+        caller: caller(state, auth.access_key_id).await?,
+        content_sha256: body_hash,
+    })
 }
 
 /// What an unknown or disabled AccessKey is told (the same for both).
