@@ -69,3 +69,27 @@ ensure_nextest() {
     cargo install cargo-nextest --locked
   fi
 }
+
+# as_pg CMD...: PostgreSQL refuses to run as root, so root runs it as the 'postgres' user.
+as_pg() {
+  if is_root; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+# start_postgres DIR PORT: initdb DIR when empty, then start PostgreSQL on 127.0.0.1:PORT (socket in
+# DIR) and create the database 'mqtt'. The parent of DIR must be reachable by 'postgres' when root.
+start_postgres() {
+  local pgdata="$1" port="$2"
+  if [ ! -f "$pgdata/PG_VERSION" ]; then
+    say "initializing PostgreSQL in $pgdata"
+    mkdir -p "$pgdata"
+    is_root && chown postgres: "$pgdata"
+    as_pg initdb -D "$pgdata" -U postgres --auth=trust -E UTF8 >/dev/null
+  fi
+  is_root && chown -R postgres: "$pgdata"
+  if ! as_pg pg_ctl -D "$pgdata" status >/dev/null 2>&1; then
+    say "starting PostgreSQL on 127.0.0.1:$port"
+    as_pg pg_ctl -D "$pgdata" -l "$pgdata/server.log" -w \
+      -o "-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories=$pgdata" start >/dev/null
+  fi
+  as_pg createdb -h 127.0.0.1 -p "$port" -U postgres mqtt 2>/dev/null || true
+}

@@ -21,6 +21,7 @@ use crate::state::AppState;
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateInstanceRequest {
     /// 3-64 chars of `[A-Za-z0-9_-]`, unique (case-insensitive).
+    #[schema(pattern = "^[A-Za-z0-9_-]{3,64}$")]
     pub name: String,
     #[serde(default)]
     pub description: String,
@@ -170,7 +171,14 @@ pub async fn update_instance(
     let mut tx = ConfigTx::begin(&state.db).await?;
     let current = tx.lock_instance(&id).await?;
     let quotas = match &req.quotas {
-        Some(patch) => patch.apply(current)?,
+        Some(patch) => {
+            let quotas = patch.apply(current)?;
+            check_holdings(
+                &quotas,
+                &instances::holdings(&mut tx, &id, crate::clock::now_ms()).await?,
+            )?;
+            quotas
+        }
         None => current,
     };
     let update = InstanceUpdate {
@@ -182,6 +190,53 @@ pub async fn update_instance(
     let row = instances::update(&mut tx, &id, &update).await?;
     tx.commit().await?;
     Ok(Json(Instance::new(row, &state, None)))
+}
+
+/// Refuses quotas below what the instance already holds (409 `QuotaBelowUsage` naming the quota):
+/// such a configuration would strand what exists (parent topics over the limit, topics under a parent
+/// longer than the limit, live tokens with more resources) or, for device credentials with longer
+/// client IDs, make every broker refuse the whole snapshot.
+fn check_holdings(q: &Quotas, h: &instances::Holdings) -> ApiResult<()> {
+    let below = |field: &str, message: String| {
+        Err(ApiError::QuotaBelowUsage {
+            field: format!("quotas.{field}"),
+            message,
+        })
+    };
+    if i64::from(q.max_parent_topics) < h.parent_topics {
+        return below(
+            "maxParentTopics",
+            format!("the instance has {} parent topics; delete some first", h.parent_topics),
+        );
+    }
+    if i64::from(q.max_topic_length) < i64::from(h.longest_parent_topic) {
+        return below(
+            "maxTopicLength",
+            format!(
+                "the instance has a parent topic of {} characters",
+                h.longest_parent_topic
+            ),
+        );
+    }
+    if i64::from(q.max_client_id_length) < i64::from(h.longest_device_client_id) {
+        return below(
+            "maxClientIdLength",
+            format!(
+                "the instance has a device credential whose client ID has {} characters; unregister it first",
+                h.longest_device_client_id
+            ),
+        );
+    }
+    if i64::from(q.max_token_resources) < i64::from(h.most_token_resources) {
+        return below(
+            "maxTokenResources",
+            format!(
+                "the instance has an unexpired token with {} resources; revoke it or wait until it expires",
+                h.most_token_resources
+            ),
+        );
+    }
+    Ok(())
 }
 
 #[utoipa::path(delete, path = "/api/v1/instances/{instanceId}", operation_id = "DeleteInstance", tag = "instances",

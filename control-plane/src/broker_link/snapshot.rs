@@ -139,7 +139,7 @@ pub(crate) async fn snapshot(
                 .snapshots
                 .get(&state.db, &state.secrets, current)
                 .await
-                .map_err(ApiError::Internal)?;
+                .map_err(ApiError::from)?;
             return Ok(([(CONTENT_TYPE, "application/json")], json).into_response());
         }
         if waiter.wait_until(deadline).await != Wake::Changed {

@@ -22,7 +22,10 @@ pub enum Ending {
     TakenOver,
     /// Closed by the control plane (CloseConnection).
     Kicked,
-    /// The credentials no longer hold (revoked, disabled, expired, instance or group gone).
+    /// A token of the connection expired.
+    Expired,
+    /// The configuration withdrew the credentials (token revoked, key disabled, instance, group
+    /// or device credential gone).
     Withdrawn,
 }
 

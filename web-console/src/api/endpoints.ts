@@ -18,7 +18,9 @@ export type QueryTokenResponse = S['QueryTokenResponse'];
 const inst = (id: string) => `/instances/${seg(id)}`;
 
 export const Api = {
-  login: (body: S['LoginRequest']) => request<S['LoginResponse']>('POST', '/login', body),
+  signIn: (body: S['LoginRequest']) => request<S['ConsoleSession']>('POST', '/console/session', body),
+  session: () => request<S['ConsoleSession']>('GET', '/console/session'),
+  signOut: () => request<void>('DELETE', '/console/session'),
 
   listInstances: () => request<S['InstanceList']>('GET', '/instances').then((r) => r.instances),
   getInstance: (id: string) => request<Instance>('GET', inst(id)),

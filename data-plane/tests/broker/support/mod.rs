@@ -2,6 +2,7 @@
 //! builds the Alibaba-style fixture (instances, keys, device credentials, token signer).
 #![allow(dead_code)]
 
+pub mod raw;
 pub mod v3;
 pub mod v5;
 
@@ -212,6 +213,12 @@ impl BrokerProc {
         assert!(ok, "kill -{sig} {pid} failed");
     }
 
+    /// Serves `snap` from now on: writes the snapshot file and makes the broker re-read it (SIGHUP).
+    pub fn reload(&self, snap: &Snapshot) {
+        std::fs::write(self.dir.join("snapshot.json"), serde_json::to_vec(snap).unwrap()).unwrap();
+        self.signal("HUP");
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("broker.log")).unwrap_or_default()
     }
@@ -281,4 +288,27 @@ impl Drop for BrokerProc {
         }
         self.kill9();
     }
+}
+
+/// Runs one pytest file of `tests/python/` with `env` and returns its output; panics unless it
+/// passed with exactly `passes` tests (pytest passes with zero tests collected only if something
+/// is badly wrong). Python and its packages come from tests/requirements.txt (`PYTHON` selects the
+/// interpreter); a missing interpreter or package fails.
+pub fn pytest(file: &str, env: &[(&str, String)], passes: usize) -> String {
+    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python").join(file);
+    let out = Command::new(&python)
+        .args(["-m", "pytest", "-q", "-p", "no:cacheprovider"])
+        .arg(&path)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {python}: {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "pytest {file} failed:\n{stdout}\n{stderr}");
+    assert!(
+        stdout.contains(&format!("{passes} passed")),
+        "unexpected pytest result:\n{stdout}\n{stderr}"
+    );
+    stdout
 }
