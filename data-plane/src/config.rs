@@ -220,18 +220,20 @@ impl Config {
         let Some(urls) = self.cluster_nats_url.as_deref().filter(|u| !u.trim().is_empty()) else {
             return Ok(None);
         };
-        let node = self
-            .node_id
-            .clone()
-            .filter(|n| !n.is_empty())
-            .ok_or_else(|| anyhow::anyhow!("cluster_nats_url is set but node_id is missing (every broker of a cluster needs its own)"))?;
+        let node = self.node_id.clone().filter(|n| !n.is_empty()).ok_or_else(|| {
+            anyhow::anyhow!("cluster_nats_url is set but node_id is missing (every broker of a cluster needs its own)")
+        })?;
         let prefix = self.cluster_prefix.trim();
         anyhow::ensure!(
             !prefix.is_empty() && prefix.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
             "cluster_prefix must be letters, digits and _"
         );
         Ok(Some(crate::cluster::ClusterConfig {
-            urls: urls.split(',').map(|u| u.trim().to_string()).filter(|u| !u.is_empty()).collect(),
+            urls: urls
+                .split(',')
+                .map(|u| u.trim().to_string())
+                .filter(|u| !u.is_empty())
+                .collect(),
             user: self.cluster_nats_user.clone(),
             password: self.cluster_nats_password.clone(),
             creds: self.cluster_nats_creds.clone(),

@@ -64,7 +64,8 @@ pub fn run(cfg: Config) -> anyhow::Result<()> {
     let prometheus = http::recorder()?;
     let (parts, cluster) = match cfg.cluster()? {
         None => {
-            let (parts, restored) = Parts::embedded(store.clone()).context("restoring sessions and retained messages")?;
+            let (parts, restored) =
+                Parts::embedded(store.clone()).context("restoring sessions and retained messages")?;
             tracing::info!(sessions = restored, "persistent sessions restored");
             (parts, None)
         }
@@ -77,7 +78,9 @@ pub fn run(cfg: Config) -> anyhow::Result<()> {
                 .enable_all()
                 .build()
                 .context("starting the cluster runtime")?;
-            let (parts, cluster) = rt.block_on(crate::cluster::join(cluster_cfg)).context("joining the cluster")?;
+            let (parts, cluster) = rt
+                .block_on(crate::cluster::join(cluster_cfg))
+                .context("joining the cluster")?;
             std::mem::forget(rt);
             (parts, Some(cluster))
         }
@@ -91,7 +94,13 @@ pub fn run(cfg: Config) -> anyhow::Result<()> {
     broker.expire_offline_messages();
 
     let reload = link.is_none().then(|| cfg.snapshot.clone());
-    http::spawn(cfg.http_listen, broker.clone(), reload, prometheus.clone(), cluster.clone())?;
+    http::spawn(
+        cfg.http_listen,
+        broker.clone(),
+        reload,
+        prometheus.clone(),
+        cluster.clone(),
+    )?;
     if let Some(link) = link {
         crate::sync::spawn(link, broker.clone(), prometheus, cluster)?;
     }

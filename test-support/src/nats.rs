@@ -59,33 +59,36 @@ impl NatsCluster {
     pub fn start(n: usize) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let ports: Vec<(u16, u16, u16)> = (0..n).map(|_| (free_port(), free_port(), free_port())).collect();
-        let routes: Vec<String> = ports
-            .iter()
-            .map(|(_, _, r)| format!("nats://127.0.0.1:{r}"))
-            .collect();
+        let routes: Vec<String> = ports.iter().map(|(_, _, r)| format!("nats://127.0.0.1:{r}")).collect();
         let mut nodes = Vec::new();
         for (i, (client, monitor, route)) in ports.into_iter().enumerate() {
             let name = format!("n{i}");
             let store = dir.path().join(&name);
             let mut args: Vec<String> = [
-                "-a", "127.0.0.1", "-p", &client.to_string(), "-m", &monitor.to_string(), "-js", "-sd",
-                store.to_str().unwrap(), "--server_name", &name,
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &client.to_string(),
+                "-m",
+                &monitor.to_string(),
+                "-js",
+                "-sd",
+                store.to_str().unwrap(),
+                "--server_name",
+                &name,
             ]
             .iter()
             .map(|s| s.to_string())
             .collect();
             if n > 1 {
-                args.extend(
-                    [
-                        "--cluster_name".to_string(),
-                        "mqtest".to_string(),
-                        "--cluster".to_string(),
-                        format!("nats://127.0.0.1:{route}"),
-                        "--routes".to_string(),
-                        routes.join(","),
-                    ]
-                    .into_iter(),
-                );
+                args.extend([
+                    "--cluster_name".to_string(),
+                    "mqtest".to_string(),
+                    "--cluster".to_string(),
+                    format!("nats://127.0.0.1:{route}"),
+                    "--routes".to_string(),
+                    routes.join(","),
+                ]);
             }
             let mut node = Node {
                 name,

@@ -15,7 +15,7 @@ use async_nats::jetstream::message::StreamMessage;
 use async_nats::jetstream::stream::{self, DirectGetErrorKind};
 use futures_util::future::join_all;
 
-use super::funnel::Funnel;
+use super::funnel::{Funnel, StreamAck};
 use super::link::{InboxLimits, Link};
 use super::sessions::ClusterSessions;
 use super::state::ClusterState;
@@ -70,6 +70,8 @@ pub struct Inbox {
     state: Arc<ClusterState>,
     local: Arc<LocalSessions>,
     streams: tokio::sync::Mutex<HashMap<String, (stream::Stream, InboxLimits)>>,
+    /// Instances whose stream exists with these limits (read without waiting, on the hot path).
+    ready: Mutex<HashMap<String, InboxLimits>>,
     sessions: Mutex<HashMap<Key, Session>>,
     counts: Mutex<HashMap<String, u64>>,
 }
@@ -95,6 +97,7 @@ impl Inbox {
             state,
             local,
             streams: tokio::sync::Mutex::new(HashMap::new()),
+            ready: Mutex::new(HashMap::new()),
             sessions: Mutex::new(HashMap::new()),
             counts: Mutex::new(HashMap::new()),
         });
@@ -106,22 +109,25 @@ impl Inbox {
         self.sessions.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The instance's stream, created (or updated to new limits) when needed.
-    async fn stream(&self, instance: &str, limits: Option<InboxLimits>) -> SeamResult<stream::Stream> {
+    /// The instance's stream: created (or updated to new limits) when `limits` are given;
+    /// without them None when it does not exist (nothing was ever stored in the instance).
+    async fn stream(&self, instance: &str, limits: Option<InboxLimits>) -> SeamResult<Option<stream::Stream>> {
         let mut streams = self.streams.lock().await;
         if let Some((s, have)) = streams.get(instance)
             && limits.is_none_or(|l| l == *have)
         {
-            return Ok(s.clone());
+            return Ok(Some(s.clone()));
         }
-        let limits = limits.unwrap_or(InboxLimits {
-            max_messages: u64::MAX,
-            max_bytes: u64::MAX,
-            retention_secs: 3 * 24 * 3600,
-        });
+        let Some(limits) = limits else {
+            return Ok(self.link.existing_inbox(instance).await);
+        };
         let s = self.link.inbox(instance, limits).await.map_err(unavailable)?;
         streams.insert(instance.to_string(), (s.clone(), limits));
-        Ok(s)
+        self.ready
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(instance.to_string(), limits);
+        Ok(Some(s))
     }
 
     /// A message for a session this node holds arrived (from this node or another one).
@@ -175,8 +181,16 @@ impl Inbox {
         });
     }
 
-    async fn read_subject(&self, instance: &str, client: &str, from: u64, limit: usize) -> SeamResult<(Vec<(u64, Outbound)>, bool)> {
-        let stream = self.stream(instance, None).await?;
+    async fn read_subject(
+        &self,
+        instance: &str,
+        client: &str,
+        from: u64,
+        limit: usize,
+    ) -> SeamResult<(Vec<(u64, Outbound)>, bool)> {
+        let Some(stream) = self.stream(instance, None).await? else {
+            return Ok((Vec::new(), true));
+        };
         let subject = self.link.names.inbox_subject(instance, client);
         let mut out = Vec::new();
         let mut next = from;
@@ -197,7 +211,13 @@ impl Inbox {
         Ok((out, false))
     }
 
-    async fn fetch_clustered(&self, instance: String, client: String, after: u64, limit: usize) -> SeamResult<Vec<Queued>> {
+    async fn fetch_clustered(
+        &self,
+        instance: String,
+        client: String,
+        after: u64,
+        limit: usize,
+    ) -> SeamResult<Vec<Queued>> {
         let key = (instance.clone(), client.clone());
         let (primed, from) = {
             let mut sessions = self.sessions();
@@ -216,7 +236,9 @@ impl Inbox {
             (s.primed, after.max(s.floor) + 1)
         };
         if !primed {
-            let (read, complete) = self.read_subject(&instance, &client, from, limit.max(BUFFER / 4)).await?;
+            let (read, complete) = self
+                .read_subject(&instance, &client, from, limit.max(BUFFER / 4))
+                .await?;
             let mut sessions = self.sessions();
             let s = sessions.entry(key.clone()).or_default();
             for (seq, out) in read {
@@ -278,7 +300,9 @@ impl Inbox {
     }
 
     async fn purge_up_to(&self, instance: &str, client: &str, floor: u64) -> SeamResult<()> {
-        let stream = self.stream(instance, None).await?;
+        let Some(stream) = self.stream(instance, None).await? else {
+            return Ok(());
+        };
         let subject = self.link.names.inbox_subject(instance, client);
         stream
             .purge()
@@ -287,7 +311,6 @@ impl Inbox {
             .await
             .map_err(unavailable)?;
         self.sessions_registry.record_acked(instance, client, floor).await
-
     }
 
     /// Forgets a session's delivery state here (it closed, or another node holds it now).
@@ -297,65 +320,40 @@ impl Inbox {
 }
 
 impl OfflineQueue for Inbox {
-    fn enqueue(&self, inst: &str, msg: &Message, entries: &[QueueEntry], limits: OfflineLimits) -> Seam<'_, SeamResult<usize>> {
-        // Submitted now, in routing order; resolved once JetStream has every copy.
-        let shared = Arc::new(msg.clone());
-        let acks: Vec<_> = entries
-            .iter()
-            .map(|e| {
-                let out = Outbound {
-                    msg: shared.clone(),
-                    qos: e.qos,
-                    retain: e.retain,
-                    sub_ids: e.sub_ids.clone(),
-                };
-                let publish = Publish::build()
-                    .payload(wire::encode_delivery(&out))
-                    .message_id(format!("{}-{}", msg.id, key_token(&e.client_id)));
-                let ack = self
-                    .funnel
-                    .stream(self.link.names.inbox_subject(inst, &e.client_id), publish);
-                (e.client_id.clone(), out, ack)
-            })
-            .collect();
-        let instance = inst.to_string();
+    fn enqueue(
+        &self,
+        inst: &str,
+        msg: &Message,
+        entries: &[QueueEntry],
+        limits: OfflineLimits,
+    ) -> Seam<'_, SeamResult<usize>> {
         let limits = InboxLimits {
             max_messages: limits.max_messages,
-            max_bytes: limits.max_bytes,
             retention_secs: limits.retention_secs,
         };
+        let ready = self.ready.lock().unwrap_or_else(|p| p.into_inner()).get(inst) == Some(&limits);
+        let (instance, msg, entries) = (inst.to_string(), Arc::new(msg.clone()), entries.to_vec());
+        if ready {
+            // Submitted now, in routing order; resolved once JetStream has every copy.
+            let acks = self.submit(&instance, &msg, &entries);
+            return Seam::later(self.settle(instance, acks));
+        }
+        // The instance's first message (or new limits): the stream comes first.
         Seam::later(async move {
-            // The stream must exist before the first append lands.
             self.stream(&instance, Some(limits)).await?;
-            let results = join_all(acks.into_iter().map(|(client, out, ack)| async move {
-                let seq = ack.await.map_err(|_| "NATS link closed".to_string()).and_then(|r| r);
-                (client, out, seq)
-            }))
-            .await;
-            let mut stored = 0;
-            for (client, out, seq) in results {
-                let seq = seq.map_err(|e| {
-                    metrics::cluster_error("jetstream");
-                    SeamError::Unavailable(e)
-                })?;
-                stored += 1;
-                match self.state.owner(&instance, &client) {
-                    Some(o) if o.online && o.node == self.link.node => {
-                        self.deliver_here(&instance, &client, seq, out);
-                    }
-                    Some(o) if o.online => {
-                        let headers = wire::node_headers(Op::Inbox, &instance, &client, Some(seq));
-                        self.funnel
-                            .core(self.link.names.node(&o.node), headers, wire::encode_delivery(&out));
-                    }
-                    _ => {}
-                }
-            }
-            Ok(stored)
+            let acks = self.submit(&instance, &msg, &entries);
+            self.settle(instance, acks).await
         })
     }
 
-    fn fetch(&self, inst: &str, client: &str, after: u64, limit: usize, _max_age_ms: u64) -> Seam<'_, SeamResult<Vec<Queued>>> {
+    fn fetch(
+        &self,
+        inst: &str,
+        client: &str,
+        after: u64,
+        limit: usize,
+        _max_age_ms: u64,
+    ) -> Seam<'_, SeamResult<Vec<Queued>>> {
         Seam::later(self.fetch_clustered(inst.to_string(), client.to_string(), after, limit))
     }
 
@@ -371,7 +369,9 @@ impl OfflineQueue for Inbox {
         self.forget(inst, client);
         let (instance, client) = (inst.to_string(), client.to_string());
         Seam::later(async move {
-            let stream = self.stream(&instance, None).await?;
+            let Some(stream) = self.stream(&instance, None).await? else {
+                return Ok(());
+            };
             stream
                 .purge()
                 .filter(self.link.names.inbox_subject(&instance, &client))
@@ -396,6 +396,60 @@ impl OfflineQueue for Inbox {
 }
 
 impl Inbox {
+    /// Appends one copy per entry to the instance's stream, in order.
+    fn submit(
+        &self,
+        instance: &str,
+        msg: &Arc<Message>,
+        entries: &[QueueEntry],
+    ) -> Vec<(Arc<str>, Outbound, StreamAck)> {
+        entries
+            .iter()
+            .map(|e| {
+                let out = Outbound {
+                    msg: msg.clone(),
+                    qos: e.qos,
+                    retain: e.retain,
+                    sub_ids: e.sub_ids.clone(),
+                };
+                let publish = Publish::build()
+                    .payload(wire::encode_delivery(&out))
+                    .message_id(format!("{}-{}", msg.id, key_token(&e.client_id)));
+                let ack = self
+                    .funnel
+                    .stream(self.link.names.inbox_subject(instance, &e.client_id), publish);
+                (e.client_id.clone(), out, ack)
+            })
+            .collect()
+    }
+
+    /// Waits until JetStream has every copy, then tells the nodes that hold those sessions.
+    async fn settle(&self, instance: String, acks: Vec<(Arc<str>, Outbound, StreamAck)>) -> SeamResult<usize> {
+        let results = join_all(acks.into_iter().map(|(client, out, ack)| async move {
+            let seq = ack.await.map_err(|_| "NATS link closed".to_string()).and_then(|r| r);
+            (client, out, seq)
+        }))
+        .await;
+        let mut stored = 0;
+        for (client, out, seq) in results {
+            let seq = seq.map_err(|e| {
+                metrics::cluster_error("jetstream");
+                SeamError::Unavailable(e)
+            })?;
+            stored += 1;
+            match self.state.owner(&instance, &client) {
+                Some(o) if o.online && o.node == self.link.node => self.deliver_here(&instance, &client, seq, out),
+                Some(o) if o.online => {
+                    let headers = wire::node_headers(Op::Inbox, &instance, &client, Some(seq));
+                    self.funnel
+                        .core(self.link.names.node(&o.node), headers, wire::encode_delivery(&out));
+                }
+                _ => {}
+            }
+        }
+        Ok(stored)
+    }
+
     /// Refreshes the per-instance message counts (for metrics and the heartbeat).
     pub async fn refresh_counts(&self) {
         let streams: Vec<(String, stream::Stream)> = {
@@ -405,7 +459,10 @@ impl Inbox {
         for (instance, mut s) in streams {
             if let Ok(info) = s.info().await {
                 let n = info.state.messages;
-                self.counts.lock().unwrap_or_else(|p| p.into_inner()).insert(instance, n);
+                self.counts
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(instance, n);
             }
         }
     }

@@ -189,14 +189,21 @@ impl Link {
         })
     }
 
+    /// The inbox stream of an instance, if it exists.
+    pub async fn existing_inbox(&self, instance: &str) -> Option<stream::Stream> {
+        self.js.get_stream(self.names.inbox_stream(instance)).await.ok()
+    }
+
     /// The inbox stream of an instance, created with the instance's limits on first use (the
-    /// limits are updated when the instance's quotas change).
+    /// limits are updated when the instance's quotas change). No byte limit: JetStream reserves a
+    /// stream's byte limit on every replica up front, which would cap the number of instances by
+    /// disk size; the count limit, the largest message and the age bound it instead.
     pub async fn inbox(&self, instance: &str, limits: InboxLimits) -> anyhow::Result<stream::Stream> {
         let config = stream::Config {
             name: self.names.inbox_stream(instance),
             subjects: vec![self.names.inbox_subjects(instance)],
-            max_messages: i64::try_from(limits.max_messages).unwrap_or(i64::MAX),
-            max_bytes: i64::try_from(limits.max_bytes).unwrap_or(i64::MAX),
+            max_messages: i64::try_from(limits.max_messages).unwrap_or(-1),
+            max_bytes: -1,
             max_age: Duration::from_secs(limits.retention_secs.max(1)),
             discard: stream::DiscardPolicy::Old,
             num_replicas: self.replicas,
@@ -208,7 +215,7 @@ impl Link {
         let mut s = self.js.get_or_create_stream(config.clone()).await?;
         let info = s.info().await?;
         let c = &info.config;
-        if c.max_messages != config.max_messages || c.max_bytes != config.max_bytes || c.max_age != config.max_age {
+        if c.max_messages != config.max_messages || c.max_age != config.max_age {
             self.js.update_stream(config).await?;
         }
         Ok(s)
@@ -219,6 +226,5 @@ impl Link {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct InboxLimits {
     pub max_messages: u64,
-    pub max_bytes: u64,
     pub retention_secs: u64,
 }

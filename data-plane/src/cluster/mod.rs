@@ -77,7 +77,10 @@ impl Cluster {
     /// Claims a control-plane command so that one broker executes it; true for the one that may.
     pub async fn claim_command(&self, seq: i64) -> bool {
         let bucket = &self.link.buckets().await.claims;
-        match bucket.create(format!("cmd{seq}"), Bytes::from(self.link.node.clone())).await {
+        match bucket
+            .create(format!("cmd{seq}"), Bytes::from(self.link.node.clone()))
+            .await
+        {
             Ok(_) => true,
             Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => false,
             Err(e) => {
@@ -99,7 +102,13 @@ pub async fn join(cfg: ClusterConfig) -> anyhow::Result<(Parts, Arc<Cluster>)> {
     let local = Arc::new(LocalSessions::new(Arc::new(NoRecords)));
     let funnel = Arc::new(Funnel::start(link.clone()));
     let sessions = Arc::new(ClusterSessions::new(link.clone(), local.clone(), state.clone()));
-    let inbox = Inbox::new(link.clone(), sessions.clone(), funnel.clone(), state.clone(), local.clone());
+    let inbox = Inbox::new(
+        link.clone(),
+        sessions.clone(),
+        funnel.clone(),
+        state.clone(),
+        local.clone(),
+    );
     let local_router = Arc::new(LocalRouter::new(local.clone(), inbox.clone()));
     let router = Arc::new(ClusterRouter::new(
         local_router.clone(),
@@ -114,7 +123,12 @@ pub async fn join(cfg: ClusterConfig) -> anyhow::Result<(Parts, Arc<Cluster>)> {
     let quotas = ClusterQuotas::new(link.clone());
     let wills: Arc<dyn WillScheduler> = Arc::new(LocalWills::default());
 
-    tokio::spawn(watch_sessions(link.clone(), state.clone(), local.clone(), sessions.clone()));
+    tokio::spawn(watch_sessions(
+        link.clone(),
+        state.clone(),
+        local.clone(),
+        sessions.clone(),
+    ));
     tokio::spawn(ClusterRetained::run_watch(link.clone(), replica));
     tokio::spawn(quotas.clone().run());
     tokio::spawn(inbox.clone().run_purges());
@@ -143,7 +157,12 @@ pub async fn join(cfg: ClusterConfig) -> anyhow::Result<(Parts, Arc<Cluster>)> {
 
 /// Keeps `state` current from the sessions bucket; a record that now names another node while a
 /// connection of that client is live here means a takeover this node did not hear of: it closes.
-async fn watch_sessions(link: Arc<Link>, state: Arc<ClusterState>, local: Arc<LocalSessions>, sessions: Arc<ClusterSessions>) {
+async fn watch_sessions(
+    link: Arc<Link>,
+    state: Arc<ClusterState>,
+    local: Arc<LocalSessions>,
+    sessions: Arc<ClusterSessions>,
+) {
     loop {
         let bucket = &link.buckets().await.sessions;
         match bucket.watch_with_history(">").await {
@@ -203,10 +222,10 @@ async fn serve_node(
         };
         match op {
             Op::Deliver => {
-                if let (Some(out), Some(conn)) = (wire::decode_delivery(&m.payload), local.live(&instance, &client)) {
-                    if conn.mailbox.push(out).is_err() {
-                        metrics::dropped(metrics::DROP_QUEUE_FULL);
-                    }
+                if let (Some(out), Some(conn)) = (wire::decode_delivery(&m.payload), local.live(&instance, &client))
+                    && conn.mailbox.push(out).is_err()
+                {
+                    metrics::dropped(metrics::DROP_QUEUE_FULL);
                 }
             }
             Op::Inbox => {

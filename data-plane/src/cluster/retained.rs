@@ -85,7 +85,12 @@ fn msg_qos() -> common::qos::QoS {
 }
 
 impl RetainedStore for ClusterRetained {
-    fn set(&self, instance_id: &str, msg: &Message, limits: RetainedLimits) -> Seam<'_, SeamResult<Result<(), RetainedFull>>> {
+    fn set(
+        &self,
+        instance_id: &str,
+        msg: &Message,
+        limits: RetainedLimits,
+    ) -> Seam<'_, SeamResult<Result<(), RetainedFull>>> {
         // The limits are checked against this broker's replica: a few messages set on other
         // brokers in the same instant may pass together.
         if !msg.payload.is_empty() && !self.replica.fits(instance_id, msg, limits) {

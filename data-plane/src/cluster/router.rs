@@ -226,7 +226,7 @@ impl ClusterRouter {
             .into_iter()
             .filter_map(|t| {
                 let qos = msg.qos.min(t.qos);
-                (qos > QoS::AtMostOnce).then(|| QueueEntry {
+                (qos > QoS::AtMostOnce).then_some(QueueEntry {
                     client_id: t.client_id,
                     qos,
                     retain: msg.retain && t.retain_as_published,
@@ -261,8 +261,7 @@ impl ClusterRouter {
                 let subject = names
                     .topic(instance, &msg.topic)
                     .unwrap_or_else(|| names.long_subject(instance));
-                self.funnel
-                    .core(subject, HeaderMap::new(), wire::encode_message(msg));
+                self.funnel.core(subject, HeaderMap::new(), wire::encode_message(msg));
             }
         }
     }
@@ -340,7 +339,14 @@ async fn store_group_pick(inbox: &Inbox, feed: &Feed, msg: &Arc<Message>, fan: F
 }
 
 impl MessageRouter for ClusterRouter {
-    fn subscribe(&self, instance_id: &str, client_id: &str, raw: &str, opts: SubOptions, max_wildcards: usize) -> Seam<'_, SeamResult<Result<(), TooManyWildcards>>> {
+    fn subscribe(
+        &self,
+        instance_id: &str,
+        client_id: &str,
+        raw: &str,
+        opts: SubOptions,
+        max_wildcards: usize,
+    ) -> Seam<'_, SeamResult<Result<(), TooManyWildcards>>> {
         let res = match self.local.subscribe(instance_id, client_id, raw, opts, max_wildcards) {
             Seam::Ready(Some(r)) => r,
             _ => unreachable!("the local index answers at once"),
@@ -374,7 +380,12 @@ impl MessageRouter for ClusterRouter {
             return done(Ok(Routed { live, stored: 0 }));
         }
         let stored = self.inbox.enqueue(instance_id, &msg, &entries, limits);
-        Seam::later(async move { Ok(Routed { live, stored: stored.await? }) })
+        Seam::later(async move {
+            Ok(Routed {
+                live,
+                stored: stored.await?,
+            })
+        })
     }
 
     fn subscription_count(&self) -> usize {

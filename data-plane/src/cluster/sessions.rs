@@ -55,7 +55,10 @@ impl ClusterSessions {
 
     pub fn written_revision(&self, instance: &str, client: &str) -> u64 {
         let written = self.written.lock().unwrap_or_else(|p| p.into_inner());
-        written.get(&(instance.to_string(), client.to_string())).copied().unwrap_or(0)
+        written
+            .get(&(instance.to_string(), client.to_string()))
+            .copied()
+            .unwrap_or(0)
     }
 
     async fn bucket(&self) -> &kv::Store {
@@ -92,7 +95,12 @@ impl ClusterSessions {
 
     /// Changes this node's record of a client with `change` (which says whether to write); a
     /// record held by another node is left alone.
-    async fn modify(&self, instance: &str, client: &str, change: impl Fn(&mut SessionRecord) -> bool) -> SeamResult<()> {
+    async fn modify(
+        &self,
+        instance: &str,
+        client: &str,
+        change: impl Fn(&mut SessionRecord) -> bool,
+    ) -> SeamResult<()> {
         loop {
             let (record, revision) = self.read(instance, client).await?;
             let Some(mut record) = record.filter(|r| r.node == self.link.node) else {
@@ -153,10 +161,7 @@ impl ClusterSessions {
             {
                 return Ok(Err(OpenError::Duplicate));
             }
-            let present = previous
-                .as_ref()
-                .is_some_and(|p| p.persistent && !p.expired(now))
-                && !req.clean_start;
+            let present = previous.as_ref().is_some_and(|p| p.persistent && !p.expired(now)) && !req.clean_start;
             let record = SessionRecord {
                 node: self.link.node.clone(),
                 online: true,
@@ -168,7 +173,11 @@ impl ClusterSessions {
                 } else {
                     Vec::new()
                 },
-                acked: if present { previous.as_ref().map_or(0, |p| p.acked) } else { 0 },
+                acked: if present {
+                    previous.as_ref().map_or(0, |p| p.acked)
+                } else {
+                    0
+                },
             };
             if self.write(instance, client, &record, revision).await? {
                 break (previous.map(|p| (p, present)), record);
@@ -204,7 +213,13 @@ impl SessionRegistry for ClusterSessions {
         Seam::later(self.open_clustered(req))
     }
 
-    fn close(&self, instance_id: &str, client_id: &str, conn_id: u64, unacked: BTreeMap<u64, u16>) -> Seam<'_, SeamResult<Closed>> {
+    fn close(
+        &self,
+        instance_id: &str,
+        client_id: &str,
+        conn_id: u64,
+        unacked: BTreeMap<u64, u16>,
+    ) -> Seam<'_, SeamResult<Closed>> {
         let (instance, client) = (instance_id.to_string(), client_id.to_string());
         Seam::later(async move {
             let closed = self.local.close(&instance, &client, conn_id, unacked).await?;
@@ -225,7 +240,14 @@ impl SessionRegistry for ClusterSessions {
         })
     }
 
-    fn subscribe(&self, instance_id: &str, client_id: &str, raw: &str, opts: SubOptions, max: usize) -> Seam<'_, SeamResult<Result<bool, SubscribeError>>> {
+    fn subscribe(
+        &self,
+        instance_id: &str,
+        client_id: &str,
+        raw: &str,
+        opts: SubOptions,
+        max: usize,
+    ) -> Seam<'_, SeamResult<Result<bool, SubscribeError>>> {
         let (instance, client, raw) = (instance_id.to_string(), client_id.to_string(), raw.to_string());
         Seam::later(async move {
             let outcome = self.local.subscribe(&instance, &client, &raw, opts, max).await?;

@@ -158,16 +158,27 @@ mod tests {
     fn records_drive_owners_and_the_persistent_index() {
         let s = ClusterState::new();
         s.apply("i", "c1", Some(&record("n1", &["T/#", "$share/g/T/x"])));
-        s.apply("i", "c2", Some(&SessionRecord {
-            persistent: false,
-            ..record("n2", &["T/x"])
-        }));
+        s.apply(
+            "i",
+            "c2",
+            Some(&SessionRecord {
+                persistent: false,
+                ..record("n2", &["T/x"])
+            }),
+        );
         let msg = Message::new("T/x", Bytes::new(), QoS::AtLeastOnce, false);
         let t = s.persistent_targets("i", &msg);
-        assert_eq!(t.iter().map(|t| &*t.client_id).collect::<Vec<_>>(), ["c1"], "clean and shared ones are not indexed");
+        assert_eq!(
+            t.iter().map(|t| &*t.client_id).collect::<Vec<_>>(),
+            ["c1"],
+            "clean and shared ones are not indexed"
+        );
         assert_eq!(s.owner("i", "c2").unwrap().node, "n2");
         s.apply("i", "c1", Some(&record("n3", &["U/#"])));
-        assert!(s.persistent_targets("i", &msg).is_empty(), "an update replaces the subscriptions");
+        assert!(
+            s.persistent_targets("i", &msg).is_empty(),
+            "an update replaces the subscriptions"
+        );
         s.apply("i", "c1", None);
         assert!(s.owner("i", "c1").is_none());
     }

@@ -175,7 +175,9 @@ mod tests {
 
     #[test]
     fn levels_escape_reversibly_and_never_to_a_special_token() {
-        let odd = ["", ".", "*", ">", "a b", "a.b", "~", "~41", "\t", "ü", "$SYS", "a>b", "x*", "#x", "**", "%20"];
+        let odd = [
+            "", ".", "*", ">", "a b", "a.b", "~", "~41", "\t", "ü", "$SYS", "a>b", "x*", "#x", "**", "%20",
+        ];
         let mut seen = std::collections::HashSet::new();
         for level in odd {
             let mut t = String::new();
@@ -193,7 +195,10 @@ mod tests {
         assert_eq!(n().topic("mqtt-a", "/a//b").unwrap(), "mq.t.mqtt-a.~.a.~.b");
         assert_eq!(n().topic("mqtt-a", "T/a.b/*").unwrap(), "mq.t.mqtt-a.T.a~2Eb.~2A");
         assert_eq!(n().filter("mqtt-a", "T/+/x").unwrap(), ["mq.t.mqtt-a.T.*.x"]);
-        assert_eq!(n().filter("mqtt-a", "T/#").unwrap(), ["mq.t.mqtt-a.T.>", "mq.t.mqtt-a.T"]);
+        assert_eq!(
+            n().filter("mqtt-a", "T/#").unwrap(),
+            ["mq.t.mqtt-a.T.>", "mq.t.mqtt-a.T"]
+        );
         assert_eq!(n().filter("mqtt-a", "#").unwrap(), ["mq.t.mqtt-a.>"]);
         // A topic can never land in another instance's subjects, whatever it holds.
         let sneaky = n().topic("mqtt-a", "x.t.mqtt-b.T").unwrap();
@@ -207,7 +212,10 @@ mod tests {
     fn keys_hold_any_name() {
         for name in ["GID_x@@@dev-1", "a.b", "", "T/#", "ü ~"] {
             let key = n().key("mqtt-a", name);
-            assert!(key.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)), "{key}");
+            assert!(
+                key.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)),
+                "{key}"
+            );
             assert_eq!(parse_key(&key), Some(("mqtt-a", name.to_string())));
         }
     }

@@ -97,6 +97,7 @@ pub trait SessionRecords: Send + Sync {
 }
 
 /// One client's copy of a message to queue: how it is to be delivered.
+#[derive(Clone)]
 pub struct QueueEntry {
     pub client_id: Arc<str>,
     pub qos: QoS,

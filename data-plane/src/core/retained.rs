@@ -112,9 +112,9 @@ impl LocalRetained {
     /// Whether `msg` fits the instance's limits in place of its topic's current message.
     pub fn fits(&self, instance_id: &str, msg: &Message, limits: RetainedLimits) -> bool {
         let instances = self.instances.read().unwrap_or_else(|p| p.into_inner());
-        let (count, bytes, replaced) = instances.get(instance_id).map_or((0, 0, None), |i| {
-            (i.count, i.bytes, i.get(&msg.topic).map(|m| cost(m)))
-        });
+        let (count, bytes, replaced) = instances
+            .get(instance_id)
+            .map_or((0, 0, None), |i| (i.count, i.bytes, i.get(&msg.topic).map(|m| cost(m))));
         let count = count + usize::from(replaced.is_none());
         let bytes = bytes - replaced.unwrap_or(0) + cost(msg);
         count <= limits.max_messages && bytes <= limits.max_bytes
@@ -137,7 +137,10 @@ impl LocalRetained {
                 retain: true,
                 ..msg.detached()
             };
-            self.write().entry(instance_id.to_string()).or_default().insert(Arc::new(kept));
+            self.write()
+                .entry(instance_id.to_string())
+                .or_default()
+                .insert(Arc::new(kept));
         }
     }
 
@@ -169,7 +172,13 @@ impl LocalRetained {
         inst.by_parent
             .iter()
             // A first-level wildcard (development listener) never matches a `$` topic.
-            .filter(|(p, _)| if wildcard_parent { !p.starts_with('$') } else { p.as_str() == parent })
+            .filter(|(p, _)| {
+                if wildcard_parent {
+                    !p.starts_with('$')
+                } else {
+                    p.as_str() == parent
+                }
+            })
             .flat_map(|(_, topics)| topics.values())
             .filter(|m| topic::matches(filter, &m.topic) && !m.expired(now))
             .take(limit)
@@ -179,7 +188,12 @@ impl LocalRetained {
 }
 
 impl RetainedStore for LocalRetained {
-    fn set(&self, instance_id: &str, msg: &Message, limits: RetainedLimits) -> Seam<'_, SeamResult<Result<(), RetainedFull>>> {
+    fn set(
+        &self,
+        instance_id: &str,
+        msg: &Message,
+        limits: RetainedLimits,
+    ) -> Seam<'_, SeamResult<Result<(), RetainedFull>>> {
         if !msg.payload.is_empty() && !self.fits(instance_id, msg, limits) {
             return done(Ok(Err(RetainedFull)));
         }

@@ -178,9 +178,11 @@ impl LocalRouter {
                 retain_as_published: false,
                 sub_ids: Vec::new(),
             }],
-            None => self.read().route(instance_id, &msg.topic, &msg.publisher, groups, &|c| {
-                self.sessions.is_online(instance_id, c)
-            }),
+            None => self
+                .read()
+                .route(instance_id, &msg.topic, &msg.publisher, groups, &|c| {
+                    self.sessions.is_online(instance_id, c)
+                }),
         }
     }
 }

@@ -312,7 +312,13 @@ impl SubscriptionIndex {
     }
 
     /// The next member of one share group of one filter (see `route`), if the group has any here.
-    pub fn pick_member(&self, instance: &str, filter: &str, group: &str, online: &dyn Fn(&str) -> bool) -> Option<Target> {
+    pub fn pick_member(
+        &self,
+        instance: &str,
+        filter: &str,
+        group: &str,
+        online: &dyn Fn(&str) -> bool,
+    ) -> Option<Target> {
         let index = self.instances.get(instance)?;
         let levels: Vec<&str> = filter.split('/').collect();
         let subs = index.root.find(&levels)?;
@@ -352,7 +358,14 @@ impl SubscriptionIndex {
     /// subscription (no-local ones skip the publisher) and, with `groups`, one member per matching
     /// share group, preferring members `online` says are connected. Wildcards at the first level
     /// never match a `$` topic (MQTT 4.7.2).
-    pub fn route(&self, instance: &str, topic_name: &str, publisher: &str, groups: bool, online: &dyn Fn(&str) -> bool) -> Vec<Target> {
+    pub fn route(
+        &self,
+        instance: &str,
+        topic_name: &str,
+        publisher: &str,
+        groups: bool,
+        online: &dyn Fn(&str) -> bool,
+    ) -> Vec<Target> {
         let Some(index) = self.instances.get(instance) else {
             return Vec::new();
         };

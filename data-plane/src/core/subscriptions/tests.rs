@@ -42,7 +42,10 @@ fn wildcards_match_level_by_level() {
         ["a", "b"],
         "an empty level is a level"
     );
-    assert!(idx.route("j", "T/x", "", true, &all).is_empty(), "instances are separate");
+    assert!(
+        idx.route("j", "T/x", "", true, &all).is_empty(),
+        "instances are separate"
+    );
     assert_eq!(idx.wildcard_count("i", "T"), 3);
     assert_eq!(idx.len(), 6);
 }
