@@ -51,6 +51,26 @@ pub struct Heartbeat {
     /// In a cluster: whether the broker's NATS link is up; absent for a broker that runs alone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster_link: Option<bool>,
+    /// Per-instance figures of this broker (the control plane adds up the brokers').
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub instances: Vec<InstanceUsage>,
+}
+
+/// One instance's use of one broker, for its quotas and charts.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InstanceUsage {
+    pub instance_id: String,
+    /// Live connections on this broker.
+    pub connections: u64,
+    /// Subscriptions of sessions on this broker.
+    pub subscriptions: u64,
+    pub messages_in_per_sec: f64,
+    pub messages_out_per_sec: f64,
+    /// Offline messages stored for the instance. A broker alone reports its own store; brokers of a
+    /// cluster report the cluster's shared inbox, so the control plane takes the largest report
+    /// rather than the sum.
+    pub offline_messages: u64,
 }
 
 /// Client status event of docs/spec.md 3.8, plus the subscription changes the control plane needs to answer

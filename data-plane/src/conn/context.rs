@@ -53,6 +53,8 @@ pub struct ConnCtx {
     pub write_blocked: Cell<bool>,
     pub write_unblocked: Notify,
     pub ending: Cell<Option<Ending>>,
+    /// The instance's message counters.
+    pub counters: Arc<crate::core::usage::Counters>,
 }
 
 /// Topic aliases the broker assigns to the topics it sends, up to the client's topic alias

@@ -302,6 +302,7 @@ impl Delivery {
             aliases: &ctx.aliases,
         };
         metrics::message(true, out.qos);
+        ctx.counters.sent();
         if out.qos == QoS::AtMostOnce {
             return match ctx.sink.send(&out, 0, false, &to, now) {
                 Sent::Closed => false,

@@ -24,6 +24,7 @@ pub async fn run(
     let mut ticks = tokio::time::interval(INTERVAL);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut rates = Rates::default();
+    let mut instance_rates = InstanceRates::default();
     loop {
         tokio::select! {
             _ = ticks.tick() => {}
@@ -44,11 +45,54 @@ pub async fn run(
             messages_out_per_sec: messages_out,
             started_at_ms: state.started_at_ms,
             cluster_link: cluster.as_ref().map(|c| c.is_up()),
+            instances: instance_rates.update(broker.instance_figures()),
         };
         if let Err(e) = client.heartbeat(&beat).await {
             crate::metrics::sync_error("heartbeat");
             tracing::debug!(error = %e, "heartbeat failed");
         }
+    }
+}
+
+/// Per-instance figures with message rates between two heartbeats.
+#[derive(Default)]
+struct InstanceRates {
+    last: Option<(Instant, std::collections::HashMap<String, (u64, u64)>)>,
+}
+
+impl InstanceRates {
+    fn update(&mut self, figures: Vec<crate::core::InstanceFigures>) -> Vec<common::sync::InstanceUsage> {
+        let now = Instant::now();
+        let totals: std::collections::HashMap<String, (u64, u64)> = figures
+            .iter()
+            .map(|f| (f.instance_id.clone(), (f.messages_in, f.messages_out)))
+            .collect();
+        let usage = figures
+            .into_iter()
+            .map(|f| {
+                let (rate_in, rate_out) = match &self.last {
+                    Some((at, last)) => {
+                        let secs = now.duration_since(*at).as_secs_f64().max(0.001);
+                        let (i0, o0) = last.get(&f.instance_id).copied().unwrap_or((0, 0));
+                        (
+                            f.messages_in.saturating_sub(i0) as f64 / secs,
+                            f.messages_out.saturating_sub(o0) as f64 / secs,
+                        )
+                    }
+                    None => (0.0, 0.0),
+                };
+                common::sync::InstanceUsage {
+                    instance_id: f.instance_id,
+                    connections: f.connections,
+                    subscriptions: f.subscriptions,
+                    messages_in_per_sec: rate_in,
+                    messages_out_per_sec: rate_out,
+                    offline_messages: f.offline_messages,
+                }
+            })
+            .collect();
+        self.last = Some((now, totals));
+        usage
     }
 }
 

@@ -242,6 +242,26 @@ impl LocalSessions {
         (live, sessions)
     }
 
+    /// Live connections per instance.
+    pub fn connections_by_instance(&self) -> Vec<(String, u64)> {
+        self.per_instance(|s| u64::from(s.conn.is_some()))
+    }
+
+    /// Subscriptions per instance (of every session here, connected or not).
+    pub fn subscriptions_by_instance(&self) -> Vec<(String, u64)> {
+        self.per_instance(|s| s.subs.len() as u64)
+    }
+
+    fn per_instance(&self, count: impl Fn(&Session) -> u64) -> Vec<(String, u64)> {
+        let mut totals: HashMap<String, u64> = HashMap::new();
+        for shard in &self.shards {
+            for (inst, clients) in lock(shard).iter() {
+                *totals.entry(inst.clone()).or_default() += clients.values().map(&count).sum::<u64>();
+            }
+        }
+        totals.into_iter().collect()
+    }
+
     fn open_now(&self, req: OpenRequest<'_>, now_ms: u64) -> Result<Opened, OpenError> {
         let mut opened = Opened::default();
         {
