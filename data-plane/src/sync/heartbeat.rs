@@ -54,16 +54,19 @@ pub async fn run(
     }
 }
 
+/// Messages in and out so far, per instance.
+type Totals = std::collections::HashMap<String, (u64, u64)>;
+
 /// Per-instance figures with message rates between two heartbeats.
 #[derive(Default)]
 struct InstanceRates {
-    last: Option<(Instant, std::collections::HashMap<String, (u64, u64)>)>,
+    last: Option<(Instant, Totals)>,
 }
 
 impl InstanceRates {
     fn update(&mut self, figures: Vec<crate::core::InstanceFigures>) -> Vec<common::sync::InstanceUsage> {
         let now = Instant::now();
-        let totals: std::collections::HashMap<String, (u64, u64)> = figures
+        let totals: Totals = figures
             .iter()
             .map(|f| (f.instance_id.clone(), (f.messages_in, f.messages_out)))
             .collect();
