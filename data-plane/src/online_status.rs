@@ -136,6 +136,7 @@ mod tests {
             enabled,
         };
         let inst = InstanceConfig {
+            rules: Vec::new(),
             id: INST.into(),
             name: "t".into(),
             quotas: Default::default(),
@@ -150,6 +151,7 @@ mod tests {
         dirs.apply_snapshot(Snapshot::new(
             1,
             SnapshotContent {
+                rule_policy: Default::default(),
                 token_keys: vec![],
                 instances: vec![inst],
             },

@@ -92,6 +92,7 @@ pub async fn send_message(
     }
     let msg_id = msg_id();
     let command = Command::SendMessage {
+        rules_node: None,
         instance_id,
         topic: req.topic,
         payload: STANDARD.encode(&payload),

@@ -34,6 +34,7 @@ pub async fn run(
         let dir = broker.dirs.load();
         let (connections, subscriptions) = broker.totals();
         let beat = Heartbeat {
+            rules: Vec::new(),
             boot_id: state.boot_id.clone(),
             software_version: env!("CARGO_PKG_VERSION").to_string(),
             applied_version: dir.version,

@@ -48,6 +48,7 @@ pub fn token(inst: &str, act: TokenAction, res: &[&str], exp_ms: i64, jti: &str)
 
 fn instance(id: &str, quotas: Quotas) -> InstanceConfig {
     InstanceConfig {
+        rules: Vec::new(),
         id: id.into(),
         name: id.into(),
         quotas,
@@ -80,6 +81,7 @@ pub fn snapshot() -> Snapshot {
     Snapshot::new(
         1,
         SnapshotContent {
+            rule_policy: Default::default(),
             token_keys: vec![signer().public_key().clone()],
             instances: vec![
                 instance(INST, Quotas::default()),
