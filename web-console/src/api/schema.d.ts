@@ -431,6 +431,7 @@ export interface components {
             appliedVersion?: number | null;
             /** @description Changes when the broker restarts. */
             bootId?: string | null;
+            clusterLink?: components["schemas"]["ClusterLink"] | null;
             /** Format: int64 */
             connections?: number | null;
             /** Format: date-time */
@@ -506,6 +507,11 @@ export interface components {
             /** Format: int64 */
             total: number;
         };
+        /**
+         * @description A clustered broker's link to NATS at its last heartbeat.
+         * @enum {string}
+         */
+        ClusterLink: "up" | "down";
         CommandAccepted: {
             /**
              * Format: int64
