@@ -23,7 +23,11 @@ async fn wait_cluster_links_up(s: &System) {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    panic!("cluster links not all up: {} ({})", s.api.brokers().await, s.logs_hint());
+    panic!(
+        "cluster links not all up: {} ({})",
+        s.api.brokers().await,
+        s.logs_hint()
+    );
 }
 
 /// The broker node a client is connected to, from the control plane's session view.
@@ -62,11 +66,16 @@ async fn pass(from: &AsyncClient, from_ev: &mut EventLoop, topic: &str, to: &mut
     assert!(seen, "nothing published to {topic} arrived within 10 s");
     mqtt::drain(to, 0.3).await; // late probes
     for i in 0..n {
-        from.publish(topic, QoS::AtLeastOnce, false, format!("m{i}")).await.unwrap();
+        from.publish(topic, QoS::AtLeastOnce, false, format!("m{i}"))
+            .await
+            .unwrap();
     }
     mqtt::drain(from_ev, 0.3).await;
     let got = mqtt::collect(to, n, 10).await;
-    let payloads: Vec<String> = got.iter().map(|p| String::from_utf8_lossy(&p.payload).into_owned()).collect();
+    let payloads: Vec<String> = got
+        .iter()
+        .map(|p| String::from_utf8_lossy(&p.payload).into_owned())
+        .collect();
     assert_eq!(payloads, (0..n).map(|i| format!("m{i}")).collect::<Vec<_>>(), "{topic}");
 }
 
@@ -96,7 +105,9 @@ async fn cluster_behind_haproxy_passes_messages_both_ways() {
     let mut keep = Vec::new();
     for i in 0..2 {
         let cid = s.fx.client_id(&format!("spread-{i}"));
-        let (c, ev, _) = mqtt::connect(s.fx.signature_opts(&cid, lb.port)).await.expect("connect");
+        let (c, ev, _) = mqtt::connect(s.fx.signature_opts(&cid, lb.port))
+            .await
+            .expect("connect");
         keep.push((c, mqtt::drive(ev)));
         nodes.insert(node_of(&s, &cid).await);
     }

@@ -208,7 +208,9 @@ async fn cluster_link_from_heartbeats() {
 
     // The link goes down, then the broker stops being a cluster member (restarted alone).
     hb["clusterLink"] = json!(false);
-    s.node(&member, Method::POST, HEARTBEAT_PATH, Some(hb)).await.expect(204);
+    s.node(&member, Method::POST, HEARTBEAT_PATH, Some(hb))
+        .await
+        .expect(204);
     let list = s.op(Method::GET, "/api/v1/brokers", None).await.expect(200);
     assert_eq!(node_of(&list, "member")["clusterLink"], "down");
     s.node(&member, Method::POST, HEARTBEAT_PATH, Some(heartbeat("boot-3", v)))
