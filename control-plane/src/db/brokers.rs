@@ -90,8 +90,14 @@ pub async fn delete(pool: &PgPool, id: &str) -> Result<bool, sqlx::Error> {
     Ok(deleted > 0)
 }
 
-/// Records a heartbeat; false when the node no longer exists.
-pub async fn record_heartbeat(pool: &PgPool, node_id: &str, hb: &Heartbeat) -> Result<bool, sqlx::Error> {
+/// Records a heartbeat and the per-instance figures it carries (`silent_after`: how long other
+/// brokers' figures count); false when the node no longer exists.
+pub async fn record_heartbeat(
+    pool: &PgPool,
+    node_id: &str,
+    hb: &Heartbeat,
+    silent_after: Duration,
+) -> Result<bool, sqlx::Error> {
     let mut tx = pool.begin().await?;
     if !observe_boot(&mut tx, node_id, &hb.boot_id).await? {
         return Ok(false);
@@ -118,6 +124,7 @@ pub async fn record_heartbeat(pool: &PgPool, node_id: &str, hb: &Heartbeat) -> R
     .bind(hb.cluster_link)
     .execute(&mut *tx)
     .await?;
+    super::usage::record(&mut tx, node_id, &hb.instances, silent_after).await?;
     tx.commit().await?;
     Ok(true)
 }

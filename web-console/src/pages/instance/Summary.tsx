@@ -1,4 +1,5 @@
-// Instance overview tab: endpoints, quotas with usage, edit and delete.
+// Instance overview tab: endpoints, traffic against the quotas and over time, quotas with usage, edit
+// and delete.
 import { useState } from 'preact/hooks';
 import { Api, type Instance, type Quotas } from '../../api/endpoints';
 import { Confirm } from '../../components/Confirm';
@@ -7,6 +8,7 @@ import { Modal } from '../../components/Modal';
 import { bytes, dateTime, duration, num } from '../../lib/format';
 import { navigate } from '../../lib/router';
 import { InstanceForm } from './InstanceForm';
+import { Usage } from './Usage';
 
 const QUOTAS: { key: keyof Quotas; label: string; fmt?: (n: number) => string; usage?: 'parentTopics' }[] = [
   { key: 'maxConnections', label: 'Concurrent connections' },
@@ -65,6 +67,7 @@ export function Summary({ instance: i, onChange }: { instance: Instance; onChang
           ) : null}
         </dl>
       </div>
+      <Usage instance={i} />
       <div class="card">
         <h2>Endpoints</h2>
         {i.endpoints.length === 0 ? (
