@@ -4,6 +4,7 @@ import { useState } from 'preact/hooks';
 import { Api, type Instance, type Quotas } from '../../api/endpoints';
 import { Confirm } from '../../components/Confirm';
 import { CopyButton } from '../../components/CopyButton';
+import { Meter } from '../../components/Meter';
 import { Modal } from '../../components/Modal';
 import { bytes, dateTime, duration, num } from '../../lib/format';
 import { navigate } from '../../lib/router';
@@ -95,11 +96,7 @@ export function Summary({ instance: i, onChange }: { instance: Instance; onChang
                   <td class="num">
                     {used !== null ? `${used} / ` : ''}
                     {q.fmt ? q.fmt(limit) : num(limit)}
-                    {used !== null ? (
-                      <div class="meter" role="meter" aria-valuenow={used} aria-valuemax={limit} aria-label={`${q.label} used`}>
-                        <span style={{ width: `${Math.min(100, (used / Math.max(limit, 1)) * 100)}%` }} />
-                      </div>
-                    ) : null}
+                    {used !== null ? <Meter label={q.label} used={used} limit={limit} /> : null}
                   </td>
                 </tr>
               );

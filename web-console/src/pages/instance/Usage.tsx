@@ -4,6 +4,7 @@
 import { useState } from 'preact/hooks';
 import { Api, type Instance, type UsagePoint } from '../../api/endpoints';
 import { Chart } from '../../components/Chart';
+import { Meter } from '../../components/Meter';
 import { ErrorBox } from '../../components/States';
 import { num } from '../../lib/format';
 import { useAsync, useInterval } from '../../lib/useAsync';
@@ -67,11 +68,7 @@ export function Usage({ instance }: { instance: Instance }) {
               <td class="num">
                 {num(r.used, r.digits)}
                 {r.limit !== undefined ? ` / ${num(r.limit)}` : ''}
-                {r.limit !== undefined ? (
-                  <div class="meter" role="meter" aria-valuenow={r.used} aria-valuemax={r.limit} aria-label={`${r.label} used`}>
-                    <span style={{ width: `${Math.min(100, (r.used / Math.max(r.limit, 1)) * 100)}%` }} />
-                  </div>
-                ) : null}
+                {r.limit !== undefined ? <Meter label={r.label} used={r.used} limit={r.limit} /> : null}
               </td>
             </tr>
           ))}
