@@ -1,6 +1,8 @@
 //! Instances: the tenants. Create/update/delete are operator-only; an AccessKey sees only the
 //! instances it is bound to.
 
+use std::time::Duration;
+
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -13,6 +15,7 @@ use super::quotas::{QuotasPatch, QuotasView};
 use crate::auth::Caller;
 use crate::db::ConfigTx;
 use crate::db::instances::{self, InstanceRow, InstanceUpdate, NewInstance};
+use crate::db::usage;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::ApiJson;
 use crate::state::AppState;
@@ -57,6 +60,9 @@ pub struct Instance {
     pub usage: Option<Usage>,
 }
 
+/// What the instance holds, and its traffic now against its quotas: the latest heartbeat figures of
+/// every broker heard from within `broker_silent_secs`, summed (offline messages: the largest report,
+/// the brokers of a cluster each reporting the cluster's shared store).
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Usage {
@@ -64,6 +70,18 @@ pub struct Usage {
     pub group_ids: i64,
     pub device_credentials: i64,
     pub access_keys: i64,
+    /// Live connections (against `quotas.maxConnections`).
+    pub connections: i64,
+    /// Subscriptions of the instance's sessions.
+    pub subscriptions: i64,
+    /// Messages published by clients per second (against `quotas.maxMessagesPerSecond`).
+    pub messages_in_per_sec: f64,
+    /// Messages delivered to clients per second.
+    pub messages_out_per_sec: f64,
+    /// Offline messages stored (against `quotas.maxOfflineMessages`).
+    pub offline_messages: i64,
+    /// Brokers whose figures are counted (those with the instance's clients or messages).
+    pub reporting_brokers: i64,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -87,13 +105,19 @@ impl Instance {
     }
 }
 
-impl From<instances::Usage> for Usage {
-    fn from(u: instances::Usage) -> Self {
+impl Usage {
+    fn new(u: instances::Usage, t: usage::Totals) -> Self {
         Self {
             parent_topics: u.parent_topics,
             group_ids: u.group_ids,
             device_credentials: u.device_credentials,
             access_keys: u.access_keys,
+            connections: t.connections,
+            subscriptions: t.subscriptions,
+            messages_in_per_sec: t.messages_in_per_sec,
+            messages_out_per_sec: t.messages_out_per_sec,
+            offline_messages: t.offline_messages,
+            reporting_brokers: t.brokers,
         }
     }
 }
@@ -149,8 +173,10 @@ pub async fn get_instance(
     let row = instances::get(&state.db, &id)
         .await?
         .ok_or(ApiError::NotFound("instance"))?;
-    let usage = instances::usage(&state.db, &id).await?;
-    Ok(Json(Instance::new(row, &state, Some(usage.into()))))
+    let held = instances::usage(&state.db, &id).await?;
+    let silent_after = Duration::from_secs(state.config.broker_silent_secs);
+    let traffic = usage::totals(&state.db, &id, silent_after).await?;
+    Ok(Json(Instance::new(row, &state, Some(Usage::new(held, traffic)))))
 }
 
 #[utoipa::path(patch, path = "/api/v1/instances/{instanceId}", operation_id = "UpdateInstance", tag = "instances",

@@ -16,6 +16,7 @@ pub(crate) mod sessions;
 pub(crate) mod tokens;
 pub(crate) mod topics;
 pub(crate) mod trace;
+pub(crate) mod usage;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -231,6 +232,7 @@ fn protected_routes() -> OpenApiRouter<AppState> {
             instances::update_instance,
             instances::delete_instance
         ))
+        .routes(routes!(usage::get_instance_usage_history))
         .routes(routes!(topics::create_topic, topics::list_topics))
         .routes(routes!(topics::get_topic, topics::delete_topic))
         .routes(routes!(groups::create_group_id, groups::list_group_id))

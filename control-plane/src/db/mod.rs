@@ -17,6 +17,7 @@ pub mod signing_keys;
 pub mod snapshot;
 pub mod tokens;
 pub mod topics;
+pub mod usage;
 
 use std::time::Duration;
 

@@ -27,3 +27,4 @@ mod sync;
 mod tokens;
 mod topics;
 mod unstorable;
+mod usage;

@@ -64,6 +64,7 @@ fn operation_ids_are_the_alibaba_action_names() {
         "CloseConnection",
         "SendMessage",
         "ListClientEvents",
+        "GetInstanceUsageHistory",
     ] {
         assert!(ids.iter().any(|i| i == want), "missing operationId {want}: {ids:?}");
     }

@@ -14,6 +14,8 @@ export type CreatedAccessKey = S['CreatedAccessKey'];
 export type DeviceCredential = S['DeviceCredential'];
 export type ApplyTokenResponse = S['ApplyTokenResponse'];
 export type QueryTokenResponse = S['QueryTokenResponse'];
+export type UsageHistory = S['UsageHistory'];
+export type UsagePoint = S['UsagePoint'];
 
 const inst = (id: string) => `/instances/${seg(id)}`;
 
@@ -27,6 +29,7 @@ export const Api = {
   createInstance: (body: S['CreateInstanceRequest']) => request<Instance>('POST', '/instances', body),
   updateInstance: (id: string, body: S['UpdateInstanceRequest']) => request<Instance>('PATCH', inst(id), body),
   deleteInstance: (id: string) => request<void>('DELETE', inst(id)),
+  getInstanceUsageHistory: (id: string, minutes: number) => request<UsageHistory>('GET', `${inst(id)}/usage-history?minutes=${minutes}`),
 
   listTopics: (id: string) => request<S['TopicList']>('GET', `${inst(id)}/topics`).then((r) => r.topics),
   createTopic: (id: string, body: S['CreateTopicRequest']) => request<Topic>('POST', `${inst(id)}/topics`, body),

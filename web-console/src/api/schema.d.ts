@@ -356,6 +356,22 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/instances/{instanceId}/usage-history": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["GetInstanceUsageHistory"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/login": {
         parameters: {
             query?: never;
@@ -431,6 +447,7 @@ export interface components {
             appliedVersion?: number | null;
             /** @description Changes when the broker restarts. */
             bootId?: string | null;
+            clusterLink?: components["schemas"]["ClusterLink"] | null;
             /** Format: int64 */
             connections?: number | null;
             /** Format: date-time */
@@ -506,6 +523,11 @@ export interface components {
             /** Format: int64 */
             total: number;
         };
+        /**
+         * @description A clustered broker's link to NATS at its last heartbeat.
+         * @enum {string}
+         */
+        ClusterLink: "up" | "down";
         CommandAccepted: {
             /**
              * Format: int64
@@ -763,15 +785,73 @@ export interface components {
             quotas?: components["schemas"]["QuotasPatch"] | null;
             rejectDuplicateClientId?: boolean | null;
         };
+        /**
+         * @description What the instance holds, and its traffic now against its quotas: the latest heartbeat figures of
+         *     every broker heard from within `broker_silent_secs`, summed (offline messages: the largest report,
+         *     the brokers of a cluster each reporting the cluster's shared store).
+         */
         Usage: {
             /** Format: int64 */
             accessKeys: number;
+            /**
+             * Format: int64
+             * @description Live connections (against `quotas.maxConnections`).
+             */
+            connections: number;
             /** Format: int64 */
             deviceCredentials: number;
             /** Format: int64 */
             groupIds: number;
+            /**
+             * Format: double
+             * @description Messages published by clients per second (against `quotas.maxMessagesPerSecond`).
+             */
+            messagesInPerSec: number;
+            /**
+             * Format: double
+             * @description Messages delivered to clients per second.
+             */
+            messagesOutPerSec: number;
+            /**
+             * Format: int64
+             * @description Offline messages stored (against `quotas.maxOfflineMessages`).
+             */
+            offlineMessages: number;
             /** Format: int64 */
             parentTopics: number;
+            /**
+             * Format: int64
+             * @description Brokers whose figures are counted (those with the instance's clients or messages).
+             */
+            reportingBrokers: number;
+            /**
+             * Format: int64
+             * @description Subscriptions of the instance's sessions.
+             */
+            subscriptions: number;
+        };
+        UsageHistory: {
+            instanceId: string;
+            /** @description Oldest first; minutes without any broker reporting the instance have no point. */
+            points: components["schemas"]["UsagePoint"][];
+        };
+        /** @description One minute: the highest totals across the brokers seen in it. */
+        UsagePoint: {
+            /** Format: int64 */
+            connections: number;
+            /** Format: double */
+            messagesInPerSec: number;
+            /** Format: double */
+            messagesOutPerSec: number;
+            /** Format: int64 */
+            offlineMessages: number;
+            /** Format: int64 */
+            subscriptions: number;
+            /**
+             * Format: date-time
+             * @description The minute's start.
+             */
+            time: string;
         };
     };
     responses: never;
@@ -3418,6 +3498,81 @@ export interface operations {
                 content?: never;
             };
             /** @description invalid input (`InvalidParameter`, naming the field) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the body is over its limit (`PayloadTooLarge`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the database is unavailable (`ServiceUnavailable`) or the request timed out (`RequestTimeout`); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    GetInstanceUsageHistory: {
+        parameters: {
+            query?: {
+                /** @description The last this many minutes, 1-1440 [default 1440: everything kept]. */
+                minutes?: number;
+            };
+            header?: never;
+            path: {
+                instanceId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UsageHistory"];
+                };
+            };
             400: {
                 headers: {
                     [name: string]: unknown;
