@@ -4,6 +4,7 @@
 pub mod names;
 pub mod qos;
 pub mod quotas;
+pub mod rules;
 pub mod signing;
 pub mod snapshot;
 pub mod sync;

@@ -7,6 +7,7 @@ use thiserror::Error;
 
 use crate::names;
 use crate::quotas::Quotas;
+use crate::rules::{RuleConfig, TargetPolicy};
 use crate::token::TokenPublicKey;
 
 /// A full, versioned configuration. `hash` is the SHA-256 (hex) of the canonical JSON of `content`.
@@ -27,6 +28,13 @@ pub struct SnapshotContent {
     pub token_keys: Vec<TokenPublicKey>,
     #[serde(default)]
     pub instances: Vec<InstanceConfig>,
+    /// Which addresses rule targets may reach (the operator's choice).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub rule_policy: TargetPolicy,
+}
+
+fn is_default<T: Default + PartialEq>(v: &T) -> bool {
+    *v == T::default()
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -49,6 +57,9 @@ pub struct InstanceConfig {
     pub device_credentials: Vec<DeviceCredentialEntry>,
     #[serde(default)]
     pub revoked_tokens: Vec<RevokedToken>,
+    /// Data outflow, status notification and data inflow rules (docs/rules.md).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<RuleConfig>,
 }
 
 /// An AccessKey usable on this instance. The secret is plain here: brokers verify HMACs with it.
@@ -135,6 +146,7 @@ mod tests {
 
     fn instance() -> InstanceConfig {
         InstanceConfig {
+            rules: Vec::new(),
             id: "mqtt-abcdefabcdef".into(),
             name: "demo".into(),
             quotas: Quotas::default(),
@@ -152,6 +164,7 @@ mod tests {
         let snap = Snapshot::new(
             7,
             SnapshotContent {
+                rule_policy: Default::default(),
                 token_keys: vec![],
                 instances: vec![instance()],
             },
@@ -170,6 +183,7 @@ mod tests {
         let snap = Snapshot::new(
             8,
             SnapshotContent {
+                rule_policy: Default::default(),
                 token_keys: vec![],
                 instances: vec![bad],
             },

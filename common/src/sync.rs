@@ -17,6 +17,11 @@ pub const EVENTS_PATH: &str = "/api/v1/broker-sync/events";
 /// batch after `waitSecs`). `after` absent = start from now (only `latestSeq` is returned).
 pub const COMMANDS_PATH: &str = "/api/v1/broker-sync/commands";
 
+/// `POST {SYNC_BASE}/dead-letters` with `rules::DeadLetterBatch`: 204.
+pub const DEAD_LETTERS_PATH: &str = "/api/v1/broker-sync/dead-letters";
+/// `POST {SYNC_BASE}/command-results` with `rules::TestResult`: 204.
+pub const COMMAND_RESULTS_PATH: &str = "/api/v1/broker-sync/command-results";
+
 /// Every sync request carries `Authorization: Node <nodeId>:<nodeSecret>` (per-node credential).
 pub const NODE_AUTH_SCHEME: &str = "Node";
 
@@ -48,6 +53,32 @@ pub struct Heartbeat {
     pub messages_in_per_sec: f64,
     pub messages_out_per_sec: f64,
     pub started_at_ms: i64,
+    /// In a cluster: whether the broker's NATS link is up; absent for a broker that runs alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_link: Option<bool>,
+    /// Per-instance figures of this broker (the control plane adds up the brokers').
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub instances: Vec<InstanceUsage>,
+    /// Per-rule figures of this broker since it started.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<crate::rules::RuleStats>,
+}
+
+/// One instance's use of one broker, for its quotas and charts.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InstanceUsage {
+    pub instance_id: String,
+    /// Live connections on this broker.
+    pub connections: u64,
+    /// Subscriptions of sessions on this broker.
+    pub subscriptions: u64,
+    pub messages_in_per_sec: f64,
+    pub messages_out_per_sec: f64,
+    /// Offline messages stored for the instance. A broker alone reports its own store; brokers of a
+    /// cluster report the cluster's shared inbox, so the control plane takes the largest report
+    /// rather than the sum.
+    pub offline_messages: u64,
 }
 
 /// Client status event of docs/spec.md 3.8, plus the subscription changes the control plane needs to answer
@@ -103,6 +134,21 @@ pub enum Command {
         qos: u8,
         /// 32 upper-case hex chars *(compat)*.
         msg_id: String,
+        /// Brokers not joined in a cluster each publish to their own clients: only this node runs
+        /// the instance's outflow rules for the message (in a cluster, the broker that claims the
+        /// command publishes it once and runs them).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rules_node: Option<String>,
+    },
+    /// Send one sample through a rule's target and answer with a `rules::TestResult`. Only
+    /// `node_id` acts, once its configuration is at `min_version` or later (the rule as saved).
+    #[serde(rename_all = "camelCase")]
+    TestRule {
+        instance_id: String,
+        rule_id: String,
+        request_id: String,
+        node_id: String,
+        min_version: i64,
     },
 }
 

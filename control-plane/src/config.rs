@@ -15,6 +15,9 @@ pub struct Config {
     pub listen: SocketAddr,
     pub database_url: String,
     pub database_max_connections: u32,
+    /// Longest wait for a pooled PostgreSQL connection (also bounds connecting to a stopped server):
+    /// after it the request answers 503 `ServiceUnavailable`.
+    pub database_acquire_timeout_ms: u64,
     /// Base64 of 32 bytes; encrypts AccessKey/device secrets and the token signing seed at rest.
     pub master_key: Option<String>,
     pub master_key_file: Option<PathBuf>,
@@ -33,6 +36,24 @@ pub struct Config {
     pub broker_silent_secs: u64,
     /// Web console build served at `/` when the directory exists (relative to the working directory).
     pub console_dir: PathBuf,
+    /// A request's head must arrive within this many seconds of the connection opening (or of its
+    /// first byte, on a kept-alive connection).
+    pub http_header_timeout_secs: u64,
+    /// A kept-alive connection with no request for this long is closed.
+    pub http_idle_timeout_secs: u64,
+    /// A request (body included) must be answered within this; broker long-polls get their wait on top.
+    pub http_request_timeout_secs: u64,
+    /// Open HTTP connections at most; further ones get 503 `TooManyConnections` and are closed.
+    pub http_max_connections: usize,
+    /// Login attempts per minute from one client address (IPv6: one /64).
+    pub login_attempts_per_minute: u32,
+    /// Failed login attempts per minute for one username.
+    pub login_failures_per_minute: u32,
+    /// Password hashes computed at once; further logins answer 503 `ServerBusy` at once.
+    pub login_max_concurrent_hashes: usize,
+    /// The console session cookie's `Secure` flag: unset = when the request came over HTTPS (as
+    /// `X-Forwarded-Proto` says), `true` = always, `false` = never.
+    pub session_cookie_secure: Option<bool>,
 }
 
 impl Default for Config {
@@ -41,6 +62,7 @@ impl Default for Config {
             listen: "127.0.0.1:8080".parse().expect("valid literal"),
             database_url: "postgres://postgres@127.0.0.1:5432/mqtt".into(),
             database_max_connections: 16,
+            database_acquire_timeout_ms: 1000,
             master_key: None,
             master_key_file: None,
             admin_username: "admin".into(),
@@ -52,6 +74,14 @@ impl Default for Config {
             broker_nodes: vec![],
             broker_silent_secs: 10,
             console_dir: PathBuf::from("web-console/dist"),
+            http_header_timeout_secs: 10,
+            http_idle_timeout_secs: 60,
+            http_request_timeout_secs: 30,
+            http_max_connections: 1000,
+            login_attempts_per_minute: 20,
+            login_failures_per_minute: 10,
+            login_max_concurrent_hashes: std::thread::available_parallelism().map_or(2, usize::from),
+            session_cookie_secure: None,
         }
     }
 }
@@ -96,6 +126,10 @@ pub struct CliOptions {
     #[arg(long, env = "CP_DATABASE_MAX_CONNECTIONS")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub database_max_connections: Option<u32>,
+    /// Longest wait in milliseconds for a PostgreSQL connection before answering 503 [default: 1000].
+    #[arg(long, env = "CP_DATABASE_ACQUIRE_TIMEOUT_MS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_acquire_timeout_ms: Option<u64>,
     /// Master key, Base64 of 32 bytes (or use --master-key-file).
     #[arg(long, env = "MASTER_KEY", hide_env_values = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -140,6 +174,38 @@ pub struct CliOptions {
     #[arg(long, env = "CP_CONSOLE_DIR")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub console_dir: Option<PathBuf>,
+    /// Seconds a client has to send a request head [default: 10].
+    #[arg(long, env = "CP_HTTP_HEADER_TIMEOUT_SECS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http_header_timeout_secs: Option<u64>,
+    /// Seconds a kept-alive connection may stay without a request [default: 60].
+    #[arg(long, env = "CP_HTTP_IDLE_TIMEOUT_SECS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http_idle_timeout_secs: Option<u64>,
+    /// Seconds a request may take, body included (long-polls get their wait on top) [default: 30].
+    #[arg(long, env = "CP_HTTP_REQUEST_TIMEOUT_SECS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http_request_timeout_secs: Option<u64>,
+    /// Open HTTP connections at most [default: 1000].
+    #[arg(long, env = "CP_HTTP_MAX_CONNECTIONS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http_max_connections: Option<usize>,
+    /// Login attempts per minute from one client address [default: 20].
+    #[arg(long, env = "CP_LOGIN_ATTEMPTS_PER_MINUTE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub login_attempts_per_minute: Option<u32>,
+    /// Failed login attempts per minute for one username [default: 10].
+    #[arg(long, env = "CP_LOGIN_FAILURES_PER_MINUTE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub login_failures_per_minute: Option<u32>,
+    /// Password hashes computed at once [default: number of CPU cores].
+    #[arg(long, env = "CP_LOGIN_MAX_CONCURRENT_HASHES")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub login_max_concurrent_hashes: Option<usize>,
+    /// Secure flag of the console session cookie [default: when the request came over HTTPS].
+    #[arg(long, env = "CP_SESSION_COOKIE_SECURE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_cookie_secure: Option<bool>,
 }
 
 impl CliOptions {

@@ -1,8 +1,10 @@
 //! The one error type of the API: every failure maps to a stable machine-readable code and an HTTP
-//! status, rendered as `{code, message, requestId}` (plus `field` for bad input).
+//! status, rendered as `{code, message, requestId}` (plus `field` for bad input). Answers that ask the
+//! client to come back later (429, 503) carry `Retry-After`.
 
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::header::RETRY_AFTER;
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -36,6 +38,20 @@ pub enum ApiError {
     MethodNotAllowed,
     #[error("request body is too large")]
     PayloadTooLarge,
+    #[error("missing or wrong X-CSRF-Token header (console session)")]
+    CsrfTokenInvalid,
+    /// A limit would drop below what the instance already holds (409 naming the quota).
+    #[error("{message}")]
+    QuotaBelowUsage { field: String, message: String },
+    /// PostgreSQL cannot be reached (or refuses connections): the client should retry.
+    #[error("the database is unavailable; retry shortly")]
+    ServiceUnavailable,
+    #[error("the request took too long and was cancelled")]
+    RequestTimeout,
+    #[error("too many login attempts; retry after {retry_after_secs} s")]
+    TooManyRequests { retry_after_secs: u64 },
+    #[error("too many logins are being checked right now; retry shortly")]
+    ServerBusy,
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
 }
@@ -48,7 +64,7 @@ pub struct ErrorBody {
     pub code: &'static str,
     pub message: String,
     pub request_id: String,
-    /// The offending request field, for `InvalidParameter`.
+    /// The offending request field, for `InvalidParameter` and `QuotaBelowUsage`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
 }
@@ -74,14 +90,73 @@ impl ApiError {
             Self::QuotaExceeded(_) => (StatusCode::CONFLICT, "QuotaExceeded"),
             Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed"),
             Self::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "PayloadTooLarge"),
+            Self::CsrfTokenInvalid => (StatusCode::FORBIDDEN, "InvalidCsrfToken"),
+            Self::QuotaBelowUsage { .. } => (StatusCode::CONFLICT, "QuotaBelowUsage"),
+            Self::ServiceUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable"),
+            Self::RequestTimeout => (StatusCode::SERVICE_UNAVAILABLE, "RequestTimeout"),
+            Self::TooManyRequests { .. } => (StatusCode::TOO_MANY_REQUESTS, "TooManyRequests"),
+            Self::ServerBusy => (StatusCode::SERVICE_UNAVAILABLE, "ServerBusy"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "InternalError"),
+        }
+    }
+
+    /// Seconds a client should wait before trying again, for the answers that say "later".
+    fn retry_after_secs(&self) -> Option<u64> {
+        match self {
+            Self::TooManyRequests { retry_after_secs } => Some(*retry_after_secs),
+            Self::ServiceUnavailable | Self::RequestTimeout | Self::ServerBusy => Some(1),
+            _ => None,
         }
     }
 }
 
+/// True for the errors that mean "PostgreSQL is not there right now" rather than a bug: no connection
+/// could be had in time, the connection broke, or the server is shutting down, starting up or full.
+/// SQLSTATE classes 08 (connection exception), 57P01-57P03 (admin/crash shutdown, cannot connect now)
+/// and 53300 (too many connections).
+fn database_unavailable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::BeginFailed => true,
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|c| c.starts_with("08") || matches!(&*c, "57P01" | "57P02" | "57P03" | "53300")),
+        _ => false,
+    }
+}
+
+/// SQLSTATE 22021 (a NUL byte or invalid UTF-8 in text) and 22P05 (`\u0000` in jsonb): input
+/// PostgreSQL cannot store. The extractors refuse such input first (`extract.rs`); this is the
+/// backstop, so it is never a 500.
+fn unstorable_input(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.code().is_some_and(|c| c == "22021" || c == "22P05"))
+}
+
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
+        if database_unavailable(&e) {
+            tracing::warn!(error = %e, "database unavailable");
+            return Self::ServiceUnavailable;
+        }
+        if unstorable_input(&e) {
+            return Self::invalid("body", "contains a character that cannot be stored (NUL)");
+        }
         Self::Internal(e.into())
+    }
+}
+
+/// An error from a helper that returns `anyhow` (snapshot building): a database error inside keeps
+/// its meaning (503 when PostgreSQL is away), anything else is internal.
+impl From<anyhow::Error> for ApiError {
+    fn from(e: anyhow::Error) -> Self {
+        match e.downcast::<sqlx::Error>() {
+            Ok(db) => db.into(),
+            Err(other) => Self::Internal(other),
+        }
     }
 }
 
@@ -92,16 +167,21 @@ impl IntoResponse for ApiError {
             tracing::error!(error = format!("{e:#}"), "request failed");
         }
         let field = match &self {
-            Self::InvalidParameter { field, .. } => Some(field.clone()),
+            Self::InvalidParameter { field, .. } | Self::QuotaBelowUsage { field, .. } => Some(field.clone()),
             _ => None,
         };
+        let retry_after = self.retry_after_secs();
         let body = ErrorBody {
             code,
             message: self.to_string(),
             request_id: REQUEST_ID.try_with(Clone::clone).unwrap_or_default(),
             field,
         };
-        (status, Json(body)).into_response()
+        let mut response = (status, Json(body)).into_response();
+        if let Some(secs) = retry_after {
+            response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response
     }
 }
 

@@ -3,7 +3,8 @@
 //! usefully, and brokers no longer need their revocations), client event history older than 7 days,
 //! broker commands older than 10 minutes (brokers poll every few seconds) and configuration change
 //! records older than 7 days (by age rather than by count of versions, so the horizon of
-//! incremental configuration does not shrink during bursts of changes).
+//! incremental configuration does not shrink during bursts of changes), per-instance usage history
+//! older than 24 hours and brokers' per-instance figures not refreshed for 10 minutes.
 
 use std::time::Duration;
 
@@ -15,6 +16,9 @@ const TOKEN_GRACE_MS: i64 = 24 * 3600 * 1000;
 const CLIENT_EVENT_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
 const COMMAND_RETENTION: Duration = Duration::from_secs(10 * 60);
 const CONFIG_CHANGE_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
+/// Brokers replace their figures every few seconds: older ones belong to a broker that is gone (they
+/// stopped counting after `broker_silent_secs` already).
+const USAGE_REPORT_RETENTION: Duration = Duration::from_secs(10 * 60);
 
 /// Rows deleted by one pass.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -24,6 +28,8 @@ pub struct Purged {
     pub client_events: u64,
     pub commands: u64,
     pub config_changes: u64,
+    /// Usage history points and stale broker usage reports.
+    pub usage: u64,
 }
 
 pub async fn run_once(pool: &PgPool) -> Result<Purged, sqlx::Error> {
@@ -33,6 +39,7 @@ pub async fn run_once(pool: &PgPool) -> Result<Purged, sqlx::Error> {
         client_events: db::events::purge_older_than(pool, CLIENT_EVENT_RETENTION).await?,
         commands: db::commands::purge_older_than(pool, COMMAND_RETENTION).await?,
         config_changes: db::purge_changes_older_than(pool, CONFIG_CHANGE_RETENTION).await?,
+        usage: db::usage::purge(pool, USAGE_REPORT_RETENTION).await?,
     })
 }
 

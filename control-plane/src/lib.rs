@@ -1,7 +1,9 @@
-//! Control plane library: the REST API (`api`), its PostgreSQL store (`db`) and the broker link
-//! (`broker_link`). The binary in `main.rs` only parses the command line; tests start the same
-//! server in-process, so what they use stays `pub` and the rest is `pub(crate)`.
+//! Control plane library: the REST API (`api`), its PostgreSQL store (`db`), the broker link
+//! (`broker_link`) and Alibaba's own API dialect over the REST handlers (`alibaba`). The binary in
+//! `main.rs` only parses the command line; tests start the same server in-process, so what they use
+//! stays `pub` and the rest is `pub(crate)`.
 
+pub(crate) mod alibaba;
 pub mod api;
 pub mod auth;
 pub mod broker_link;
@@ -13,6 +15,7 @@ pub(crate) mod db;
 pub(crate) mod error;
 pub(crate) mod extract;
 pub mod housekeeping;
+pub mod http;
 pub(crate) mod ids;
 pub(crate) mod metrics;
 pub mod server;

@@ -16,3 +16,23 @@ pub fn http_request(method: String, route: String, status: u16, elapsed: Duratio
     ::metrics::counter!(HTTP_REQUESTS_TOTAL, &labels).increment(1);
     ::metrics::histogram!(HTTP_REQUEST_DURATION_SECONDS, &labels).record(elapsed.as_secs_f64());
 }
+
+/// Counter of connections refused because `http_max_connections` were open.
+pub const HTTP_CONNECTIONS_REFUSED_TOTAL: &str = "cp_http_connections_refused_total";
+/// Counter of connections closed by a timeout, by `reason`: `header_timeout` or `idle`.
+pub const HTTP_CONNECTIONS_TIMED_OUT_TOTAL: &str = "cp_http_connections_timed_out_total";
+/// Counter of login attempts refused before the password was checked, by `reason`: `address`,
+/// `username` (rate limits) or `busy` (too many hashes at once).
+pub const LOGIN_REFUSED_TOTAL: &str = "cp_login_refused_total";
+
+pub fn http_connection_refused() {
+    ::metrics::counter!(HTTP_CONNECTIONS_REFUSED_TOTAL).increment(1);
+}
+
+pub fn http_connection_timed_out(reason: &'static str) {
+    ::metrics::counter!(HTTP_CONNECTIONS_TIMED_OUT_TOTAL, "reason" => reason).increment(1);
+}
+
+pub fn login_refused(reason: &'static str) {
+    ::metrics::counter!(LOGIN_REFUSED_TOTAL, "reason" => reason).increment(1);
+}

@@ -2,9 +2,10 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
-use axum::extract::Request;
+use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{HeaderMap, HeaderName};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -12,18 +13,24 @@ use tokio::net::TcpListener;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
+use crate::auth::login_limit::LoginGuard;
 use crate::auth::{operator, signing_key};
 use crate::broker_link::feeds::Feeds;
 use crate::config::Config;
 use crate::crypto::SecretBox;
 use crate::error::{ApiError, REQUEST_ID};
 use crate::state::AppState;
-use crate::{api, console, db, telemetry};
+use crate::{alibaba, api, console, db, http, telemetry};
 
 /// Connects to PostgreSQL, migrates, loads keys and creates the first operator if needed.
 pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     let secrets = SecretBox::from_config(&config)?;
-    let db = db::connect(&config.database_url, config.database_max_connections).await?;
+    let db = db::connect(
+        &config.database_url,
+        config.database_max_connections,
+        Duration::from_millis(config.database_acquire_timeout_ms),
+    )
+    .await?;
     if let Some(password) =
         operator::bootstrap_admin(&db, &config.admin_username, config.admin_password.as_deref()).await?
     {
@@ -42,6 +49,11 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         token_signer: Arc::new(token_signer),
         feeds: Feeds::default(),
         snapshots: Arc::default(),
+        logins: Arc::new(LoginGuard::new(
+            config.login_attempts_per_minute,
+            config.login_failures_per_minute,
+            config.login_max_concurrent_hashes,
+        )),
         config: Arc::new(config),
     })
 }
@@ -49,15 +61,29 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
 fn app(state: AppState) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
     let console = console::service(&state.config.console_dir);
+    let timeouts = http::RequestTimeouts {
+        request: Duration::from_secs(state.config.http_request_timeout_secs),
+        long_poll_extra: Duration::from_secs(crate::broker_link::MAX_WAIT_SECS),
+    };
     Router::new()
         .merge(api::router(state.clone()))
+        .merge(alibaba::token_server::router())
         .route("/healthz", get(api::health::healthz))
         .route("/readyz", get(api::health::readyz))
         .route("/metrics", get(api::health::metrics))
+        .route_layer(axum::middleware::from_fn(crate::extract::reject_unstorable_uri))
         .route_layer(axum::middleware::from_fn(telemetry::request_context))
         .fallback(move |req: Request| fallback(console.clone(), req))
         .method_not_allowed_fallback(method_not_allowed)
+        // Alibaba's RPC calls at `/` are taken before the console fallback sees them.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            alibaba::rpc::dialect,
+        ))
         .with_state(state)
+        // Every body is bounded; routes that need more (SendMessage, broker events) say so themselves.
+        .layer(DefaultBodyLimit::max(api::BODY_LIMIT))
+        .layer(axum::middleware::from_fn_with_state(timeouts, http::request_timeout))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(
             TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
@@ -70,6 +96,31 @@ fn app(state: AppState) -> Router {
             }),
         )
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .layer(axum::middleware::from_fn(security_headers))
+}
+
+/// What the built console needs and no more: its own scripts, styles, API calls and `data:` images
+/// (the favicon); no inline script, no framing (`frame-ancestors 'none'`, and `X-Frame-Options` for
+/// older browsers), no MIME sniffing, no referrer. Set on every answer (harmless on JSON).
+const SECURITY_HEADERS: [(&str, &str); 4] = [
+    (
+        "content-security-policy",
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; \
+         font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+    ),
+    ("x-frame-options", "DENY"),
+    ("x-content-type-options", "nosniff"),
+    ("referrer-policy", "no-referrer"),
+];
+
+async fn security_headers(req: Request, next: axum::middleware::Next) -> Response {
+    let mut res = next.run(req).await;
+    for (name, value) in SECURITY_HEADERS {
+        res.headers_mut()
+            .entry(name)
+            .or_insert(axum::http::HeaderValue::from_static(value));
+    }
+    res
 }
 
 /// Non-API paths go to the web console when there is one; unknown API paths get the JSON error shape
@@ -102,14 +153,22 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     telemetry::metrics_handle();
     let housekeeping = tokio::spawn(crate::housekeeping::run(state.db.clone()));
-    let listener_task = tokio::spawn(state.feeds.clone().run(state.config.database_url.clone()));
+    let listener_task = tokio::spawn(state.feeds.clone().run(
+        state.config.database_url.clone(),
+        Duration::from_millis(state.config.database_acquire_timeout_ms),
+    ));
     let feeds = state.feeds.clone();
     let shutdown = async move {
         shutdown.await;
         // Long-polls answer at once instead of holding graceful shutdown for up to a minute.
         feeds.close();
     };
-    let result = axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).await;
+    let limits = http::Limits {
+        header_timeout: Duration::from_secs(state.config.http_header_timeout_secs),
+        idle_timeout: Duration::from_secs(state.config.http_idle_timeout_secs),
+        max_connections: state.config.http_max_connections,
+    };
+    let result = http::serve(listener, app(state), limits, shutdown).await;
     housekeeping.abort();
     listener_task.abort();
     Ok(result?)

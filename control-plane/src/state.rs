@@ -5,6 +5,7 @@ use std::sync::Arc;
 use common::token::TokenSigner;
 use sqlx::PgPool;
 
+use crate::auth::login_limit::LoginGuard;
 use crate::auth::operator::OperatorKeys;
 use crate::broker_link::feeds::Feeds;
 use crate::broker_link::snapshot::SnapshotCache;
@@ -21,4 +22,6 @@ pub struct AppState {
     /// Wakes snapshot and command long-polls (fed by `Feeds::run`, started in `server::serve`).
     pub(crate) feeds: Feeds,
     pub(crate) snapshots: Arc<SnapshotCache>,
+    /// Login rate limits and the cap on concurrent password hashes.
+    pub(crate) logins: Arc<LoginGuard>,
 }

@@ -43,12 +43,7 @@ pub(crate) fn render_metrics() -> String {
 
 /// Runs the request inside the request-id scope and records its metrics (`metrics::http_request`).
 pub(crate) async fn request_context(req: Request, next: Next) -> Response {
-    let id = req
-        .headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string();
+    let id = request_id(req.headers());
     let route = req
         .extensions()
         .get::<MatchedPath>()
@@ -58,4 +53,13 @@ pub(crate) async fn request_context(req: Request, next: Next) -> Response {
     let response = REQUEST_ID.scope(id, next.run(req)).await;
     metrics::http_request(method, route, response.status().as_u16(), started.elapsed());
     response
+}
+
+/// The request id `SetRequestIdLayer` put on the request (empty when there is none).
+pub(crate) fn request_id(headers: &axum::http::HeaderMap) -> String {
+    headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string()
 }

@@ -108,6 +108,35 @@ pub struct Args {
     #[arg(long, env = "BROKER_NODE_SECRET", hide_env_values = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub node_secret: Option<String>,
+    /// Join a cluster: NATS server URLs (comma-separated seeds, `nats://` or `tls://`). Brokers
+    /// with the same NATS and prefix act as one MQTT service (docs/cluster.md). Off unless set.
+    #[arg(long, env = "BROKER_CLUSTER_NATS_URL")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster_nats_url: Option<String>,
+    /// NATS user and password (prefer the environment variables: flags show in `ps`).
+    #[arg(long, env = "BROKER_CLUSTER_NATS_USER")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster_nats_user: Option<String>,
+    #[arg(long, env = "BROKER_CLUSTER_NATS_PASSWORD", hide_env_values = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster_nats_password: Option<String>,
+    /// NATS credentials file (JWT and NKey seed).
+    #[arg(long, env = "BROKER_CLUSTER_NATS_CREDS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster_nats_creds: Option<PathBuf>,
+    /// PEM file of certificate authorities for `tls://` NATS URLs, besides the system's.
+    #[arg(long, env = "BROKER_CLUSTER_NATS_CA")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster_nats_ca: Option<PathBuf>,
+    /// Prefix of every subject, stream and bucket of this cluster (default `mq`).
+    #[arg(long, env = "BROKER_CLUSTER_PREFIX")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster_prefix: Option<String>,
+    /// Replicas of the cluster's streams and buckets (default 3: a 3-node NATS cluster keeps
+    /// working with one node down; 1 for a single NATS server).
+    #[arg(long, env = "BROKER_CLUSTER_REPLICAS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster_replicas: Option<usize>,
     /// Log as JSON lines instead of text.
     #[arg(long, env = "BROKER_LOG_JSON")]
     #[serde(skip_serializing_if = "std::ops::Not::not")]
@@ -139,6 +168,13 @@ pub struct Config {
     pub control_plane_ca: Option<PathBuf>,
     pub node_id: Option<String>,
     pub node_secret: Option<String>,
+    pub cluster_nats_url: Option<String>,
+    pub cluster_nats_user: Option<String>,
+    pub cluster_nats_password: Option<String>,
+    pub cluster_nats_creds: Option<PathBuf>,
+    pub cluster_nats_ca: Option<PathBuf>,
+    pub cluster_prefix: String,
+    pub cluster_replicas: usize,
 }
 
 impl Default for Config {
@@ -167,7 +203,45 @@ impl Default for Config {
             control_plane_ca: None,
             node_id: None,
             node_secret: None,
+            cluster_nats_url: None,
+            cluster_nats_user: None,
+            cluster_nats_password: None,
+            cluster_nats_creds: None,
+            cluster_nats_ca: None,
+            cluster_prefix: "mq".into(),
+            cluster_replicas: 3,
         }
+    }
+}
+
+impl Config {
+    /// The cluster membership, when `cluster_nats_url` is set (it needs a node ID).
+    pub fn cluster(&self) -> anyhow::Result<Option<crate::cluster::ClusterConfig>> {
+        let Some(urls) = self.cluster_nats_url.as_deref().filter(|u| !u.trim().is_empty()) else {
+            return Ok(None);
+        };
+        let node = self.node_id.clone().filter(|n| !n.is_empty()).ok_or_else(|| {
+            anyhow::anyhow!("cluster_nats_url is set but node_id is missing (every broker of a cluster needs its own)")
+        })?;
+        let prefix = self.cluster_prefix.trim();
+        anyhow::ensure!(
+            !prefix.is_empty() && prefix.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
+            "cluster_prefix must be letters, digits and _"
+        );
+        Ok(Some(crate::cluster::ClusterConfig {
+            urls: urls
+                .split(',')
+                .map(|u| u.trim().to_string())
+                .filter(|u| !u.is_empty())
+                .collect(),
+            user: self.cluster_nats_user.clone(),
+            password: self.cluster_nats_password.clone(),
+            creds: self.cluster_nats_creds.clone(),
+            tls_ca: self.cluster_nats_ca.clone(),
+            prefix: prefix.to_string(),
+            node,
+            replicas: self.cluster_replicas.max(1),
+        }))
     }
 }
 

@@ -12,6 +12,7 @@ use axum::extract::State;
 use axum::routing::get;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
+use crate::cluster::Cluster;
 use crate::core::Broker;
 
 #[derive(Clone)]
@@ -20,9 +21,9 @@ struct AppState {
     broker: Arc<Broker>,
 }
 
-/// Installs the metrics recorder. First thing at start-up: what the start counts (records of the
-/// store that cannot be read, the snapshot version) is counted from here on.
-pub fn install_metrics() -> anyhow::Result<PrometheusHandle> {
+/// Installs the metrics recorder and creates every series. First thing at start-up: what the start
+/// counts (records of the store that cannot be read, the snapshot version) is counted from here on.
+pub fn recorder() -> anyhow::Result<PrometheusHandle> {
     let prometheus = PrometheusBuilder::new()
         .install_recorder()
         .context("installing the metrics recorder")?;
@@ -31,12 +32,14 @@ pub fn install_metrics() -> anyhow::Result<PrometheusHandle> {
 }
 
 /// Starts the HTTP side. `reload`: the snapshot file SIGHUP re-reads (none, and SIGHUP is ignored,
-/// when the control plane feeds the broker).
+/// when the control plane feeds the broker). In a cluster the online-status query answers for
+/// every broker.
 pub fn spawn(
     addr: SocketAddr,
     broker: Arc<Broker>,
     reload: Option<PathBuf>,
     prometheus: PrometheusHandle,
+    cluster: Option<Arc<Cluster>>,
 ) -> anyhow::Result<()> {
     let std_listener = std::net::TcpListener::bind(addr).with_context(|| format!("binding {addr}"))?;
     std_listener.set_nonblocking(true)?;
@@ -50,7 +53,7 @@ pub fn spawn(
         rt.block_on(async move {
             // Also without a file: SIGHUP's default action would terminate a linked broker.
             tokio::spawn(reload_on_sighup(state.broker.clone(), reload));
-            let online = crate::online_status::router(state.broker.clone());
+            let online = crate::online_status::router(state.broker.clone(), cluster);
             let app = Router::new()
                 .route("/metrics", get(metrics))
                 .route("/healthz", get(|| async { "ok" }))

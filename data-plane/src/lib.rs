@@ -3,6 +3,7 @@
 //! -> `core` (the node-wide broker) -> `auth`, `store`, `directory`, `message`.
 
 mod auth;
+mod cluster;
 pub mod config;
 mod conn;
 mod core;

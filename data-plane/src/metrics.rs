@@ -26,6 +26,11 @@ const SYNC_EVENTS_DROPPED: &str = "broker_sync_events_dropped_total";
 const SYNC_EVENTS_REFUSED: &str = "broker_sync_events_refused_total";
 const STORE_ERRORS: &str = "broker_store_errors_total";
 const WILLS: &str = "broker_wills_total";
+const CLUSTER_LINK: &str = "broker_cluster_link_up";
+const CLUSTER_ERRORS: &str = "broker_cluster_errors_total";
+const CLUSTER_MESSAGES: &str = "broker_cluster_messages_total";
+const CLUSTER_SUBSCRIPTIONS: &str = "broker_cluster_subscriptions";
+const CLUSTER_TAKEOVERS: &str = "broker_cluster_takeovers_total";
 
 /// What a refusal refused (the `packet` label of `broker_refusals_total`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -187,4 +192,30 @@ pub fn store_error(op: &'static str) {
 /// A will message: `outcome` is published, cancelled or refused.
 pub fn will(outcome: &'static str) {
     metrics::counter!(WILLS, "outcome" => outcome).increment(1);
+}
+
+/// Whether the NATS link of a cluster member is up (1) or down (0).
+pub fn cluster_link(up: bool) {
+    metrics::gauge!(CLUSTER_LINK).set(if up { 1.0 } else { 0.0 });
+}
+
+/// A cluster operation failed (`kind`: publish, jetstream, subscribe, undecodable, funnel_full,
+/// slow_consumer).
+pub fn cluster_error(kind: &'static str) {
+    metrics::counter!(CLUSTER_ERRORS, "kind" => kind).increment(1);
+}
+
+/// A message sent to (`out`) or received from (`in`) other brokers.
+pub fn cluster_message(direction: &'static str) {
+    metrics::counter!(CLUSTER_MESSAGES, "direction" => direction).increment(1);
+}
+
+/// NATS subscriptions this broker holds for its subscribers.
+pub fn cluster_subscriptions(n: usize) {
+    metrics::gauge!(CLUSTER_SUBSCRIPTIONS).set(n as f64);
+}
+
+/// A takeover of a connection on another broker (`outcome`: acknowledged, unanswered).
+pub fn cluster_takeover(outcome: &'static str) {
+    metrics::counter!(CLUSTER_TAKEOVERS, "outcome" => outcome).increment(1);
 }

@@ -11,6 +11,7 @@ use axum::{Json, Router};
 use common::signing::{constant_time_eq, hmac_sha1_base64, online_query_string_to_sign};
 use serde::Serialize;
 
+use crate::cluster::Cluster;
 use crate::core::Broker;
 use crate::directory::Directory;
 
@@ -48,17 +49,19 @@ impl Answer {
     }
 }
 
-pub fn router(broker: Arc<Broker>) -> Router {
-    Router::new().route(PATH, get(handle)).with_state(broker)
+/// The route; in a cluster it answers for every broker (from the cluster's session records).
+pub fn router(broker: Arc<Broker>, cluster: Option<Arc<Cluster>>) -> Router {
+    Router::new().route(PATH, get(handle)).with_state((broker, cluster))
 }
 
 async fn handle(
-    State(broker): State<Arc<Broker>>,
+    State((broker, cluster)): State<(Arc<Broker>, Option<Arc<Cluster>>)>,
     Query(params): Query<Vec<(String, String)>>,
 ) -> (StatusCode, Json<Answer>) {
     let dir = broker.dirs.load();
-    let answer = evaluate(&dir, &params, common::time::now_ms(), |inst, client| {
-        broker.live_connections(inst, client) as u64
+    let answer = evaluate(&dir, &params, common::time::now_ms(), |inst, client| match &cluster {
+        Some(c) => u64::from(c.online_anywhere(inst, client) || broker.live_connections(inst, client) > 0),
+        None => broker.live_connections(inst, client) as u64,
     });
     crate::metrics::online_query(answer.code);
     (answer.status(), Json(answer))
@@ -133,6 +136,7 @@ mod tests {
             enabled,
         };
         let inst = InstanceConfig {
+            rules: Vec::new(),
             id: INST.into(),
             name: "t".into(),
             quotas: Default::default(),
@@ -147,6 +151,7 @@ mod tests {
         dirs.apply_snapshot(Snapshot::new(
             1,
             SnapshotContent {
+                rule_policy: Default::default(),
                 token_keys: vec![],
                 instances: vec![inst],
             },

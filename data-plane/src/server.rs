@@ -51,7 +51,8 @@ fn mqtt_config(cfg: &Config) -> SharedCfg {
 }
 
 pub fn run(cfg: Config) -> anyhow::Result<()> {
-    let prometheus = http::install_metrics()?;
+    // Before the store opens and the snapshot loads: what they count at start-up must reach /metrics.
+    let prometheus = http::recorder()?;
     std::fs::create_dir_all(&cfg.data_dir).with_context(|| format!("creating {}", cfg.data_dir.display()))?;
     let store = FjallStore::open_shared(&cfg.data_dir).context("opening the store")?;
     let dev_instance = cfg.dev_listen.map(|_| cfg.dev_instance.clone());
@@ -62,8 +63,29 @@ pub fn run(cfg: Config) -> anyhow::Result<()> {
         Some(_) => crate::sync::lkg::load(&dirs, &cfg.snapshot),
         None => dirs.apply_file(&cfg.snapshot).context("loading the snapshot")?,
     }
-    let (parts, restored) = Parts::embedded(store.clone()).context("restoring sessions and retained messages")?;
-    tracing::info!(sessions = restored, "persistent sessions restored");
+    let (parts, cluster) = match cfg.cluster()? {
+        None => {
+            let (parts, restored) =
+                Parts::embedded(store.clone()).context("restoring sessions and retained messages")?;
+            tracing::info!(sessions = restored, "persistent sessions restored");
+            (parts, None)
+        }
+        Some(cluster_cfg) => {
+            // The cluster's NATS clients and tasks run on a runtime of their own, for the life of
+            // the process.
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .thread_name("cluster")
+                .enable_all()
+                .build()
+                .context("starting the cluster runtime")?;
+            let (parts, cluster) = rt
+                .block_on(crate::cluster::join(cluster_cfg))
+                .context("joining the cluster")?;
+            std::mem::forget(rt);
+            (parts, Some(cluster))
+        }
+    };
     let limits = Limits {
         max_inflight: cfg.max_inflight,
         max_queued: cfg.max_queued_messages,
@@ -73,9 +95,15 @@ pub fn run(cfg: Config) -> anyhow::Result<()> {
     broker.expire_offline_messages();
 
     let reload = link.is_none().then(|| cfg.snapshot.clone());
-    http::spawn(cfg.http_listen, broker.clone(), reload, prometheus.clone())?;
+    http::spawn(
+        cfg.http_listen,
+        broker.clone(),
+        reload,
+        prometheus.clone(),
+        cluster.clone(),
+    )?;
     if let Some(link) = link {
-        crate::sync::spawn(link, broker.clone(), prometheus)?;
+        crate::sync::spawn(link, broker.clone(), prometheus, cluster)?;
     }
 
     let listener = tcp_listener(cfg.listen).with_context(|| format!("binding {}", cfg.listen))?;

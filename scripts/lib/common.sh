@@ -43,6 +43,40 @@ ensure_postgres() {
   export PATH
 }
 
+# apt_install_quiet BIN PKG...: apt_install for a package that ships a service, without leaving the
+# service running: a policy-rc.d of our own (when none exists) tells the maintainer scripts not to start
+# it, and any BIN process that appeared during the install is stopped by its process id.
+apt_install_quiet() {
+  local bin="$1"; shift
+  local before policy=/usr/sbin/policy-rc.d ours=""
+  before=" $(pgrep -x "$bin" | tr '\n' ' ') "
+  if is_root && [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy" && ours=1
+  fi
+  apt_install "$@" || { [ -n "$ours" ] && rm -f "$policy"; return 1; }
+  [ -n "$ours" ] && rm -f "$policy"
+  local pid
+  for pid in $(pgrep -x "$bin"); do
+    case "$before" in *" $pid "*) ;; *) say "stopping $bin ($pid) started by the install"; kill "$pid" 2>/dev/null || true ;; esac
+  done
+}
+
+# ensure_sbin_tool BIN PKG: BIN on PATH (Debian puts nats-server and haproxy in /usr/sbin, which is not
+# on every user's PATH), installing PKG when it is missing.
+ensure_sbin_tool() {
+  local bin="$1" pkg="$2"
+  case ":$PATH:" in *:/usr/sbin:*) ;; *) PATH="$PATH:/usr/sbin" ;; esac
+  command -v "$bin" >/dev/null || apt_install_quiet "$bin" "$pkg"
+  command -v "$bin" >/dev/null || die "$bin not found after installing $pkg"
+  export PATH
+}
+
+# ensure_nats: nats-server (Debian's package; 2.9.10 on Debian 12) for the cluster tests and DEV_CLUSTER.
+ensure_nats() { ensure_sbin_tool nats-server nats-server; }
+
+# ensure_haproxy: HAProxy (Debian's package) in front of a cluster's brokers, with docker/haproxy.cfg.
+ensure_haproxy() { ensure_sbin_tool haproxy haproxy; }
+
 # ensure_python_deps: a virtualenv in .venv with tests/requirements.txt, first on PATH.
 ensure_python_deps() {
   command -v python3 >/dev/null || apt_install python3 python3-venv python3-pip
@@ -68,4 +102,28 @@ ensure_nextest() {
     say "cargo install cargo-nextest"
     cargo install cargo-nextest --locked
   fi
+}
+
+# as_pg CMD...: PostgreSQL refuses to run as root, so root runs it as the 'postgres' user.
+as_pg() {
+  if is_root; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+# start_postgres DIR PORT: initdb DIR when empty, then start PostgreSQL on 127.0.0.1:PORT (socket in
+# DIR) and create the database 'mqtt'. The parent of DIR must be reachable by 'postgres' when root.
+start_postgres() {
+  local pgdata="$1" port="$2"
+  if [ ! -f "$pgdata/PG_VERSION" ]; then
+    say "initializing PostgreSQL in $pgdata"
+    mkdir -p "$pgdata"
+    is_root && chown postgres: "$pgdata"
+    as_pg initdb -D "$pgdata" -U postgres --auth=trust -E UTF8 >/dev/null
+  fi
+  is_root && chown -R postgres: "$pgdata"
+  if ! as_pg pg_ctl -D "$pgdata" status >/dev/null 2>&1; then
+    say "starting PostgreSQL on 127.0.0.1:$port"
+    as_pg pg_ctl -D "$pgdata" -l "$pgdata/server.log" -w \
+      -o "-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories=$pgdata" start >/dev/null
+  fi
+  as_pg createdb -h 127.0.0.1 -p "$port" -U postgres mqtt 2>/dev/null || true
 }

@@ -1,5 +1,6 @@
 //! Helpers for integration tests of every crate: real parts started on demand, never mocks.
 
 pub mod mqtt;
+pub mod nats;
 pub mod net;
 pub mod pg;

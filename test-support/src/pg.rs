@@ -3,6 +3,9 @@
 //! directory under the system temp dir (keyed by this crate's path), is started at most once under a
 //! file lock, and is reused by later processes and later runs. Each test gets its own database.
 //! Stop it with `pg_ctl -D <dir> stop` (the directory is printed in the panic messages below).
+//!
+//! A test that stops PostgreSQL (an outage) must not stop the shared cluster under the other tests:
+//! it starts an `OwnCluster` instead.
 
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
@@ -64,29 +67,40 @@ fn ensure_postgres_user() {
 }
 
 fn start_cluster(dir: &Path) -> u16 {
-    let d = dir.to_str().unwrap();
     if !dir.join("PG_VERSION").exists() {
-        let _ = fs::remove_dir_all(dir);
-        fs::create_dir_all(dir).unwrap();
-        if is_root() {
-            ensure_postgres_user();
-            let ok = Command::new("chown")
-                .args(["-R", "postgres:", d])
-                .status()
-                .is_ok_and(|s| s.success());
-            assert!(ok, "cannot chown {d} to postgres");
-        }
-        let out = pg(
-            "initdb",
-            &["-D", d, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"],
-        );
-        assert!(
-            out.status.success(),
-            "initdb failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        init_cluster(dir);
     }
     let port = free_port();
+    start_on(dir, port);
+    fs::write(dir.join("port"), port.to_string()).unwrap();
+    port
+}
+
+fn init_cluster(dir: &Path) {
+    let d = dir.to_str().unwrap();
+    let _ = fs::remove_dir_all(dir);
+    fs::create_dir_all(dir).unwrap();
+    if is_root() {
+        ensure_postgres_user();
+        let ok = Command::new("chown")
+            .args(["-R", "postgres:", d])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "cannot chown {d} to postgres");
+    }
+    let out = pg(
+        "initdb",
+        &["-D", d, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"],
+    );
+    assert!(
+        out.status.success(),
+        "initdb failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn start_on(dir: &Path, port: u16) {
+    let d = dir.to_str().unwrap();
     let opts = format!(
         "-p {port} -k {d} -c listen_addresses=127.0.0.1 -c max_connections=400 -c fsync=off \
          -c synchronous_commit=off -c full_page_writes=off"
@@ -99,8 +113,6 @@ fn start_cluster(dir: &Path) -> u16 {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    fs::write(dir.join("port"), port.to_string()).unwrap();
-    port
 }
 
 /// URL of a server where we may create databases.
@@ -122,9 +134,14 @@ pub fn admin_url() -> String {
     format!("postgres://postgres@127.0.0.1:{port}/postgres")
 }
 
-/// Creates a fresh database and returns its URL.
+/// Creates a fresh database on the shared cluster (or `DATABASE_URL`) and returns its URL.
 pub async fn fresh_database() -> String {
-    let admin = admin_url();
+    fresh_database_on(&admin_url()).await
+}
+
+/// Creates a fresh database on the server of `admin` and returns its URL.
+pub async fn fresh_database_on(admin: &str) -> String {
+    let admin = admin.to_string();
     let name = format!("test_{}", uuid::Uuid::new_v4().simple());
     let conn = sqlx::PgPool::connect(&admin)
         .await
@@ -142,5 +159,51 @@ pub async fn fresh_database() -> String {
     match options {
         Some(o) => format!("{base}/{name}?{o}"),
         None => format!("{base}/{name}"),
+    }
+}
+
+/// A PostgreSQL cluster of one test's own (initdb'd into a fresh directory), which the test may stop
+/// and start again on the same port to simulate an outage. Stopped and deleted on drop.
+pub struct OwnCluster {
+    dir: PathBuf,
+    port: u16,
+}
+
+impl OwnCluster {
+    pub fn start() -> Self {
+        let dir = std::env::temp_dir().join(format!("control-plane-own-pg-{}", uuid::Uuid::new_v4().simple()));
+        init_cluster(&dir);
+        let port = free_port();
+        start_on(&dir, port);
+        Self { dir, port }
+    }
+
+    pub fn admin_url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// Stops the server (`pg_ctl stop -m fast`: open connections are terminated, nothing is lost).
+    pub fn stop(&self) {
+        let out = pg(
+            "pg_ctl",
+            &["stop", "-w", "-m", "fast", "-D", self.dir.to_str().unwrap()],
+        );
+        assert!(
+            out.status.success(),
+            "pg_ctl stop failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Starts it again on the same port.
+    pub fn restart(&self) {
+        start_on(&self.dir, self.port);
+    }
+}
+
+impl Drop for OwnCluster {
+    fn drop(&mut self) {
+        let _ = pg("pg_ctl", &["stop", "-m", "immediate", "-D", self.dir.to_str().unwrap()]);
+        let _ = fs::remove_dir_all(&self.dir);
     }
 }

@@ -1,6 +1,7 @@
-//! End-to-end tests across processes: PostgreSQL, the control plane and one or two brokers, driven
-//! through the REST API and real MQTT clients.
+//! End-to-end tests across processes: PostgreSQL, the control plane and one or two brokers (a cluster
+//! of three with NATS and HAProxy in `cluster_*`), driven through the REST API and real MQTT clients.
 
+mod cluster_lb;
 mod commands;
 mod events;
 mod online_status;

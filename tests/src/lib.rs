@@ -3,11 +3,13 @@
 
 pub mod api;
 pub mod bins;
+pub mod haproxy;
 pub mod processes;
 pub mod system;
 pub mod tls_proxy;
 
 pub use api::{Api, Fixture};
+pub use haproxy::HaProxy;
 pub use processes::{Broker, ControlPlane};
 pub use system::System;
 pub use tls_proxy::TlsProxy;

@@ -17,6 +17,11 @@ pub const NODE_SECRET: &str = "e2e-node-secret-0123456789abcdef";
 
 impl System {
     pub async fn up(brokers: usize) -> Self {
+        Self::up_with(brokers, &[]).await
+    }
+
+    /// As `up`, with more command-line arguments for every broker (e.g. `--cluster-nats-url`).
+    pub async fn up_with(brokers: usize, broker_args: &[&str]) -> Self {
         let dir = tempfile::Builder::new().prefix("e2e-").tempdir().expect("temp dir");
         let names: Vec<String> = (1..=brokers).map(|i| format!("node-{i}")).collect();
         let nodes: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), NODE_SECRET)).collect();
@@ -25,7 +30,7 @@ impl System {
         let fx = Fixture::create(&api).await;
         let brokers = names
             .iter()
-            .map(|n| Broker::start(dir.path(), &cp.url, n, NODE_SECRET))
+            .map(|n| Broker::start_with(dir.path(), &cp.url, n, NODE_SECRET, broker_args))
             .collect();
         let sys = Self {
             brokers,

@@ -28,6 +28,12 @@ describe('operator console', () => {
     await login(page);
     await page.getByTestId('instances-count').waitFor();
     await shot(page, '02-overview');
+    // The session is an HttpOnly cookie: nothing a script can read holds it.
+    const readable = await page.evaluate(() => document.cookie + JSON.stringify(localStorage) + JSON.stringify(sessionStorage));
+    assert.ok(!readable.includes('mqtt_console_session') && !/eyJ[\w-]+\.[\w-]+\./.test(readable), readable);
+    // A reload keeps the session (the console asks the control plane for it).
+    await page.reload();
+    await page.getByTestId('instances-count').waitFor();
   });
 
   test('create an instance (name checked as you type)', async () => {

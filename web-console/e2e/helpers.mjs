@@ -78,3 +78,38 @@ export async function api(method, path, body) {
   if (!r.ok) throw new Error(`${method} ${path}: ${r.status} ${text}`);
   return text ? JSON.parse(text) : undefined;
 }
+
+/**
+ * A broker node created through the API, for tests that play a broker: `beat(extra)` posts a
+ * heartbeat the way brokers do (node credential, current configuration version) with `extra` fields
+ * (clusterLink, instances) on top.
+ */
+export async function fakeBroker(nodeId) {
+  const node = await api('POST', '/brokers', { nodeId, description: 'browser test' });
+  const bootId = `boot-${uniq()}`;
+  return {
+    nodeId,
+    async beat(extra = {}) {
+      const { currentVersion } = await api('GET', '/brokers');
+      const r = await fetch(`${CP_URL}/api/v1/broker-sync/heartbeat`, {
+        method: 'POST',
+        headers: { authorization: `Node ${nodeId}:${node.nodeSecret}`, 'content-type': 'application/json' },
+        body: JSON.stringify({
+          bootId,
+          softwareVersion: 'browser-test',
+          appliedVersion: currentVersion,
+          appliedHash: 'h',
+          lastError: null,
+          connections: 0,
+          subscriptions: 0,
+          messagesInPerSec: 0,
+          messagesOutPerSec: 0,
+          startedAtMs: Date.now(),
+          ...extra,
+        }),
+      });
+      if (r.status !== 204) throw new Error(`heartbeat of ${nodeId}: ${r.status} ${await r.text()}`);
+    },
+    remove: () => api('DELETE', `/brokers/${nodeId}`),
+  };
+}

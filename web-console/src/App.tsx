@@ -1,6 +1,7 @@
 // The shell: login gate, navigation and the route table.
 import { useEffect, useState } from 'preact/hooks';
-import { getToken, setToken } from './api/client';
+import { setSession } from './api/client';
+import { Api } from './api/endpoints';
 import { href, useRoute } from './lib/router';
 import { Login } from './pages/Login';
 import { Overview } from './pages/Overview';
@@ -20,19 +21,26 @@ const NAV = [
 ];
 
 export function App() {
-  const [token, setTok] = useState(getToken());
+  // undefined: still asking the control plane whether the session cookie is valid.
+  const [signedIn, setSignedIn] = useState<boolean | undefined>(undefined);
   const path = useRoute();
   useEffect(() => {
-    const out = () => setTok(null);
+    Api.session().then(
+      (s) => (setSession(s.csrfToken), setSignedIn(true)),
+      () => setSignedIn(false),
+    );
+    const out = () => setSignedIn(false);
     window.addEventListener('console:logout', out);
     return () => window.removeEventListener('console:logout', out);
   }, []);
 
-  if (!token) return <Login onLogin={(t) => (setToken(t), setTok(t))} />;
+  if (signedIn === undefined) return null;
+  if (!signedIn) return <Login onLogin={(csrf) => (setSession(csrf), setSignedIn(true))} />;
 
   const logout = () => {
-    setToken(null);
-    setTok(null);
+    Api.signOut().catch(() => undefined);
+    setSession(null);
+    setSignedIn(false);
   };
   const base = path.split('?')[0];
   const active = (p: string) => (p === '/' ? base === '/' : base === p || base.startsWith(`${p}/`));

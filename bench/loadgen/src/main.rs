@@ -139,6 +139,7 @@ fn write_snapshot(a: SnapshotArgs) -> Result<()> {
         ..Quotas::default()
     };
     let instance = InstanceConfig {
+        rules: Vec::new(),
         id: a.creds.instance,
         name: "bench".into(),
         quotas,
@@ -154,6 +155,7 @@ fn write_snapshot(a: SnapshotArgs) -> Result<()> {
         revoked_tokens: vec![],
     };
     let content = SnapshotContent {
+        rule_policy: Default::default(),
         token_keys: vec![signer.public_key().clone()],
         instances: vec![instance],
     };

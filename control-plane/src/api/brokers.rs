@@ -48,6 +48,14 @@ pub enum BrokerState {
     NeverSeen,
 }
 
+/// A clustered broker's link to NATS at its last heartbeat.
+#[derive(Serialize, ToSchema, Debug, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ClusterLink {
+    Up,
+    Down,
+}
+
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BrokerNode {
@@ -68,6 +76,10 @@ pub struct BrokerNode {
     pub subscriptions: Option<i64>,
     pub messages_in_per_sec: Option<f64>,
     pub messages_out_per_sec: Option<f64>,
+    /// In a cluster: `up` when the broker's link to NATS was up at its last heartbeat, `down` when it
+    /// was not (the broker then serves its own clients only); absent for a broker that runs alone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster_link: Option<ClusterLink>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -102,6 +114,9 @@ impl BrokerNode {
             subscriptions: row.subscriptions,
             messages_in_per_sec: row.messages_in_per_sec,
             messages_out_per_sec: row.messages_out_per_sec,
+            cluster_link: row
+                .cluster_link
+                .map(|up| if up { ClusterLink::Up } else { ClusterLink::Down }),
             created_at: row.created_at,
         }
     }

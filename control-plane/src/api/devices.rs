@@ -84,12 +84,34 @@ pub async fn register_device_credential(
     Path(instance_id): Path<String>,
     ApiJson(req): ApiJson<RegisterDeviceCredentialRequest>,
 ) -> ApiResult<(StatusCode, Json<DeviceCredential>)> {
-    caller.require_instance(&instance_id)?;
+    let credential = register(&state, &caller, &instance_id, &req.client_id, Existing::Refuse).await?;
+    Ok((StatusCode::CREATED, Json(credential)))
+}
+
+/// What registering a client ID that already has a credential does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Existing {
+    /// 409 `AlreadyExists` (the REST operation: a second registration is usually a mistake).
+    Refuse,
+    /// A new key pair replaces the old one *(compat: Alibaba's RegisterDeviceCredential action,
+    /// where the credential returned last is the valid one)*.
+    Replace,
+}
+
+/// Registers a credential for `client_id`: a new `DC.` key pair, the secret encrypted under its id.
+pub(crate) async fn register(
+    state: &AppState,
+    caller: &Caller,
+    instance_id: &str,
+    client_id: &str,
+    existing: Existing,
+) -> ApiResult<DeviceCredential> {
+    caller.require_instance(instance_id)?;
     let mut tx = ConfigTx::begin(&state.db).await?;
-    let quotas = tx.lock_instance(&instance_id).await?;
-    let client = common::names::parse_client_id(&req.client_id, quotas.max_client_id_length as usize)
+    let quotas = tx.lock_instance(instance_id).await?;
+    let client = common::names::parse_client_id(client_id, quotas.max_client_id_length as usize)
         .map_err(|e| ApiError::invalid("clientId", e))?;
-    if !groups::exists(&mut tx, &instance_id, client.group_id).await? {
+    if !groups::exists(&mut tx, instance_id, client.group_id).await? {
         return Err(ApiError::invalid(
             "clientId",
             "its group ID does not exist in the instance",
@@ -98,16 +120,16 @@ pub async fn register_device_credential(
     let key_id = crate::ids::device_key_id();
     let secret = crate::ids::device_secret();
     let new = NewDevice {
-        instance_id: &instance_id,
-        client_id: &req.client_id,
+        instance_id,
+        client_id,
         group_id: client.group_id,
         device_id: client.device_id,
         device_access_key_id: &key_id,
         secret_enc: &state.secrets.encrypt(Aad::Device(&key_id), secret.as_bytes()),
     };
-    let row = devices::register(&mut tx, &new).await?;
+    let row = devices::register(&mut tx, &new, existing == Existing::Replace).await?;
     tx.commit().await?;
-    Ok((StatusCode::CREATED, Json(DeviceCredential::open(row, &state)?)))
+    DeviceCredential::open(row, state)
 }
 
 #[utoipa::path(get, path = "/api/v1/instances/{instanceId}/device-credentials/{clientId}", operation_id = "GetDeviceCredential",

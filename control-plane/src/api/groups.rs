@@ -19,6 +19,7 @@ use crate::state::AppState;
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateGroupIdRequest {
     /// `GID_` or `GID-` prefix, 7-64 chars of `[A-Za-z0-9_-]`, unique within the instance.
+    #[schema(pattern = "^GID[_-][A-Za-z0-9_-]{3,60}$")]
     pub group_id: String,
     #[serde(default)]
     pub description: String,

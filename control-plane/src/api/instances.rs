@@ -1,6 +1,8 @@
 //! Instances: the tenants. Create/update/delete are operator-only; an AccessKey sees only the
 //! instances it is bound to.
 
+use std::time::Duration;
+
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -13,6 +15,7 @@ use super::quotas::{QuotasPatch, QuotasView};
 use crate::auth::Caller;
 use crate::db::ConfigTx;
 use crate::db::instances::{self, InstanceRow, InstanceUpdate, NewInstance};
+use crate::db::usage;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::ApiJson;
 use crate::state::AppState;
@@ -21,6 +24,7 @@ use crate::state::AppState;
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateInstanceRequest {
     /// 3-64 chars of `[A-Za-z0-9_-]`, unique (case-insensitive).
+    #[schema(pattern = "^[A-Za-z0-9_-]{3,64}$")]
     pub name: String,
     #[serde(default)]
     pub description: String,
@@ -56,6 +60,9 @@ pub struct Instance {
     pub usage: Option<Usage>,
 }
 
+/// What the instance holds, and its traffic now against its quotas: the latest heartbeat figures of
+/// every broker heard from within `broker_silent_secs`, summed (offline messages: the largest report,
+/// the brokers of a cluster each reporting the cluster's shared store).
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Usage {
@@ -63,6 +70,18 @@ pub struct Usage {
     pub group_ids: i64,
     pub device_credentials: i64,
     pub access_keys: i64,
+    /// Live connections (against `quotas.maxConnections`).
+    pub connections: i64,
+    /// Subscriptions of the instance's sessions.
+    pub subscriptions: i64,
+    /// Messages published by clients per second (against `quotas.maxMessagesPerSecond`).
+    pub messages_in_per_sec: f64,
+    /// Messages delivered to clients per second.
+    pub messages_out_per_sec: f64,
+    /// Offline messages stored (against `quotas.maxOfflineMessages`).
+    pub offline_messages: i64,
+    /// Brokers whose figures are counted (those with the instance's clients or messages).
+    pub reporting_brokers: i64,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -86,13 +105,19 @@ impl Instance {
     }
 }
 
-impl From<instances::Usage> for Usage {
-    fn from(u: instances::Usage) -> Self {
+impl Usage {
+    fn new(u: instances::Usage, t: usage::Totals) -> Self {
         Self {
             parent_topics: u.parent_topics,
             group_ids: u.group_ids,
             device_credentials: u.device_credentials,
             access_keys: u.access_keys,
+            connections: t.connections,
+            subscriptions: t.subscriptions,
+            messages_in_per_sec: t.messages_in_per_sec,
+            messages_out_per_sec: t.messages_out_per_sec,
+            offline_messages: t.offline_messages,
+            reporting_brokers: t.brokers,
         }
     }
 }
@@ -148,8 +173,10 @@ pub async fn get_instance(
     let row = instances::get(&state.db, &id)
         .await?
         .ok_or(ApiError::NotFound("instance"))?;
-    let usage = instances::usage(&state.db, &id).await?;
-    Ok(Json(Instance::new(row, &state, Some(usage.into()))))
+    let held = instances::usage(&state.db, &id).await?;
+    let silent_after = Duration::from_secs(state.config.broker_silent_secs);
+    let traffic = usage::totals(&state.db, &id, silent_after).await?;
+    Ok(Json(Instance::new(row, &state, Some(Usage::new(held, traffic)))))
 }
 
 #[utoipa::path(patch, path = "/api/v1/instances/{instanceId}", operation_id = "UpdateInstance", tag = "instances",
@@ -170,7 +197,14 @@ pub async fn update_instance(
     let mut tx = ConfigTx::begin(&state.db).await?;
     let current = tx.lock_instance(&id).await?;
     let quotas = match &req.quotas {
-        Some(patch) => patch.apply(current)?,
+        Some(patch) => {
+            let quotas = patch.apply(current)?;
+            check_holdings(
+                &quotas,
+                &instances::holdings(&mut tx, &id, crate::clock::now_ms()).await?,
+            )?;
+            quotas
+        }
         None => current,
     };
     let update = InstanceUpdate {
@@ -182,6 +216,53 @@ pub async fn update_instance(
     let row = instances::update(&mut tx, &id, &update).await?;
     tx.commit().await?;
     Ok(Json(Instance::new(row, &state, None)))
+}
+
+/// Refuses quotas below what the instance already holds (409 `QuotaBelowUsage` naming the quota):
+/// such a configuration would strand what exists (parent topics over the limit, topics under a parent
+/// longer than the limit, live tokens with more resources) or, for device credentials with longer
+/// client IDs, make every broker refuse the whole snapshot.
+fn check_holdings(q: &Quotas, h: &instances::Holdings) -> ApiResult<()> {
+    let below = |field: &str, message: String| {
+        Err(ApiError::QuotaBelowUsage {
+            field: format!("quotas.{field}"),
+            message,
+        })
+    };
+    if i64::from(q.max_parent_topics) < h.parent_topics {
+        return below(
+            "maxParentTopics",
+            format!("the instance has {} parent topics; delete some first", h.parent_topics),
+        );
+    }
+    if i64::from(q.max_topic_length) < i64::from(h.longest_parent_topic) {
+        return below(
+            "maxTopicLength",
+            format!(
+                "the instance has a parent topic of {} characters",
+                h.longest_parent_topic
+            ),
+        );
+    }
+    if i64::from(q.max_client_id_length) < i64::from(h.longest_device_client_id) {
+        return below(
+            "maxClientIdLength",
+            format!(
+                "the instance has a device credential whose client ID has {} characters; unregister it first",
+                h.longest_device_client_id
+            ),
+        );
+    }
+    if i64::from(q.max_token_resources) < i64::from(h.most_token_resources) {
+        return below(
+            "maxTokenResources",
+            format!(
+                "the instance has an unexpired token with {} resources; revoke it or wait until it expires",
+                h.most_token_resources
+            ),
+        );
+    }
+    Ok(())
 }
 
 #[utoipa::path(delete, path = "/api/v1/instances/{instanceId}", operation_id = "DeleteInstance", tag = "instances",

@@ -39,6 +39,12 @@ pub struct SendMessageResponse {
     pub command_seq: i64,
 }
 
+/// Largest SendMessage body: the largest payload any instance may allow (`maxMessageSize` at most
+/// 1 MiB) in Base64 (1,398,104 bytes), plus 8 KiB for the topic (at most 1024 characters, even fully
+/// JSON-escaped) and the other fields. A text payload whose JSON escaping makes it larger must be sent
+/// in Base64. Signed requests read at most this much after their signature was checked.
+pub(crate) const BODY_LIMIT: usize = (crate::api::quotas::MAX_MESSAGE_SIZE as usize).div_ceil(3) * 4 + 8 * 1024;
+
 /// A fresh message id: 128 random bits as 32 upper-case hex chars.
 pub fn msg_id() -> String {
     uuid::Uuid::new_v4().simple().to_string().to_uppercase()
@@ -86,6 +92,7 @@ pub async fn send_message(
     }
     let msg_id = msg_id();
     let command = Command::SendMessage {
+        rules_node: None,
         instance_id,
         topic: req.topic,
         payload: STANDARD.encode(&payload),

@@ -68,6 +68,9 @@ pub enum TokenStatus {
     Invalid,
 }
 
+/// Largest MQTT password (a two-byte length prefix on the wire).
+const MAX_MQTT_PASSWORD: usize = 65_535;
+
 /// Splits and checks the resource list; returns the resources and their distinct parent topics.
 fn parse_resources(raw: &str, max: usize, max_len: usize) -> ApiResult<(Vec<String>, Vec<String>)> {
     let resources: Vec<String> = raw.split(',').map(|r| r.trim().to_string()).collect();
@@ -152,6 +155,16 @@ pub async fn apply_token(
         exp_ms,
     };
     let token = state.token_signer.sign(&claims);
+    // Clients send the token as the MQTT password `<actions>|<token>`, at most 65,535 bytes.
+    if token.len() + "R,W|".len() > MAX_MQTT_PASSWORD {
+        return Err(ApiError::invalid(
+            "resources",
+            format!(
+                "the token would be {} bytes, more than an MQTT password holds ({MAX_MQTT_PASSWORD}); use fewer or shorter resources",
+                token.len()
+            ),
+        ));
+    }
     if !tokens::record(&state.db, &claims, &sha256_hex(token.as_bytes()), &parents).await? {
         return Err(ApiError::invalid(
             "resources",

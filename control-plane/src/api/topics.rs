@@ -19,6 +19,7 @@ use crate::state::AppState;
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateTopicRequest {
     /// `[A-Za-z0-9_-]`, 1-64 chars, unique within the instance.
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$")]
     pub topic: String,
     #[serde(default)]
     pub description: String,

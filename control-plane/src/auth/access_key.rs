@@ -1,5 +1,6 @@
-//! Verification of ACS3-HMAC-SHA256 signed requests: time window, body hash, signature, then the
-//! nonce (recorded in PostgreSQL so a replay is caught by any replica).
+//! Verification of ACS3-HMAC-SHA256 signed requests from their headers: time window, signature, then
+//! the nonce (recorded in PostgreSQL so a replay is caught by any replica). The body is covered by the
+//! signed `x-acs-content-sha256` header; the caller reads the body afterwards and compares its hash.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -22,7 +23,13 @@ fn header<'a>(parts: &'a Parts, name: &str) -> ApiResult<&'a str> {
         .ok_or(ApiError::Unauthenticated("a required x-acs-* header is missing"))
 }
 
-pub async fn verify(state: &AppState, parts: &Parts, authorization: &str, body: &[u8]) -> ApiResult<Caller> {
+/// A request whose headers carry a valid signature: the caller, and the body hash it signed.
+pub struct Signed {
+    pub caller: Caller,
+    pub content_sha256: String,
+}
+
+pub async fn verify(state: &AppState, parts: &Parts, authorization: &str) -> ApiResult<Signed> {
     let auth = acs3::parse_authorization(authorization).ok_or(ApiError::Unauthenticated(
         "malformed ACS3-HMAC-SHA256 Authorization header",
     ))?;
@@ -47,20 +54,9 @@ pub async fn verify(state: &AppState, parts: &Parts, authorization: &str, body: 
             "x-acs-signature-nonce must be 1 to 128 characters",
         ));
     }
-    let body_hash = acs3::sha256_hex(body);
-    if !header(parts, "x-acs-content-sha256")?.eq_ignore_ascii_case(&body_hash) {
-        return Err(ApiError::SignatureMismatch);
-    }
+    let body_hash = header(parts, "x-acs-content-sha256")?.to_ascii_lowercase();
 
-    // Unknown and disabled keys get the same answer.
-    let secret_enc = match db::access_keys::secret(&state.db, &auth.access_key_id).await? {
-        Some(key) if key.enabled => key.secret_enc,
-        _ => return Err(ApiError::Unauthenticated("invalid AccessKey")),
-    };
-    let secret = state
-        .secrets
-        .decrypt_string(Aad::AccessKey(&auth.access_key_id), &secret_enc)
-        .map_err(ApiError::Internal)?;
+    let secret = signing_secret(state, &auth.access_key_id).await?;
 
     let canonical = acs3::canonical_request(
         parts.method.as_str(),
@@ -83,15 +79,50 @@ pub async fn verify(state: &AppState, parts: &Parts, authorization: &str, body: 
     }
 
     // Recorded only after the signature holds, so unsigned traffic cannot fill the table.
-    // Kept a little longer than the window either side of now, so a replay is always caught.
-    let nonce_ttl = Duration::from_secs(u64::try_from(2 * window + 60).unwrap_or(0));
-    if !db::nonces::record(&state.db, &auth.access_key_id, nonce, nonce_ttl).await? {
+    record_nonce(state, &auth.access_key_id, nonce, window).await?;
+    Ok(Signed {
+        caller: caller(state, auth.access_key_id).await?,
+        content_sha256: body_hash,
+    })
+}
+
+/// What an unknown or disabled AccessKey is told (the same for both).
+pub(crate) const UNKNOWN_KEY: &str = "invalid AccessKey";
+
+/// The secret of an enabled AccessKey, to check a signature made with it. The other request
+/// signatures (Alibaba's RPC dialect) use this too.
+pub(crate) async fn signing_secret(state: &AppState, access_key_id: &str) -> ApiResult<String> {
+    // Unknown and disabled keys get the same answer.
+    let secret_enc = match db::access_keys::secret(&state.db, access_key_id).await? {
+        Some(key) if key.enabled => key.secret_enc,
+        _ => return Err(ApiError::Unauthenticated(UNKNOWN_KEY)),
+    };
+    state
+        .secrets
+        .decrypt_string(Aad::AccessKey(access_key_id), &secret_enc)
+        .map_err(ApiError::Internal)
+}
+
+/// Accepts `nonce` once per key. It is kept a little longer than `window_secs` either side of now
+/// (the accepted clock skew of the signature), so a replay is always caught.
+pub(crate) async fn record_nonce(
+    state: &AppState,
+    access_key_id: &str,
+    nonce: &str,
+    window_secs: i64,
+) -> ApiResult<()> {
+    let nonce_ttl = Duration::from_secs(u64::try_from(2 * window_secs + 60).unwrap_or(0));
+    if !db::nonces::record(&state.db, access_key_id, nonce, nonce_ttl).await? {
         return Err(ApiError::NonceReplayed);
     }
+    Ok(())
+}
 
-    let instances = db::access_keys::bound_instances(&state.db, &auth.access_key_id).await?;
+/// The caller a verified request of this key is: it may touch the instances the key is bound to.
+pub(crate) async fn caller(state: &AppState, access_key_id: String) -> ApiResult<Caller> {
+    let instances = db::access_keys::bound_instances(&state.db, &access_key_id).await?;
     Ok(Caller::AccessKey {
-        id: auth.access_key_id,
+        id: access_key_id,
         instances: Arc::new(instances.into_iter().collect::<HashSet<_>>()),
     })
 }

@@ -22,6 +22,8 @@ pub struct OperatorKeys {
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
+    /// Key of the console sessions' CSRF tokens (HMAC of the session token).
+    csrf: [u8; 32],
 }
 
 impl OperatorKeys {
@@ -33,7 +35,17 @@ impl OperatorKeys {
             encoding: EncodingKey::from_secret(&key),
             decoding: DecodingKey::from_secret(&key),
             validation,
+            csrf: secrets.derive("console-csrf-v1"),
         }
+    }
+
+    /// The CSRF token that goes with a console session token: hex HMAC-SHA256 of it, so it needs no
+    /// storage and is worthless without the session cookie.
+    pub fn csrf_token(&self, session_token: &str) -> String {
+        use hmac::{Hmac, Mac};
+        let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(&self.csrf).expect("HMAC takes any key length");
+        mac.update(session_token.as_bytes());
+        hex::encode(mac.finalize().into_bytes())
     }
 
     /// Returns the token and its expiry (epoch seconds).
@@ -74,9 +86,14 @@ pub async fn hash_password(password: String) -> anyhow::Result<String> {
     .await?
 }
 
-pub async fn verify_password(password: String, hash: String) -> bool {
+/// Checks a password on a blocking thread; `hold` (a hash permit) is released when the hash is done,
+/// even if the request that asked was cancelled meanwhile.
+pub async fn verify_password(password: String, hash: String, hold: impl Send + 'static) -> bool {
     tokio::task::spawn_blocking(move || {
-        PasswordHash::new(&hash).is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+        let ok =
+            PasswordHash::new(&hash).is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok());
+        drop(hold);
+        ok
     })
     .await
     .unwrap_or(false)
@@ -110,8 +127,8 @@ mod tests {
             "the dummy hash must parse, or unknown users answer faster"
         );
         let hash = hash_password("pw".into()).await.unwrap();
-        assert!(verify_password("pw".into(), hash.clone()).await);
-        assert!(!verify_password("other".into(), hash).await);
+        assert!(verify_password("pw".into(), hash.clone(), ()).await);
+        assert!(!verify_password("other".into(), hash, ()).await);
     }
 
     #[test]

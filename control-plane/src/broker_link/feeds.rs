@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use sqlx::PgPool;
 use sqlx::postgres::PgListener;
 use tokio::sync::watch;
 
@@ -64,9 +65,19 @@ impl Feeds {
     }
 
     /// Listens until the task is aborted, reconnecting after errors.
-    pub async fn run(self, database_url: String) {
+    pub async fn run(self, database_url: String, acquire_timeout: Duration) {
+        // Its own one-connection pool: the listener must not hold one of the API pool's connections.
+        // The short acquire timeout makes a reconnection after a database outage fail fast and retry,
+        // so notifications flow again about a second after PostgreSQL is back.
+        let pool = match crate::db::pool_options(1, acquire_timeout).connect_lazy(&database_url) {
+            Ok(pool) => pool,
+            Err(e) => {
+                tracing::error!(error = %e, "bad database URL; long-polls will only wake on their timeout");
+                return;
+            }
+        };
         loop {
-            if let Err(e) = self.listen(&database_url).await {
+            if let Err(e) = self.listen(&pool).await {
                 tracing::warn!(error = %e, "LISTEN connection failed; retrying");
             }
             // Notifications sent while we were not listening are lost: let every waiter look again.
@@ -75,9 +86,8 @@ impl Feeds {
         }
     }
 
-    async fn listen(&self, database_url: &str) -> Result<(), sqlx::Error> {
-        // A separate one-connection pool: the listener must not hold one of the API pool's connections.
-        let mut listener = PgListener::connect(database_url).await?;
+    async fn listen(&self, pool: &PgPool) -> Result<(), sqlx::Error> {
+        let mut listener = PgListener::connect_with(pool).await?;
         listener.listen_all([CONFIG_CHANNEL, COMMANDS_CHANNEL]).await?;
         self.wake_all();
         loop {

@@ -1,4 +1,7 @@
-//! `POST heartbeat`: a node's status, recorded per node for ListBrokers.
+//! `POST heartbeat`: a node's status, recorded per node for ListBrokers, and its per-instance figures
+//! for GetInstance and GetInstanceUsageHistory.
+
+use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -15,7 +18,8 @@ pub async fn heartbeat(
     node: Node,
     ApiJson(hb): ApiJson<Heartbeat>,
 ) -> ApiResult<StatusCode> {
-    if !db::brokers::record_heartbeat(&state.db, &node.id, &hb).await? {
+    let silent_after = Duration::from_secs(state.config.broker_silent_secs);
+    if !db::brokers::record_heartbeat(&state.db, &node.id, &hb, silent_after).await? {
         return Err(Node::unknown());
     }
     Ok(StatusCode::NO_CONTENT)

@@ -27,11 +27,17 @@ use crate::state::AppState;
 pub(crate) const MAX_WAIT_SECS: u64 = 60;
 /// A busy broker sends big event batches (a reconnect storm); the default 2 MB would refuse them.
 const EVENTS_BODY_LIMIT: usize = 16 << 20;
+/// A heartbeat carries a line of figures (about 150 bytes) per instance with clients on the broker:
+/// the API's 64 KiB would refuse a broker that serves more than a few hundred instances.
+const HEARTBEAT_BODY_LIMIT: usize = 16 << 20;
 
 pub(crate) fn router() -> Router<AppState> {
     Router::new()
         .route(SNAPSHOT_PATH, get(snapshot::snapshot))
-        .route(HEARTBEAT_PATH, post(heartbeat::heartbeat))
+        .route(
+            HEARTBEAT_PATH,
+            post(heartbeat::heartbeat).layer(DefaultBodyLimit::max(HEARTBEAT_BODY_LIMIT)),
+        )
         .route(
             EVENTS_PATH,
             post(events::events).layer(DefaultBodyLimit::max(EVENTS_BODY_LIMIT)),

@@ -39,6 +39,7 @@ pub async fn build(pool: &PgPool, secrets: &SecretBox) -> anyhow::Result<Snapsho
         .into_iter()
         .map(|i| {
             let config = InstanceConfig {
+                rules: Vec::new(),
                 id: i.id.clone(),
                 name: i.name,
                 quotas: i.quotas,
@@ -91,6 +92,7 @@ pub async fn build(pool: &PgPool, secrets: &SecretBox) -> anyhow::Result<Snapsho
     Ok(Snapshot::new(
         rows.version,
         SnapshotContent {
+            rule_policy: Default::default(),
             token_keys,
             instances: instances.into_values().collect(),
         },
@@ -139,7 +141,7 @@ pub(crate) async fn snapshot(
                 .snapshots
                 .get(&state.db, &state.secrets, current)
                 .await
-                .map_err(ApiError::Internal)?;
+                .map_err(ApiError::from)?;
             return Ok(([(CONTENT_TYPE, "application/json")], json).into_response());
         }
         if waiter.wait_until(deadline).await != Wake::Changed {

@@ -24,6 +24,8 @@ pub struct BrokerRow {
     pub subscriptions: Option<i64>,
     pub messages_in_per_sec: Option<f64>,
     pub messages_out_per_sec: Option<f64>,
+    /// In a cluster: whether the broker's NATS link was up at its last heartbeat.
+    pub cluster_link: Option<bool>,
     pub created_at: DateTime<Utc>,
     /// No heartbeat for the `silent_after` given to `list`.
     pub silent: bool,
@@ -69,7 +71,7 @@ pub async fn list(pool: &PgPool, silent_after: Duration) -> Result<Vec<BrokerRow
     sqlx::query_as(
         "select id, description, boot_id, software_version, applied_version, applied_hash,
             last_error, last_heartbeat_at, started_at_ms, connections, subscriptions, messages_in_per_sec,
-            messages_out_per_sec, created_at,
+            messages_out_per_sec, cluster_link, created_at,
             coalesce(last_heartbeat_at < now() - make_interval(secs => $1), false) as silent
          from broker_nodes order by id",
     )
@@ -88,8 +90,14 @@ pub async fn delete(pool: &PgPool, id: &str) -> Result<bool, sqlx::Error> {
     Ok(deleted > 0)
 }
 
-/// Records a heartbeat; false when the node no longer exists.
-pub async fn record_heartbeat(pool: &PgPool, node_id: &str, hb: &Heartbeat) -> Result<bool, sqlx::Error> {
+/// Records a heartbeat and the per-instance figures it carries (`silent_after`: how long other
+/// brokers' figures count); false when the node no longer exists.
+pub async fn record_heartbeat(
+    pool: &PgPool,
+    node_id: &str,
+    hb: &Heartbeat,
+    silent_after: Duration,
+) -> Result<bool, sqlx::Error> {
     let mut tx = pool.begin().await?;
     if !observe_boot(&mut tx, node_id, &hb.boot_id).await? {
         return Ok(false);
@@ -99,7 +107,8 @@ pub async fn record_heartbeat(pool: &PgPool, node_id: &str, hb: &Heartbeat) -> R
     sqlx::query(
         "update broker_nodes set software_version = $2, applied_version = $3, applied_hash = $4,
             last_error = $5, connections = $6, subscriptions = $7, messages_in_per_sec = $8,
-            messages_out_per_sec = $9, started_at_ms = $10, last_heartbeat_at = now(), updated_at = now()
+            messages_out_per_sec = $9, started_at_ms = $10, cluster_link = $11, last_heartbeat_at = now(),
+            updated_at = now()
          where id = $1",
     )
     .bind(node_id)
@@ -112,8 +121,10 @@ pub async fn record_heartbeat(pool: &PgPool, node_id: &str, hb: &Heartbeat) -> R
     .bind(hb.messages_in_per_sec)
     .bind(hb.messages_out_per_sec)
     .bind(hb.started_at_ms)
+    .bind(hb.cluster_link)
     .execute(&mut *tx)
     .await?;
+    super::usage::record(&mut tx, node_id, &hb.instances, silent_after).await?;
     tx.commit().await?;
     Ok(true)
 }

@@ -32,12 +32,19 @@ pub struct ClientIds {
 
 const COLUMNS: &str = "client_id, device_access_key_id, secret_enc, created_at, updated_at";
 
-/// 409 when the client ID has a credential already.
-pub async fn register(tx: &mut ConfigTx, new: &NewDevice<'_>) -> ApiResult<DeviceRow> {
+/// When the client ID has a credential already: 409, or with `replace` the new key pair takes its
+/// place (a new credential: both times are reset).
+pub async fn register(tx: &mut ConfigTx, new: &NewDevice<'_>, replace: bool) -> ApiResult<DeviceRow> {
     tx.touch(new.instance_id);
+    let on_conflict = if replace {
+        "on conflict (instance_id, client_id) do update set device_access_key_id = excluded.device_access_key_id,
+         secret_enc = excluded.secret_enc, created_at = now(), updated_at = now()"
+    } else {
+        ""
+    };
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "insert into device_credentials (instance_id, client_id, group_id, device_id, device_access_key_id, secret_enc)
-         values ($1, $2, $3, $4, $5, $6) returning {COLUMNS}"
+         values ($1, $2, $3, $4, $5, $6) {on_conflict} returning {COLUMNS}"
     )))
     .bind(new.instance_id)
     .bind(new.client_id)

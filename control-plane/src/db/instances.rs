@@ -29,6 +29,19 @@ pub struct Usage {
     pub access_keys: i64,
 }
 
+/// What an instance holds that a quota bounds: lowering the quota below it is refused.
+#[derive(FromRow)]
+pub struct Holdings {
+    pub parent_topics: i64,
+    /// Characters of the longest parent topic (a topic under it is at least that long).
+    pub longest_parent_topic: i32,
+    /// Bytes of the longest device credential client ID (the broker refuses a snapshot whose client
+    /// IDs exceed `maxClientIdLength`).
+    pub longest_device_client_id: i32,
+    /// Resources of the largest token that is neither revoked nor expired.
+    pub most_token_resources: i32,
+}
+
 pub struct NewInstance<'a> {
     pub id: &'a str,
     pub name: &'a str,
@@ -59,6 +72,23 @@ impl ConfigTx {
         self.touch(instance_id);
         Ok(quotas)
     }
+}
+
+/// What the instance holds, read in the transaction that locked it (so nothing is added meanwhile).
+pub async fn holdings(tx: &mut ConfigTx, id: &str, now_ms: i64) -> Result<Holdings, sqlx::Error> {
+    sqlx::query_as(
+        "select (select count(*) from parent_topics where instance_id = $1) as parent_topics,
+                (select coalesce(max(char_length(name)), 0) from parent_topics where instance_id = $1)
+                    as longest_parent_topic,
+                (select coalesce(max(octet_length(client_id)), 0) from device_credentials where instance_id = $1)
+                    as longest_device_client_id,
+                (select coalesce(max(jsonb_array_length(claims -> 'res')), 0) from tokens
+                    where instance_id = $1 and revoked_at is null and expires_at_ms > $2) as most_token_resources",
+    )
+    .bind(id)
+    .bind(now_ms)
+    .fetch_one(tx.conn())
+    .await
 }
 
 /// The quotas of an existing instance, without locking; 404 when it does not exist.

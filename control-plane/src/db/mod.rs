@@ -17,6 +17,7 @@ pub mod signing_keys;
 pub mod snapshot;
 pub mod tokens;
 pub mod topics;
+pub mod usage;
 
 use std::time::Duration;
 
@@ -30,14 +31,37 @@ pub const CONFIG_CHANNEL: &str = "config_version";
 /// NOTIFY channel of inserted broker commands (payload: the new sequence number).
 pub const COMMANDS_CHANNEL: &str = "broker_commands";
 
-/// Connects and applies the migrations in `migrations/` (embedded at build time).
-pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<PgPool> {
-    let pool = PgPoolOptions::new()
+/// How long start-up waits for PostgreSQL (docker compose may start both at once).
+const STARTUP_WAIT: Duration = Duration::from_secs(30);
+
+/// The pool options of every pool the control plane opens. `acquire_timeout` bounds each wait for a
+/// connection, including the connection attempts sqlx repeats while the server refuses them: with
+/// PostgreSQL stopped a request answers 503 after about that long instead of hanging. Idle
+/// connections are pinged before use (sqlx's default), so after an outage broken ones are replaced
+/// and the pool recovers by itself.
+pub fn pool_options(max_connections: u32, acquire_timeout: Duration) -> PgPoolOptions {
+    PgPoolOptions::new()
         .max_connections(max_connections)
-        .acquire_timeout(Duration::from_secs(5))
-        .connect(url)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot connect to PostgreSQL: {e}"))?;
+        .acquire_timeout(acquire_timeout)
+}
+
+/// Connects (waiting up to 30 s for PostgreSQL at start-up) and applies the migrations in
+/// `migrations/` (embedded at build time).
+pub async fn connect(url: &str, max_connections: u32, acquire_timeout: Duration) -> anyhow::Result<PgPool> {
+    let pool = pool_options(max_connections, acquire_timeout)
+        .connect_lazy(url)
+        .map_err(|e| anyhow::anyhow!("bad database URL: {e}"))?;
+    let deadline = tokio::time::Instant::now() + STARTUP_WAIT;
+    loop {
+        match pool.acquire().await {
+            Ok(_) => break,
+            Err(e) if tokio::time::Instant::now() < deadline => {
+                tracing::warn!(error = %e, "waiting for PostgreSQL");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(e) => anyhow::bail!("cannot connect to PostgreSQL: {e}"),
+        }
+    }
     sqlx::migrate!("../migrations").run(&pool).await?;
     Ok(pool)
 }

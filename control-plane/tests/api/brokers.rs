@@ -186,3 +186,43 @@ async fn broker_nodes_option_creates_and_updates_nodes() {
         .to_string();
     assert!(!err.contains("topsecret"), "secret leaked into the error: {err}");
 }
+
+#[tokio::test]
+async fn cluster_link_from_heartbeats() {
+    let s = TestServer::start().await;
+    let alone = s.create_node("alone").await;
+    let member = s.create_node("member").await;
+    let v = current_version(&s).await;
+    s.node(&alone, Method::POST, HEARTBEAT_PATH, Some(heartbeat("boot-1", v)))
+        .await
+        .expect(204);
+    let mut hb = heartbeat("boot-2", v);
+    hb["clusterLink"] = json!(true);
+    s.node(&member, Method::POST, HEARTBEAT_PATH, Some(hb.clone()))
+        .await
+        .expect(204);
+    let list = s.op(Method::GET, "/api/v1/brokers", None).await.expect(200);
+    assert_eq!(node_of(&list, "member")["clusterLink"], "up");
+    // A broker that runs alone sends no clusterLink and shows none.
+    assert!(node_of(&list, "alone").get("clusterLink").is_none(), "{list}");
+
+    // The link goes down, then the broker stops being a cluster member (restarted alone).
+    hb["clusterLink"] = json!(false);
+    s.node(&member, Method::POST, HEARTBEAT_PATH, Some(hb))
+        .await
+        .expect(204);
+    let list = s.op(Method::GET, "/api/v1/brokers", None).await.expect(200);
+    assert_eq!(node_of(&list, "member")["clusterLink"], "down");
+    s.node(&member, Method::POST, HEARTBEAT_PATH, Some(heartbeat("boot-3", v)))
+        .await
+        .expect(204);
+    let list = s.op(Method::GET, "/api/v1/brokers", None).await.expect(200);
+    assert!(node_of(&list, "member").get("clusterLink").is_none(), "{list}");
+
+    // Not a boolean: 400.
+    let mut bad = heartbeat("boot-3", v);
+    bad["clusterLink"] = json!("up");
+    s.node(&member, Method::POST, HEARTBEAT_PATH, Some(bad))
+        .await
+        .expect_error(400, "InvalidParameter");
+}

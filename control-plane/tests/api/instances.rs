@@ -142,3 +142,96 @@ async fn bad_bodies_name_the_field() {
     let body: serde_json::Value = r.json().await.unwrap();
     assert_eq!(body["code"], "InvalidParameter");
 }
+
+/// UpdateInstance refuses quotas below what the instance holds (409 `QuotaBelowUsage` naming the
+/// quota); a device credential with a client ID longer than the new `maxClientIdLength` would have made
+/// every broker refuse the whole snapshot. Quotas have upper bounds, and a token that would not fit in
+/// an MQTT password is refused.
+#[tokio::test]
+async fn quotas_cannot_drop_below_what_the_instance_holds() {
+    let s = TestServer::start().await;
+    let id = s.create_instance("holdings").await;
+    let path = format!("/api/v1/instances/{id}");
+    for topic in ["T", "U", "a-parent-of-20-chars"] {
+        s.create_topic(&id, topic).await;
+    }
+    s.create_group(&id, "GID_qqq").await;
+    let client = format!("GID_qqq@@@{}", "d".repeat(40));
+    s.op(
+        Method::POST,
+        &format!("{path}/device-credentials"),
+        Some(json!({"clientId": client})),
+    )
+    .await
+    .expect(201);
+    let key = s.create_access_key(&[&id]).await;
+    let token = s
+        .op(
+            Method::POST,
+            &format!("{path}/tokens"),
+            Some(
+                json!({"resources": "T/1,T/2,T/3,T/4,T/5", "actions": "R", "accessKeyId": key.0,
+                "expireTime": crate::server::now_ms() + 3_600_000}),
+            ),
+        )
+        .await
+        .expect(200)["token"]
+        .clone();
+    let patch = |quotas: serde_json::Value| s.op(Method::PATCH, &path, Some(json!({"quotas": quotas})));
+
+    for (quota, below, enough) in [
+        ("maxParentTopics", 2, 3),
+        ("maxTopicLength", 19, 20),
+        ("maxClientIdLength", 49, 50),
+        ("maxTokenResources", 4, 5),
+    ] {
+        let body = patch(json!({ quota: below }))
+            .await
+            .expect_error(409, "QuotaBelowUsage");
+        assert_eq!(body["field"], format!("quotas.{quota}"), "{body:?}");
+        patch(json!({ quota: enough })).await.expect(200);
+    }
+    // Nothing refused reached the snapshot, and what did is one a broker accepts.
+    let snapshot = control_plane::broker_link::snapshot::build(&s.state.db, &s.state.secrets)
+        .await
+        .unwrap();
+    snapshot.validate().expect("brokers accept the snapshot");
+    assert_eq!(snapshot.content.instances[0].quotas.max_client_id_length, 50);
+
+    // A revoked token no longer holds anything.
+    s.op(
+        Method::POST,
+        &format!("{path}/tokens/revoke"),
+        Some(json!({"token": token})),
+    )
+    .await
+    .expect(204);
+    patch(json!({"maxTokenResources": 1})).await.expect(200);
+
+    // Upper bounds.
+    patch(json!({"maxTopicLength": 1025}))
+        .await
+        .expect_invalid("quotas.maxTopicLength");
+    patch(json!({"maxClientIdLength": 1025}))
+        .await
+        .expect_invalid("quotas.maxClientIdLength");
+    patch(json!({"maxMessageSize": (1 << 20) + 1}))
+        .await
+        .expect_invalid("quotas.maxMessageSize");
+
+    // A token must fit in an MQTT password (65,535 bytes).
+    patch(json!({"maxTokenResources": 1000, "maxTopicLength": 1024}))
+        .await
+        .expect(200);
+    let resources: Vec<String> = (0..50).map(|i| format!("T/{i:03}{}", "x".repeat(990))).collect();
+    s.op(
+        Method::POST,
+        &format!("{path}/tokens"),
+        Some(
+            json!({"resources": resources.join(","), "actions": "R", "accessKeyId": key.0,
+            "expireTime": crate::server::now_ms() + 3_600_000}),
+        ),
+    )
+    .await
+    .expect_invalid("resources");
+}

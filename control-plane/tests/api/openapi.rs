@@ -64,6 +64,7 @@ fn operation_ids_are_the_alibaba_action_names() {
         "CloseConnection",
         "SendMessage",
         "ListClientEvents",
+        "GetInstanceUsageHistory",
     ] {
         assert!(ids.iter().any(|i| i == want), "missing operationId {want}: {ids:?}");
     }
@@ -76,4 +77,31 @@ fn operation_ids_are_the_alibaba_action_names() {
             .all(|p| !p.starts_with(common::sync::SYNC_BASE)),
         "broker-sync paths leaked into the OpenAPI document"
     );
+}
+
+/// Every status the API can answer is in the document: credentials (401, 403) on every operation that
+/// needs them, bad input (400), oversize bodies (413) and an unavailable database or a timeout (503)
+/// everywhere. (`tests/fuzz/run` checks the answers themselves.)
+#[test]
+fn every_operation_documents_the_common_answers() {
+    let doc = serde_json::to_value(control_plane::api::openapi()).unwrap();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let responses = op["responses"].as_object().unwrap();
+            let secured = op["security"].as_array().is_some_and(|s| !s.is_empty());
+            let mut want = vec!["400", "503"];
+            if secured {
+                want.extend(["401", "403", "413"]);
+            }
+            if op.get("requestBody").is_some() {
+                want.push("413");
+            }
+            for status in want {
+                assert!(
+                    responses.contains_key(status),
+                    "{method} {path} does not document {status}"
+                );
+            }
+        }
+    }
 }

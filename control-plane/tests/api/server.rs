@@ -75,10 +75,15 @@ impl TestServer {
 
     /// Starts with a changed configuration (e.g. a short broker silence threshold).
     pub async fn start_with(change: impl FnOnce(&mut Config)) -> Self {
+        Self::start_on(crate::pg::fresh_database().await, change).await
+    }
+
+    /// Starts on the database at `database_url` (e.g. on a test's own PostgreSQL).
+    pub async fn start_on(database_url: String, change: impl FnOnce(&mut Config)) -> Self {
         control_plane::telemetry::init_tracing(false);
         let mut config = Config {
             listen: "127.0.0.1:0".parse().unwrap(),
-            database_url: crate::pg::fresh_database().await,
+            database_url,
             database_max_connections: 5,
             master_key: Some(random_master_key()),
             admin_password: Some(ADMIN_PASSWORD.into()),
@@ -166,15 +171,39 @@ impl TestServer {
         o: SignOpts,
     ) -> Reply {
         let payload = body.map(|b| serde_json::to_vec(&b).unwrap()).unwrap_or_default();
-        let hash = acs3::sha256_hex(&payload);
+        let headers = self.signed_headers(key, method.as_str(), path_and_query, &acs3::sha256_hex(&payload), &o);
+        let mut req = self.http.request(method, format!("{}{path_and_query}", self.base));
+        for (n, v) in &headers {
+            if *n != "host" {
+                req = req.header(*n, v);
+            }
+        }
+        let payload = if o.tamper_body_after_signing {
+            b"{\"tampered\":true}".to_vec()
+        } else {
+            payload
+        };
+        self.send(req.body(payload)).await
+    }
+
+    /// The headers of an ACS3-signed request (`host` included) for a body with SHA-256 `hash`.
+    pub fn signed_headers(
+        &self,
+        key: &(String, String),
+        method: &str,
+        path_and_query: &str,
+        hash: &str,
+        o: &SignOpts,
+    ) -> Vec<(&'static str, String)> {
         let date = o
             .date
+            .clone()
             .unwrap_or_else(|| chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string());
-        let nonce = o.nonce.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-        let headers = [
+        let nonce = o.nonce.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let mut headers = vec![
             ("content-type", "application/json".to_string()),
             ("host", self.host.clone()),
-            ("x-acs-content-sha256", hash.clone()),
+            ("x-acs-content-sha256", hash.to_string()),
             ("x-acs-date", date),
             ("x-acs-signature-nonce", nonce),
         ];
@@ -184,7 +213,7 @@ impl TestServer {
             None => (path_and_query, None),
         };
         let canonical = acs3::canonical_request(
-            method.as_str(),
+            method,
             path,
             query,
             &names,
@@ -195,7 +224,7 @@ impl TestServer {
                     .map(|(_, v)| v.clone())
                     .collect()
             },
-            &hash,
+            hash,
         );
         let secret = if o.wrong_secret {
             "not-the-secret"
@@ -211,21 +240,8 @@ impl TestServer {
             key.0,
             names.join(";")
         );
-        let mut req = self
-            .http
-            .request(method, format!("{}{path_and_query}", self.base))
-            .header("authorization", auth);
-        for (n, v) in &headers {
-            if *n != "host" {
-                req = req.header(*n, v);
-            }
-        }
-        let payload = if o.tamper_body_after_signing {
-            b"{\"tampered\":true}".to_vec()
-        } else {
-            payload
-        };
-        self.send(req.body(payload)).await
+        headers.push(("authorization", auth));
+        headers
     }
 
     /// A broker-sync request with node credentials `(id, secret)`.

@@ -166,6 +166,7 @@ async fn commands_long_poll() {
     assert_eq!(
         batch.commands[0].command,
         Command::SendMessage {
+            rules_node: None,
             instance_id: inst.clone(),
             topic: "T/a/b".into(),
             payload: "aGVsbG8=".into(),

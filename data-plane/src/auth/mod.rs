@@ -98,9 +98,11 @@ impl Credential {
 
     /// PUBLISH to `topic_name` (not a `$SYS` topic: those are the broker's own).
     pub fn may_publish(&self, inst: &Instance, topic_name: &str) -> Result<(), Denied> {
-        topic::validate_topic_name(topic_name, inst.quotas.max_topic_length as usize)
+        topic::check_name(topic_name, inst.quotas.max_topic_length as usize, rules(inst))
             .map_err(|_| Denied::TopicInvalid)?;
-        if topic_name.starts_with('$') || !inst.has_parent(topic::parent_of(topic_name)) {
+        // `$` topics are the broker's, except on the open development instance (plain MQTT), where
+        // only `$SYS` is (system topics never get here).
+        if (topic_name.starts_with('$') && !inst.open) || !inst.has_parent(topic::parent_of(topic_name)) {
             return Err(Denied::NotAuthorized);
         }
         if self.mode == Mode::Token && !self.tokens.may_publish(topic_name) {

@@ -33,6 +33,7 @@ fn token(act: TokenAction, res: &[&str], jti: &str) -> String {
 fn directory(enabled: bool, revoked: &[&str], groups: &[&str]) -> std::sync::Arc<Directory> {
     let dirs = Directories::new(None);
     let inst = InstanceConfig {
+        rules: Vec::new(),
         id: INST.into(),
         name: "auth".into(),
         quotas: Quotas::default(),
@@ -58,6 +59,7 @@ fn directory(enabled: bool, revoked: &[&str], groups: &[&str]) -> std::sync::Arc
             .collect(),
     };
     let content = SnapshotContent {
+        rule_policy: Default::default(),
         token_keys: vec![signer().public_key().clone()],
         instances: vec![inst],
     };

@@ -22,10 +22,10 @@ pub enum Ending {
     TakenOver,
     /// Closed by the control plane (CloseConnection).
     Kicked,
-    /// A token expired.
+    /// A token of the connection expired.
     Expired,
-    /// The configuration withdrew the credentials (revoked, disabled, refreshed, instance or group
-    /// gone).
+    /// The configuration withdrew the credentials (token revoked, key disabled, instance, group
+    /// or device credential gone).
     Withdrawn,
 }
 
@@ -53,6 +53,8 @@ pub struct ConnCtx {
     pub write_blocked: Cell<bool>,
     pub write_unblocked: Notify,
     pub ending: Cell<Option<Ending>>,
+    /// The instance's message counters.
+    pub counters: Arc<crate::core::usage::Counters>,
 }
 
 /// Topic aliases the broker assigns to the topics it sends, up to the client's topic alias

@@ -64,16 +64,14 @@ impl Delivery {
                     tracing::info!(client_id = %ctx.client_id, "closed by the control plane");
                     DisconnectReasonCode::AdministrativeAction
                 }
-                Ending::Expired | Ending::Withdrawn => {
-                    // Closing right away can discard the just-queued notice; let it leave first.
+                // Closing right away can discard the just-queued notice; let it leave first.
+                Ending::Expired => {
                     ntex::time::sleep(sys::NOTICE_FLUSH).await;
-                    // docs/spec.md 3.7: an expired token is not authorized any more; withdrawn
-                    // credentials are the operator's doing.
-                    if ending == Ending::Expired {
-                        DisconnectReasonCode::NotAuthorized
-                    } else {
-                        DisconnectReasonCode::AdministrativeAction
-                    }
+                    DisconnectReasonCode::NotAuthorized
+                }
+                Ending::Withdrawn => {
+                    ntex::time::sleep(sys::NOTICE_FLUSH).await;
+                    DisconnectReasonCode::AdministrativeAction
                 }
             };
             ctx.sink.close_with(reason);
@@ -251,6 +249,34 @@ impl Delivery {
     /// Sends one delivery, waiting for window room and write capacity. False when the connection is gone.
     async fn send(&self, out: Outbound, seq: Option<u64>) -> bool {
         let ctx = &self.ctx;
+        if out.qos == QoS::AtMostOnce {
+            // A client that does not read gets nothing more written: what arrives meanwhile waits
+            // in the mailbox, whose byte budget drops (and counts) the rest.
+            while ctx.write_blocked.get() {
+                if !ctx.sink.is_open() {
+                    return false;
+                }
+                ctx.write_unblocked.notified().await;
+            }
+        } else {
+            // QoS 2 runs alone so that ntex-mqtt's in-order ack check never sees it interleaved.
+            let limit = if out.qos == QoS::ExactlyOnce {
+                1
+            } else {
+                self.window_size
+            };
+            while self.window.borrow().inflight.len() >= limit {
+                if !ctx.sink.is_open() {
+                    return false;
+                }
+                self.freed.notified().await;
+            }
+            // QoS 1 is written right after this, without an await in between.
+            if !ctx.sink.ready().await {
+                return false;
+            }
+        }
+        // Checked after the waits: a message can expire while it waits for window room.
         let now = common::time::now_ms();
         if out.msg.expired(now) {
             // Past its message expiry interval: not delivered (MQTT 5, 3.3.2.3.3).
@@ -275,16 +301,9 @@ impl Delivery {
             max_packet_size: ctx.max_packet_size,
             aliases: &ctx.aliases,
         };
+        metrics::message(true, out.qos);
+        ctx.counters.sent();
         if out.qos == QoS::AtMostOnce {
-            // A client that does not read gets nothing more written: what arrives meanwhile waits
-            // in the mailbox, whose byte budget drops (and counts) the rest.
-            while ctx.write_blocked.get() {
-                if !ctx.sink.is_open() {
-                    return false;
-                }
-                ctx.write_unblocked.notified().await;
-            }
-            metrics::message(true, out.qos);
             return match ctx.sink.send(&out, 0, false, &to, now) {
                 Sent::Closed => false,
                 Sent::TooLarge => {
@@ -294,22 +313,6 @@ impl Delivery {
                 Sent::Written => true,
             };
         }
-        // QoS 2 runs alone so that ntex-mqtt's in-order ack check never sees it interleaved.
-        let limit = if out.qos == QoS::ExactlyOnce {
-            1
-        } else {
-            self.window_size
-        };
-        while self.window.borrow().inflight.len() >= limit {
-            if !ctx.sink.is_open() {
-                return false;
-            }
-            self.freed.notified().await;
-        }
-        if !ctx.sink.ready().await {
-            return false;
-        }
-        metrics::message(true, out.qos);
         let (id, dup) = self.window.borrow_mut().id_for(seq);
         let sent = if out.qos == QoS::AtLeastOnce {
             self.window.borrow_mut().inflight.insert(id, seq);

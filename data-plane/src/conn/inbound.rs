@@ -76,6 +76,7 @@ impl Conn {
     /// Checks and routes a PUBLISH (the caller acknowledges only after this returns Ok).
     pub async fn on_publish(&self, p: Inbound) -> Result<(), Refusal> {
         metrics::message(false, p.qos);
+        self.ctx.counters.received();
         let topic = p.topic.clone();
         let res = self.check_and_route(p).await;
         if self.notice_pending.take() {

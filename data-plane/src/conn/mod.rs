@@ -188,6 +188,7 @@ pub async fn connect(
         aliases: RefCell::new(OutboundAliases::new(info.topic_alias_max)),
         write_blocked: Cell::new(false),
         write_unblocked: Notify::new(),
+        counters: broker.usage.counters(&inst.id),
         ending: Cell::new(None),
     });
     // MQTT 5: the will waits for its delay, but never beyond the session's end nor beyond what the

@@ -16,6 +16,7 @@ pub mod seam;
 pub mod sessions;
 pub mod subscriptions;
 mod timers;
+pub mod usage;
 pub mod wills;
 
 use std::collections::BTreeMap;
@@ -137,6 +138,17 @@ pub enum SubscribeRefusal {
     Unavailable(SeamError),
 }
 
+/// One instance's figures on this broker (counters are totals since start).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InstanceFigures {
+    pub instance_id: String,
+    pub connections: u64,
+    pub subscriptions: u64,
+    pub messages_in: u64,
+    pub messages_out: u64,
+    pub offline_messages: u64,
+}
+
 /// A subscription the core recorded.
 pub struct Subscribed {
     /// Retained messages to send, with the QoS and RETAIN flag they go out with.
@@ -146,6 +158,7 @@ pub struct Subscribed {
 pub struct Broker {
     pub dirs: Directories,
     pub events: Events,
+    pub usage: usage::Usage,
     pub limits: Limits,
     sessions: Arc<dyn SessionRegistry>,
     live: Arc<LocalSessions>,
@@ -162,6 +175,7 @@ impl Broker {
         Self {
             dirs,
             events: Events::default(),
+            usage: usage::Usage::default(),
             limits: Limits {
                 max_queued: limits.max_queued.max(1),
                 ..limits
@@ -228,6 +242,13 @@ impl Broker {
                 return Err(OpenRefusal::Unavailable(e));
             }
         };
+        // A session resumed from another broker of a cluster brings subscriptions this node's index
+        // does not hold yet (for one resumed here, this puts back what is there).
+        for (raw, opts) in &opened.resumed {
+            if let Err(e) = self.router.subscribe(&inst.id, client_id, raw, *opts, usize::MAX).await {
+                tracing::error!(error = %e, "cannot index a resumed subscription");
+            }
+        }
         // A new connection within a will's delay cancels it (MQTT 5, 3.1.3.2.2).
         if self.wills.cancel(&inst.id, client_id).await.unwrap_or(false) {
             metrics::will("cancelled");
@@ -378,6 +399,7 @@ impl Broker {
         let limits = OfflineLimits {
             max_messages: inst.quotas.max_offline_messages,
             max_bytes: inst.quotas.max_offline_bytes,
+            retention_secs: inst.quotas.offline_retention_secs,
         };
         self.router.route(&inst.id, msg, limits).await.map_err(|e| {
             metrics::store_error("publish");
@@ -409,6 +431,32 @@ impl Broker {
     /// Live connections of one client on this node (0 or 1: a newer connection takes over).
     pub fn live_connections(&self, instance_id: &str, client_id: &str) -> usize {
         usize::from(self.live.is_online(instance_id, client_id))
+    }
+
+    /// Per instance: live connections and subscriptions here, messages in and out so far, and the
+    /// offline messages stored (what the offline queue knows).
+    pub fn instance_figures(&self) -> Vec<InstanceFigures> {
+        let connections = self.live.connections_by_instance();
+        let subscriptions = self.live.subscriptions_by_instance();
+        let offline = self.offline.counts();
+        let mut all: std::collections::BTreeMap<String, InstanceFigures> = Default::default();
+        for (i, n) in connections {
+            all.entry(i).or_default().connections = n;
+        }
+        for (i, n) in subscriptions {
+            all.entry(i).or_default().subscriptions = n;
+        }
+        for (i, n) in offline {
+            all.entry(i).or_default().offline_messages = n;
+        }
+        for (i, m_in, m_out) in self.usage.totals() {
+            let f = all.entry(i).or_default();
+            f.messages_in = m_in;
+            f.messages_out = m_out;
+        }
+        all.into_iter()
+            .map(|(i, f)| InstanceFigures { instance_id: i, ..f })
+            .collect()
     }
 
     /// Node totals for the control-plane heartbeat: live connections and subscriptions.

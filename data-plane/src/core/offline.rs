@@ -97,6 +97,7 @@ pub trait SessionRecords: Send + Sync {
 }
 
 /// One client's copy of a message to queue: how it is to be delivered.
+#[derive(Clone)]
 pub struct QueueEntry {
     pub client_id: Arc<str>,
     pub qos: QoS,
@@ -110,6 +111,8 @@ pub struct QueueEntry {
 pub struct OfflineLimits {
     pub max_messages: u64,
     pub max_bytes: u64,
+    /// How long messages are kept (the embedded store expires them in housekeeping).
+    pub retention_secs: u64,
 }
 
 /// A queued delivery and its position in the client's queue.

@@ -108,40 +108,30 @@ impl LocalRetained {
     fn write(&self) -> RwLockWriteGuard<'_, HashMap<String, InstanceRetained>> {
         self.instances.write().unwrap_or_else(|p| p.into_inner())
     }
-}
 
-impl RetainedStore for LocalRetained {
-    fn set(
-        &self,
-        instance_id: &str,
-        msg: &Message,
-        limits: RetainedLimits,
-    ) -> Seam<'_, SeamResult<Result<(), RetainedFull>>> {
+    /// Whether `msg` fits the instance's limits in place of its topic's current message.
+    pub fn fits(&self, instance_id: &str, msg: &Message, limits: RetainedLimits) -> bool {
+        let instances = self.instances.read().unwrap_or_else(|p| p.into_inner());
+        let (count, bytes, replaced) = instances
+            .get(instance_id)
+            .map_or((0, 0, None), |i| (i.count, i.bytes, i.get(&msg.topic).map(|m| cost(m))));
+        let count = count + usize::from(replaced.is_none());
+        let bytes = bytes - replaced.unwrap_or(0) + cost(msg);
+        count <= limits.max_messages && bytes <= limits.max_bytes
+    }
+
+    /// Keeps `msg` in memory as its topic's retained message (an empty payload removes it),
+    /// without writing it anywhere: for a replica of retained messages kept elsewhere.
+    pub fn apply(&self, instance_id: &str, msg: &Message) {
         if msg.payload.is_empty() {
-            let res = self.log.remove(instance_id, &msg.topic);
-            if res.is_ok()
-                && let Some(inst) = self.write().get_mut(instance_id)
-            {
+            let mut instances = self.write();
+            if let Some(inst) = instances.get_mut(instance_id) {
                 inst.remove(&msg.topic);
+                if inst.count == 0 {
+                    instances.remove(instance_id);
+                }
             }
-            return done(res.map(Ok));
-        }
-        // The limits count what the instance would hold with this message in place of its topic's.
-        let fits = {
-            let instances = self.instances.read().unwrap_or_else(|p| p.into_inner());
-            let (count, bytes, replaced) = instances
-                .get(instance_id)
-                .map_or((0, 0, None), |i| (i.count, i.bytes, i.get(&msg.topic).map(|m| cost(m))));
-            let count = count + usize::from(replaced.is_none());
-            let bytes = bytes - replaced.unwrap_or(0) + cost(msg);
-            count <= limits.max_messages && bytes <= limits.max_bytes
-        };
-        if !fits {
-            return done(Ok(Err(RetainedFull)));
-        }
-        // Memory follows the disk: what a subscriber sees is what a restart will see.
-        let res = self.log.save(instance_id, msg);
-        if res.is_ok() {
+        } else {
             // Its own copy: the message may point into a connection's read buffer.
             let kept = Message {
                 retain: true,
@@ -152,19 +142,34 @@ impl RetainedStore for LocalRetained {
                 .or_default()
                 .insert(Arc::new(kept));
         }
-        done(res.map(Ok))
     }
 
-    fn matching(&self, instance_id: &str, filter: &str, limit: usize) -> Seam<'_, SeamResult<Vec<Arc<Message>>>> {
+    /// Topics of the instance's retained messages older than `max_age_ms` or past their expiry.
+    pub fn expired_topics(&self, instance_id: &str, max_age_ms: u64) -> Vec<String> {
+        let now = common::time::now_ms();
+        let oldest = now - i64::try_from(max_age_ms).unwrap_or(i64::MAX);
+        let instances = self.instances.read().unwrap_or_else(|p| p.into_inner());
+        let Some(inst) = instances.get(instance_id) else {
+            return Vec::new();
+        };
+        inst.by_parent
+            .values()
+            .flat_map(|topics| topics.values())
+            .filter(|m| m.id.time_ms() <= oldest || m.expired(now))
+            .map(|m| m.topic.to_string())
+            .collect()
+    }
+
+    /// Retained messages matching `filter` (see `RetainedStore::matching`).
+    pub fn find(&self, instance_id: &str, filter: &str, limit: usize) -> Vec<Arc<Message>> {
         let now = common::time::now_ms();
         let instances = self.instances.read().unwrap_or_else(|p| p.into_inner());
         let Some(inst) = instances.get(instance_id) else {
-            return done(Ok(Vec::new()));
+            return Vec::new();
         };
         let parent = topic::parent_of(filter);
         let wildcard_parent = parent == "+" || parent == "#";
-        let found = inst
-            .by_parent
+        inst.by_parent
             .iter()
             // A first-level wildcard (development listener) never matches a `$` topic.
             .filter(|(p, _)| {
@@ -178,25 +183,38 @@ impl RetainedStore for LocalRetained {
             .filter(|m| topic::matches(filter, &m.topic) && !m.expired(now))
             .take(limit)
             .cloned()
-            .collect();
-        done(Ok(found))
+            .collect()
+    }
+}
+
+impl RetainedStore for LocalRetained {
+    fn set(
+        &self,
+        instance_id: &str,
+        msg: &Message,
+        limits: RetainedLimits,
+    ) -> Seam<'_, SeamResult<Result<(), RetainedFull>>> {
+        if !msg.payload.is_empty() && !self.fits(instance_id, msg, limits) {
+            return done(Ok(Err(RetainedFull)));
+        }
+        let res = if msg.payload.is_empty() {
+            self.log.remove(instance_id, &msg.topic)
+        } else {
+            self.log.save(instance_id, msg)
+        };
+        // Memory follows the disk: what a subscriber sees is what a restart will see.
+        if res.is_ok() {
+            self.apply(instance_id, msg);
+        }
+        done(res.map(Ok))
+    }
+
+    fn matching(&self, instance_id: &str, filter: &str, limit: usize) -> Seam<'_, SeamResult<Vec<Arc<Message>>>> {
+        done(Ok(self.find(instance_id, filter, limit)))
     }
 
     fn expire(&self, instance_id: &str, max_age_ms: u64) -> SeamResult<usize> {
-        let oldest = common::time::now_ms() - i64::try_from(max_age_ms).unwrap_or(i64::MAX);
-        let now = common::time::now_ms();
-        let old: Vec<String> = {
-            let instances = self.instances.read().unwrap_or_else(|p| p.into_inner());
-            let Some(inst) = instances.get(instance_id) else {
-                return Ok(0);
-            };
-            inst.by_parent
-                .values()
-                .flat_map(|topics| topics.values())
-                .filter(|m| m.id.time_ms() <= oldest || m.expired(now))
-                .map(|m| m.topic.to_string())
-                .collect()
-        };
+        let old = self.expired_topics(instance_id, max_age_ms);
         for topic_name in &old {
             self.log.remove(instance_id, topic_name)?;
             if let Some(inst) = self.write().get_mut(instance_id) {
@@ -207,6 +225,21 @@ impl RetainedStore for LocalRetained {
     }
 }
 
+/// The log of a replica that keeps nothing itself (the cluster keeps retained messages in NATS).
+pub struct NoLog;
+
+impl RetainedLog for NoLog {
+    fn save(&self, _: &str, _: &Message) -> SeamResult<()> {
+        Ok(())
+    }
+    fn remove(&self, _: &str, _: &str) -> SeamResult<()> {
+        Ok(())
+    }
+    fn load(&self) -> SeamResult<Vec<(String, Message)>> {
+        Ok(Vec::new())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use ntex_bytes::Bytes;
@@ -214,28 +247,13 @@ mod tests {
     use super::*;
     use crate::message::QoS;
 
-    #[derive(Default)]
-    struct NoDisk;
-
-    impl RetainedLog for NoDisk {
-        fn save(&self, _: &str, _: &Message) -> SeamResult<()> {
-            Ok(())
-        }
-        fn remove(&self, _: &str, _: &str) -> SeamResult<()> {
-            Ok(())
-        }
-        fn load(&self) -> SeamResult<Vec<(String, Message)>> {
-            Ok(Vec::new())
-        }
-    }
-
     fn msg(topic: &str, payload: &'static [u8]) -> Message {
         Message::new(topic.to_string(), Bytes::from_static(payload), QoS::AtMostOnce, true)
     }
 
     #[tokio::test]
     async fn limits_count_messages_and_bytes_and_a_replacement_fits_in_place() {
-        let r = LocalRetained::open(Arc::new(NoDisk)).unwrap();
+        let r = LocalRetained::open(Arc::new(NoLog)).unwrap();
         let limits = RetainedLimits {
             max_messages: 2,
             max_bytes: 20,

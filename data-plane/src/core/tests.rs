@@ -28,6 +28,7 @@ struct Fixture {
 
 fn instance(max_connections: u32) -> InstanceConfig {
     InstanceConfig {
+        rules: Vec::new(),
         id: INST.into(),
         name: "core".into(),
         quotas: common::quotas::Quotas {
@@ -62,6 +63,7 @@ impl Fixture {
     fn open(dir: tempfile::TempDir, inst: InstanceConfig) -> Self {
         let dirs = Directories::new(None);
         let content = SnapshotContent {
+            rule_policy: Default::default(),
             token_keys: vec![],
             instances: vec![inst],
         };

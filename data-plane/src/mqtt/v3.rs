@@ -72,6 +72,7 @@ pub async fn protocol(
     mut msg: v3::ProtocolMessage,
 ) -> Result<v3::ProtocolMessageAck, HandlerError> {
     let mut refuse = false;
+    let open = ses.ctx.credential.borrow().mode == crate::auth::Mode::Open;
     match &mut msg {
         v3::ProtocolMessage::Subscribe(s) => {
             for (n, mut sub) in s.iter_mut().enumerate() {
@@ -83,8 +84,9 @@ pub async fn protocol(
                 let opts = SubOptions::qos(qos_of(sub.qos()));
                 match ses.on_subscribe(sub.topic(), opts).await {
                     Ok(q) => sub.confirm(ntex_qos(q)),
-                    // Unknown parent topic / not covered: disconnect *(compat)*; quotas: SUBACK 0x80.
-                    Err(Refusal::NotAuthorized) => refuse = true,
+                    // Unknown parent topic / not covered: disconnect *(compat)*, except on the
+                    // development listener (plain MQTT); quotas: SUBACK 0x80.
+                    Err(Refusal::NotAuthorized) if !open => refuse = true,
                     Err(_) => sub.fail(),
                 }
             }

@@ -48,6 +48,13 @@ fn properties(
 
 pub async fn connect(broker: &Arc<Broker>, dev: bool, msg: v5::Connect) -> Result<v5::ConnectAck<St>, HandlerError> {
     let pkt = msg.packet();
+    // Enhanced authentication (AUTH) is not offered: a client that asks for a method is refused
+    // and the connection closed (MQTT 5, 4.12).
+    if pkt.auth_method.is_some() {
+        metrics::auth_failure("auth_method");
+        tracing::info!(client_id = %pkt.client_id, "connect refused: enhanced authentication is not supported");
+        return Ok(msg.failed(v5::codec::ConnectAckReason::BadAuthenticationMethod));
+    }
     let will = pkt.last_will.as_ref().map(|w| {
         let props = properties(
             &w.user_properties,

@@ -7,7 +7,7 @@
 //! `seq` is `(unix ms << 20) | counter`, so it orders by age across restarts. A record that cannot
 //! be read is skipped, logged and counted, never a reason not to start.
 
-mod codec;
+pub(crate) mod codec;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -415,6 +415,7 @@ impl OfflineQueue for FjallStore {
         let no_limits = OfflineLimits {
             max_messages: u64::MAX,
             max_bytes: u64::MAX,
+            retention_secs: u64::MAX,
         };
         let n = self.drop_oldest(inst, no_limits, cutoff)?;
         if n > 0 {

@@ -30,6 +30,7 @@ fn cap(max_messages: u64) -> OfflineLimits {
     OfflineLimits {
         max_messages,
         max_bytes: u64::MAX,
+        retention_secs: u64::MAX,
     }
 }
 
@@ -115,6 +116,7 @@ async fn the_byte_budget_drops_the_oldest_too() {
     let limits = OfflineLimits {
         max_messages: 100,
         max_bytes: 3 * one,
+        retention_secs: u64::MAX,
     };
     for n in 0..5 {
         s.enqueue("i", &msg(n), &[entry("c")], limits).await.unwrap();

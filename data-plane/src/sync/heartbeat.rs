@@ -7,16 +7,24 @@ use std::time::{Duration, Instant};
 use common::sync::Heartbeat;
 use metrics_exporter_prometheus::PrometheusHandle;
 
+use crate::cluster::Cluster;
 use crate::core::Broker;
 use crate::sync::LinkState;
 use crate::sync::client::Client;
 
 pub const INTERVAL: Duration = Duration::from_secs(2);
 
-pub async fn run(client: Arc<Client>, state: Arc<LinkState>, broker: Arc<Broker>, prometheus: PrometheusHandle) {
+pub async fn run(
+    client: Arc<Client>,
+    state: Arc<LinkState>,
+    broker: Arc<Broker>,
+    prometheus: PrometheusHandle,
+    cluster: Option<Arc<Cluster>>,
+) {
     let mut ticks = tokio::time::interval(INTERVAL);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut rates = Rates::default();
+    let mut instance_rates = InstanceRates::default();
     loop {
         tokio::select! {
             _ = ticks.tick() => {}
@@ -26,6 +34,7 @@ pub async fn run(client: Arc<Client>, state: Arc<LinkState>, broker: Arc<Broker>
         let dir = broker.dirs.load();
         let (connections, subscriptions) = broker.totals();
         let beat = Heartbeat {
+            rules: Vec::new(),
             boot_id: state.boot_id.clone(),
             software_version: env!("CARGO_PKG_VERSION").to_string(),
             applied_version: dir.version,
@@ -36,11 +45,58 @@ pub async fn run(client: Arc<Client>, state: Arc<LinkState>, broker: Arc<Broker>
             messages_in_per_sec: messages_in,
             messages_out_per_sec: messages_out,
             started_at_ms: state.started_at_ms,
+            cluster_link: cluster.as_ref().map(|c| c.is_up()),
+            instances: instance_rates.update(broker.instance_figures()),
         };
         if let Err(e) = client.heartbeat(&beat).await {
             crate::metrics::sync_error("heartbeat");
             tracing::debug!(error = %e, "heartbeat failed");
         }
+    }
+}
+
+/// Messages in and out so far, per instance.
+type Totals = std::collections::HashMap<String, (u64, u64)>;
+
+/// Per-instance figures with message rates between two heartbeats.
+#[derive(Default)]
+struct InstanceRates {
+    last: Option<(Instant, Totals)>,
+}
+
+impl InstanceRates {
+    fn update(&mut self, figures: Vec<crate::core::InstanceFigures>) -> Vec<common::sync::InstanceUsage> {
+        let now = Instant::now();
+        let totals: Totals = figures
+            .iter()
+            .map(|f| (f.instance_id.clone(), (f.messages_in, f.messages_out)))
+            .collect();
+        let usage = figures
+            .into_iter()
+            .map(|f| {
+                let (rate_in, rate_out) = match &self.last {
+                    Some((at, last)) => {
+                        let secs = now.duration_since(*at).as_secs_f64().max(0.001);
+                        let (i0, o0) = last.get(&f.instance_id).copied().unwrap_or((0, 0));
+                        (
+                            f.messages_in.saturating_sub(i0) as f64 / secs,
+                            f.messages_out.saturating_sub(o0) as f64 / secs,
+                        )
+                    }
+                    None => (0.0, 0.0),
+                };
+                common::sync::InstanceUsage {
+                    instance_id: f.instance_id,
+                    connections: f.connections,
+                    subscriptions: f.subscriptions,
+                    messages_in_per_sec: rate_in,
+                    messages_out_per_sec: rate_out,
+                    offline_messages: f.offline_messages,
+                }
+            })
+            .collect();
+        self.last = Some((now, totals));
+        usage
     }
 }
 

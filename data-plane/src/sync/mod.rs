@@ -133,7 +133,12 @@ impl Default for LinkState {
 
 /// Starts the link on its own thread. The event subscription is taken here, before returning, so
 /// no connect of the first clients is missed.
-pub fn spawn(cfg: LinkConfig, broker: Arc<Broker>, prometheus: PrometheusHandle) -> anyhow::Result<()> {
+pub fn spawn(
+    cfg: LinkConfig,
+    broker: Arc<Broker>,
+    prometheus: PrometheusHandle,
+    cluster: Option<Arc<crate::cluster::Cluster>>,
+) -> anyhow::Result<()> {
     let client = Arc::new(client::Client::new(
         &cfg.url,
         &cfg.extra_ca,
@@ -154,12 +159,13 @@ pub fn spawn(cfg: LinkConfig, broker: Arc<Broker>, prometheus: PrometheusHandle)
                 let buffer = Arc::new(events::Buffer::default());
                 tokio::spawn(events::collect(events_rx, buffer.clone()));
                 tokio::spawn(events::forward(client.clone(), state.clone(), buffer));
-                tokio::spawn(commands::run(client.clone(), broker.clone()));
+                tokio::spawn(commands::run(client.clone(), broker.clone(), cluster.clone()));
                 tokio::spawn(heartbeat::run(
                     client.clone(),
                     state.clone(),
                     broker.clone(),
                     prometheus,
+                    cluster,
                 ));
                 watch::run(client, state, broker, cfg.cache).await;
             });

@@ -9,7 +9,7 @@ use common::signing::mqtt_password;
 use common::snapshot::{AccessKeyGrant, RevokedToken};
 use common::token::TokenAction;
 use rumqttc::v5::mqttbytes::QoS as Q5;
-use rumqttc::v5::mqttbytes::v5::{DisconnectReasonCode, Filter, Packet as P5, SubscribeReasonCode as S5};
+use rumqttc::v5::mqttbytes::v5::{DisconnectReasonCode, Filter, SubscribeReasonCode as S5};
 use rumqttc::{LastWill, QoS, SubscribeReasonCode};
 
 use crate::support::*;
@@ -40,34 +40,6 @@ async fn publishes_until_closed(ev: &mut rumqttc::EventLoop) -> Vec<rumqttc::Pub
             Ok(rumqttc::Event::Incoming(rumqttc::Packet::Publish(p))) => got.push(p),
             Ok(_) => {}
             Err(_) => return got,
-        }
-    }
-}
-
-/// The next packet the broker sends an MQTT 5 client (Err: the connection ended).
-async fn next_v5(ev: &mut v5::EventLoop) -> Result<P5, rumqttc::v5::ConnectionError> {
-    loop {
-        match tokio::time::timeout(Duration::from_secs(5), ev.poll())
-            .await
-            .expect("a packet in time")?
-        {
-            v5::Event::Incoming(P5::ConnAck(_)) | v5::Event::Outgoing(_) => {}
-            v5::Event::Incoming(p) => return Ok(p),
-        }
-    }
-}
-
-/// The reason of the DISCONNECT that ends an MQTT 5 connection (None: closed without one).
-async fn v5_disconnect_reason(ev: &mut v5::EventLoop) -> Option<DisconnectReasonCode> {
-    loop {
-        match next_v5(ev).await {
-            Ok(P5::Disconnect(d)) => return Some(d.reason_code),
-            Ok(_) => {}
-            Err(rumqttc::v5::ConnectionError::MqttState(rumqttc::v5::StateError::ServerDisconnect {
-                reason_code,
-                ..
-            })) => return Some(reason_code),
-            Err(_) => return None,
         }
     }
 }
@@ -108,20 +80,11 @@ async fn a_token_subscription_must_be_a_subset_of_a_granted_resource() {
     c.subscribe_many(filters.iter().map(|f| Filter::new(*f, Q5::AtLeastOnce)))
         .await
         .unwrap();
-    let codes = loop {
-        if let P5::SubAck(a) = next_v5(&mut ev).await.unwrap() {
-            break a.return_codes;
-        }
-    };
+    let codes = v5::suback(&mut ev).await;
     let ok = S5::Success(Q5::AtLeastOnce);
     assert_eq!(codes, [ok, S5::NotAuthorized, S5::NotAuthorized, ok, S5::NotAuthorized]);
     c.subscribe("T/c", Q5::AtLeastOnce).await.unwrap();
-    loop {
-        if let P5::SubAck(a) = next_v5(&mut ev).await.expect("still connected") {
-            assert_eq!(a.return_codes, [ok]);
-            break;
-        }
-    }
+    assert_eq!(v5::suback(&mut ev).await, [ok], "still connected");
 
     // Signature and DeviceCredential clients hold the whole instance: any filter under its parents.
     let dc_pass = mqtt_password(DC_SECRET, DC_CLIENT);
@@ -141,7 +104,7 @@ async fn a_token_subscription_must_be_a_subset_of_a_granted_resource() {
 /// Publishes QoS 1 messages (topic, payload) and waits for their PUBACKs.
 async fn publish_all(b: &BrokerProc, messages: &[(&str, &str)]) {
     let messages: Vec<(&str, &[u8], bool)> = messages.iter().map(|(t, p)| (*t, p.as_bytes(), false)).collect();
-    publish_acked(b, &messages).await;
+    v3::publish_acked(b, &messages).await;
 }
 
 /// A Token client that connects with another client's ID resumes that session, but only with what
@@ -441,8 +404,8 @@ async fn a_resumed_session_cancels_the_delayed_will() {
     assert!(present);
     stay(c, ev);
     assert_eq!(
-        v5_disconnect_reason(&mut old_ev).await,
-        Some(DisconnectReasonCode::SessionTakenOver)
+        v5::disconnected(&mut old_ev, 5.0).await,
+        DisconnectReasonCode::SessionTakenOver
     );
     // Dropped and back at once, many times (the old connection may not be gone yet).
     let racer = "GID_test@@@racer";
@@ -481,8 +444,8 @@ async fn a_refreshed_or_removed_secret_ends_connections_made_with_the_old_one() 
     refreshed.content.instances[0].access_keys[0].access_key_secret = "secret-new".into();
     b.reload(&Snapshot::new(2, refreshed.content.clone())).await;
     assert_eq!(
-        v5_disconnect_reason(&mut dc_ev).await,
-        Some(DisconnectReasonCode::AdministrativeAction)
+        v5::disconnected(&mut dc_ev, 5.0).await,
+        DisconnectReasonCode::AdministrativeAction
     );
     v3::expect_closed(&mut sig_ev, 5).await;
     assert!(v5::refusal(dc(DC_SECRET)).await.is_some(), "the old secret is refused");
@@ -495,8 +458,8 @@ async fn a_refreshed_or_removed_secret_ends_connections_made_with_the_old_one() 
     refreshed.content.instances[0].device_credentials.clear();
     b.reload(&Snapshot::new(3, refreshed.content)).await;
     assert_eq!(
-        v5_disconnect_reason(&mut dc_ev).await,
-        Some(DisconnectReasonCode::AdministrativeAction)
+        v5::disconnected(&mut dc_ev, 5.0).await,
+        DisconnectReasonCode::AdministrativeAction
     );
     assert!(v5::refusal(dc("dcsecret-new")).await.is_some());
     assert!(

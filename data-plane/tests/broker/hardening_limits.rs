@@ -8,32 +8,10 @@ use rumqttc::v5::mqttbytes::QoS as Q5;
 use rumqttc::v5::mqttbytes::v5::{ConnectReturnCode as C5, Packet as P5, PubAckReason};
 use rumqttc::{ConnectReturnCode, QoS, SubscribeReasonCode};
 
-use crate::support::wire::{self, Raw, Version};
+use crate::support::raw::Raw;
+use crate::support::wire::{self, Version};
 use crate::support::*;
 use crate::support::{v3, v5};
-
-/// The reason of the PUBACK for the next QoS 1 publish of an MQTT 5 client.
-async fn v5_puback(
-    c: &v5::AsyncClient,
-    ev: &mut v5::EventLoop,
-    topic: &str,
-    payload: &str,
-    retain: bool,
-) -> PubAckReason {
-    c.publish(topic, Q5::AtLeastOnce, retain, payload.to_string())
-        .await
-        .unwrap();
-    loop {
-        match tokio::time::timeout(Duration::from_secs(5), ev.poll())
-            .await
-            .expect("PUBACK in time")
-            .unwrap()
-        {
-            v5::Event::Incoming(P5::PubAck(a)) => return a.reason,
-            _ => continue,
-        }
-    }
-}
 
 /// Retained messages of an instance are bounded by count and by bytes (MQTT 5: PUBACK 0x97; 3.1.1:
 /// disconnected), and are deleted once older than the instance's offline retention.
@@ -50,37 +28,40 @@ async fn retained_messages_are_bounded_per_instance_and_expire() {
     let (c, mut ev, _) = v5::connect(b.v5_opts(cid, &sig_user(INST), &sig_pass(cid))).await;
     for i in 0..3 {
         assert_eq!(
-            v5_puback(&c, &mut ev, &format!("T/r/{i}"), "x", true).await,
+            v5::publish_acked(&c, &mut ev, &format!("T/r/{i}"), true, "x", Default::default()).await,
             PubAckReason::Success
         );
     }
     assert_eq!(
-        v5_puback(&c, &mut ev, "T/r/3", "x", true).await,
+        v5::publish_acked(&c, &mut ev, "T/r/3", true, "x", Default::default()).await,
         PubAckReason::QuotaExceeded,
         "a fourth"
     );
     assert_eq!(
-        v5_puback(&c, &mut ev, "T/r/0", "replaced", true).await,
+        v5::publish_acked(&c, &mut ev, "T/r/0", true, "replaced", Default::default()).await,
         PubAckReason::Success
     );
     let big = "b".repeat(290);
     assert_eq!(
-        v5_puback(&c, &mut ev, "T/r/1", &big, true).await,
+        v5::publish_acked(&c, &mut ev, "T/r/1", true, &big, Default::default()).await,
         PubAckReason::QuotaExceeded,
         "over 300 bytes"
     );
     assert_eq!(
-        v5_puback(&c, &mut ev, "T/r/2", "", true).await,
+        v5::publish_acked(&c, &mut ev, "T/r/2", true, "", Default::default()).await,
         PubAckReason::Success,
         "cleared"
     );
     assert_eq!(
-        v5_puback(&c, &mut ev, "T/r/3", "x", true).await,
+        v5::publish_acked(&c, &mut ev, "T/r/3", true, "x", Default::default()).await,
         PubAckReason::Success,
         "room again"
     );
     // Not retained: no limit.
-    assert_eq!(v5_puback(&c, &mut ev, "T/r/4", "x", false).await, PubAckReason::Success);
+    assert_eq!(
+        v5::publish_acked(&c, &mut ev, "T/r/4", false, "x", Default::default()).await,
+        PubAckReason::Success
+    );
     // MQTT 3.1.1: refused by closing the connection.
     let (c3, mut ev3, _) = v3::connect(b.sig_opts("GID_test@@@retainer3")).await.unwrap();
     c3.publish("T/r/5", QoS::AtLeastOnce, true, "x").await.unwrap();
@@ -318,18 +299,18 @@ async fn filters_per_packet_are_capped_at_100() {
     let b = BrokerProc::start(&Snapshot::new(1, snap.content));
     let filters: Vec<String> = (0..101).map(|i| format!("T/f/{i}")).collect();
     for (v, cid) in [(Version::V3, "GID_test@@@many3"), (Version::V5, "GID_test@@@many5")] {
-        let mut raw = Raw::connect(b.port, v, cid, &sig_user(INST), &sig_pass(cid)).await;
+        let mut raw = Raw::login(b.port, v, cid, &sig_user(INST), &sig_pass(cid)).await;
         // 101 filters in one SUBSCRIBE: the last is refused.
-        raw.send(&wire::subscribe(v, 1, &filters, 0)).await;
+        raw.send_bytes(&wire::subscribe(v, 1, &filters, 0)).await;
         let codes = raw.ack_codes(wire::SUBACK).await;
         let refused = if v == Version::V3 { 0x80 } else { 0x97 };
         assert_eq!(codes.len(), 101);
         assert!(codes[..100].iter().all(|c| *c == 0), "{v:?}: {codes:?}");
         assert_eq!(codes[100], refused, "{v:?}");
         // Subscribed in a packet of its own, then 101 filters in one UNSUBSCRIBE: the last stays.
-        raw.send(&wire::subscribe(v, 2, &filters[100..], 0)).await;
+        raw.send_bytes(&wire::subscribe(v, 2, &filters[100..], 0)).await;
         assert_eq!(raw.ack_codes(wire::SUBACK).await, [0]);
-        raw.send(&wire::unsubscribe(v, 3, &filters)).await;
+        raw.send_bytes(&wire::unsubscribe(v, 3, &filters)).await;
         let codes = raw.ack_codes(wire::UNSUBACK).await;
         if v == Version::V5 {
             assert!(codes[..100].iter().all(|c| *c == 0), "{codes:?}");
@@ -339,7 +320,7 @@ async fn filters_per_packet_are_capped_at_100() {
         let _d = v3::drive(pev);
         p.publish("T/f/99", QoS::AtMostOnce, false, "gone").await.unwrap();
         p.publish("T/f/100", QoS::AtMostOnce, false, "kept").await.unwrap();
-        let (first, body) = raw.read().await.expect("a PUBLISH");
+        let (first, body) = raw.frame(10.0).await.expect("a PUBLISH");
         assert_eq!(first >> 4, 3);
         assert!(body.ends_with(b"kept"), "{v:?}: {body:?}");
     }
@@ -352,14 +333,14 @@ async fn filters_per_packet_are_capped_at_100() {
     let unsubscribes = || b.counter("broker_client_events_total", &[("event", "unsubscribe")]);
     let before = unsubscribes();
     let cid = "GID_test@@@stranger";
-    let mut raw = Raw::connect(b.port, Version::V5, cid, &sig_user(INST), &sig_pass(cid)).await;
-    raw.send(&wire::unsubscribe(Version::V5, 1, &["T/never".to_string()]))
+    let mut raw = Raw::login(b.port, Version::V5, cid, &sig_user(INST), &sig_pass(cid)).await;
+    raw.send_bytes(&wire::unsubscribe(Version::V5, 1, &["T/never".to_string()]))
         .await;
     assert_eq!(raw.ack_codes(wire::UNSUBACK).await, [0x11]);
-    raw.send(&wire::subscribe(Version::V5, 2, &["T/held".to_string()], 0))
+    raw.send_bytes(&wire::subscribe(Version::V5, 2, &["T/held".to_string()], 0))
         .await;
     raw.ack_codes(wire::SUBACK).await;
-    raw.send(&wire::unsubscribe(Version::V5, 3, &["T/held".to_string()]))
+    raw.send_bytes(&wire::unsubscribe(Version::V5, 3, &["T/held".to_string()]))
         .await;
     assert_eq!(raw.ack_codes(wire::UNSUBACK).await, [0]);
     assert_eq!(unsubscribes(), before + 1.0);
@@ -373,8 +354,8 @@ async fn a_subscriber_that_stops_reading_costs_bounded_memory() {
     snap.content.instances[0].quotas.max_messages_per_second = 1_000_000;
     let b = BrokerProc::start(&Snapshot::new(1, snap.content));
     let stalled = "GID_test@@@stalled";
-    let mut raw = Raw::connect(b.port, Version::V3, stalled, &sig_user(INST), &sig_pass(stalled)).await;
-    raw.send(&wire::subscribe(Version::V3, 1, &["T/flood".to_string()], 0))
+    let mut raw = Raw::login(b.port, Version::V3, stalled, &sig_user(INST), &sig_pass(stalled)).await;
+    raw.send_bytes(&wire::subscribe(Version::V3, 1, &["T/flood".to_string()], 0))
         .await;
     raw.ack_codes(wire::SUBACK).await;
     // From here on the stalled subscriber reads nothing.
@@ -401,18 +382,18 @@ async fn a_subscriber_that_stops_reading_costs_bounded_memory() {
     // 12,000 messages of 16 KiB: 190 MiB, more than 10,000 queued messages would hold, to a
     // subscriber whose queue holds 16 MiB.
     let cid = "GID_test@@@flooder";
-    let mut publisher = Raw::connect(b.port, Version::V3, cid, &sig_user(INST), &sig_pass(cid)).await;
+    let mut publisher = Raw::login(b.port, Version::V3, cid, &sig_user(INST), &sig_pass(cid)).await;
     let one = wire::publish_qos0("T/flood", &[7u8; 16 * 1024]);
     let mut peak = before;
     for i in 0..12_000 {
-        publisher.send(&one).await;
+        publisher.send_bytes(&one).await;
         if i % 1000 == 0 {
             peak = peak.max(b.rss_bytes());
         }
     }
     // The reading subscriber's own queue may be full at a moment: repeat the marker until it is in.
     while !received.is_finished() {
-        publisher.send(&wire::publish_qos0("T/flood", b"last")).await;
+        publisher.send_bytes(&wire::publish_qos0("T/flood", b"last")).await;
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let n = received.await.unwrap();

@@ -19,7 +19,7 @@ use crate::support::{v3, v5};
 async fn a_publish_the_store_cannot_write_is_not_acknowledged() {
     let mut b = BrokerProc::start(&snapshot());
     away_subscribed(b.sig_opts("GID_test@@@keeper"), "T/disk/#").await;
-    publish_acked(&b, &[("T/disk/1", b"before", false)]).await;
+    v3::publish_acked(&b, &[("T/disk/1", b"before", false)]).await;
 
     // Restarted on the same store with every file frozen at its size (the journal cannot grow).
     b.kill9();
@@ -76,7 +76,7 @@ async fn a_publish_the_store_cannot_write_is_not_acknowledged() {
     b.file_size_limit = None;
     b.spawn();
     // Markers published now come after anything older, stored or retained.
-    publish_acked(&b, &[("T/disk/9", b"marker", true)]).await;
+    v3::publish_acked(&b, &[("T/disk/9", b"marker", true)]).await;
     let (_c, mut ev, present) = v3::connect(persistent(b.sig_opts("GID_test@@@keeper"))).await.unwrap();
     assert!(present);
     assert_eq!(payloads(&v3::collect(&mut ev, 2, 5).await), ["before", "marker"]);
@@ -188,14 +188,14 @@ async fn a_clean_start_with_a_large_backlog_does_not_stall_other_clients() {
 #[tokio::test]
 async fn a_damaged_record_is_skipped_and_the_rest_served() {
     let mut b = BrokerProc::start(&snapshot());
-    publish_acked(
+    v3::publish_acked(
         &b,
         &[("T/store/keep", b"kept", true), ("T/store/bad", b"garbled", true)],
     )
     .await;
     away_subscribed(b.sig_opts("GID_test@@@intact"), "T/store/#").await;
     away_subscribed(b.sig_opts("GID_test@@@damaged"), "T/store/#").await;
-    publish_acked(&b, &[("T/store/q", b"one", false), ("T/store/q", b"two", false)]).await;
+    v3::publish_acked(&b, &[("T/store/q", b"one", false), ("T/store/q", b"two", false)]).await;
     b.signal("TERM");
     let mut child = b.child.take().unwrap();
     child.wait().unwrap();
@@ -233,7 +233,7 @@ async fn a_damaged_record_is_skipped_and_the_rest_served() {
     assert_eq!(payloads(&v3::collect(&mut sev, 1, 5).await), ["kept"]);
     let (_c, mut ev, present) = v3::connect(persistent(b.sig_opts("GID_test@@@damaged"))).await.unwrap();
     assert!(!present, "the damaged session starts afresh");
-    publish_acked(&b, &[("T/p2p/GID_test@@@damaged", b"new", false)]).await;
+    v3::publish_acked(&b, &[("T/p2p/GID_test@@@damaged", b"new", false)]).await;
     // A P2P message for the new session: the old session's queue would come before it.
     assert_eq!(
         payloads(&v3::collect(&mut ev, 1, 5).await),

@@ -48,12 +48,7 @@ async fn disabled_access_key_closes_signature_sessions_and_sigterm_stops() {
     let (_c, mut ev, _) = v3::connect(b.sig_opts("GID_test@@@sig")).await.unwrap();
     let mut snap = snapshot();
     snap.content.instances[0].access_keys[0].enabled = false;
-    std::fs::write(
-        b.dir.join("snapshot.json"),
-        serde_json::to_vec(&Snapshot::new(2, snap.content)).unwrap(),
-    )
-    .unwrap();
-    b.signal("HUP");
+    b.reload(&Snapshot::new(2, snap.content)).await;
     v3::expect_closed(&mut ev, 5).await;
     assert_eq!(
         v3::refusal(b.sig_opts("GID_test@@@sig")).await,

@@ -1,11 +1,13 @@
-// The fetch wrapper every page uses: adds the operator's bearer token, turns the control plane's
-// `{code, message, requestId, field}` error bodies into ApiError, and sends the user back to the login
-// page when the token is no longer accepted.
+// The fetch wrapper every page uses. The operator's session is an HttpOnly cookie the browser sends by
+// itself (no script, ours or injected, can read it); this adds the session's CSRF token to every
+// request but GETs, turns the control plane's `{code, message, requestId, field}` error bodies into
+// ApiError, and sends the user back to the login page when the session is no longer accepted.
 import type { components } from './schema';
 
 export type ErrorBody = components['schemas']['ErrorBody'];
 
-const TOKEN_KEY = 'mqtt-console-token';
+/** The CSRF token of the current session (from sign-in or GET /console/session); kept in memory only. */
+let csrfToken: string | null = null;
 
 export class ApiError extends Error {
   constructor(
@@ -19,25 +21,24 @@ export class ApiError extends Error {
   }
 }
 
-export function getToken(): string | null {
-  return localStorage.getItem(TOKEN_KEY);
-}
-
-export function setToken(token: string | null): void {
-  if (token) localStorage.setItem(TOKEN_KEY, token);
-  else localStorage.removeItem(TOKEN_KEY);
+export function setSession(csrf: string | null): void {
+  csrfToken = csrf;
 }
 
 export type Method = 'GET' | 'POST' | 'PATCH' | 'DELETE' | 'PUT';
 
 export async function request<T>(method: Method, path: string, body?: unknown): Promise<T> {
   const headers: Record<string, string> = { accept: 'application/json' };
-  const token = getToken();
-  if (token) headers.authorization = `Bearer ${token}`;
+  if (method !== 'GET' && csrfToken) headers['x-csrf-token'] = csrfToken;
   if (body !== undefined) headers['content-type'] = 'application/json';
   let res: Response;
   try {
-    res = await fetch(`/api/v1${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+    res = await fetch(`/api/v1${path}`, {
+      method,
+      headers,
+      credentials: 'same-origin',
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
   } catch {
     throw new ApiError(0, 'NetworkError', 'The control plane cannot be reached. Check that it is running.');
   }
@@ -47,8 +48,8 @@ export async function request<T>(method: Method, path: string, body?: unknown): 
     const err = isErrorBody(data)
       ? new ApiError(res.status, data.code, data.message, data.requestId, data.field)
       : new ApiError(res.status, `HTTP${res.status}`, `${res.status} ${res.statusText || 'error'}`);
-    if (res.status === 401 && path !== '/login') {
-      setToken(null);
+    if (res.status === 401 && !path.startsWith('/console/session')) {
+      setSession(null);
       window.dispatchEvent(new CustomEvent('console:logout'));
     }
     throw err;

@@ -14,17 +14,22 @@ export type CreatedAccessKey = S['CreatedAccessKey'];
 export type DeviceCredential = S['DeviceCredential'];
 export type ApplyTokenResponse = S['ApplyTokenResponse'];
 export type QueryTokenResponse = S['QueryTokenResponse'];
+export type UsageHistory = S['UsageHistory'];
+export type UsagePoint = S['UsagePoint'];
 
 const inst = (id: string) => `/instances/${seg(id)}`;
 
 export const Api = {
-  login: (body: S['LoginRequest']) => request<S['LoginResponse']>('POST', '/login', body),
+  signIn: (body: S['LoginRequest']) => request<S['ConsoleSession']>('POST', '/console/session', body),
+  session: () => request<S['ConsoleSession']>('GET', '/console/session'),
+  signOut: () => request<void>('DELETE', '/console/session'),
 
   listInstances: () => request<S['InstanceList']>('GET', '/instances').then((r) => r.instances),
   getInstance: (id: string) => request<Instance>('GET', inst(id)),
   createInstance: (body: S['CreateInstanceRequest']) => request<Instance>('POST', '/instances', body),
   updateInstance: (id: string, body: S['UpdateInstanceRequest']) => request<Instance>('PATCH', inst(id), body),
   deleteInstance: (id: string) => request<void>('DELETE', inst(id)),
+  getInstanceUsageHistory: (id: string, minutes: number) => request<UsageHistory>('GET', `${inst(id)}/usage-history?minutes=${minutes}`),
 
   listTopics: (id: string) => request<S['TopicList']>('GET', `${inst(id)}/topics`).then((r) => r.topics),
   createTopic: (id: string, body: S['CreateTopicRequest']) => request<Topic>('POST', `${inst(id)}/topics`, body),

@@ -40,3 +40,12 @@ export function brokerTone(state: string): 'ok' | 'warn' | 'bad' | 'muted' {
 export function brokerLabel(state: string): string {
   return state.replace('_', ' ');
 }
+
+/** A clustered broker's link to NATS: up, down, or none for a broker that runs alone. */
+export function clusterLinkTone(link: BrokerNode['clusterLink']): 'ok' | 'bad' | 'muted' {
+  return link === 'up' ? 'ok' : link === 'down' ? 'bad' : 'muted';
+}
+
+export function clusterLinkLabel(link: BrokerNode['clusterLink']): string {
+  return link === 'up' ? 'up' : link === 'down' ? 'down' : 'alone';
+}

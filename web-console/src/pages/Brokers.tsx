@@ -1,4 +1,5 @@
-// Broker nodes: applied config version, lag, last error and load, refreshed every 2 s; new node credentials.
+// Broker nodes: applied config version, lag, cluster link, last error and load, refreshed every 2 s; new
+// node credentials.
 import { useState } from 'preact/hooks';
 import { Confirm } from '../components/Confirm';
 import { Api } from '../api/endpoints';
@@ -9,7 +10,7 @@ import { DataTable } from '../components/DataTable';
 import { Field, valid } from '../components/Field';
 import { Modal } from '../components/Modal';
 import { FormError } from '../components/States';
-import { brokerLabel, brokerTone, useBrokers } from '../lib/brokers';
+import { brokerLabel, brokerTone, clusterLinkLabel, clusterLinkTone, useBrokers } from '../lib/brokers';
 import { ago, num } from '../lib/format';
 import * as rules from '../lib/validate';
 
@@ -35,11 +36,19 @@ export function Brokers() {
         error={brokers.error}
         onRetry={brokers.reload}
         rowKey={(b) => b.nodeId}
-        filterText={(b) => `${b.nodeId} ${b.state} ${b.lastError ?? ''} ${b.description ?? ''}`}
+        filterText={(b) => `${b.nodeId} ${b.state} ${b.clusterLink ?? ''} ${b.lastError ?? ''} ${b.description ?? ''}`}
         empty="Create a node credential, then start a broker with it."
         columns={[
           { title: 'Node', render: (b) => <strong class="mono">{b.nodeId}</strong> },
           { title: 'Status', render: (b) => <Badge tone={brokerTone(b.state)}>{brokerLabel(b.state)}</Badge> },
+          {
+            title: 'Cluster link',
+            render: (b) => (
+              <span title={b.clusterLink ? 'link to NATS at the last heartbeat' : 'runs alone (no --cluster-nats-url)'} data-cluster-link={b.clusterLink ?? 'none'}>
+                <Badge tone={clusterLinkTone(b.clusterLink)}>{clusterLinkLabel(b.clusterLink)}</Badge>
+              </span>
+            ),
+          },
           { title: 'Applied version', render: (b) => num(b.appliedVersion), class: 'num' },
           { title: 'Lag', render: (b) => (lag(b) === null ? '—' : `${lag(b)} versions`), class: 'num' },
           { title: 'Last seen', render: (b) => ago(b.lastHeartbeatAt) },

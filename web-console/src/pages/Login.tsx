@@ -1,10 +1,11 @@
-// Operator sign-in: POST /login, keeps the bearer token in localStorage.
+// Operator sign-in: POST /console/session; the session is an HttpOnly cookie, the page keeps only its
+// CSRF token.
 import { useState } from 'preact/hooks';
 import { Api } from '../api/endpoints';
 import { Field } from '../components/Field';
 import { FormError } from '../components/States';
 
-export function Login({ onLogin }: { onLogin: (token: string) => void }) {
+export function Login({ onLogin }: { onLogin: (csrfToken: string) => void }) {
   const [username, setUsername] = useState('admin');
   const [password, setPassword] = useState('');
   const [busy, setBusy] = useState(false);
@@ -14,8 +15,8 @@ export function Login({ onLogin }: { onLogin: (token: string) => void }) {
     setBusy(true);
     setError(null);
     try {
-      const r = await Api.login({ username, password });
-      onLogin(r.token);
+      const r = await Api.signIn({ username, password });
+      onLogin(r.csrfToken);
     } catch (err) {
       setError(err as Error);
       setBusy(false);

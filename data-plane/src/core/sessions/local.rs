@@ -126,6 +126,52 @@ impl LocalSessions {
         now
     }
 
+    /// Makes sure the node holds the persistent session a client resumes here after it lived on
+    /// another node of a cluster: offline, with the subscriptions the cluster recorded (a session
+    /// already here keeps what it has, its subscriptions replaced by the recorded ones).
+    pub fn seed(&self, instance_id: &str, client_id: &str, subs: Vec<(String, SubOptions)>, expiry_secs: Option<u32>) {
+        let mut shard = self.shard(instance_id, client_id);
+        let clients = shard.entry(instance_id.to_string()).or_default();
+        let session = clients.entry(client_id.to_string()).or_default();
+        if !session.persistent {
+            session.persistent = true;
+            drop(shard);
+            self.count_persistent(instance_id, 1);
+            shard = self.shard(instance_id, client_id);
+        }
+        if let Some(session) = shard.get_mut(instance_id).and_then(|c| c.get_mut(client_id)) {
+            session.subs = subs.into_iter().collect();
+            session.expiry_secs = expiry_secs;
+            if session.conn.is_none() {
+                session.gone_at_ms.get_or_insert(common::time::now_ms() as u64);
+            }
+        }
+    }
+
+    /// Drops the client's session from this node without touching any record (another node of
+    /// the cluster owns it now); returns its subscriptions for the index.
+    pub fn forget(&self, instance_id: &str, client_id: &str) -> Vec<(String, SubOptions)> {
+        let mut shard = self.shard(instance_id, client_id);
+        let Some(clients) = shard.get_mut(instance_id) else {
+            return Vec::new();
+        };
+        let Some(old) = clients.remove(client_id) else {
+            return Vec::new();
+        };
+        if clients.is_empty() {
+            shard.remove(instance_id);
+        }
+        drop(shard);
+        if old.persistent {
+            self.count_persistent(instance_id, -1);
+        }
+        old.sub_list()
+    }
+
+    pub fn is_persistent(&self, instance_id: &str, client_id: &str) -> bool {
+        self.with(instance_id, client_id, |s| s.persistent).unwrap_or(false)
+    }
+
     /// The raw filters the client's session holds.
     pub fn subscriptions(&self, instance_id: &str, client_id: &str) -> Vec<String> {
         self.with(instance_id, client_id, |s| s.subs.keys().cloned().collect())
@@ -196,6 +242,26 @@ impl LocalSessions {
         (live, sessions)
     }
 
+    /// Live connections per instance.
+    pub fn connections_by_instance(&self) -> Vec<(String, u64)> {
+        self.per_instance(|s| u64::from(s.conn.is_some()))
+    }
+
+    /// Subscriptions per instance (of every session here, connected or not).
+    pub fn subscriptions_by_instance(&self) -> Vec<(String, u64)> {
+        self.per_instance(|s| s.subs.len() as u64)
+    }
+
+    fn per_instance(&self, count: impl Fn(&Session) -> u64) -> Vec<(String, u64)> {
+        let mut totals: HashMap<String, u64> = HashMap::new();
+        for shard in &self.shards {
+            for (inst, clients) in lock(shard).iter() {
+                *totals.entry(inst.clone()).or_default() += clients.values().map(&count).sum::<u64>();
+            }
+        }
+        totals.into_iter().collect()
+    }
+
     fn open_now(&self, req: OpenRequest<'_>, now_ms: u64) -> Result<Opened, OpenError> {
         let mut opened = Opened::default();
         {
@@ -260,7 +326,11 @@ impl LocalSessions {
             return (Closed::default(), false);
         }
         session.conn = None;
-        let mut closed = Closed::default();
+        let mut closed = Closed {
+            held: true,
+            persistent: session.persistent,
+            ..Closed::default()
+        };
         if session.persistent {
             // The expiry counts from now; a restart must still know when the connection went.
             session.gone_at_ms = Some(common::time::now_ms() as u64);
@@ -279,7 +349,7 @@ impl LocalSessions {
 }
 
 impl SessionRegistry for LocalSessions {
-    fn open(&self, req: OpenRequest<'_>) -> Seam<'_, SeamResult<Result<Opened, OpenError>>> {
+    fn open<'a>(&'a self, req: OpenRequest<'a>) -> Seam<'a, SeamResult<Result<Opened, OpenError>>> {
         let (inst, client, persistent) = (req.instance_id.to_string(), req.client_id.to_string(), req.persistent);
         let opened = match self.open_now(req, common::time::now_ms() as u64) {
             Ok(o) => o,

@@ -66,6 +66,10 @@ pub enum OpenError {
 pub struct Closed {
     /// Subscriptions of a clean session that ended with its connection.
     pub discarded: Vec<(String, SubOptions)>,
+    /// The connection still held the session (it was not taken over).
+    pub held: bool,
+    /// The session outlives the connection.
+    pub persistent: bool,
 }
 
 /// A persistent session whose expiry passed: removed with its subscriptions.
@@ -92,7 +96,7 @@ pub enum SubscribeError {
 pub trait SessionRegistry: Send + Sync {
     /// Registers a connection for its client ID: resumes an unexpired persistent session unless the
     /// connection starts clean, and tells a live older connection it was taken over.
-    fn open(&self, req: OpenRequest<'_>) -> Seam<'_, SeamResult<Result<Opened, OpenError>>>;
+    fn open<'a>(&'a self, req: OpenRequest<'a>) -> Seam<'a, SeamResult<Result<Opened, OpenError>>>;
     /// The connection `conn_id` is gone; a clean session disappears with it. `unacked`: stored
     /// messages it was sent but did not acknowledge, and their packet ids.
     fn close(

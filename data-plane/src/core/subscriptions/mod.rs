@@ -311,6 +311,21 @@ impl SubscriptionIndex {
         removed
     }
 
+    /// The next member of one share group of one filter (see `route`), if the group has any here.
+    pub fn pick_member(
+        &self,
+        instance: &str,
+        filter: &str,
+        group: &str,
+        online: &dyn Fn(&str) -> bool,
+    ) -> Option<Target> {
+        let index = self.instances.get(instance)?;
+        let levels: Vec<&str> = filter.split('/').collect();
+        let subs = index.root.find(&levels)?;
+        let group = subs.groups.iter().find(|g| &*g.name == group)?;
+        Some(pick(group, online))
+    }
+
     /// Whether the client holds this subscription already.
     pub fn contains(&self, instance: &str, filter: &str, group: Option<&str>, client_id: &str) -> bool {
         let Some(index) = self.instances.get(instance) else {
@@ -340,14 +355,15 @@ impl SubscriptionIndex {
     }
 
     /// Who receives `topic` published by `publisher`: one target per client with a direct
-    /// subscription (no-local ones skip the publisher) and one member per matching share group,
-    /// preferring members `online` says are connected. Wildcards at the first level never match a
-    /// `$` topic (MQTT 4.7.2).
+    /// subscription (no-local ones skip the publisher) and, with `groups`, one member per matching
+    /// share group, preferring members `online` says are connected. Wildcards at the first level
+    /// never match a `$` topic (MQTT 4.7.2).
     pub fn route(
         &self,
         instance: &str,
         topic_name: &str,
         publisher: &str,
+        groups: bool,
         online: &dyn Fn(&str) -> bool,
     ) -> Vec<Target> {
         let Some(index) = self.instances.get(instance) else {
@@ -378,9 +394,11 @@ impl SubscriptionIndex {
                 }
             }
         }
-        for subs in &matched {
-            for group in &subs.groups {
-                out.push(pick(group, online));
+        if groups {
+            for subs in &matched {
+                for group in &subs.groups {
+                    out.push(pick(group, online));
+                }
             }
         }
         out

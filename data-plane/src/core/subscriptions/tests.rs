@@ -30,19 +30,22 @@ fn wildcards_match_level_by_level() {
         idx.insert("i", filter, None, client, Q1);
     }
     let all = |_: &str| true;
-    assert_eq!(clients(&idx.route("i", "T/x/y", "", &all)), ["a", "c", "d"]);
-    assert_eq!(clients(&idx.route("i", "T/x", "", &all)), ["a", "b"]);
+    assert_eq!(clients(&idx.route("i", "T/x/y", "", true, &all)), ["a", "c", "d"]);
+    assert_eq!(clients(&idx.route("i", "T/x", "", true, &all)), ["a", "b"]);
     assert_eq!(
-        clients(&idx.route("i", "T", "", &all)),
+        clients(&idx.route("i", "T", "", true, &all)),
         ["a", "e"],
         "T/# matches T itself"
     );
     assert_eq!(
-        clients(&idx.route("i", "T/", "", &all)),
+        clients(&idx.route("i", "T/", "", true, &all)),
         ["a", "b"],
         "an empty level is a level"
     );
-    assert!(idx.route("j", "T/x", "", &all).is_empty(), "instances are separate");
+    assert!(
+        idx.route("j", "T/x", "", true, &all).is_empty(),
+        "instances are separate"
+    );
     assert_eq!(idx.wildcard_count("i", "T"), 3);
     assert_eq!(idx.len(), 6);
 }
@@ -54,8 +57,8 @@ fn first_level_wildcards_skip_dollar_topics() {
     idx.insert("i", "+/x", None, "b", Q1);
     idx.insert("i", "$SYS/x", None, "c", Q1);
     let all = |_: &str| true;
-    assert_eq!(clients(&idx.route("i", "/x", "", &all)), ["a", "b"]);
-    assert_eq!(clients(&idx.route("i", "$SYS/x", "", &all)), ["c"]);
+    assert_eq!(clients(&idx.route("i", "/x", "", true, &all)), ["a", "b"]);
+    assert_eq!(clients(&idx.route("i", "$SYS/x", "", true, &all)), ["c"]);
 }
 
 #[test]
@@ -70,7 +73,7 @@ fn overlapping_filters_give_one_copy_with_every_identifier() {
     idx.insert("i", "T/#", None, "a", with(QoS::AtMostOnce, 1, false));
     idx.insert("i", "T/+", None, "a", with(QoS::ExactlyOnce, 2, true));
     idx.insert("i", "T/+", None, "b", with(QoS::AtLeastOnce, 0, false));
-    let r = idx.route("i", "T/x", "", &|_| true);
+    let r = idx.route("i", "T/x", "", true, &|_| true);
     let a = r.iter().find(|t| &*t.client_id == "a").unwrap();
     assert_eq!((a.qos, a.retain_as_published), (QoS::ExactlyOnce, true));
     assert_eq!(a.sub_ids.iter().map(|i| i.get()).collect::<Vec<_>>(), [1, 2]);
@@ -83,7 +86,7 @@ fn no_local_skips_the_publisher_only() {
     let nl = SubOptions { no_local: true, ..Q1 };
     idx.insert("i", "T/x", None, "a", nl);
     idx.insert("i", "T/x", None, "b", nl);
-    assert_eq!(clients(&idx.route("i", "T/x", "a", &|_| true)), ["b"]);
+    assert_eq!(clients(&idx.route("i", "T/x", "a", true, &|_| true)), ["b"]);
 }
 
 #[test]
@@ -93,13 +96,13 @@ fn share_groups_round_robin_over_online_members_and_free_their_state() {
     idx.insert("i", "T/+", Some("g"), "b", Q1);
     idx.insert("i", "T/+", Some("h"), "c", Q1);
     let all = |_: &str| true;
-    let first = idx.route("i", "T/x", "", &all);
-    let second = idx.route("i", "T/x", "", &all);
+    let first = idx.route("i", "T/x", "", true, &all);
+    let second = idx.route("i", "T/x", "", true, &all);
     assert_eq!(first.len(), 2, "one per group");
     assert_ne!(clients(&first), clients(&second), "group g alternates");
     let only_b = |c: &str| c == "b";
     for _ in 0..3 {
-        assert!(clients(&idx.route("i", "T/x", "", &only_b)).contains(&"b"));
+        assert!(clients(&idx.route("i", "T/x", "", true, &only_b)).contains(&"b"));
     }
     assert!(idx.remove("i", "T/+", Some("g"), "a"));
     assert!(idx.remove("i", "T/+", Some("g"), "b"));
@@ -114,7 +117,7 @@ fn replacing_a_subscription_keeps_one() {
     let mut idx = SubscriptionIndex::default();
     assert!(idx.insert("i", "T/x", None, "a", Q1));
     assert!(!idx.insert("i", "T/x", None, "a", SubOptions::qos(QoS::ExactlyOnce)));
-    let r = idx.route("i", "T/x", "", &|_| true);
+    let r = idx.route("i", "T/x", "", true, &|_| true);
     assert_eq!((r.len(), r[0].qos), (1, QoS::ExactlyOnce));
     assert!(idx.remove("i", "T/x", None, "a"));
     assert_eq!(idx.len(), 0);

@@ -2,6 +2,7 @@
 //! builds the Alibaba-style fixture (instances, keys, device credentials, token signer).
 #![allow(dead_code)]
 
+pub mod raw;
 pub mod v3;
 pub mod v5;
 pub mod wire;
@@ -48,6 +49,7 @@ pub fn token(inst: &str, act: TokenAction, res: &[&str], exp_ms: i64, jti: &str)
 
 fn instance(id: &str, quotas: Quotas) -> InstanceConfig {
     InstanceConfig {
+        rules: Vec::new(),
         id: id.into(),
         name: id.into(),
         quotas,
@@ -80,6 +82,7 @@ pub fn snapshot() -> Snapshot {
     Snapshot::new(
         1,
         SnapshotContent {
+            rule_policy: Default::default(),
             token_keys: vec![signer().public_key().clone()],
             instances: vec![
                 instance(INST, Quotas::default()),
@@ -203,8 +206,13 @@ impl BrokerProc {
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
+            // The development listener is bound last, after the TLS configuration is read: a test
+            // that uses it at once must not find it closed.
             if TcpStream::connect(("127.0.0.1", self.port)).is_ok()
                 && TcpStream::connect(("127.0.0.1", self.http_port)).is_ok()
+                && self
+                    .dev_port
+                    .is_none_or(|p| TcpStream::connect(("127.0.0.1", p)).is_ok())
             {
                 return;
             }
@@ -234,7 +242,8 @@ impl BrokerProc {
         assert!(ok, "kill -{sig} {pid} failed");
     }
 
-    /// Writes `snap` as the snapshot file, sends SIGHUP and waits until the broker applied it.
+    /// Serves `snap` from now on: writes the snapshot file, makes the broker re-read it (SIGHUP)
+    /// and waits until it applied it (its `broker_snapshot_version`). `snap.version` must be new.
     pub async fn reload(&self, snap: &Snapshot) {
         std::fs::write(self.dir.join("snapshot.json"), serde_json::to_vec(snap).unwrap()).unwrap();
         self.signal("HUP");
@@ -357,25 +366,6 @@ pub async fn away_subscribed(o: rumqttc::MqttOptions, filter: &str) {
     let _ = v3::drain(&mut ev, 0.2).await;
 }
 
-/// Publishes QoS 1 messages (topic, payload, retain) from a clean MQTT 3.1.1 client of the default
-/// instance and waits for every PUBACK.
-pub async fn publish_acked(b: &BrokerProc, messages: &[(&str, &[u8], bool)]) {
-    let (p, mut ev, _) = v3::connect(b.sig_opts("GID_test@@@publisher")).await.unwrap();
-    for (topic, payload, retain) in messages {
-        p.publish(*topic, rumqttc::QoS::AtLeastOnce, *retain, payload.to_vec())
-            .await
-            .unwrap();
-    }
-    let mut acks = 0;
-    while acks < messages.len() {
-        if let rumqttc::Event::Incoming(rumqttc::Packet::PubAck(_)) = ev.poll().await.unwrap() {
-            acks += 1;
-        }
-    }
-    p.disconnect().await.unwrap();
-    let _ = v3::drain(&mut ev, 0.2).await;
-}
-
 /// Limits the size of every file the process writes (RLIMIT_FSIZE) and ignores SIGXFSZ, so that a
 /// write past the limit fails with EFBIG instead of killing the process.
 fn limit_file_size(cmd: &mut Command, bytes: u64) {
@@ -413,4 +403,27 @@ impl Drop for BrokerProc {
         }
         self.kill9();
     }
+}
+
+/// Runs one pytest file of `tests/python/` with `env` and returns its output; panics unless it
+/// passed with exactly `passes` tests (pytest passes with zero tests collected only if something
+/// is badly wrong). Python and its packages come from tests/requirements.txt (`PYTHON` selects the
+/// interpreter); a missing interpreter or package fails.
+pub fn pytest(file: &str, env: &[(&str, String)], passes: usize) -> String {
+    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python").join(file);
+    let out = Command::new(&python)
+        .args(["-m", "pytest", "-q", "-p", "no:cacheprovider"])
+        .arg(&path)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {python}: {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "pytest {file} failed:\n{stdout}\n{stderr}");
+    assert!(
+        stdout.contains(&format!("{passes} passed")),
+        "unexpected pytest result:\n{stdout}\n{stderr}"
+    );
+    stdout
 }

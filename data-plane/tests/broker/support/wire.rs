@@ -1,10 +1,7 @@
-//! MQTT packets written and read by hand on a raw TCP socket, for what the rumqttc clients cannot
-//! do: a subscriber that never reads, and SUBSCRIBE / UNSUBSCRIBE packets with many filters.
+//! MQTT packets of either version written by hand, byte by byte (for `raw::Raw` and for frames a
+//! codec would refuse to write), and the framing of what comes back.
 
-use std::time::Duration;
-
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use bytes::BytesMut;
 
 /// MQTT 3.1.1 (4) or 5.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,76 +83,29 @@ pub fn publish_qos0(topic: &str, payload: &[u8]) -> Vec<u8> {
     packet(0x30, &body)
 }
 
-/// A connection speaking raw MQTT.
-pub struct Raw {
-    pub stream: TcpStream,
-    pub version: Version,
-}
-
-impl Raw {
-    /// Connects and checks the CONNACK accepts.
-    pub async fn connect(port: u16, v: Version, client_id: &str, user: &str, pass: &str) -> Self {
-        let stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-        let mut raw = Self { stream, version: v };
-        raw.send(&connect(v, client_id, user, pass)).await;
-        let (kind, body) = raw.read().await.expect("CONNACK");
-        assert_eq!(kind >> 4, 2, "CONNACK expected");
-        assert_eq!(body[1], 0, "connection refused: {body:?}");
-        raw
-    }
-
-    pub async fn send(&mut self, bytes: &[u8]) {
-        self.stream.write_all(bytes).await.unwrap();
-    }
-
-    /// The next packet (first byte, body), or None when the broker closed the connection.
-    pub async fn read(&mut self) -> Option<(u8, Vec<u8>)> {
-        let read = async {
-            let first = self.stream.read_u8().await.ok()?;
-            let (mut len, mut shift) = (0usize, 0);
-            loop {
-                let b = self.stream.read_u8().await.ok()?;
-                len |= usize::from(b & 0x7f) << shift;
-                shift += 7;
-                if b & 0x80 == 0 {
-                    break;
-                }
-            }
-            let mut body = vec![0; len];
-            self.stream.read_exact(&mut body).await.ok()?;
-            Some((first, body))
-        };
-        tokio::time::timeout(Duration::from_secs(10), read)
-            .await
-            .expect("a packet or a close within 10 s")
-    }
-
-    /// The reason codes of the next SUBACK or UNSUBACK (MQTT 3.1.1 UNSUBACK has none), skipping
-    /// other packets.
-    pub async fn ack_codes(&mut self, kind: u8) -> Vec<u8> {
-        loop {
-            let (first, body) = self.read().await.expect("the broker closed the connection");
-            if first >> 4 != kind {
-                continue;
-            }
-            let mut at = 2;
-            if self.version == Version::V5 {
-                // Property length (a variable byte integer) and the properties.
-                let (mut len, mut shift) = (0usize, 0);
-                loop {
-                    let b = body[at];
-                    at += 1;
-                    len |= usize::from(b & 0x7f) << shift;
-                    shift += 7;
-                    if b & 0x80 == 0 {
-                        break;
-                    }
-                }
-                at += len;
-            }
-            return body[at..].to_vec();
+/// Reads an MQTT variable byte integer at the start of `bytes`: its value and how many bytes it
+/// took (None when `bytes` ends first).
+pub fn read_len(bytes: &[u8]) -> Option<(usize, usize)> {
+    let (mut len, mut shift) = (0usize, 0);
+    for (i, b) in bytes.iter().enumerate().take(4) {
+        len |= usize::from(b & 0x7f) << shift;
+        shift += 7;
+        if b & 0x80 == 0 {
+            return Some((len, i + 1));
         }
     }
+    assert!(bytes.len() < 4, "malformed variable byte integer: {:?}", &bytes[..4]);
+    None
+}
+
+/// Takes the first whole packet off `buf` as (first byte, body); None until one has arrived.
+pub fn split_frame(buf: &mut BytesMut) -> Option<(u8, Vec<u8>)> {
+    let (len, used) = read_len(buf.get(1..)?)?;
+    if buf.len() < 1 + used + len {
+        return None;
+    }
+    let frame = buf.split_to(1 + used + len);
+    Some((frame[0], frame[1 + used..].to_vec()))
 }
 
 /// SUBACK and UNSUBACK packet types.

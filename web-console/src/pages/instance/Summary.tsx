@@ -1,12 +1,15 @@
-// Instance overview tab: endpoints, quotas with usage, edit and delete.
+// Instance overview tab: endpoints, traffic against the quotas and over time, quotas with usage, edit
+// and delete.
 import { useState } from 'preact/hooks';
 import { Api, type Instance, type Quotas } from '../../api/endpoints';
 import { Confirm } from '../../components/Confirm';
 import { CopyButton } from '../../components/CopyButton';
+import { Meter } from '../../components/Meter';
 import { Modal } from '../../components/Modal';
 import { bytes, dateTime, duration, num } from '../../lib/format';
 import { navigate } from '../../lib/router';
 import { InstanceForm } from './InstanceForm';
+import { Usage } from './Usage';
 
 const QUOTAS: { key: keyof Quotas; label: string; fmt?: (n: number) => string; usage?: 'parentTopics' }[] = [
   { key: 'maxConnections', label: 'Concurrent connections' },
@@ -65,6 +68,7 @@ export function Summary({ instance: i, onChange }: { instance: Instance; onChang
           ) : null}
         </dl>
       </div>
+      <Usage instance={i} />
       <div class="card">
         <h2>Endpoints</h2>
         {i.endpoints.length === 0 ? (
@@ -92,11 +96,7 @@ export function Summary({ instance: i, onChange }: { instance: Instance; onChang
                   <td class="num">
                     {used !== null ? `${used} / ` : ''}
                     {q.fmt ? q.fmt(limit) : num(limit)}
-                    {used !== null ? (
-                      <div class="meter" role="meter" aria-valuenow={used} aria-valuemax={limit} aria-label={`${q.label} used`}>
-                        <span style={{ width: `${Math.min(100, (used / Math.max(limit, 1)) * 100)}%` }} />
-                      </div>
-                    ) : null}
+                    {used !== null ? <Meter label={q.label} used={used} limit={limit} /> : null}
                   </td>
                 </tr>
               );

@@ -1,0 +1,118 @@
+//! The one way out to NATS for routed messages: a queue that the callers fill synchronously, in
+//! the order they route, and one task that sends in that order on the routing connection. NATS
+//! keeps order per connection and subject, so one client's publishes reach every broker and every
+//! inbox in the order they were made, whatever runs concurrently on the workers. Stream publishes
+//! are pipelined: the task does not wait for one acknowledgement before sending the next.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use async_nats::HeaderMap;
+use async_nats::jetstream::context::Publish;
+use bytes::Bytes;
+use tokio::sync::{mpsc, oneshot};
+
+use super::link::Link;
+use crate::metrics;
+
+/// Publishes waiting for the task at most; beyond it, core publishes are dropped (counted) and
+/// stream publishes refused (their publisher is not acknowledged).
+const MAX_PENDING: usize = 100_000;
+
+pub type StreamAck = oneshot::Receiver<Result<u64, String>>;
+
+enum Job {
+    Core {
+        subject: String,
+        headers: HeaderMap,
+        payload: Bytes,
+    },
+    Stream {
+        subject: String,
+        publish: Publish,
+        done: oneshot::Sender<Result<u64, String>>,
+    },
+}
+
+pub struct Funnel {
+    tx: mpsc::UnboundedSender<Job>,
+    pending: Arc<AtomicUsize>,
+}
+
+impl Funnel {
+    /// Starts the sending task on the current runtime.
+    pub fn start(link: Arc<Link>) -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let pending = Arc::new(AtomicUsize::new(0));
+        tokio::spawn(run(link, rx, pending.clone()));
+        Self { tx, pending }
+    }
+
+    fn admit(&self) -> bool {
+        if self.pending.fetch_add(1, Ordering::Relaxed) >= MAX_PENDING {
+            self.pending.fetch_sub(1, Ordering::Relaxed);
+            return false;
+        }
+        true
+    }
+
+    /// At most once: a lost connection or a full queue drops it (counted).
+    pub fn core(&self, subject: String, headers: HeaderMap, payload: Bytes) {
+        if !self.admit() {
+            metrics::cluster_error("funnel_full");
+            return;
+        }
+        let _ = self.tx.send(Job::Core {
+            subject,
+            headers,
+            payload,
+        });
+    }
+
+    /// Into a stream; the receiver resolves with the stream sequence once JetStream has it.
+    pub fn stream(&self, subject: String, publish: Publish) -> StreamAck {
+        let (done, ack) = oneshot::channel();
+        if !self.admit() {
+            metrics::cluster_error("funnel_full");
+            let _ = done.send(Err("too many publishes waiting for NATS".into()));
+            return ack;
+        }
+        let _ = self.tx.send(Job::Stream { subject, publish, done });
+        ack
+    }
+}
+
+async fn run(link: Arc<Link>, mut rx: mpsc::UnboundedReceiver<Job>, pending: Arc<AtomicUsize>) {
+    while let Some(job) = rx.recv().await {
+        pending.fetch_sub(1, Ordering::Relaxed);
+        match job {
+            Job::Core {
+                subject,
+                headers,
+                payload,
+            } => {
+                if let Err(e) = link.client.publish_with_headers(subject, headers, payload).await {
+                    metrics::cluster_error("publish");
+                    tracing::debug!(error = %e, "cluster publish failed");
+                } else {
+                    metrics::cluster_message("out");
+                }
+            }
+            Job::Stream { subject, publish, done } => match link.js.send_publish(subject, publish).await {
+                Ok(ack) => {
+                    tokio::spawn(async move {
+                        let res = ack.await.map(|a| a.sequence).map_err(|e| e.to_string());
+                        if res.is_err() {
+                            metrics::cluster_error("jetstream");
+                        }
+                        let _ = done.send(res);
+                    });
+                }
+                Err(e) => {
+                    metrics::cluster_error("jetstream");
+                    let _ = done.send(Err(e.to_string()));
+                }
+            },
+        }
+    }
+}

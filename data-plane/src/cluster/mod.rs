@@ -1,0 +1,270 @@
+//! Several brokers as one MQTT service per instance, through NATS with JetStream: routing across
+//! brokers (`router`), one session per client ID cluster-wide with takeover (`sessions`, `state`),
+//! persistent sessions' offline queues in replicated streams (`inbox`), retained messages in a
+//! replicated bucket (`retained`), per-instance quotas summed across brokers (`usage`). Each is one
+//! of the broker core's seams; without `--cluster-nats-url` none of this runs and the broker uses
+//! its embedded parts. docs/cluster.md explains the design.
+
+mod funnel;
+mod inbox;
+pub mod link;
+mod retained;
+mod router;
+mod sessions;
+mod state;
+mod subject;
+mod usage;
+mod wire;
+
+use std::sync::{Arc, Weak};
+
+use async_nats::jetstream::kv;
+use bytes::Bytes;
+use futures_util::StreamExt;
+
+use self::funnel::Funnel;
+use self::inbox::Inbox;
+pub use self::link::ClusterConfig;
+use self::link::Link;
+use self::retained::ClusterRetained;
+use self::router::ClusterRouter;
+use self::sessions::ClusterSessions;
+use self::state::{ClusterState, SessionRecord};
+use self::subject::parse_key;
+use self::usage::ClusterQuotas;
+use self::wire::Op;
+use crate::core::Parts;
+use crate::core::mailbox::Ctl;
+use crate::core::offline::{PersistedSession, SessionRecords};
+use crate::core::retained::{LocalRetained, NoLog};
+use crate::core::router::{LocalRouter, MessageRouter};
+use crate::core::seam::SeamResult;
+use crate::core::sessions::LocalSessions;
+use crate::core::wills::{LocalWills, WillScheduler};
+use crate::metrics;
+
+/// Session records of the embedded registry: none in a cluster (they live in NATS).
+struct NoRecords;
+
+impl SessionRecords for NoRecords {
+    fn load(&self) -> SeamResult<Vec<(String, String, PersistedSession)>> {
+        Ok(Vec::new())
+    }
+    fn save(&self, _: &str, _: &str, _: &PersistedSession) -> SeamResult<()> {
+        Ok(())
+    }
+    fn delete(&self, _: &str, _: &str) -> SeamResult<()> {
+        Ok(())
+    }
+}
+
+/// A running cluster membership: what the broker's other parts may ask of it.
+pub struct Cluster {
+    link: Arc<Link>,
+    state: Arc<ClusterState>,
+}
+
+impl Cluster {
+    pub fn is_up(&self) -> bool {
+        self.link.is_up()
+    }
+
+    /// Whether the client is online on any broker of the cluster.
+    pub fn online_anywhere(&self, instance: &str, client: &str) -> bool {
+        self.state.online_anywhere(instance, client)
+    }
+
+    /// Claims a control-plane command so that one broker executes it; true for the one that may.
+    pub async fn claim_command(&self, seq: i64) -> bool {
+        let bucket = &self.link.buckets().await.claims;
+        match bucket
+            .create(format!("cmd{seq}"), Bytes::from(self.link.node.clone()))
+            .await
+        {
+            Ok(_) => true,
+            Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => false,
+            Err(e) => {
+                // Better twice than never: a command nobody could claim is executed here.
+                metrics::cluster_error("jetstream");
+                tracing::warn!(error = %e, seq, "command claim failed; executing it here");
+                true
+            }
+        }
+    }
+}
+
+/// Joins the cluster: connects to NATS and builds the core's parts on it. Runs on (and spawns its
+/// tasks onto) the current tokio runtime, which must outlive the broker.
+pub async fn join(cfg: ClusterConfig) -> anyhow::Result<(Parts, Arc<Cluster>)> {
+    let link = Link::connect(&cfg).await?;
+    let runtime = tokio::runtime::Handle::current();
+    let state = ClusterState::new();
+    let local = Arc::new(LocalSessions::new(Arc::new(NoRecords)));
+    let funnel = Arc::new(Funnel::start(link.clone()));
+    let sessions = Arc::new(ClusterSessions::new(link.clone(), local.clone(), state.clone()));
+    let inbox = Inbox::new(
+        link.clone(),
+        sessions.clone(),
+        funnel.clone(),
+        state.clone(),
+        local.clone(),
+    );
+    let local_router = Arc::new(LocalRouter::new(local.clone(), inbox.clone()));
+    let router = Arc::new(ClusterRouter::new(
+        local_router.clone(),
+        link.clone(),
+        funnel,
+        state.clone(),
+        inbox.clone(),
+        runtime,
+    ));
+    let replica = Arc::new(LocalRetained::open(Arc::new(NoLog))?);
+    let retained = Arc::new(ClusterRetained::new(link.clone(), replica.clone()));
+    let quotas = ClusterQuotas::new(link.clone());
+    let wills: Arc<dyn WillScheduler> = Arc::new(LocalWills::default());
+
+    tokio::spawn(watch_sessions(
+        link.clone(),
+        state.clone(),
+        local.clone(),
+        sessions.clone(),
+    ));
+    tokio::spawn(ClusterRetained::run_watch(link.clone(), replica));
+    tokio::spawn(quotas.clone().run());
+    tokio::spawn(inbox.clone().run_purges());
+    tokio::spawn(refresh_counts(inbox.clone()));
+    tokio::spawn(reread_after_reconnect(link.clone(), Arc::downgrade(&inbox)));
+    tokio::spawn(serve_node(
+        link.clone(),
+        local.clone(),
+        router.clone(),
+        inbox.clone(),
+        wills.clone(),
+    ));
+    tracing::info!(node = %link.node, urls = ?cfg.urls, "cluster member (NATS)");
+
+    let parts = Parts {
+        sessions,
+        live: local,
+        router,
+        retained,
+        offline: inbox,
+        wills,
+        quotas: quotas.clone(),
+    };
+    Ok((parts, Arc::new(Cluster { link, state })))
+}
+
+/// Keeps `state` current from the sessions bucket; a record that now names another node while a
+/// connection of that client is live here means a takeover this node did not hear of: it closes.
+async fn watch_sessions(
+    link: Arc<Link>,
+    state: Arc<ClusterState>,
+    local: Arc<LocalSessions>,
+    sessions: Arc<ClusterSessions>,
+) {
+    loop {
+        let bucket = &link.buckets().await.sessions;
+        match bucket.watch_with_history(">").await {
+            Ok(mut watch) => {
+                while let Some(Ok(entry)) = watch.next().await {
+                    let Some((instance, client)) = parse_key(&entry.key) else {
+                        continue;
+                    };
+                    if entry.revision < sessions.written_revision(instance, &client) {
+                        continue; // older than what this node wrote since
+                    }
+                    let record: Option<SessionRecord> = match entry.operation {
+                        kv::Operation::Put => serde_json::from_slice(&entry.value).ok(),
+                        _ => None,
+                    };
+                    if let Some(r) = &record
+                        && r.node != link.node
+                        && local.live(instance, &client).is_some()
+                    {
+                        local.signal(instance, &client, Ctl::TakenOver);
+                    }
+                    state.apply(instance, &client, record.as_ref());
+                }
+            }
+            Err(e) => {
+                metrics::cluster_error("jetstream");
+                tracing::warn!(error = %e, "sessions watch failed; starting over");
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
+}
+
+/// What other brokers address to this node: deliveries to its clients, inbox notices, takeovers.
+async fn serve_node(
+    link: Arc<Link>,
+    local: Arc<LocalSessions>,
+    router: Arc<ClusterRouter>,
+    inbox: Arc<Inbox>,
+    wills: Arc<dyn WillScheduler>,
+) {
+    let subject = link.names.node(&link.node);
+    let mut sub = loop {
+        match link.client.subscribe(subject.clone()).await {
+            Ok(s) => break s,
+            Err(e) => {
+                metrics::cluster_error("subscribe");
+                tracing::warn!(error = %e, "node subscription failed; retrying");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+        }
+    };
+    while let Some(m) = sub.next().await {
+        let Some((op, instance, client, seq)) = m.headers.as_ref().and_then(wire::parse_node_headers) else {
+            metrics::cluster_error("undecodable");
+            continue;
+        };
+        match op {
+            Op::Deliver => {
+                if let (Some(out), Some(conn)) = (wire::decode_delivery(&m.payload), local.live(&instance, &client))
+                    && conn.mailbox.push(out).is_err()
+                {
+                    metrics::dropped(metrics::DROP_QUEUE_FULL);
+                }
+            }
+            Op::Inbox => {
+                if let (Some(out), Some(seq)) = (wire::decode_delivery(&m.payload), seq) {
+                    inbox.deliver_here(&instance, &client, seq, out);
+                }
+            }
+            Op::TakeOver => {
+                local.signal(&instance, &client, Ctl::TakenOver);
+                if wills.cancel(&instance, &client).await.unwrap_or(false) {
+                    metrics::will("cancelled");
+                }
+                for (raw, _) in local.forget(&instance, &client) {
+                    let _ = router.unsubscribe(&instance, &client, &raw).await;
+                }
+                inbox.forget(&instance, &client);
+                if let Some(reply) = m.reply {
+                    let _ = link.client.publish(reply, Bytes::new()).await;
+                }
+            }
+        }
+    }
+}
+
+async fn refresh_counts(inbox: Arc<Inbox>) {
+    loop {
+        inbox.refresh_counts().await;
+        tokio::time::sleep(std::time::Duration::from_secs(10)).await;
+    }
+}
+
+/// After the NATS connection comes back, sessions read their inboxes again (a notice may have
+/// been lost while it was down).
+async fn reread_after_reconnect(link: Arc<Link>, inbox: Weak<Inbox>) {
+    loop {
+        link.reconnected.notified().await;
+        match inbox.upgrade() {
+            Some(inbox) => inbox.reread_all(),
+            None => return,
+        }
+    }
+}

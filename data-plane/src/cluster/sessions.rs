@@ -1,0 +1,299 @@
+//! The cluster's session registry: every session has a record in the sessions bucket naming the
+//! node that holds it; a CONNECT on any broker claims the record with a compare-and-swap, and the
+//! node that held it live is told to close its connection (a takeover). Persistent sessions keep
+//! their subscriptions in the record, so that they follow the client to whichever broker it
+//! reaches next. The node's own sessions (live connections, local subscriptions) stay in
+//! `LocalSessions`, which this wraps.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::kv;
+use bytes::Bytes;
+
+use super::link::Link;
+use super::state::{ClusterState, SessionRecord};
+use super::wire::{self, Op};
+use crate::core::offline::PersistedSub;
+use crate::core::seam::{Seam, SeamError, SeamResult};
+use crate::core::sessions::{
+    Closed, Expired, LocalSessions, OpenError, OpenRequest, Opened, SessionRegistry, SubscribeError,
+};
+use crate::core::subscriptions::SubOptions;
+use crate::metrics;
+
+/// How long a takeover waits for the node that held the connection (it may be gone).
+const TAKEOVER_WAIT: Duration = Duration::from_secs(1);
+
+pub struct ClusterSessions {
+    link: Arc<Link>,
+    local: Arc<LocalSessions>,
+    state: Arc<ClusterState>,
+    /// The revision of the last record this node wrote, per client (a watch event older than it
+    /// is stale news).
+    written: std::sync::Mutex<std::collections::HashMap<(String, String), u64>>,
+}
+
+fn unavailable(e: impl std::fmt::Display) -> SeamError {
+    metrics::cluster_error("jetstream");
+    SeamError::Unavailable(e.to_string())
+}
+
+/// A record and the revision to compare against when writing it back (0: none yet).
+type Read = (Option<SessionRecord>, u64);
+
+impl ClusterSessions {
+    pub fn new(link: Arc<Link>, local: Arc<LocalSessions>, state: Arc<ClusterState>) -> Self {
+        Self {
+            link,
+            local,
+            state,
+            written: Default::default(),
+        }
+    }
+
+    pub fn written_revision(&self, instance: &str, client: &str) -> u64 {
+        let written = self.written.lock().unwrap_or_else(|p| p.into_inner());
+        written
+            .get(&(instance.to_string(), client.to_string()))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    async fn bucket(&self) -> &kv::Store {
+        &self.link.buckets().await.sessions
+    }
+
+    async fn read(&self, instance: &str, client: &str) -> SeamResult<Read> {
+        let key = self.link.names.key(instance, client);
+        let entry = self.bucket().await.entry(key).await.map_err(unavailable)?;
+        Ok(match entry {
+            Some(e) if e.operation == kv::Operation::Put => (serde_json::from_slice(&e.value).ok(), e.revision),
+            Some(e) => (None, e.revision),
+            None => (None, 0),
+        })
+    }
+
+    /// Writes `record` if the stored one is still at `revision`; false on a conflict.
+    async fn write(&self, instance: &str, client: &str, record: &SessionRecord, revision: u64) -> SeamResult<bool> {
+        let key = self.link.names.key(instance, client);
+        let value = Bytes::from(serde_json::to_vec(record).map_err(unavailable)?);
+        match self.bucket().await.update(key, value, revision).await {
+            Ok(revision) => {
+                self.written
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert((instance.to_string(), client.to_string()), revision);
+                self.state.apply(instance, client, Some(record));
+                Ok(true)
+            }
+            Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => Ok(false),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    /// Changes this node's record of a client with `change` (which says whether to write); a
+    /// record held by another node is left alone.
+    async fn modify(
+        &self,
+        instance: &str,
+        client: &str,
+        change: impl Fn(&mut SessionRecord) -> bool,
+    ) -> SeamResult<()> {
+        loop {
+            let (record, revision) = self.read(instance, client).await?;
+            let Some(mut record) = record.filter(|r| r.node == self.link.node) else {
+                return Ok(());
+            };
+            if !change(&mut record) || self.write(instance, client, &record, revision).await? {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Records how far a session's inbox is acknowledged (the next holder starts after it).
+    pub async fn record_acked(&self, instance: &str, client: &str, floor: u64) -> SeamResult<()> {
+        self.modify(instance, client, |r| {
+            let moved = r.acked < floor;
+            r.acked = r.acked.max(floor);
+            moved
+        })
+        .await
+    }
+
+    /// Deletes this node's record of a client (a record another node holds stays).
+    async fn delete_if_held(&self, instance: &str, client: &str) -> SeamResult<()> {
+        let (record, revision) = self.read(instance, client).await?;
+        if record.is_some_and(|r| r.node == self.link.node) {
+            let key = self.link.names.key(instance, client);
+            match self.bucket().await.delete_expect_revision(key, Some(revision)).await {
+                Ok(()) => self.state.apply(instance, client, None),
+                Err(e) => tracing::debug!(error = %e, "session record changed meanwhile; left as it is"),
+            }
+        }
+        Ok(())
+    }
+
+    /// Tells the node that held a client's connection that another one took it over.
+    async fn take_over_from(&self, node: &str, instance: &str, client: &str) {
+        let headers = wire::node_headers(Op::TakeOver, instance, client, None);
+        let request = self
+            .link
+            .client
+            .request_with_headers(self.link.names.node(node), headers, Bytes::new());
+        match tokio::time::timeout(TAKEOVER_WAIT, request).await {
+            Ok(Ok(_)) => metrics::cluster_takeover("acknowledged"),
+            // The node may be gone; the claim in the bucket is what counts.
+            _ => metrics::cluster_takeover("unanswered"),
+        }
+    }
+
+    async fn open_clustered(&self, req: OpenRequest<'_>) -> SeamResult<Result<Opened, OpenError>> {
+        let (instance, client) = (req.instance_id, req.client_id);
+        let now = common::time::now_ms() as u64;
+        let (previous, record) = loop {
+            let (previous, revision) = self.read(instance, client).await?;
+            if let Some(p) = &previous
+                && p.online
+                && p.node != self.link.node
+                && req.reject_duplicate
+            {
+                return Ok(Err(OpenError::Duplicate));
+            }
+            let present = previous.as_ref().is_some_and(|p| p.persistent && !p.expired(now)) && !req.clean_start;
+            let record = SessionRecord {
+                node: self.link.node.clone(),
+                online: true,
+                persistent: req.persistent,
+                expiry_secs: req.expiry_secs,
+                gone_at_ms: None,
+                subs: if present {
+                    previous.as_ref().map(|p| p.subs.clone()).unwrap_or_default()
+                } else {
+                    Vec::new()
+                },
+                acked: if present {
+                    previous.as_ref().map_or(0, |p| p.acked)
+                } else {
+                    0
+                },
+            };
+            if self.write(instance, client, &record, revision).await? {
+                break (previous.map(|p| (p, present)), record);
+            }
+        };
+        let present = previous.as_ref().is_some_and(|(_, present)| *present);
+        if let Some((p, _)) = &previous
+            && p.online
+            && p.node != self.link.node
+        {
+            self.take_over_from(&p.node, instance, client).await;
+        }
+        if present {
+            // The session may have lived on another broker: this node takes it as recorded.
+            self.local.seed(instance, client, record.sub_list(), record.expiry_secs);
+        }
+        let mut opened = match self.local.open(req).await? {
+            Ok(o) => o,
+            Err(e) => return Ok(Err(e)),
+        };
+        opened.present = present;
+        if present {
+            opened.resumed = record.sub_list();
+        }
+        // A discarded persistent session's inbox goes too, wherever it lived.
+        opened.purge_queue |= !present && previous.as_ref().is_some_and(|(p, _)| p.persistent);
+        Ok(Ok(opened))
+    }
+}
+
+impl SessionRegistry for ClusterSessions {
+    fn open<'a>(&'a self, req: OpenRequest<'a>) -> Seam<'a, SeamResult<Result<Opened, OpenError>>> {
+        Seam::later(self.open_clustered(req))
+    }
+
+    fn close(
+        &self,
+        instance_id: &str,
+        client_id: &str,
+        conn_id: u64,
+        unacked: BTreeMap<u64, u16>,
+    ) -> Seam<'_, SeamResult<Closed>> {
+        let (instance, client) = (instance_id.to_string(), client_id.to_string());
+        Seam::later(async move {
+            let closed = self.local.close(&instance, &client, conn_id, unacked).await?;
+            if closed.held {
+                if closed.persistent {
+                    let now = common::time::now_ms() as u64;
+                    self.modify(&instance, &client, |r| {
+                        r.online = false;
+                        r.gone_at_ms = Some(now);
+                        true
+                    })
+                    .await?;
+                } else {
+                    self.delete_if_held(&instance, &client).await?;
+                }
+            }
+            Ok(closed)
+        })
+    }
+
+    fn subscribe(
+        &self,
+        instance_id: &str,
+        client_id: &str,
+        raw: &str,
+        opts: SubOptions,
+        max: usize,
+    ) -> Seam<'_, SeamResult<Result<bool, SubscribeError>>> {
+        let (instance, client, raw) = (instance_id.to_string(), client_id.to_string(), raw.to_string());
+        Seam::later(async move {
+            let outcome = self.local.subscribe(&instance, &client, &raw, opts, max).await?;
+            if outcome.is_ok() && self.local.is_persistent(&instance, &client) {
+                let sub = PersistedSub::new(&raw, &opts);
+                self.modify(&instance, &client, |r| {
+                    r.subs.retain(|s| s.clone().into_parts().0 != raw);
+                    r.subs.push(sub.clone());
+                    true
+                })
+                .await?;
+            }
+            Ok(outcome)
+        })
+    }
+
+    fn unsubscribe(&self, instance_id: &str, client_id: &str, raw: &str) -> Seam<'_, SeamResult<Option<SubOptions>>> {
+        let (instance, client, raw) = (instance_id.to_string(), client_id.to_string(), raw.to_string());
+        Seam::later(async move {
+            let had = self.local.unsubscribe(&instance, &client, &raw).await?;
+            if had.is_some() && self.local.is_persistent(&instance, &client) {
+                self.modify(&instance, &client, |r| {
+                    let before = r.subs.len();
+                    r.subs.retain(|s| s.clone().into_parts().0 != raw);
+                    r.subs.len() != before
+                })
+                .await?;
+            }
+            Ok(had)
+        })
+    }
+
+    fn expire(&self, now_ms: u64) -> Vec<Expired> {
+        // The node that last held an expired session removes its record (in the background: the
+        // caller's own clean-up does not wait for NATS).
+        let expired = self.local.expire(now_ms);
+        for e in &expired {
+            let (link, local, state) = (self.link.clone(), self.local.clone(), self.state.clone());
+            let (instance, client) = (e.instance_id.clone(), e.client_id.clone());
+            tokio::spawn(async move {
+                let me = ClusterSessions::new(link, local, state);
+                if let Err(err) = me.delete_if_held(&instance, &client).await {
+                    tracing::warn!(error = %err, "cannot delete an expired session's record");
+                }
+            });
+        }
+        expired
+    }
+}
