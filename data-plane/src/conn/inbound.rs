@@ -6,6 +6,7 @@ use common::token::TokenError;
 use ntex_bytes::{ByteString, Bytes};
 
 use super::Conn;
+use super::order::Turn;
 use crate::auth::Denied;
 use crate::core::{PublishRefusal, SubscribeRefusal, subscriptions::SubOptions};
 use crate::directory::Instance;
@@ -74,11 +75,17 @@ impl Conn {
     }
 
     /// Checks and routes a PUBLISH (the caller acknowledges only after this returns Ok).
-    pub async fn on_publish(&self, p: Inbound) -> Result<(), Refusal> {
+    /// This PUBLISH's place among the client's: take it when its packet arrives, before waiting
+    /// for its payload.
+    pub fn publish_turn(&self) -> Turn {
+        self.publish_order.take()
+    }
+
+    pub async fn on_publish(&self, p: Inbound, turn: Turn) -> Result<(), Refusal> {
         metrics::message(false, p.qos);
         self.ctx.counters.received();
         let topic = p.topic.clone();
-        let res = self.check_and_route(p).await;
+        let res = self.check_and_route(p, turn).await;
         if self.notice_pending.take() {
             // The refusal closes the connection; the notice must leave first.
             ntex::time::sleep(sys::NOTICE_FLUSH).await;
@@ -90,7 +97,7 @@ impl Conn {
         res
     }
 
-    async fn check_and_route(&self, p: Inbound) -> Result<(), Refusal> {
+    async fn check_and_route(&self, p: Inbound, turn: Turn) -> Result<(), Refusal> {
         let ctx = &self.ctx;
         let inst = ctx.instance().ok_or(Refusal::NotAuthorized)?;
         if p.topic.starts_with("$SYS/") {
@@ -109,7 +116,11 @@ impl Conn {
         }
         let mut msg = Message::new(p.topic, p.payload, p.qos, p.retain).published_by(ctx.client_id.clone());
         msg.props = p.props;
-        let routed = ctx.broker.publish(&inst, msg).await.map_err(|e| match e {
+        // Routed in the order the client sent its messages, whichever handler got here first.
+        turn.ready().await;
+        let routing = ctx.broker.publish(&inst, msg);
+        turn.finish();
+        let routed = routing.await.map_err(|e| match e {
             PublishRefusal::RetainedQuota => Refusal::Quota,
             PublishRefusal::Unavailable(e) => {
                 tracing::error!(client_id = %ctx.client_id, error = %e, "publish not stored: not acknowledged");

@@ -6,6 +6,7 @@ mod context;
 mod delivery;
 mod disconnect;
 mod inbound;
+mod order;
 pub mod sink;
 mod window;
 
@@ -85,6 +86,8 @@ pub struct Conn {
     clean_disconnect: Cell<bool>,
     /// A `$SYS/tokenInvalidNotice` was queued: a refusal that closes the connection waits for it.
     notice_pending: Cell<bool>,
+    /// The client's PUBLISHes are routed in the order they arrived.
+    publish_order: Rc<order::PublishOrder>,
 }
 
 impl Drop for Conn {
@@ -213,6 +216,7 @@ pub async fn connect(
         will: RefCell::new(will),
         clean_disconnect: Cell::new(false),
         notice_pending: Cell::new(false),
+        publish_order: Rc::default(),
     });
     Ok(Connected {
         conn,

@@ -32,7 +32,9 @@ use self::offline::{OfflineQueue, SessionRecords};
 use self::quotas::{LocalQuotas, QuotaCounters};
 use self::retained::{LocalRetained, RetainedFull, RetainedLimits, RetainedLog, RetainedStore};
 use self::router::{LocalRouter, MessageRouter, Routed, TooManyWildcards};
-use self::seam::{SeamError, SeamResult};
+use futures_util::future::Either;
+
+use self::seam::{Seam, SeamError, SeamResult};
 use self::sessions::{ConnHandle, LocalSessions, OpenError, OpenRequest, SessionRegistry, SubscribeError};
 use self::subscriptions::{RetainHandling, SubOptions};
 use self::wills::{LocalWills, WillScheduler};
@@ -378,22 +380,31 @@ impl Broker {
 
     /// Routes one message (a client's PUBLISH, a will, a backend message): stores it as retained
     /// if flagged (within the instance's retained limits, or not at all), and hands a copy to every
-    /// recipient. Resolves when every copy for a persistent session and the retained copy are
-    /// durable; an error means it must not be acknowledged.
-    pub async fn publish(&self, inst: &Instance, msg: Message) -> Result<Routed, PublishRefusal> {
+    /// recipient. The routing starts when this is called, so messages are routed in the order of
+    /// the calls; the future resolves when every copy for a persistent session and the retained
+    /// copy are durable; an error means it must not be acknowledged. A retained store that answers
+    /// at once (embedded) refuses a message over its limits before it is routed; one that answers
+    /// later (a cluster) is waited for after routing, and its refusal then means the message went
+    /// to live subscribers but is not acknowledged (the publisher sends it again: at least once).
+    pub fn publish<'a>(
+        &'a self,
+        inst: &Instance,
+        msg: Message,
+    ) -> impl Future<Output = Result<Routed, PublishRefusal>> + use<'a> {
         let msg = Arc::new(msg);
+        let mut retained = None;
         if msg.retain {
             let limits = RetainedLimits {
                 max_messages: inst.quotas.max_retained_messages as usize,
                 max_bytes: inst.quotas.max_retained_bytes,
             };
-            match self.retained.set(&inst.id, &msg, limits).await {
-                Ok(Ok(())) => {}
-                Ok(Err(RetainedFull)) => return Err(PublishRefusal::RetainedQuota),
-                Err(e) => {
-                    metrics::store_error("retained");
-                    return Err(PublishRefusal::Unavailable(e));
+            match self.retained.set(&inst.id, &msg, limits) {
+                Seam::Ready(Some(answer)) => {
+                    if let Err(refusal) = retained_outcome(answer) {
+                        return Either::Left(std::future::ready(Err(refusal)));
+                    }
                 }
+                pending => retained = Some(pending),
             }
         }
         let limits = OfflineLimits {
@@ -401,9 +412,15 @@ impl Broker {
             max_bytes: inst.quotas.max_offline_bytes,
             retention_secs: inst.quotas.offline_retention_secs,
         };
-        self.router.route(&inst.id, msg, limits).await.map_err(|e| {
-            metrics::store_error("publish");
-            PublishRefusal::Unavailable(e)
+        let routed = self.router.route(&inst.id, msg, limits);
+        Either::Right(async move {
+            if let Some(retained) = retained {
+                retained_outcome(retained.await)?;
+            }
+            routed.await.map_err(|e| {
+                metrics::store_error("publish");
+                PublishRefusal::Unavailable(e)
+            })
         })
     }
 
@@ -471,3 +488,15 @@ impl Broker {
 
 #[cfg(test)]
 mod tests;
+
+/// What a retained store's answer means for the PUBLISH.
+fn retained_outcome(answer: SeamResult<Result<(), RetainedFull>>) -> Result<(), PublishRefusal> {
+    match answer {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(RetainedFull)) => Err(PublishRefusal::RetainedQuota),
+        Err(e) => {
+            metrics::store_error("retained");
+            Err(PublishRefusal::Unavailable(e))
+        }
+    }
+}

@@ -55,6 +55,7 @@ pub async fn connect(broker: &Arc<Broker>, dev: bool, msg: v3::Connect) -> Resul
 }
 
 pub async fn publish(ses: &v3::Session<St>, p: v3::Publish) -> Result<(), HandlerError> {
+    let turn = ses.publish_turn();
     let payload: Bytes = p.read_all().await.map_err(|_| HandlerError::Payload)?;
     let inbound = Inbound {
         topic: p.packet().topic.clone(),
@@ -64,7 +65,7 @@ pub async fn publish(ses: &v3::Session<St>, p: v3::Publish) -> Result<(), Handle
         props: None,
     };
     // v3 has no reason codes: a refused publish closes the connection *(compat)*.
-    ses.on_publish(inbound).await.map_err(HandlerError::Refused)
+    ses.on_publish(inbound, turn).await.map_err(HandlerError::Refused)
 }
 
 pub async fn protocol(

@@ -121,6 +121,7 @@ pub async fn connect(broker: &Arc<Broker>, dev: bool, msg: v5::Connect) -> Resul
 }
 
 pub async fn publish(ses: &v5::Session<St>, p: v5::Publish) -> Result<v5::PublishAck, HandlerError> {
+    let turn = ses.publish_turn();
     let payload: Bytes = p.read_all().await.map_err(|_| HandlerError::Payload)?;
     let pkt = p.packet();
     let pp = &pkt.properties;
@@ -141,7 +142,7 @@ pub async fn publish(ses: &v5::Session<St>, p: v5::Publish) -> Result<v5::Publis
         .map(Box::new),
     };
     use v5::codec::PublishAckReason as R;
-    match ses.on_publish(inbound).await {
+    match ses.on_publish(inbound, turn).await {
         Ok(()) => Ok(p.ack()),
         Err(Refusal::TooLarge) => Err(HandlerError::Refused(Refusal::TooLarge)),
         Err(Refusal::NotAuthorized) => Ok(p.ack().reason_code(R::NotAuthorized)),

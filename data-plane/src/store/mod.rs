@@ -98,7 +98,11 @@ impl Usage {
     }
 
     fn remove(&mut self, bytes: u64) {
-        self.messages = self.messages.saturating_sub(1);
+        self.remove_many(1, bytes);
+    }
+
+    fn remove_many(&mut self, messages: u64, bytes: u64) {
+        self.messages = self.messages.saturating_sub(messages);
         self.bytes = self.bytes.saturating_sub(bytes);
     }
 
@@ -318,22 +322,32 @@ impl FjallStore {
     }
 
     /// Deletes the client's queue; returns how many messages it held.
+    /// Deletes a client's whole queue in one write batch: one pass over its keys (their values give
+    /// the sizes the usage needs), no read per message, one journal write. A clean start over a
+    /// backlog of tens of thousands of messages holds its worker for milliseconds, not seconds.
     fn purge_now(&self, inst: &str, client: &str) -> StoreResult<u64> {
         let prefix = queue_prefix(inst, client);
-        let seqs: Vec<u64> = self
-            .queue
-            .prefix(&prefix)
-            .filter_map(|kv| kv.key().ok())
-            .filter_map(|k| {
-                k.get(prefix.len()..)
-                    .and_then(|s| s.try_into().ok())
-                    .map(u64::from_be_bytes)
-            })
-            .collect();
-        let mut purged = 0;
-        for seq in seqs {
-            purged += u64::from(self.remove_msg(inst, client, seq)?);
+        let mut batch = self.db.batch();
+        let (mut purged, mut bytes) = (0u64, 0u64);
+        for kv in self.queue.prefix(&prefix) {
+            let (key, value) = kv.into_inner()?;
+            let Some(seq) = key
+                .get(prefix.len()..)
+                .and_then(|s| s.try_into().ok())
+                .map(u64::from_be_bytes)
+            else {
+                continue;
+            };
+            batch.remove(&self.queue, key.clone());
+            batch.remove(&self.age, age_key(inst, seq, client));
+            purged += 1;
+            bytes += value.len() as u64;
         }
+        if purged == 0 {
+            return Ok(0);
+        }
+        batch.commit()?;
+        self.change_usage(inst, |u| u.remove_many(purged, bytes));
         self.persist()?;
         Ok(purged)
     }

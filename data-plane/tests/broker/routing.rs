@@ -127,3 +127,34 @@ async fn v5_round_trip_and_dev_listener() {
     let opts = b.v3_opts("GID_test@@@z", "Signature|x|mqtt-dev000000000", "x");
     assert!(v3::refusal(opts).await.is_some());
 }
+
+/// A PUBLISH whose payload arrives in two reads keeps its place before the PUBLISH that follows it
+/// (MQTT 4.6: a client's messages reach subscribers in the order it sent them), although the broker
+/// gets the second one whole while still waiting for the first one's payload.
+#[tokio::test]
+async fn a_publish_whose_payload_arrives_in_pieces_keeps_its_place() {
+    use crate::support::raw::Raw;
+    use crate::support::wire::{self, Version};
+    let b = BrokerProc::start(&snapshot());
+    let (sub, mut sev, _) = v3::connect(b.sig_opts("GID_test@@@ordered-sub")).await.unwrap();
+    sub.subscribe("T/order", QoS::AtMostOnce).await.unwrap();
+    v3::suback(&mut sev).await;
+    let cid = "GID_test@@@ordered-pub";
+    let mut raw = Raw::login(b.port, Version::V3, cid, &sig_user(INST), &sig_pass(cid)).await;
+    for round in 0..5 {
+        let big = vec![b'a' + round; 4000];
+        let first = wire::publish_qos0("T/order", &big);
+        let second = wire::publish_qos0("T/order", format!("after {round}").as_bytes());
+        let (head, tail) = first.split_at(first.len() - 2000);
+        raw.send_bytes(head).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        raw.send_bytes(&[tail, &second].concat()).await;
+        let got = v3::collect(&mut sev, 2, 10).await;
+        assert_eq!(
+            got[0].payload.len(),
+            4000,
+            "round {round}: the split message came second"
+        );
+        assert_eq!(String::from_utf8_lossy(&got[1].payload), format!("after {round}"));
+    }
+}
