@@ -139,7 +139,16 @@ impl NatsCluster {
         }
     }
 
-    /// Starts a killed server again (same ports and store).
+    /// Stops one server the way an operator does (SIGTERM: it flushes its store and leaves). Killing
+    /// every server with -9 at once may lose what JetStream had not written to disk yet.
+    pub fn stop(&mut self, i: usize) {
+        if let Some(mut c) = self.nodes[i].child.take() {
+            let _ = Command::new("kill").args(["-TERM", &c.id().to_string()]).status();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts a killed or stopped server again (same ports and store).
     pub fn restart(&mut self, i: usize) {
         self.nodes[i].spawn();
         wait_for_port(self.nodes[i].client_port, 20, "nats-server");
