@@ -95,7 +95,7 @@ pub async fn send_message(
     // Every broker delivers to its own subscribers, but the instance's outflow rules must run once:
     // on one live broker (none live: no broker will see the command anyway).
     let silent_after = std::time::Duration::from_secs(state.config.broker_silent_secs);
-    let rules_node = brokers::pick_live(&state.db, silent_after, 0).await?;
+    let rules_node = brokers::pick_live(&state.db, silent_after).await?;
     let command = Command::SendMessage {
         rules_node,
         instance_id,

@@ -82,7 +82,7 @@ pub async fn test_rule(
     // The broker waits until it runs this configuration (or a later one): the rule as saved.
     let min_version = db::config_version(&state.db).await?;
     let silent_after = Duration::from_secs(state.config.broker_silent_secs);
-    let Some(node_id) = db::brokers::pick_live(&state.db, silent_after, min_version).await? else {
+    let Some(node_id) = db::brokers::pick_live(&state.db, silent_after).await? else {
         outcome("no_broker");
         tracing::warn!(
             instance = instance_id,

@@ -81,14 +81,14 @@ pub async fn list(pool: &PgPool, silent_after: Duration) -> Result<Vec<BrokerRow
 }
 
 /// A node heard from within `silent_after`, to run something once (TestRule, a SendMessage's rules):
-/// preferably one that applied configuration `min_version` or later, then the one heard from last.
-pub async fn pick_live(pool: &PgPool, silent_after: Duration, min_version: i64) -> Result<Option<String>, sqlx::Error> {
+/// the one with the newest configuration (so it has the rule as saved, when one has), then the one
+/// heard from last.
+pub async fn pick_live(pool: &PgPool, silent_after: Duration) -> Result<Option<String>, sqlx::Error> {
     let row: Option<(String,)> = sqlx::query_as(
         "select id from broker_nodes where last_heartbeat_at >= now() - make_interval(secs => $1)
-         order by coalesce(applied_version >= $2, false) desc, last_heartbeat_at desc, id limit 1",
+         order by applied_version desc nulls last, last_heartbeat_at desc, id limit 1",
     )
     .bind(silent_after.as_secs_f64())
-    .bind(min_version)
     .fetch_optional(pool)
     .await?;
     Ok(row.map(|(id,)| id))

@@ -669,7 +669,16 @@ async fn test_rule_asks_one_live_broker_and_returns_its_answer() {
     s.node(&node, Method::POST, HEARTBEAT_PATH, Some(heartbeat("boot", version)))
         .await
         .expect(204);
+    // A live broker behind on configuration is not asked: the test must see the rule as saved.
     let other = s.create_node("other").await;
+    s.node(
+        &other,
+        Method::POST,
+        HEARTBEAT_PATH,
+        Some(heartbeat("boot-o", version - 1)),
+    )
+    .await
+    .expect(204);
     let after = latest_seq(&s, &node).await;
 
     // The broker: reads the command, answers through the real endpoint.
