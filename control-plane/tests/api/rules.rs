@@ -407,6 +407,45 @@ async fn validation_names_the_field() {
 }
 
 #[tokio::test]
+async fn a_rule_outlives_its_parent_topic_and_is_checked_again_on_update() {
+    let s = TestServer::start().await;
+    let id = setup(&s, "rules-orphan").await;
+    let path = format!("/api/v1/instances/{id}/rules");
+    let body = json!({"name": "out", "source": {"kind": "outflow", "topicFilters": ["Out/#"]},
+        "target": {"type": "republish", "topic": "T/copy"}});
+    let rule = s.op(Method::POST, &path, Some(body)).await.expect(201)["ruleId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    s.op(Method::DELETE, &format!("/api/v1/instances/{id}/topics/Out"), None)
+        .await
+        .expect(204);
+    s.op(Method::GET, &format!("{path}/{rule}"), None).await.expect(200);
+    s.op(
+        Method::PATCH,
+        &format!("{path}/{rule}"),
+        Some(json!({"name": "renamed"})),
+    )
+    .await
+    .expect_invalid("source.topicFilters[0]");
+    s.op(Method::POST, &format!("{path}/{rule}/disable"), None)
+        .await
+        .expect(200);
+    let fixed = s
+        .op(
+            Method::PATCH,
+            &format!("{path}/{rule}"),
+            Some(json!({"name": "renamed", "source": {"kind": "outflow", "topicFilters": ["T/in/#"]}})),
+        )
+        .await
+        .expect(200);
+    assert_eq!(
+        (fixed["name"].as_str(), fixed["enabled"].as_bool()),
+        (Some("renamed"), Some(false))
+    );
+}
+
+#[tokio::test]
 async fn loopback_targets_when_the_operator_allows_them() {
     let s = TestServer::start_with(|c| c.rule_targets_allow_loopback = true).await;
     let id = setup(&s, "rules-loopback").await;
