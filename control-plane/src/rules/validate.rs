@@ -253,7 +253,8 @@ fn check_address(field: &str, ip: IpAddr, policy: TargetPolicy) -> Check {
     };
     let (link_local, loopback, private) = match ip {
         IpAddr::V4(v4) => (
-            v4.is_link_local() || v4.is_unspecified() || v4.is_broadcast(),
+            // 100.100.100.200: Alibaba Cloud's metadata service (inside 100.64/10).
+            v4.is_link_local() || v4.is_unspecified() || v4.is_broadcast() || v4 == Ipv4Addr::new(100, 100, 100, 200),
             v4.is_loopback(),
             v4.is_private() || (v4.octets()[0] == 100 && (64..128).contains(&v4.octets()[1])),
         ),
@@ -377,6 +378,7 @@ mod tests {
             "http://[fe80::1]/",
             "http://0.0.0.0/",
             "http://[fd00:ec2::254]/",
+            "http://100.100.100.200/latest/meta-data",
         ] {
             assert!(check_webhook_url(url, allow).is_err(), "{url}");
         }
