@@ -86,9 +86,7 @@ pub async fn build_with(pool: &PgPool, secrets: &SecretBox, rule_policy: TargetP
             })
         });
     }
-    for (iid, rule) in crate::rules::snapshot::configs(pool, secrets).await? {
-        instances.entry(iid).and_modify(|i| i.rules.push(rule));
-    }
+    crate::rules::snapshot::attach(pool, secrets, &mut instances).await?;
     for t in rows.revoked_tokens {
         instances.entry(t.instance_id).and_modify(|i| {
             i.revoked_tokens.push(RevokedToken {

@@ -54,9 +54,10 @@ pub(super) async fn record_stats(
     let reported: BTreeMap<&str, &RuleStats> = stats.iter().map(|s| (s.rule_id.as_str(), s)).collect();
     let ids: Vec<&str> = reported.keys().copied().collect();
     let col = |f: &dyn Fn(&RuleStats) -> i64| reported.values().map(|s| f(s)).collect::<Vec<i64>>();
-    sqlx::query("delete from broker_rule_stats where node_id = $1 and rule_id <> all($2)")
+    // Everything of the node goes first: a rule it stopped reporting, or now names under another
+    // instance (then skipped below), must not keep its old figures.
+    sqlx::query("delete from broker_rule_stats where node_id = $1")
         .bind(node_id)
-        .bind(&ids)
         .execute(&mut *conn)
         .await?;
     if ids.is_empty() {
@@ -76,11 +77,7 @@ pub(super) async fn record_stats(
             as s(rule_id, instance_id, matched, delivered, failed, dropped, dead_lettered, queued, queued_bytes,
                  overflowing, last_error, last_error_at_ms)
          join rules r on r.id = s.rule_id and r.instance_id = s.instance_id
-         order by s.rule_id
-         on conflict (node_id, rule_id) do update set matched = excluded.matched, delivered = excluded.delivered,
-            failed = excluded.failed, dropped = excluded.dropped, dead_lettered = excluded.dead_lettered,
-            queued = excluded.queued, queued_bytes = excluded.queued_bytes, overflowing = excluded.overflowing,
-            last_error = excluded.last_error, last_error_at_ms = excluded.last_error_at_ms, updated_at = now()",
+         order by s.rule_id",
     )
     .bind(node_id)
     .bind(&ids)

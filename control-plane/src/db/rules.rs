@@ -173,12 +173,14 @@ pub async fn list(pool: &PgPool, instance_id: &str) -> Result<Vec<RuleRow>, sqlx
     .await
 }
 
-/// Every rule of every instance, by instance and age, with its sealed secrets (the snapshot).
-pub async fn sealed_all(pool: &PgPool) -> Result<Vec<SealedRule>, sqlx::Error> {
+/// The rules of the instances `instance_ids`, by instance and age, with their sealed secrets (the
+/// snapshot).
+pub async fn sealed(pool: &PgPool, instance_ids: &[String]) -> Result<Vec<SealedRule>, sqlx::Error> {
     sqlx::query_as(
         "select instance_id, id, name, enabled, source, target, outbox, secrets_enc from rules
-         order by instance_id, created_at, id",
+         where instance_id = any($1) order by instance_id, created_at, id",
     )
+    .bind(instance_ids)
     .fetch_all(pool)
     .await
 }

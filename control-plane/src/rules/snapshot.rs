@@ -4,17 +4,28 @@
 //! Read apart from the rest of the snapshot (not in its repeatable-read transaction): a rule changed
 //! in between bumps the version again, so the next snapshot is built anew and brokers converge.
 
+use std::collections::BTreeMap;
+
 use common::rules::RuleConfig;
+use common::snapshot::InstanceConfig;
 use sqlx::PgPool;
 
 use super::{model, secrets};
 use crate::crypto::SecretBox;
 use crate::db;
 
-/// (instance id, rule) of every rule, by instance and age.
-pub async fn configs(pool: &PgPool, boxed: &SecretBox) -> anyhow::Result<Vec<(String, RuleConfig)>> {
-    let mut out = Vec::new();
-    for row in db::rules::sealed_all(pool).await? {
+/// Fills in the rules of the instances in `instances` (the whole snapshot, or the instances a delta
+/// carries), oldest first, replacing what they had.
+pub async fn attach(
+    pool: &PgPool,
+    boxed: &SecretBox,
+    instances: &mut BTreeMap<String, InstanceConfig>,
+) -> anyhow::Result<()> {
+    let ids: Vec<String> = instances.keys().cloned().collect();
+    for instance in instances.values_mut() {
+        instance.rules.clear();
+    }
+    for row in db::rules::sealed(pool, &ids).await? {
         let opened = secrets::open(boxed, &row.id, row.secrets_enc.as_deref())?;
         let mut source = row.source.0;
         let mut target = row.target.map(|t| t.0);
@@ -22,17 +33,16 @@ pub async fn configs(pool: &PgPool, boxed: &SecretBox) -> anyhow::Result<Vec<(St
         let Some(target) = target.or_else(|| model::inflow_target(&source)) else {
             anyhow::bail!("rule {} has no target", row.id);
         };
-        out.push((
-            row.instance_id,
-            RuleConfig {
+        if let Some(instance) = instances.get_mut(&row.instance_id) {
+            instance.rules.push(RuleConfig {
                 id: row.id,
                 name: row.name,
                 enabled: row.enabled,
                 source,
                 target,
                 outbox: row.outbox.0,
-            },
-        ));
+            });
+        }
     }
-    Ok(out)
+    Ok(())
 }

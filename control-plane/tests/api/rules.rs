@@ -585,8 +585,15 @@ async fn status_adds_up_the_brokers_heartbeats() {
     let listed = s.op(Method::GET, &path, None).await.expect(200);
     assert_eq!(listed["rules"][0]["status"]["matched"], 17);
 
-    // n2 no longer reports the rule (restarted): only n1's figures count.
-    beat(&s, &n2, "b2-again", vec![]).await;
+    // n2 no longer reports the rule (restarted; what it names under another instance's id is not
+    // this rule): only n1's figures count.
+    beat(
+        &s,
+        &n2,
+        "b2-again",
+        vec![stats(&rule, "mqtt-otherinstance", 50, 0, true, None)],
+    )
+    .await;
     let st = s.op(Method::GET, &format!("{path}/{rule}"), None).await.expect(200)["status"].clone();
     assert_eq!(
         (&st["matched"], &st["overflowing"], &st["reportingBrokers"]),
