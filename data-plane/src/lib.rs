@@ -14,6 +14,7 @@ mod message;
 mod metrics;
 mod mqtt;
 mod online_status;
+mod rules;
 pub mod server;
 mod store;
 mod sync;
