@@ -183,6 +183,7 @@ pub fn sync_error(exchange: &'static str) {
     metrics::counter!(SYNC_ERRORS, "exchange" => exchange).increment(1);
 }
 
+/// Client events (and rules' dead letters) dropped while the control plane was away.
 pub fn sync_events_dropped(n: u64) {
     metrics::counter!(SYNC_EVENTS_DROPPED).increment(n);
 }

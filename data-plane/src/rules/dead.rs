@@ -4,6 +4,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use common::rules::DeadLetter;
 
@@ -13,11 +14,18 @@ const MAX_RECENT: usize = 100;
 
 #[derive(Default)]
 pub struct DeadLetters {
+    /// Whether a control-plane link takes the letters (a broker without one only keeps `recent`).
+    reporting: AtomicBool,
     pending: Mutex<VecDeque<DeadLetter>>,
     recent: Mutex<VecDeque<DeadLetter>>,
 }
 
 impl DeadLetters {
+    /// From now on letters are kept for the control plane.
+    pub fn report(&self) {
+        self.reporting.store(true, Ordering::Relaxed);
+    }
+
     pub fn push(&self, letter: DeadLetter) {
         let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
         if recent.len() == MAX_RECENT {
@@ -25,10 +33,13 @@ impl DeadLetters {
         }
         recent.push_back(letter.clone());
         drop(recent);
+        if !self.reporting.load(Ordering::Relaxed) {
+            return;
+        }
         let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
         if pending.len() == MAX_PENDING {
             pending.pop_front();
-            crate::metrics::rule_dropped(&letter.rule_id, "dead_letter_report", 1);
+            crate::metrics::sync_events_dropped(1);
         }
         pending.push_back(letter);
     }

@@ -270,6 +270,25 @@ impl Rules {
                 }
             }
         }
+        // Outboxes of rules deleted while this broker was down: gone once a real configuration
+        // (not the empty one of a broker still waiting for its first snapshot) no longer has them.
+        if dir.version > 0 {
+            let orphans: Vec<String> = {
+                let mut restored = self.restored.lock().unwrap_or_else(|p| p.into_inner());
+                let ids: Vec<String> = restored.keys().filter(|id| !all.contains(*id)).cloned().collect();
+                for id in &ids {
+                    restored.remove(id);
+                }
+                ids
+            };
+            for id in orphans {
+                let st = RuleState::new(&id, "", OutboxLimits::default(), Usage::default());
+                match self.outbox.purge(&st) {
+                    Ok(n) => tracing::info!(rule = %id, purged = n, "outbox of a deleted rule removed"),
+                    Err(e) => tracing::error!(rule = %id, error = %e, "cannot remove a deleted rule's outbox"),
+                }
+            }
+        }
         *known = Some(all);
     }
 

@@ -168,9 +168,13 @@ mod tests {
     const INST: &str = "mqtt-abcdefabcdef";
 
     fn broker(dir: &std::path::Path) -> Broker {
+        broker_with_rules(dir, Vec::new())
+    }
+
+    fn broker_with_rules(dir: &std::path::Path, rules: Vec<common::rules::RuleConfig>) -> Broker {
         let dirs = Directories::new(None);
         let inst = InstanceConfig {
-            rules: Vec::new(),
+            rules,
             id: INST.into(),
             name: "t".into(),
             quotas: Default::default(),
@@ -207,6 +211,45 @@ mod tests {
             payload: payload.into(),
             qos: 1,
             msg_id: "0".repeat(32),
+        }
+    }
+
+    /// Brokers that each publish a SendMessage to their own clients: only the named one runs the
+    /// instance's outflow rules for it.
+    #[tokio::test]
+    async fn only_the_named_node_runs_outflow_rules_for_a_backend_message() {
+        use common::rules::{OutboxLimits, RuleConfig, RuleSource, RuleTarget, WebhookFormat};
+        let dir = tempfile::tempdir().unwrap();
+        let rule = RuleConfig {
+            id: "rule-00000000000000aa".into(),
+            name: "r".into(),
+            enabled: true,
+            source: RuleSource::Outflow {
+                topic_filters: vec!["T/#".into()],
+                group_ids: vec![],
+            },
+            // Nobody listens there: the delivery stays queued, which is all this test looks at.
+            target: RuleTarget::Webhook {
+                url: "http://192.0.2.1:9/hook".into(),
+                format: WebhookFormat::Json,
+                secret: None,
+                timeout_ms: 100,
+            },
+            outbox: OutboxLimits::default(),
+        };
+        let b = Arc::new(broker_with_rules(dir.path(), vec![rule]));
+        let rules_dir = tempfile::tempdir().unwrap();
+        let store = FjallStore::open(rules_dir.path()).unwrap();
+        let rules = crate::rules::Rules::start(&store, "node-a", Default::default()).unwrap();
+        rules.attach(&b);
+        let mut cmd = send(INST, "T/x", "aGk=");
+        let matched = || rules.stats().first().map_or(0, |s| s.matched);
+        for (node, expected) in [(Some("node-b"), 0), (Some("node-a"), 1), (None, 2)] {
+            if let Command::SendMessage { rules_node, .. } = &mut cmd {
+                *rules_node = node.map(str::to_string);
+            }
+            assert_eq!(execute(&b, cmd.clone()).await, Ok(()));
+            assert_eq!(matched(), expected, "rules_node {node:?}");
         }
     }
 

@@ -179,6 +179,7 @@ pub fn spawn(
 
 /// Sends rules' dead letters to the control plane in batches; kept (bounded) while it is away.
 async fn dead_letters(client: Arc<client::Client>, state: Arc<LinkState>, dead: Arc<crate::rules::dead::DeadLetters>) {
+    dead.report();
     loop {
         tokio::time::sleep(std::time::Duration::from_secs(1)).await;
         let letters = dead.take(500);
