@@ -21,6 +21,9 @@ use super::state::RuleState;
 use super::target::{Attempt, Outcome, Target};
 use crate::sync::backoff::Backoff;
 
+/// Items of one client handed to a target at once (pipelining targets send them back to back).
+const CHUNK: usize = 64;
+
 /// How senders pace themselves (broker configuration).
 #[derive(Debug, Clone, Copy)]
 pub struct Settings {
@@ -97,9 +100,74 @@ impl Sender {
         }
     }
 
+    /// Sends one client's items in order. Targets that can pipeline (NATS) get up to `CHUNK`
+    /// items at once and answer for each in order; the first one to retry stops the chunk, and
+    /// it and everything after it are sent again after the backoff.
     async fn lane(&self, lane: Vec<(u64, Item)>) {
-        for (seq, item) in lane {
-            self.deliver(seq, &item).await;
+        let st = &self.state;
+        let mut backoff = Backoff::new(self.settings.retry_min, self.settings.retry_max);
+        let mut i = 0;
+        while i < lane.len() {
+            let mut chunk = Vec::new();
+            for (seq, item) in &lane[i..lane.len().min(i + CHUNK)] {
+                if self.expired(*seq) {
+                    if chunk.is_empty() {
+                        if self.outbox.remove(st, *seq).unwrap_or(false) {
+                            st.dropped("age", 1);
+                        }
+                        i += 1;
+                        continue;
+                    }
+                    break;
+                }
+                // Dropped by an overflow while it waited: nothing left to send.
+                if !self.outbox.contains(&st.rule_id, *seq) {
+                    if chunk.is_empty() {
+                        i += 1;
+                        continue;
+                    }
+                    break;
+                }
+                chunk.push(Attempt {
+                    rule_id: &st.rule_id,
+                    instance_id: &st.instance_id,
+                    item,
+                });
+            }
+            if chunk.is_empty() {
+                continue;
+            }
+            let outcomes = self.target.send_all(chunk).await;
+            let mut retry = None;
+            for outcome in outcomes {
+                let (seq, item) = &lane[i];
+                match outcome {
+                    Outcome::Delivered { .. } => {
+                        let _ = self.outbox.remove(st, *seq);
+                        st.delivered();
+                    }
+                    Outcome::Refused { status, error } => {
+                        let _ = self.outbox.remove(st, *seq);
+                        st.dead_lettered(&error);
+                        tracing::warn!(rule = %st.rule_id, instance = %st.instance_id, status, error = %error, "rule delivery dead-lettered");
+                        self.dead.push(dead_letter(st, item, status, error));
+                    }
+                    Outcome::Retry { error, .. } => {
+                        retry = Some(error);
+                        break;
+                    }
+                }
+                i += 1;
+            }
+            match retry {
+                Some(error) => {
+                    st.failed(&error);
+                    let delay = backoff.next_delay();
+                    tracing::debug!(rule = %st.rule_id, error = %error, retry_in_ms = delay.as_millis() as u64, "rule delivery failed");
+                    tokio::time::sleep(delay).await;
+                }
+                None => backoff.reset(),
+            }
         }
     }
 
@@ -107,48 +175,6 @@ impl Sender {
         let max_age_ms = self.state.limits().max_age_secs.saturating_mul(1000);
         let now = common::time::now_ms().max(0) as u64;
         appended_at_ms(seq).saturating_add(max_age_ms) < now
-    }
-
-    async fn deliver(&self, seq: u64, item: &Item) {
-        let st = &self.state;
-        let mut backoff = Backoff::new(self.settings.retry_min, self.settings.retry_max);
-        loop {
-            if self.expired(seq) {
-                if self.outbox.remove(st, seq).unwrap_or(false) {
-                    st.dropped("age", 1);
-                }
-                return;
-            }
-            // Dropped by an overflow while it waited: nothing left to send.
-            if !self.outbox.contains(&st.rule_id, seq) {
-                return;
-            }
-            let attempt = Attempt {
-                rule_id: &st.rule_id,
-                instance_id: &st.instance_id,
-                item,
-            };
-            match self.target.send(attempt).await {
-                Outcome::Delivered { .. } => {
-                    let _ = self.outbox.remove(st, seq);
-                    st.delivered();
-                    return;
-                }
-                Outcome::Retry { error, .. } => {
-                    st.failed(&error);
-                    let delay = backoff.next_delay();
-                    tracing::debug!(rule = %st.rule_id, error = %error, retry_in_ms = delay.as_millis() as u64, "rule delivery failed");
-                    tokio::time::sleep(delay).await;
-                }
-                Outcome::Refused { status, error } => {
-                    let _ = self.outbox.remove(st, seq);
-                    st.dead_lettered(&error);
-                    tracing::warn!(rule = %st.rule_id, instance = %st.instance_id, status, error = %error, "rule delivery dead-lettered");
-                    self.dead.push(dead_letter(st, item, status, error));
-                    return;
-                }
-            }
-        }
     }
 }
 

@@ -215,3 +215,60 @@ async fn inflow_publishes_each_nats_message_once_across_brokers() {
         assert_eq!(p.qos, rumqttc::QoS::AtLeastOnce);
     }
 }
+
+#[tokio::test]
+async fn a_jetstream_target_down_for_a_while_gets_everything_once_in_order_per_client() {
+    let mut nats = NatsCluster::start(1);
+    {
+        let client = async_nats::connect(nats.nodes[0].url()).await.unwrap();
+        jetstream::new(client)
+            .create_stream(jetstream::stream::Config {
+                name: "DOWN".into(),
+                subjects: vec!["down.>".into()],
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+    }
+    let r = rule(
+        1,
+        RuleSource::Outflow {
+            topic_filters: vec!["T/#".into()],
+            group_ids: vec![],
+        },
+        RuleTarget::Nats {
+            nats: endpoint(&nats),
+            subject: "down.out".into(),
+            jetstream: true,
+        },
+    );
+    let b = start(&with_rules(vec![r.clone()], true));
+    nats.kill(0);
+    let clients = ["GID_test@@@j1", "GID_test@@@j2"];
+    crate::rules::publish_from(&b, &clients, "T/down", 15).await;
+    crate::support::wait_until(10, "failed attempts", || crate::rules::stat_u64(&b, &r, "failed") > 0).await;
+    assert_eq!(crate::rules::stat_u64(&b, &r, "queued"), 30);
+
+    nats.restart(0);
+    nats.wait_for_leader(Duration::from_secs(30));
+    crate::support::wait_until(30, "every delivery", || crate::rules::stat_u64(&b, &r, "queued") == 0).await;
+    let client = async_nats::connect(nats.nodes[0].url()).await.unwrap();
+    let mut stream = jetstream::new(client).get_stream("DOWN").await.unwrap();
+    let (messages, first) = {
+        let info = stream.info().await.unwrap();
+        (info.state.messages, info.state.first_sequence)
+    };
+    assert_eq!(messages, 30, "each message once (retries de-duplicated by Nats-Msg-Id)");
+    let mut payloads = Vec::new();
+    for seq in first..first + messages {
+        let m = stream.get_raw_message(seq).await.unwrap();
+        let env: serde_json::Value = serde_json::from_slice(&m.payload).unwrap();
+        let raw = base64::Engine::decode(
+            &base64::engine::general_purpose::STANDARD,
+            env["payload"].as_str().unwrap(),
+        )
+        .unwrap();
+        payloads.push(String::from_utf8(raw).unwrap());
+    }
+    crate::rules::assert_in_order_per_client(&payloads, &clients, 15);
+}

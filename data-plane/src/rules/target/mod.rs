@@ -42,6 +42,24 @@ pub struct Attempt<'a> {
 
 pub trait Target: Send + Sync {
     fn send<'a>(&'a self, attempt: Attempt<'a>) -> BoxFuture<'a, Outcome>;
+
+    /// Sends several items of one client, in order; answers for each in order, and may stop after
+    /// the first `Retry` (what follows it is not sent, and is sent again later). One at a time
+    /// unless the target can pipeline.
+    fn send_all<'a>(&'a self, attempts: Vec<Attempt<'a>>) -> BoxFuture<'a, Vec<Outcome>> {
+        Box::pin(async move {
+            let mut out = Vec::with_capacity(attempts.len());
+            for a in attempts {
+                let o = self.send(a).await;
+                let stop = matches!(o, Outcome::Retry { .. });
+                out.push(o);
+                if stop {
+                    break;
+                }
+            }
+            out
+        })
+    }
 }
 
 /// The target a rule's configuration describes.

@@ -57,11 +57,7 @@ impl NatsTarget {
         Ok(c)
     }
 
-    async fn publish(&self, a: Attempt<'_>) -> Outcome {
-        let client = match self.client().await {
-            Ok(c) => c,
-            Err(error) => return Outcome::Retry { status: None, error },
-        };
+    fn message(a: &Attempt<'_>) -> (HeaderMap, bytes::Bytes) {
         let body = a.item.json_body(a.rule_id, a.instance_id);
         let mut headers = HeaderMap::new();
         headers.insert(contract::HEADER_RULE, a.rule_id);
@@ -70,28 +66,72 @@ impl NatsTarget {
             headers.insert("Nats-Msg-Id", format!("{}.{id}", a.rule_id).as_str());
             headers.insert(contract::HEADER_MSG_ID, id.as_str());
         }
-        let subject = self.subject.clone();
-        let sent = if self.jetstream {
-            let js = async_nats::jetstream::new(client);
-            match js.publish_with_headers(subject, headers, body.into()).await {
-                Ok(ack) => ack.await.map(drop).map_err(|e| format!("JetStream: {e}")),
-                Err(e) => Err(format!("JetStream: {e}")),
-            }
-        } else {
-            match client.publish_with_headers(subject, headers, body.into()).await {
-                Ok(()) => client.flush().await.map_err(|e| format!("NATS flush: {e}")),
-                Err(e) => Err(format!("NATS publish: {e}")),
-            }
+        (headers, body.into())
+    }
+
+    /// Publishes back to back on one connection (NATS keeps their order), then waits once: for
+    /// the flush (core) or for each acknowledgement in order (JetStream). A failure answers
+    /// `Retry` for that item and stops; JetStream drops the duplicates a retry of items after it
+    /// may send (`Nats-Msg-Id`).
+    async fn publish_all(&self, attempts: Vec<Attempt<'_>>) -> Vec<Outcome> {
+        let retry = |error: String| Outcome::Retry { status: None, error };
+        let client = match self.client().await {
+            Ok(c) => c,
+            Err(error) => return vec![retry(error)],
         };
-        match sent {
-            Ok(()) => Outcome::Delivered { status: None },
-            Err(error) => Outcome::Retry { status: None, error },
+        let mut out = Vec::with_capacity(attempts.len());
+        if self.jetstream {
+            let js = async_nats::jetstream::new(client);
+            let mut acks = Vec::with_capacity(attempts.len());
+            let mut publish_error = None;
+            for a in &attempts {
+                let (headers, body) = Self::message(a);
+                match js.publish_with_headers(self.subject.clone(), headers, body).await {
+                    Ok(ack) => acks.push(ack),
+                    Err(e) => {
+                        publish_error = Some(format!("JetStream: {e}"));
+                        break;
+                    }
+                }
+            }
+            for ack in acks {
+                match ack.await {
+                    Ok(_) => out.push(Outcome::Delivered { status: None }),
+                    Err(e) => {
+                        out.push(retry(format!("JetStream: {e}")));
+                        return out;
+                    }
+                }
+            }
+            out.extend(publish_error.map(retry));
+            return out;
         }
+        for a in &attempts {
+            let (headers, body) = Self::message(a);
+            if let Err(e) = client.publish_with_headers(self.subject.clone(), headers, body).await {
+                return vec![retry(format!("NATS publish: {e}"))];
+            }
+        }
+        match client.flush().await {
+            Ok(()) => out.extend(attempts.iter().map(|_| Outcome::Delivered { status: None })),
+            Err(e) => out.push(retry(format!("NATS flush: {e}"))),
+        }
+        out
     }
 }
 
 impl Target for NatsTarget {
     fn send<'a>(&'a self, attempt: Attempt<'a>) -> BoxFuture<'a, Outcome> {
-        Box::pin(self.publish(attempt))
+        Box::pin(async move {
+            let mut out = self.publish_all(vec![attempt]).await;
+            out.pop().unwrap_or(Outcome::Retry {
+                status: None,
+                error: "nothing sent".into(),
+            })
+        })
+    }
+
+    fn send_all<'a>(&'a self, attempts: Vec<Attempt<'a>>) -> BoxFuture<'a, Vec<Outcome>> {
+        Box::pin(self.publish_all(attempts))
     }
 }
