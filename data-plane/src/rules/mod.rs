@@ -87,7 +87,12 @@ impl Rules {
         broker.set_rules(self.clone());
         let (rules, b) = (Arc::downgrade(self), Arc::downgrade(broker));
         broker.events.set_hook(Box::new(move |ev| {
-            if let (Some(rules), Some(broker)) = (rules.upgrade(), b.upgrade())
+            let status = matches!(
+                ev.event_type,
+                ClientEventType::Connect | ClientEventType::Disconnect | ClientEventType::Tcpclean
+            );
+            if status
+                && let (Some(rules), Some(broker)) = (rules.upgrade(), b.upgrade())
                 && let Some(inst) = broker.dirs.load().instances.get(&ev.instance_id)
                 && !inst.rules.status.is_empty()
             {

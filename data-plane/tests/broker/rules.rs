@@ -341,3 +341,54 @@ async fn a_full_outbox_drops_the_oldest_and_says_so() {
     assert_eq!(payloads, expected, "the newest messages, in order");
     wait_until(5, "the overflow to clear", || stat(&b, &r, "overflowing") == false).await;
 }
+
+#[tokio::test]
+async fn rules_follow_the_snapshot_disabled_keeps_the_outbox_deleted_removes_it() {
+    let port = test_support::net::free_port();
+    let url = format!("http://127.0.0.1:{port}/hook");
+    let mut r = rule(1, outflow(&["T/#"]), webhook(&url, WebhookFormat::Json));
+    let mut b = start(&with_rules(vec![r.clone()], true));
+    publish_from(&b, &["GID_test@@@r"], "T/keep", 5).await;
+    assert_eq!(stat_u64(&b, &r, "queued"), 5);
+
+    // Disabled: nothing is sent, nothing is lost.
+    r.enabled = false;
+    let mut snap = with_rules(vec![r.clone()], true);
+    snap.version = 2;
+    b.reload(&snap).await;
+    let hook = Receiver::start_on(port, SECRET).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(hook.got().is_empty(), "a disabled rule sends nothing");
+    publish_from(&b, &["GID_test@@@r"], "T/keep", 1).await;
+    assert_eq!(stat_u64(&b, &r, "matched"), 5, "a disabled rule matches nothing");
+
+    // Enabled again: what waited is sent.
+    r.enabled = true;
+    let mut snap = with_rules(vec![r.clone()], true);
+    snap.version = 3;
+    b.reload(&snap).await;
+    let got = hook.wait_for(5, 10).await;
+    assert_eq!(payloads_once(&got).len(), 5);
+
+    // Deleted while the broker is down: its outbox goes when the broker starts without it.
+    drop(hook);
+    publish_from(&b, &["GID_test@@@r"], "T/gone", 3).await;
+    wait_until(5, "queued deliveries", || stat_u64(&b, &r, "queued") == 3).await;
+    b.kill9();
+    let mut snap = with_rules(vec![], true);
+    snap.version = 4;
+    std::fs::write(b.dir.join("snapshot.json"), serde_json::to_vec(&snap).unwrap()).unwrap();
+    b.spawn();
+    wait_until(10, "the outbox removed", || {
+        b.log().contains("outbox of a deleted rule removed")
+    })
+    .await;
+    // The same rule id back: nothing of the old outbox is sent.
+    let hook = Receiver::start_on(port, SECRET).await;
+    let mut snap = with_rules(vec![r.clone()], true);
+    snap.version = 5;
+    b.reload(&snap).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(hook.got().is_empty(), "{:?}", hook.got());
+    assert_eq!(stat_u64(&b, &r, "queued"), 0);
+}
