@@ -4,7 +4,7 @@
 //! queue group or the shared consumer hands each message to one broker: once per cluster. A
 //! JetStream message is acknowledged after it was published (redelivered otherwise).
 
-use std::sync::Weak;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use async_nats::jetstream::consumer::pull;
@@ -12,6 +12,7 @@ use common::rules::{NatsEndpoint, RuleConfig, RuleSource};
 use futures_util::StreamExt;
 use ntex_bytes::Bytes;
 
+use super::state::RuleState;
 use super::target::Outcome;
 use super::target::nats::connect;
 use super::target::republish::publish_into;
@@ -41,10 +42,12 @@ struct Inflow {
     qos: u8,
     retain: bool,
     broker: Weak<Broker>,
+    /// Taken (matched), published (delivered) and refused (failed) messages, for `RuleStats`.
+    state: Arc<RuleState>,
 }
 
 /// Runs an inflow rule until aborted (reconnecting with backoff).
-pub async fn run(rule: RuleConfig, instance_id: String, broker: Weak<Broker>) {
+pub async fn run(rule: RuleConfig, instance_id: String, broker: Weak<Broker>, state: Arc<RuleState>) {
     let RuleSource::Inflow {
         nats,
         subject,
@@ -66,6 +69,7 @@ pub async fn run(rule: RuleConfig, instance_id: String, broker: Weak<Broker>) {
         qos,
         retain,
         broker,
+        state,
     };
     let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
     loop {
@@ -91,10 +95,15 @@ impl Inflow {
         };
         let topic = topic_for(&self.topic, subject);
         let msg = Message::new(topic, payload, QoS::capped(self.qos), self.retain);
+        self.state.matched();
         let out = publish_into(&broker, &self.instance_id, msg).await;
         match &out {
-            Outcome::Delivered { .. } => metrics::rule_inflow(&self.rule_id, "published"),
+            Outcome::Delivered { .. } => {
+                self.state.delivered();
+                metrics::rule_inflow(&self.rule_id, "published");
+            }
             Outcome::Refused { error, .. } | Outcome::Retry { error, .. } => {
+                self.state.failed(error);
                 metrics::rule_inflow(&self.rule_id, "refused");
                 tracing::warn!(rule = %self.rule_id, error = %error, "inflow message not published");
             }
@@ -164,8 +173,14 @@ impl Inflow {
 /// Keeps the rule's task handle type in one place.
 pub type Task = tokio::task::JoinHandle<()>;
 
-pub fn spawn(rt: &tokio::runtime::Handle, rule: RuleConfig, instance_id: String, broker: Weak<Broker>) -> Task {
-    rt.spawn(run(rule, instance_id, broker))
+pub fn spawn(
+    rt: &tokio::runtime::Handle,
+    rule: RuleConfig,
+    instance_id: String,
+    broker: Weak<Broker>,
+    state: Arc<RuleState>,
+) -> Task {
+    rt.spawn(run(rule, instance_id, broker, state))
 }
 
 #[cfg(test)]

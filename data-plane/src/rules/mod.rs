@@ -237,7 +237,10 @@ impl Rules {
                 continue;
             }
             let task = match cfg.source.kind() {
-                RuleKind::Inflow => inflow::spawn(&self.rt, cfg.clone(), instance_id, Arc::downgrade(broker)),
+                RuleKind::Inflow => {
+                    let st = self.state(&id, &instance_id, cfg.outbox);
+                    inflow::spawn(&self.rt, cfg.clone(), instance_id, Arc::downgrade(broker), st)
+                }
                 RuleKind::Outflow | RuleKind::Status => {
                     let st = self.state(&id, &instance_id, cfg.outbox);
                     *st.limits.lock().unwrap_or_else(|p| p.into_inner()) = cfg.outbox;

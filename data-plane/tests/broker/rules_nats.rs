@@ -155,7 +155,7 @@ async fn inflow_publishes_each_nats_message_once_across_brokers() {
             retain: false,
         },
     );
-    let snap = with_rules(vec![core, durable], true);
+    let snap = with_rules(vec![core.clone(), durable.clone()], true);
     // Two brokers serving the same instance with the same rules: each message must come out of
     // exactly one of them.
     let brokers = [start(&snap), start(&snap)];
@@ -204,6 +204,12 @@ async fn inflow_publishes_each_nats_message_once_across_brokers() {
     assert_eq!(payloads.len(), 40, "each message once: {payloads:?}");
     let unique: HashSet<&String> = payloads.iter().collect();
     assert_eq!(unique.len(), 40);
+    // Each broker reports what it took; together, every message once.
+    let delivered: u64 = brokers
+        .iter()
+        .map(|b| crate::rules::stat_u64(b, &core, "delivered") + crate::rules::stat_u64(b, &durable, "delivered"))
+        .sum();
+    assert_eq!(delivered, 40);
     for p in &got {
         let body = String::from_utf8_lossy(&p.payload);
         let i: usize = body[1..].parse().unwrap();
