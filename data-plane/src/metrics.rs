@@ -31,6 +31,7 @@ const CLUSTER_ERRORS: &str = "broker_cluster_errors_total";
 const CLUSTER_MESSAGES: &str = "broker_cluster_messages_total";
 const CLUSTER_SUBSCRIPTIONS: &str = "broker_cluster_subscriptions";
 const CLUSTER_TAKEOVERS: &str = "broker_cluster_takeovers_total";
+const CLUSTER_LOCAL_ONLY: &str = "broker_cluster_local_only_total";
 const RULE_MATCHED: &str = "broker_rule_matched_total";
 const RULE_DELIVERED: &str = "broker_rule_delivered_total";
 const RULE_FAILED: &str = "broker_rule_failed_total";
@@ -222,6 +223,11 @@ pub fn cluster_message(direction: &'static str) {
 /// NATS subscriptions this broker holds for its subscribers.
 pub fn cluster_subscriptions(n: usize) {
     metrics::gauge!(CLUSTER_SUBSCRIPTIONS).set(n as f64);
+}
+
+/// A session operation done on this broker alone because NATS did not answer (recorded later).
+pub fn cluster_local_only() {
+    metrics::counter!(CLUSTER_LOCAL_ONLY).increment(1);
 }
 
 /// A takeover of a connection on another broker (`outcome`: acknowledged, unanswered).

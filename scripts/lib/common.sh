@@ -49,7 +49,7 @@ ensure_postgres() {
 apt_install_quiet() {
   local bin="$1"; shift
   local before policy=/usr/sbin/policy-rc.d ours=""
-  before=" $(pgrep -x "$bin" | tr '\n' ' ') "
+  before=" $(pgrep -x "$bin" | tr "\n" " " || true) "
   if is_root && [ ! -e "$policy" ]; then
     printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy" && ours=1
   fi
@@ -90,7 +90,14 @@ ensure_python_deps() {
   want="$(sha256sum "$ROOT/tests/requirements.txt" | cut -d' ' -f1)"
   if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     say "pip install -r tests/requirements.txt"
-    "$venv/bin/python3" -m pip install -q --disable-pip-version-check -r "$ROOT/tests/requirements.txt"
+    # A registry hiccup should not fail a whole CI run: try three times.
+    local try
+    for try in 1 2 3; do
+      "$venv/bin/python3" -m pip install -q --disable-pip-version-check -r "$ROOT/tests/requirements.txt" && break
+      [ "$try" = 3 ] && die "pip install -r tests/requirements.txt failed three times"
+      say "pip install failed (try $try of 3); retrying in 5 s"
+      sleep 5
+    done
     echo "$want" >"$stamp"
   fi
   export PATH="$venv/bin:$PATH"

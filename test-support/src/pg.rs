@@ -103,7 +103,8 @@ fn start_on(dir: &Path, port: u16) {
     let d = dir.to_str().unwrap();
     let opts = format!(
         "-p {port} -k {d} -c listen_addresses=127.0.0.1 -c max_connections=400 -c fsync=off \
-         -c synchronous_commit=off -c full_page_writes=off"
+         -c synchronous_commit=off -c full_page_writes=off -c wal_level=minimal -c max_wal_senders=0 \
+         -c min_wal_size=32MB -c max_wal_size=64MB"
     );
     let log = format!("{d}/server.log");
     let out = pg("pg_ctl", &["start", "-w", "-t", "60", "-D", d, "-l", &log, "-o", &opts]);
@@ -142,10 +143,15 @@ pub async fn fresh_database() -> String {
 /// Creates a fresh database on the server of `admin` and returns its URL.
 pub async fn fresh_database_on(admin: &str) -> String {
     let admin = admin.to_string();
-    let name = format!("test_{}", uuid::Uuid::new_v4().simple());
+    // The creating process's ID is in the name, so that later tests can drop what ended tests left.
+    let name = format!("test_{}_{}", std::process::id(), uuid::Uuid::new_v4().simple());
     let conn = sqlx::PgPool::connect(&admin)
         .await
         .expect("connect to the test PostgreSQL");
+    // Only on servers of our own: on a user's `DATABASE_URL` other machines' tests may share it.
+    if std::env::var("DATABASE_URL").ok().as_deref() != Some(admin.as_str()) {
+        drop_databases_of_ended_tests(&conn).await;
+    }
     sqlx::query(sqlx::AssertSqlSafe(format!("create database {name}")))
         .execute(&conn)
         .await
@@ -159,6 +165,29 @@ pub async fn fresh_database_on(admin: &str) -> String {
     match options {
         Some(o) => format!("{base}/{name}?{o}"),
         None => format!("{base}/{name}"),
+    }
+}
+
+/// Drops the databases of test processes that have ended. Each database costs about 8 MB on disk and
+/// a full run creates hundreds: kept, they once filled a CI machine's disk. A database whose process
+/// still runs is left alone; errors (another test dropping the same one first) do not matter.
+async fn drop_databases_of_ended_tests(conn: &sqlx::PgPool) {
+    let names: Vec<String> = sqlx::query_scalar("select datname from pg_database where datname like 'test\\_%\\_%'")
+        .fetch_all(conn)
+        .await
+        .unwrap_or_default();
+    for name in names {
+        let Some(pid) = name.split('_').nth(1).and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        if Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "drop database if exists {name} with (force)"
+        )))
+        .execute(conn)
+        .await;
     }
 }
 

@@ -13,23 +13,6 @@ use test_support::nats::NatsCluster;
 
 use e2e::{HaProxy, System};
 
-/// Waits until the control plane shows every broker's link to NATS up (from their heartbeats).
-async fn wait_cluster_links_up(s: &System) {
-    for _ in 0..200 {
-        let list = s.api.brokers().await;
-        let brokers = list["brokers"].as_array().cloned().unwrap_or_default();
-        if brokers.len() == s.brokers.len() && brokers.iter().all(|b| b["clusterLink"] == "up") {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!(
-        "cluster links not all up: {} ({})",
-        s.api.brokers().await,
-        s.logs_hint()
-    );
-}
-
 /// The broker node a client is connected to, from the control plane's session view.
 async fn node_of(s: &System, cid: &str) -> String {
     let path = format!("/instances/{}/sessions/{cid}", s.fx.instance);
@@ -84,7 +67,7 @@ async fn cluster_behind_haproxy_passes_messages_both_ways() {
     let nats = NatsCluster::start(3);
     let urls = nats.urls();
     let mut s = System::up_with(3, &["--cluster-nats-url", &urls]).await;
-    wait_cluster_links_up(&s).await;
+    s.wait_cluster_links_up().await;
     let ports: Vec<u16> = s.brokers.iter().map(|b| b.mqtt_port).collect();
     let lb = HaProxy::start(s.dir.path(), &ports);
 

@@ -1,7 +1,9 @@
 //! End-to-end tests across processes: PostgreSQL, the control plane and one or two brokers (a cluster
 //! of three with NATS and HAProxy in `cluster_*`), driven through the REST API and real MQTT clients.
 
+mod cluster_faults;
 mod cluster_lb;
+mod cluster_sessions;
 mod commands;
 mod events;
 mod online_status;

@@ -53,6 +53,23 @@ impl System {
         self.brokers.iter().map(|b| b.node_id.clone()).collect()
     }
 
+    /// Waits until the control plane shows every broker's link to NATS up (from their heartbeats).
+    pub async fn wait_cluster_links_up(&self) {
+        for _ in 0..200 {
+            let list = self.api.brokers().await;
+            let brokers = list["brokers"].as_array().cloned().unwrap_or_default();
+            if brokers.len() == self.brokers.len() && brokers.iter().all(|b| b["clusterLink"] == "up") {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!(
+            "cluster links not all up: {} ({})",
+            self.api.brokers().await,
+            self.logs_hint()
+        );
+    }
+
     /// Prints where the logs are; call from a test before asserting on something flaky to debug.
     pub fn logs_hint(&self) -> String {
         format!("logs under {}", self.dir.path().display())

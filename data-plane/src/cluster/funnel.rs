@@ -2,7 +2,10 @@
 //! the order they route, and one task that sends in that order on the routing connection. NATS
 //! keeps order per connection and subject, so one client's publishes reach every broker and every
 //! inbox in the order they were made, whatever runs concurrently on the workers. Stream publishes
-//! are pipelined: the task does not wait for one acknowledgement before sending the next.
+//! are pipelined: the task does not wait for one acknowledgement before sending the next; their
+//! acknowledgements are awaited in the order they were sent, by one task, which runs each one's
+//! follow-up (telling the node that holds the session) in that order too: the notices of one
+//! publisher's messages reach that node in stream order.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -21,6 +24,9 @@ const MAX_PENDING: usize = 100_000;
 
 pub type StreamAck = oneshot::Receiver<Result<u64, String>>;
 
+/// What to do once JetStream has stored a stream publish, with its sequence.
+pub type AfterAck = Box<dyn FnOnce(u64) + Send>;
+
 enum Job {
     Core {
         subject: String,
@@ -31,7 +37,15 @@ enum Job {
         subject: String,
         publish: Publish,
         done: oneshot::Sender<Result<u64, String>>,
+        then: Option<AfterAck>,
     },
+}
+
+/// A sent stream publish whose acknowledgement is awaited.
+struct Pending {
+    ack: async_nats::jetstream::context::PublishAckFuture,
+    done: oneshot::Sender<Result<u64, String>>,
+    then: Option<AfterAck>,
 }
 
 pub struct Funnel {
@@ -69,20 +83,28 @@ impl Funnel {
         });
     }
 
-    /// Into a stream; the receiver resolves with the stream sequence once JetStream has it.
-    pub fn stream(&self, subject: String, publish: Publish) -> StreamAck {
+    /// Into a stream; the receiver resolves with the stream sequence once JetStream has it, after
+    /// `then` ran with it.
+    pub fn stream(&self, subject: String, publish: Publish, then: Option<AfterAck>) -> StreamAck {
         let (done, ack) = oneshot::channel();
         if !self.admit() {
             metrics::cluster_error("funnel_full");
             let _ = done.send(Err("too many publishes waiting for NATS".into()));
             return ack;
         }
-        let _ = self.tx.send(Job::Stream { subject, publish, done });
+        let _ = self.tx.send(Job::Stream {
+            subject,
+            publish,
+            done,
+            then,
+        });
         ack
     }
 }
 
 async fn run(link: Arc<Link>, mut rx: mpsc::UnboundedReceiver<Job>, pending: Arc<AtomicUsize>) {
+    let (acks, acks_rx) = mpsc::unbounded_channel();
+    tokio::spawn(settle_in_order(acks_rx));
     while let Some(job) = rx.recv().await {
         pending.fetch_sub(1, Ordering::Relaxed);
         match job {
@@ -98,15 +120,14 @@ async fn run(link: Arc<Link>, mut rx: mpsc::UnboundedReceiver<Job>, pending: Arc
                     metrics::cluster_message("out");
                 }
             }
-            Job::Stream { subject, publish, done } => match link.js.send_publish(subject, publish).await {
+            Job::Stream {
+                subject,
+                publish,
+                done,
+                then,
+            } => match link.js.send_publish(subject, publish).await {
                 Ok(ack) => {
-                    tokio::spawn(async move {
-                        let res = ack.await.map(|a| a.sequence).map_err(|e| e.to_string());
-                        if res.is_err() {
-                            metrics::cluster_error("jetstream");
-                        }
-                        let _ = done.send(res);
-                    });
+                    let _ = acks.send(Pending { ack, done, then });
                 }
                 Err(e) => {
                     metrics::cluster_error("jetstream");
@@ -114,5 +135,19 @@ async fn run(link: Arc<Link>, mut rx: mpsc::UnboundedReceiver<Job>, pending: Arc
                 }
             },
         }
+    }
+}
+
+/// Awaits acknowledgements in the order their publishes were sent (JetStream answers a connection's
+/// publishes in that order, so nothing waits behind a slower one) and runs their follow-ups.
+async fn settle_in_order(mut acks: mpsc::UnboundedReceiver<Pending>) {
+    while let Some(Pending { ack, done, then }) = acks.recv().await {
+        let res = ack.await.map(|a| a.sequence).map_err(|e| e.to_string());
+        match (&res, then) {
+            (Ok(seq), Some(then)) => then(*seq),
+            (Err(_), _) => metrics::cluster_error("jetstream"),
+            _ => {}
+        }
+        let _ = done.send(res);
     }
 }

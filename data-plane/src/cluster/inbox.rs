@@ -5,10 +5,15 @@
 //! the message with its stream sequence, so delivery does not wait for a read. A session that opens
 //! (or a node whose NATS connection came back) reads its subject from where it stands; what the
 //! client acknowledges is purged from the subject, and the position is kept in the session's record.
+//!
+//! Notices from one broker arrive in stream order, but those of two brokers may cross: a message
+//! with a lower sequence can arrive after a higher one was delivered and acknowledged. So a notice
+//! is never refused for arriving late, and acknowledged messages are purged only once they are
+//! `SETTLE_LAG` old, by when every notice for a lower sequence has arrived.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_nats::jetstream::context::Publish;
 use async_nats::jetstream::message::StreamMessage;
@@ -35,28 +40,48 @@ const BUFFER: usize = 1_000;
 /// How often acknowledged messages are purged from the stream and positions written back.
 const PURGE_EVERY: Duration = Duration::from_millis(250);
 
+/// How long an acknowledged message stays in the stream (and in memory, to recognise a late copy):
+/// longer than a notice from another broker can take to arrive.
+const SETTLE_LAG: Duration = Duration::from_secs(2);
+
 /// One persistent session's delivery state on the node that holds it.
 #[derive(Default)]
 struct Session {
-    /// Everything in the stream after the cursor is in `buffer` (nothing to read).
+    /// Everything in its subject after `purged` is in `buffer`, `unacked` or `acked` (no read needed).
     primed: bool,
+    /// Arrived, not handed to the connection yet.
     buffer: BTreeMap<u64, Outbound>,
     /// Handed to the connection and not acknowledged yet.
     unacked: BTreeSet<u64>,
-    /// Highest sequence handed out.
-    handed: u64,
-    /// Everything up to here is acknowledged (and may be purged).
-    floor: u64,
+    /// Acknowledged (when), not purged yet.
+    acked: BTreeMap<u64, Instant>,
+    /// Everything up to here is purged from the stream (and recorded).
     purged: u64,
 }
 
 impl Session {
-    fn advance_floor(&mut self) {
-        self.floor = match self.unacked.first() {
-            Some(first) => first - 1,
-            None => self.handed,
-        }
-        .max(self.floor);
+    /// Whether `seq` is news: not purged, handed or waiting already.
+    fn is_new(&self, seq: u64) -> bool {
+        seq > self.purged
+            && !self.unacked.contains(&seq)
+            && !self.acked.contains_key(&seq)
+            && !self.buffer.contains_key(&seq)
+    }
+
+    /// How far the subject may be purged: the acknowledged messages, lowest first, that are older
+    /// than `SETTLE_LAG`, up to the first message not acknowledged.
+    fn purgeable(&self, now: Instant) -> Option<u64> {
+        let bound = [self.unacked.first(), self.buffer.keys().next()]
+            .into_iter()
+            .flatten()
+            .min()
+            .copied()
+            .unwrap_or(u64::MAX);
+        self.acked
+            .iter()
+            .take_while(|(seq, at)| **seq < bound && now.duration_since(**at) >= SETTLE_LAG)
+            .last()
+            .map(|(seq, _)| *seq)
     }
 }
 
@@ -109,6 +134,16 @@ impl Inbox {
         self.sessions.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// A session's state here, new ones starting after what the cluster records as acknowledged.
+    fn session<'s>(&self, sessions: &'s mut HashMap<Key, Session>, instance: &str, client: &str) -> &'s mut Session {
+        sessions
+            .entry((instance.to_string(), client.to_string()))
+            .or_insert_with(|| Session {
+                purged: self.state.owner(instance, client).map_or(0, |o| o.acked),
+                ..Session::default()
+            })
+    }
+
     /// The instance's stream: created (or updated to new limits) when `limits` are given;
     /// without them None when it does not exist (nothing was ever stored in the instance).
     async fn stream(&self, instance: &str, limits: Option<InboxLimits>) -> SeamResult<Option<stream::Stream>> {
@@ -134,8 +169,8 @@ impl Inbox {
     pub fn deliver_here(&self, instance: &str, client: &str, seq: u64, out: Outbound) {
         {
             let mut sessions = self.sessions();
-            let s = sessions.entry((instance.to_string(), client.to_string())).or_default();
-            if seq > s.floor && !s.unacked.contains(&seq) {
+            let s = self.session(&mut sessions, instance, client);
+            if s.is_new(seq) {
                 if s.buffer.len() < BUFFER {
                     s.buffer.insert(seq, out);
                 } else {
@@ -181,12 +216,14 @@ impl Inbox {
         });
     }
 
+    /// Up to `limit` messages of a client's subject from `from` on, leaving out those `known`.
     async fn read_subject(
         &self,
         instance: &str,
         client: &str,
         from: u64,
         limit: usize,
+        known: &BTreeSet<u64>,
     ) -> SeamResult<(Vec<(u64, Outbound)>, bool)> {
         let Some(stream) = self.stream(instance, None).await? else {
             return Ok((Vec::new(), true));
@@ -199,6 +236,9 @@ impl Inbox {
                 Ok(m) => {
                     let m = StreamMessage::try_from(m.message).map_err(unavailable)?;
                     next = m.sequence + 1;
+                    if known.contains(&m.sequence) {
+                        continue;
+                    }
                     match wire::decode_delivery(&m.payload) {
                         Some(d) => out.push((m.sequence, d)),
                         None => metrics::cluster_error("undecodable"),
@@ -211,6 +251,10 @@ impl Inbox {
         Ok((out, false))
     }
 
+    /// Hands out what arrived for the session, lowest sequence first, reading its subject first when
+    /// notices may have been missed. The connection's cursor (`after`) only tells a new connection:
+    /// a late notice may bring a lower sequence than one handed out before, and each message is
+    /// handed out once per connection.
     async fn fetch_clustered(
         &self,
         instance: String,
@@ -219,7 +263,7 @@ impl Inbox {
         limit: usize,
     ) -> SeamResult<Vec<Queued>> {
         let key = (instance.clone(), client.clone());
-        let (primed, from) = {
+        let read = {
             let mut sessions = self.sessions();
             if !sessions.contains_key(&key)
                 && let Some(me) = self.me.get().and_then(|w| w.upgrade())
@@ -228,71 +272,78 @@ impl Inbox {
                 // previous holder: look again once that can no longer be.
                 me.reread_later(&instance, &client, Duration::from_secs(1));
             }
-            let s = sessions.entry(key.clone()).or_default();
-            if s.floor == 0 {
-                s.floor = self.state.owner(&instance, &client).map_or(0, |o| o.acked);
-                s.purged = s.floor;
+            let s = self.session(&mut sessions, &instance, &client);
+            if after == 0 && !s.unacked.is_empty() {
+                // A new connection (its cursor starts at 0): what the last one left unacknowledged
+                // is still in the stream, and is read and handed out again.
+                s.unacked.clear();
+                s.primed = false;
             }
-            (s.primed, after.max(s.floor) + 1)
+            (!s.primed).then(|| {
+                let known: BTreeSet<u64> = s
+                    .unacked
+                    .iter()
+                    .chain(s.acked.keys())
+                    .chain(s.buffer.keys())
+                    .copied()
+                    .collect();
+                (s.purged + 1, known)
+            })
         };
-        if !primed {
+        if let Some((from, known)) = read {
             let (read, complete) = self
-                .read_subject(&instance, &client, from, limit.max(BUFFER / 4))
+                .read_subject(&instance, &client, from, limit.max(BUFFER / 4), &known)
                 .await?;
             let mut sessions = self.sessions();
             let s = sessions.entry(key.clone()).or_default();
             for (seq, out) in read {
-                if seq > s.floor && !s.unacked.contains(&seq) {
-                    s.buffer.entry(seq).or_insert(out);
+                if s.is_new(seq) {
+                    s.buffer.insert(seq, out);
                 }
             }
             s.primed = complete;
         }
         let mut sessions = self.sessions();
         let s = sessions.entry(key).or_default();
-        let floor = after.max(s.floor);
-        let batch: Vec<Queued> = s
-            .buffer
-            .range(floor + 1..)
-            .take(limit)
-            .map(|(seq, out)| Queued {
-                seq: *seq,
-                out: Outbound {
-                    msg: out.msg.clone(),
-                    qos: out.qos,
-                    retain: out.retain,
-                    sub_ids: out.sub_ids.clone(),
-                },
-            })
-            .collect();
-        for q in &batch {
-            s.buffer.remove(&q.seq);
-            s.unacked.insert(q.seq);
-            s.handed = s.handed.max(q.seq);
+        let seqs: Vec<u64> = s.buffer.keys().take(limit).copied().collect();
+        let mut batch = Vec::with_capacity(seqs.len());
+        for seq in seqs {
+            if let Some(out) = s.buffer.remove(&seq) {
+                s.unacked.insert(seq);
+                batch.push(Queued { seq, out });
+            }
         }
         Ok(batch)
     }
 
-    /// Purges what sessions acknowledged and writes their positions back, every `PURGE_EVERY`.
+    /// Purges what sessions acknowledged and writes their positions back, every `PURGE_EVERY`. A
+    /// session that is reading its subject again (it may have missed notices) waits until it has.
     pub async fn run_purges(self: Arc<Self>) {
         loop {
             tokio::time::sleep(PURGE_EVERY).await;
-            let due: Vec<(Key, u64)> = {
+            let now = Instant::now();
+            let due: Vec<(Key, u64, u64)> = {
                 let mut sessions = self.sessions();
                 sessions
                     .iter_mut()
-                    .filter(|(_, s)| s.floor > s.purged)
-                    .map(|(k, s)| {
-                        s.purged = s.floor;
-                        (k.clone(), s.floor)
+                    .filter(|(_, s)| s.primed)
+                    .filter_map(|(k, s)| {
+                        let floor = s.purgeable(now)?;
+                        let before = s.purged;
+                        s.purged = floor;
+                        s.acked = s.acked.split_off(&(floor + 1));
+                        Some((k.clone(), before, floor))
                     })
                     .collect()
             };
-            for ((instance, client), floor) in due {
+            for ((instance, client), before, floor) in due {
                 if let Err(e) = self.purge_up_to(&instance, &client, floor).await {
-                    tracing::debug!(error = %e, "inbox purge failed; retried later");
+                    tracing::debug!(error = %e, "inbox purge failed; read again and retried later");
+                    // What was acknowledged is read again and recognised as such: the client may
+                    // get those messages once more, which QoS 1 allows.
                     if let Some(s) = self.sessions().get_mut(&(instance, client)) {
-                        s.purged = s.purged.min(floor - 1);
+                        s.purged = before;
+                        s.primed = false;
                     }
                 }
             }
@@ -327,6 +378,12 @@ impl OfflineQueue for Inbox {
         entries: &[QueueEntry],
         limits: OfflineLimits,
     ) -> Seam<'_, SeamResult<usize>> {
+        if !self.link.is_up() {
+            // Refused at once: the publisher is not acknowledged, and does not wait for a timeout.
+            return done(Err(unavailable(
+                "NATS unreachable: cannot store for persistent sessions",
+            )));
+        }
         let limits = InboxLimits {
             max_messages: limits.max_messages,
             retention_secs: limits.retention_secs,
@@ -336,13 +393,13 @@ impl OfflineQueue for Inbox {
         if ready {
             // Submitted now, in routing order; resolved once JetStream has every copy.
             let acks = self.submit(&instance, &msg, &entries);
-            return Seam::later(self.settle(instance, acks));
+            return Seam::later(self.settle(acks));
         }
         // The instance's first message (or new limits): the stream comes first.
         Seam::later(async move {
             self.stream(&instance, Some(limits)).await?;
             let acks = self.submit(&instance, &msg, &entries);
-            self.settle(instance, acks).await
+            self.settle(acks).await
         })
     }
 
@@ -358,9 +415,10 @@ impl OfflineQueue for Inbox {
     }
 
     fn ack(&self, inst: &str, client: &str, seq: u64) -> Seam<'_, SeamResult<()>> {
-        if let Some(s) = self.sessions().get_mut(&(inst.to_string(), client.to_string())) {
-            s.unacked.remove(&seq);
-            s.advance_floor();
+        if let Some(s) = self.sessions().get_mut(&(inst.to_string(), client.to_string()))
+            && s.unacked.remove(&seq)
+        {
+            s.acked.insert(seq, Instant::now());
         }
         done(Ok(()))
     }
@@ -396,13 +454,9 @@ impl OfflineQueue for Inbox {
 }
 
 impl Inbox {
-    /// Appends one copy per entry to the instance's stream, in order.
-    fn submit(
-        &self,
-        instance: &str,
-        msg: &Arc<Message>,
-        entries: &[QueueEntry],
-    ) -> Vec<(Arc<str>, Outbound, StreamAck)> {
+    /// Appends one copy per entry to the instance's stream, in order; once JetStream has a copy,
+    /// the node that holds that session online is told (in stream order, by the funnel).
+    fn submit(&self, instance: &str, msg: &Arc<Message>, entries: &[QueueEntry]) -> Vec<StreamAck> {
         entries
             .iter()
             .map(|e| {
@@ -415,37 +469,44 @@ impl Inbox {
                 let publish = Publish::build()
                     .payload(wire::encode_delivery(&out))
                     .message_id(format!("{}-{}", msg.id, key_token(&e.client_id)));
-                let ack = self
-                    .funnel
-                    .stream(self.link.names.inbox_subject(instance, &e.client_id), publish);
-                (e.client_id.clone(), out, ack)
+                let me = self.me.get().cloned().unwrap_or_default();
+                let (inst, client) = (instance.to_string(), e.client_id.clone());
+                let tell = move |seq: u64| {
+                    if let Some(me) = me.upgrade() {
+                        me.tell_holder(&inst, &client, seq, out);
+                    }
+                };
+                self.funnel.stream(
+                    self.link.names.inbox_subject(instance, &e.client_id),
+                    publish,
+                    Some(Box::new(tell)),
+                )
             })
             .collect()
     }
 
-    /// Waits until JetStream has every copy, then tells the nodes that hold those sessions.
-    async fn settle(&self, instance: String, acks: Vec<(Arc<str>, Outbound, StreamAck)>) -> SeamResult<usize> {
-        let results = join_all(acks.into_iter().map(|(client, out, ack)| async move {
-            let seq = ack.await.map_err(|_| "NATS link closed".to_string()).and_then(|r| r);
-            (client, out, seq)
-        }))
-        .await;
-        let mut stored = 0;
-        for (client, out, seq) in results {
-            let seq = seq.map_err(|e| {
-                metrics::cluster_error("jetstream");
-                SeamError::Unavailable(e)
-            })?;
-            stored += 1;
-            match self.state.owner(&instance, &client) {
-                Some(o) if o.online && o.node == self.link.node => self.deliver_here(&instance, &client, seq, out),
-                Some(o) if o.online => {
-                    let headers = wire::node_headers(Op::Inbox, &instance, &client, Some(seq));
-                    self.funnel
-                        .core(self.link.names.node(&o.node), headers, wire::encode_delivery(&out));
-                }
-                _ => {}
+    /// A copy for a session is stored: the node that holds it online gets it with its sequence.
+    fn tell_holder(&self, instance: &str, client: &str, seq: u64, out: Outbound) {
+        match self.state.owner(instance, client) {
+            Some(o) if o.online && o.node == self.link.node => self.deliver_here(instance, client, seq, out),
+            Some(o) if o.online => {
+                let headers = wire::node_headers(Op::Inbox, instance, client, Some(seq));
+                self.funnel
+                    .core(self.link.names.node(&o.node), headers, wire::encode_delivery(&out));
             }
+            _ => {}
+        }
+    }
+
+    /// Waits until JetStream has every copy: how many it stored, or the first failure.
+    async fn settle(&self, acks: Vec<StreamAck>) -> SeamResult<usize> {
+        let results = join_all(acks).await;
+        let mut stored = 0;
+        for res in results {
+            res.map_err(|_| "NATS link closed".to_string())
+                .and_then(|r| r)
+                .map_err(SeamError::Unavailable)?;
+            stored += 1;
         }
         Ok(stored)
     }
@@ -464,6 +525,50 @@ impl Inbox {
                     .unwrap_or_else(|p| p.into_inner())
                     .insert(instance, n);
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_late_lower_sequence_is_news_and_holds_the_purge_back() {
+        let mut s = Session {
+            purged: 10,
+            ..Session::default()
+        };
+        let long_ago = Instant::now() - SETTLE_LAG * 2;
+        // 12 arrived first (another broker's notice was faster), was handed out and acknowledged.
+        s.acked.insert(12, long_ago);
+        assert!(s.is_new(11), "11 arriving after 12 is still delivered");
+        assert!(!s.is_new(12) && !s.is_new(10) && !s.is_new(3));
+        assert_eq!(s.purgeable(Instant::now()), Some(12));
+        // While 11 waits (or is in flight), nothing at or above it is purged.
+        s.buffer.insert(11, dummy());
+        assert_eq!(s.purgeable(Instant::now()), None);
+        s.buffer.clear();
+        s.unacked.insert(11);
+        assert_eq!(s.purgeable(Instant::now()), None);
+        s.unacked.clear();
+        // A fresh acknowledgement waits for SETTLE_LAG; older ones below it may go.
+        s.acked.insert(11, long_ago);
+        s.acked.insert(13, Instant::now());
+        assert_eq!(s.purgeable(Instant::now()), Some(12));
+    }
+
+    fn dummy() -> Outbound {
+        Outbound {
+            msg: Arc::new(Message::new(
+                "T/x",
+                Default::default(),
+                common::qos::QoS::AtLeastOnce,
+                false,
+            )),
+            qos: common::qos::QoS::AtLeastOnce,
+            retain: false,
+            sub_ids: Vec::new(),
         }
     }
 }

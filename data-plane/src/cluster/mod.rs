@@ -129,6 +129,7 @@ pub async fn join(cfg: ClusterConfig) -> anyhow::Result<(Parts, Arc<Cluster>)> {
         local.clone(),
         sessions.clone(),
     ));
+    tokio::spawn(sessions.clone().run_reconcile());
     tokio::spawn(ClusterRetained::run_watch(link.clone(), replica));
     tokio::spawn(quotas.clone().run());
     tokio::spawn(inbox.clone().run_purges());

@@ -4,9 +4,14 @@
 //! their subscriptions in the record, so that they follow the client to whichever broker it
 //! reaches next. The node's own sessions (live connections, local subscriptions) stay in
 //! `LocalSessions`, which this wraps.
+//!
+//! Without NATS (the link is down, or JetStream does not answer within `NATS_WAIT`) a broker keeps
+//! serving: connections open, subscribe and close here alone, the sessions concerned are noted as
+//! unrecorded, and once NATS answers again `run_reconcile` writes their records as they stand here.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashSet};
+use std::future::Future;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_nats::jetstream::kv;
@@ -26,6 +31,12 @@ use crate::metrics;
 /// How long a takeover waits for the node that held the connection (it may be gone).
 const TAKEOVER_WAIT: Duration = Duration::from_secs(1);
 
+/// How long a session operation waits for the sessions bucket before it is done here alone.
+const NATS_WAIT: Duration = Duration::from_secs(2);
+
+/// How often sessions changed without NATS are written to the bucket, once it answers.
+const RECONCILE_EVERY: Duration = Duration::from_secs(1);
+
 pub struct ClusterSessions {
     link: Arc<Link>,
     local: Arc<LocalSessions>,
@@ -33,6 +44,8 @@ pub struct ClusterSessions {
     /// The revision of the last record this node wrote, per client (a watch event older than it
     /// is stale news).
     written: std::sync::Mutex<std::collections::HashMap<(String, String), u64>>,
+    /// Sessions changed here while NATS did not answer: their records are written later.
+    unrecorded: Mutex<HashSet<(String, String)>>,
 }
 
 fn unavailable(e: impl std::fmt::Display) -> SeamError {
@@ -43,6 +56,9 @@ fn unavailable(e: impl std::fmt::Display) -> SeamError {
 /// A record and the revision to compare against when writing it back (0: none yet).
 type Read = (Option<SessionRecord>, u64);
 
+/// What a claim replaced (with whether that session is resumed) and the record written.
+type Claimed = (Option<(SessionRecord, bool)>, SessionRecord);
+
 impl ClusterSessions {
     pub fn new(link: Arc<Link>, local: Arc<LocalSessions>, state: Arc<ClusterState>) -> Self {
         Self {
@@ -50,6 +66,91 @@ impl ClusterSessions {
             local,
             state,
             written: Default::default(),
+            unrecorded: Default::default(),
+        }
+    }
+
+    /// Runs a sessions-bucket operation if NATS answers in time; None when it does not (the link
+    /// is down, or JetStream failed or timed out), and the session is noted for `run_reconcile`.
+    async fn with_nats<T>(&self, instance: &str, client: &str, op: impl Future<Output = SeamResult<T>>) -> Option<T> {
+        let key = (instance.to_string(), client.to_string());
+        let recorded = !self.unrecorded.lock().unwrap_or_else(|p| p.into_inner()).contains(&key);
+        if recorded && self.link.is_up() {
+            match tokio::time::timeout(NATS_WAIT, op).await {
+                Ok(Ok(v)) => return Some(v),
+                Ok(Err(e)) => tracing::warn!(error = %e, "session record not written: serving locally"),
+                Err(_) => {
+                    metrics::cluster_error("jetstream");
+                    tracing::warn!("sessions bucket did not answer: serving locally");
+                }
+            }
+        }
+        metrics::cluster_local_only();
+        self.unrecorded.lock().unwrap_or_else(|p| p.into_inner()).insert(key);
+        None
+    }
+
+    /// Writes the records of sessions changed while NATS did not answer, for the life of the
+    /// process: each as it stands here now (online, offline with its subscriptions, or gone).
+    pub async fn run_reconcile(self: Arc<Self>) {
+        loop {
+            tokio::time::sleep(RECONCILE_EVERY).await;
+            if !self.link.is_up() {
+                continue;
+            }
+            let due: Vec<(String, String)> = self
+                .unrecorded
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter()
+                .cloned()
+                .collect();
+            for (instance, client) in due {
+                match tokio::time::timeout(NATS_WAIT, self.record_as_here(&instance, &client)).await {
+                    Ok(Ok(())) => {
+                        self.unrecorded
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .remove(&(instance, client));
+                    }
+                    _ => break, // NATS is not back yet: the next round tries again
+                }
+            }
+        }
+    }
+
+    /// Writes a client's record as this node has the session; a live connection here takes the
+    /// client ID over from another node that claimed it meanwhile.
+    async fn record_as_here(&self, instance: &str, client: &str) -> SeamResult<()> {
+        let Some((persistent, online, here)) = self.local.snapshot(instance, client) else {
+            return self.delete_if_held(instance, client).await;
+        };
+        if !online && !persistent {
+            return self.delete_if_held(instance, client).await;
+        }
+        loop {
+            let (previous, revision) = self.read(instance, client).await?;
+            if !online && previous.as_ref().is_some_and(|p| p.node != self.link.node) {
+                return Ok(()); // the client went on elsewhere: that node's record stands
+            }
+            let record = SessionRecord {
+                node: self.link.node.clone(),
+                online,
+                persistent,
+                expiry_secs: here.expiry_secs,
+                gone_at_ms: here.gone_at_ms,
+                subs: if persistent { here.subs.clone() } else { Vec::new() },
+                acked: previous.as_ref().map_or(0, |p| p.acked),
+            };
+            if self.write(instance, client, &record, revision).await? {
+                if let Some(p) = previous
+                    && p.online
+                    && p.node != self.link.node
+                {
+                    self.take_over_from(&p.node, instance, client).await;
+                }
+                return Ok(());
+            }
         }
     }
 
@@ -149,10 +250,12 @@ impl ClusterSessions {
         }
     }
 
-    async fn open_clustered(&self, req: OpenRequest<'_>) -> SeamResult<Result<Opened, OpenError>> {
+    /// Claims the client's record for this node: the record it replaced (and whether that session
+    /// is resumed), and the new record.
+    async fn claim(&self, req: &OpenRequest<'_>) -> SeamResult<Result<Claimed, OpenError>> {
         let (instance, client) = (req.instance_id, req.client_id);
         let now = common::time::now_ms() as u64;
-        let (previous, record) = loop {
+        loop {
             let (previous, revision) = self.read(instance, client).await?;
             if let Some(p) = &previous
                 && p.online
@@ -180,8 +283,19 @@ impl ClusterSessions {
                 },
             };
             if self.write(instance, client, &record, revision).await? {
-                break (previous.map(|p| (p, present)), record);
+                return Ok(Ok((previous.map(|p| (p, present)), record)));
             }
+        }
+    }
+
+    async fn open_clustered(&self, req: OpenRequest<'_>) -> SeamResult<Result<Opened, OpenError>> {
+        let (instance, client) = (req.instance_id, req.client_id);
+        let claimed = self.with_nats(instance, client, self.claim(&req)).await;
+        let (previous, record) = match claimed {
+            Some(Ok(c)) => c,
+            Some(Err(e)) => return Ok(Err(e)),
+            // NATS does not answer: the session opens here alone, as this node knows it.
+            None => return self.local.open(req).await,
         };
         let present = previous.as_ref().is_some_and(|(_, present)| *present);
         if let Some((p, _)) = &previous
@@ -226,14 +340,15 @@ impl SessionRegistry for ClusterSessions {
             if closed.held {
                 if closed.persistent {
                     let now = common::time::now_ms() as u64;
-                    self.modify(&instance, &client, |r| {
+                    let offline = self.modify(&instance, &client, |r| {
                         r.online = false;
                         r.gone_at_ms = Some(now);
                         true
-                    })
-                    .await?;
+                    });
+                    self.with_nats(&instance, &client, offline).await;
                 } else {
-                    self.delete_if_held(&instance, &client).await?;
+                    self.with_nats(&instance, &client, self.delete_if_held(&instance, &client))
+                        .await;
                 }
             }
             Ok(closed)
@@ -253,12 +368,12 @@ impl SessionRegistry for ClusterSessions {
             let outcome = self.local.subscribe(&instance, &client, &raw, opts, max).await?;
             if outcome.is_ok() && self.local.is_persistent(&instance, &client) {
                 let sub = PersistedSub::new(&raw, &opts);
-                self.modify(&instance, &client, |r| {
+                let add = self.modify(&instance, &client, |r| {
                     r.subs.retain(|s| s.clone().into_parts().0 != raw);
                     r.subs.push(sub.clone());
                     true
-                })
-                .await?;
+                });
+                self.with_nats(&instance, &client, add).await;
             }
             Ok(outcome)
         })
@@ -269,12 +384,12 @@ impl SessionRegistry for ClusterSessions {
         Seam::later(async move {
             let had = self.local.unsubscribe(&instance, &client, &raw).await?;
             if had.is_some() && self.local.is_persistent(&instance, &client) {
-                self.modify(&instance, &client, |r| {
+                let remove = self.modify(&instance, &client, |r| {
                     let before = r.subs.len();
                     r.subs.retain(|s| s.clone().into_parts().0 != raw);
                     r.subs.len() != before
-                })
-                .await?;
+                });
+                self.with_nats(&instance, &client, remove).await;
             }
             Ok(had)
         })

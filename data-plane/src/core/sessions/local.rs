@@ -172,6 +172,11 @@ impl LocalSessions {
         self.with(instance_id, client_id, |s| s.persistent).unwrap_or(false)
     }
 
+    /// The client's session as it stands here (persistent, online, its record), if this node has it.
+    pub fn snapshot(&self, instance_id: &str, client_id: &str) -> Option<(bool, bool, PersistedSession)> {
+        self.with(instance_id, client_id, |s| (s.persistent, s.conn.is_some(), s.record()))
+    }
+
     /// The raw filters the client's session holds.
     pub fn subscriptions(&self, instance_id: &str, client_id: &str) -> Vec<String> {
         self.with(instance_id, client_id, |s| s.subs.keys().cloned().collect())
