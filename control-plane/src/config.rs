@@ -54,6 +54,23 @@ pub struct Config {
     /// The console session cookie's `Secure` flag: unset = when the request came over HTTPS (as
     /// `X-Forwarded-Proto` says), `true` = always, `false` = never.
     pub session_cookie_secure: Option<bool>,
+    /// Whether rule webhook targets may be loopback addresses (tests, a local set-up).
+    pub rule_targets_allow_loopback: bool,
+    /// Whether rule webhook targets may be private addresses (10/8, 172.16/12, 192.168/16, fc00::/7,
+    /// 100.64/10).
+    pub rule_targets_allow_private: bool,
+    /// How long TestRule waits for the broker's answer before 504 `RuleTestTimeout`.
+    pub rule_test_timeout_secs: u64,
+}
+
+impl Config {
+    /// The rule target policy brokers get in the snapshot (and API checks apply to IP literals).
+    pub fn rule_policy(&self) -> common::rules::TargetPolicy {
+        common::rules::TargetPolicy {
+            allow_loopback: self.rule_targets_allow_loopback,
+            allow_private: self.rule_targets_allow_private,
+        }
+    }
 }
 
 impl Default for Config {
@@ -82,6 +99,9 @@ impl Default for Config {
             login_failures_per_minute: 10,
             login_max_concurrent_hashes: std::thread::available_parallelism().map_or(2, usize::from),
             session_cookie_secure: None,
+            rule_targets_allow_loopback: false,
+            rule_targets_allow_private: false,
+            rule_test_timeout_secs: 10,
         }
     }
 }
@@ -206,6 +226,18 @@ pub struct CliOptions {
     #[arg(long, env = "CP_SESSION_COOKIE_SECURE")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub session_cookie_secure: Option<bool>,
+    /// Allow rule webhook targets on loopback addresses [default: false].
+    #[arg(long, env = "CP_RULE_TARGETS_ALLOW_LOOPBACK")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule_targets_allow_loopback: Option<bool>,
+    /// Allow rule webhook targets on private addresses [default: false].
+    #[arg(long, env = "CP_RULE_TARGETS_ALLOW_PRIVATE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule_targets_allow_private: Option<bool>,
+    /// Seconds TestRule waits for the broker's answer [default: 10].
+    #[arg(long, env = "CP_RULE_TEST_TIMEOUT_SECS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule_test_timeout_secs: Option<u64>,
 }
 
 impl CliOptions {

@@ -24,6 +24,8 @@ pub enum Aad<'a> {
     Device(&'a str),
     /// A token signing seed, by key id.
     TokenKey(&'a str),
+    /// A rule's target secrets, by rule id.
+    Rule(&'a str),
 }
 
 impl Aad<'_> {
@@ -32,6 +34,7 @@ impl Aad<'_> {
             Self::AccessKey(id) => format!("access-key:{id}"),
             Self::Device(id) => format!("device:{id}"),
             Self::TokenKey(kid) => format!("token-key:{kid}"),
+            Self::Rule(id) => format!("rule:{id}"),
         }
     }
 }
@@ -136,5 +139,6 @@ mod tests {
         assert_eq!(Aad::AccessKey("LTAIx").label(), "access-key:LTAIx");
         assert_eq!(Aad::Device("DC.x").label(), "device:DC.x");
         assert_eq!(Aad::TokenKey("k1").label(), "token-key:k1");
+        assert_eq!(Aad::Rule("rule-1").label(), "rule:rule-1");
     }
 }

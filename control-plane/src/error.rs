@@ -52,6 +52,12 @@ pub enum ApiError {
     TooManyRequests { retry_after_secs: u64 },
     #[error("too many logins are being checked right now; retry shortly")]
     ServerBusy,
+    /// No broker has sent a heartbeat lately, so none can run what was asked (TestRule).
+    #[error("no broker node is live (none sent a heartbeat within broker_silent_secs)")]
+    NoLiveBroker,
+    /// The broker asked to test a rule did not answer in time.
+    #[error("broker node {node_id} did not answer the test within {secs} s")]
+    RuleTestTimeout { node_id: String, secs: u64 },
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
 }
@@ -96,6 +102,8 @@ impl ApiError {
             Self::RequestTimeout => (StatusCode::SERVICE_UNAVAILABLE, "RequestTimeout"),
             Self::TooManyRequests { .. } => (StatusCode::TOO_MANY_REQUESTS, "TooManyRequests"),
             Self::ServerBusy => (StatusCode::SERVICE_UNAVAILABLE, "ServerBusy"),
+            Self::NoLiveBroker => (StatusCode::SERVICE_UNAVAILABLE, "NoBrokerAvailable"),
+            Self::RuleTestTimeout { .. } => (StatusCode::GATEWAY_TIMEOUT, "RuleTestTimeout"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "InternalError"),
         }
     }

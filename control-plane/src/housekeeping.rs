@@ -1,7 +1,7 @@
 //! Periodic clean-up shared by all replicas (each statement is idempotent, so replicas may overlap):
 //! expired request nonces, token records a day past their expiry (they can no longer be queried
 //! usefully, and brokers no longer need their revocations), client event history older than 7 days,
-//! broker commands older than 10 minutes (brokers poll every few seconds) and configuration change
+//! broker commands and TestRule requests older than 10 minutes (brokers poll every few seconds) and configuration change
 //! records older than 7 days (by age rather than by count of versions, so the horizon of
 //! incremental configuration does not shrink during bursts of changes), per-instance usage history
 //! older than 24 hours and brokers' per-instance figures not refreshed for 10 minutes.
@@ -26,6 +26,7 @@ pub struct Purged {
     pub nonces: u64,
     pub tokens: u64,
     pub client_events: u64,
+    /// Broker commands and the TestRule requests they carried.
     pub commands: u64,
     pub config_changes: u64,
     /// Usage history points and stale broker usage reports.
@@ -37,7 +38,8 @@ pub async fn run_once(pool: &PgPool) -> Result<Purged, sqlx::Error> {
         nonces: db::nonces::purge_expired(pool).await?,
         tokens: db::tokens::purge_expired(pool, crate::clock::now_ms() - TOKEN_GRACE_MS).await?,
         client_events: db::events::purge_older_than(pool, CLIENT_EVENT_RETENTION).await?,
-        commands: db::commands::purge_older_than(pool, COMMAND_RETENTION).await?,
+        commands: db::commands::purge_older_than(pool, COMMAND_RETENTION).await?
+            + db::rule_reports::purge_tests_older_than(pool, COMMAND_RETENTION).await?,
         config_changes: db::purge_changes_older_than(pool, CONFIG_CHANGE_RETENTION).await?,
         usage: db::usage::purge(pool, USAGE_REPORT_RETENTION).await?,
     })

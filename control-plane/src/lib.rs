@@ -18,6 +18,7 @@ pub mod housekeeping;
 pub mod http;
 pub(crate) mod ids;
 pub(crate) mod metrics;
+pub mod rules;
 pub mod server;
 pub mod state;
 pub mod telemetry;

@@ -36,3 +36,17 @@ pub fn http_connection_timed_out(reason: &'static str) {
 pub fn login_refused(reason: &'static str) {
     ::metrics::counter!(LOGIN_REFUSED_TOTAL, "reason" => reason).increment(1);
 }
+
+/// Counter of TestRule outcomes, by `outcome`: `delivered`, `failed`, `timeout` or `no_broker`.
+pub const RULE_TESTS_TOTAL: &str = "cp_rule_tests_total";
+/// Counter of broker reports about rules the control plane did not keep, by `kind`: `dead_letter`
+/// (its rule no longer exists) or `test_result` (no such test asked of that node, or answered already).
+pub const RULE_REPORTS_IGNORED_TOTAL: &str = "cp_rule_reports_ignored_total";
+
+pub fn rule_test(outcome: &'static str) {
+    ::metrics::counter!(RULE_TESTS_TOTAL, "outcome" => outcome).increment(1);
+}
+
+pub fn rule_reports_ignored(kind: &'static str, n: u64) {
+    ::metrics::counter!(RULE_REPORTS_IGNORED_TOTAL, "kind" => kind).increment(n);
+}

@@ -137,6 +137,18 @@ pub struct Args {
     #[arg(long, env = "BROKER_CLUSTER_REPLICAS")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cluster_replicas: Option<usize>,
+    /// First wait before a rule's failed delivery is retried, in ms (doubles up to the maximum).
+    #[arg(long, env = "BROKER_RULES_RETRY_MIN_MS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rules_retry_min_ms: Option<u64>,
+    /// Longest wait between retries of a rule's delivery, in ms.
+    #[arg(long, env = "BROKER_RULES_RETRY_MAX_MS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rules_retry_max_ms: Option<u64>,
+    /// Clients whose deliveries one rule sends at once (each client's in order).
+    #[arg(long, env = "BROKER_RULES_CONCURRENCY")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rules_concurrency: Option<usize>,
     /// Log as JSON lines instead of text.
     #[arg(long, env = "BROKER_LOG_JSON")]
     #[serde(skip_serializing_if = "std::ops::Not::not")]
@@ -175,6 +187,9 @@ pub struct Config {
     pub cluster_nats_ca: Option<PathBuf>,
     pub cluster_prefix: String,
     pub cluster_replicas: usize,
+    pub rules_retry_min_ms: u64,
+    pub rules_retry_max_ms: u64,
+    pub rules_concurrency: usize,
 }
 
 impl Default for Config {
@@ -210,11 +225,25 @@ impl Default for Config {
             cluster_nats_ca: None,
             cluster_prefix: "mq".into(),
             cluster_replicas: 3,
+            rules_retry_min_ms: 200,
+            rules_retry_max_ms: 30_000,
+            rules_concurrency: 16,
         }
     }
 }
 
 impl Config {
+    /// How rule senders pace themselves.
+    pub(crate) fn rule_settings(&self) -> crate::rules::sender::Settings {
+        let retry_min = std::time::Duration::from_millis(self.rules_retry_min_ms.max(1));
+        crate::rules::sender::Settings {
+            retry_min,
+            retry_max: std::time::Duration::from_millis(self.rules_retry_max_ms).max(retry_min),
+            concurrency: self.rules_concurrency.max(1),
+            ..Default::default()
+        }
+    }
+
     /// The cluster membership, when `cluster_nats_url` is set (it needs a node ID).
     pub fn cluster(&self) -> anyhow::Result<Option<crate::cluster::ClusterConfig>> {
         let Some(urls) = self.cluster_nats_url.as_deref().filter(|u| !u.trim().is_empty()) else {

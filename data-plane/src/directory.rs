@@ -7,9 +7,12 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use common::quotas::Quotas;
+use common::rules::TargetPolicy;
 use common::snapshot::{AccessKeyGrant, DeviceCredentialEntry, InstanceConfig, Snapshot, SnapshotError};
 use common::token::TokenVerifier;
 use thiserror::Error;
+
+use crate::rules::compiled::InstanceRules;
 
 #[derive(Debug, Error)]
 pub enum LoadError {
@@ -33,6 +36,8 @@ pub struct Instance {
     pub revoked_jtis: HashSet<String>,
     /// Development instance: any parent topic and client id, no credentials.
     pub open: bool,
+    /// Outflow, status and inflow rules (empty lists for most instances).
+    pub rules: InstanceRules,
 }
 
 impl Instance {
@@ -55,6 +60,7 @@ impl Instance {
                 .collect(),
             revoked_jtis: cfg.revoked_tokens.iter().map(|r| r.jti.clone()).collect(),
             open: false,
+            rules: InstanceRules::compile(&cfg.rules),
         }
     }
 
@@ -77,6 +83,7 @@ impl Instance {
             device_credentials: HashMap::new(),
             revoked_jtis: HashSet::new(),
             open: true,
+            rules: InstanceRules::default(),
         }
     }
 
@@ -92,6 +99,8 @@ pub struct Directory {
     pub hash: String,
     pub instances: HashMap<String, Arc<Instance>>,
     pub verifier: TokenVerifier,
+    /// Which addresses webhook targets may reach.
+    pub rule_policy: TargetPolicy,
 }
 
 impl Directory {
@@ -101,6 +110,7 @@ impl Directory {
             hash: String::new(),
             instances: HashMap::new(),
             verifier: TokenVerifier::default(),
+            rule_policy: TargetPolicy::default(),
         }
     }
 
@@ -121,6 +131,7 @@ impl Directory {
             hash: snapshot.hash.clone(),
             instances,
             verifier: TokenVerifier::new(&snapshot.content.token_keys),
+            rule_policy: snapshot.content.rule_policy,
         }
     }
 }

@@ -1,25 +1,35 @@
 //! Client status events *(docs/spec.md 3.8)*: `connect`, `disconnect`, `tcpclean` (plus `subscribe` /
 //! `unsubscribe` for session queries), published into an in-process broadcast stream that the
-//! control-plane link subscribes to.
+//! control-plane link subscribes to, after the status rules' hook took them (synchronously: a
+//! bounded broadcast may drop events, an at-least-once rule must not).
 
 use tokio::sync::broadcast;
 
 /// The event type of the control-plane contract (`common::sync`), so events travel unchanged.
 pub use common::sync::{ClientEvent, ClientEventType as EventType};
 
+/// Runs on every event before it is broadcast (the status rules' outbox append).
+pub type Hook = Box<dyn Fn(&ClientEvent) + Send + Sync>;
+
 pub struct Events {
     tx: broadcast::Sender<ClientEvent>,
+    hook: std::sync::OnceLock<Hook>,
 }
 
 impl Default for Events {
     fn default() -> Self {
         Self {
             tx: broadcast::channel(4096).0,
+            hook: std::sync::OnceLock::new(),
         }
     }
 }
 
 impl Events {
+    pub fn set_hook(&self, hook: Hook) {
+        let _ = self.hook.set(hook);
+    }
+
     pub fn subscribe(&self) -> broadcast::Receiver<ClientEvent> {
         self.tx.subscribe()
     }
@@ -48,6 +58,9 @@ impl Events {
                     tracing::info!(target: "client_event", event = %json);
                 }
             }
+        }
+        if let Some(hook) = self.hook.get() {
+            hook(&event);
         }
         // No receiver is fine: a broker without a control plane has nobody to tell.
         let _ = self.tx.send(event);

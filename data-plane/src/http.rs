@@ -1,4 +1,5 @@
-//! The broker's HTTP side (`/metrics` for Prometheus, `/healthz`, the online-status query) and the
+//! The broker's HTTP side (`/metrics` for Prometheus, `/healthz`, the online-status query, this
+//! broker's rule figures and latest dead letters on `/rules`) and the
 //! SIGHUP snapshot reload, on a small tokio runtime of their own so they never compete with the MQTT
 //! workers.
 
@@ -43,7 +44,7 @@ pub fn spawn(
 ) -> anyhow::Result<()> {
     let std_listener = std::net::TcpListener::bind(addr).with_context(|| format!("binding {addr}"))?;
     std_listener.set_nonblocking(true)?;
-    tracing::info!(addr = %std_listener.local_addr()?, "http listener (/metrics, /healthz, /route/clientId/get)");
+    tracing::info!(addr = %std_listener.local_addr()?, "http listener (/metrics, /healthz, /rules, /route/clientId/get)");
     let state = AppState { prometheus, broker };
     std::thread::Builder::new().name("http".into()).spawn(move || {
         let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
@@ -57,6 +58,7 @@ pub fn spawn(
             let app = Router::new()
                 .route("/metrics", get(metrics))
                 .route("/healthz", get(|| async { "ok" }))
+                .route("/rules", get(rules))
                 .with_state(state)
                 .merge(online);
             let served = async {
@@ -73,7 +75,21 @@ pub fn spawn(
 
 async fn metrics(State(state): State<AppState>) -> String {
     crate::metrics::offline_messages(state.broker.offline_message_count());
+    // Refreshes the per-rule queue gauges.
+    if let Some(rules) = state.broker.rules() {
+        rules.stats();
+    }
     state.prometheus.render()
+}
+
+/// This broker's per-rule figures and its latest dead letters (no payloads beyond the first 4 KiB
+/// of a refused body, which the control plane shows too).
+async fn rules(State(state): State<AppState>) -> axum::Json<serde_json::Value> {
+    let (stats, dead) = match state.broker.rules() {
+        Some(r) => (r.stats(), r.dead.recent()),
+        None => Default::default(),
+    };
+    axum::Json(serde_json::json!({ "rules": stats, "deadLetters": dead }))
 }
 
 /// SIGHUP re-reads the snapshot file; an invalid one is refused and the current one kept.

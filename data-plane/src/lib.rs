@@ -1,6 +1,7 @@
 //! The data-plane broker as a library: the `broker` binary is a thin `main` over `server::run`.
 //! Layers, each using only those below it: `mqtt` (protocol adapters) -> `conn` (one connection)
-//! -> `core` (the node-wide broker) -> `auth`, `store`, `directory`, `message`.
+//! -> `core` (the node-wide broker) -> `auth`, `store`, `directory`, `message`. `rules` hangs off the
+//! core's publish path and client events (its own thread drains the outboxes).
 
 mod auth;
 mod cluster;
@@ -14,6 +15,7 @@ mod message;
 mod metrics;
 mod mqtt;
 mod online_status;
+mod rules;
 pub mod server;
 mod store;
 mod sync;

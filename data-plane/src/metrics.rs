@@ -32,6 +32,14 @@ const CLUSTER_MESSAGES: &str = "broker_cluster_messages_total";
 const CLUSTER_SUBSCRIPTIONS: &str = "broker_cluster_subscriptions";
 const CLUSTER_TAKEOVERS: &str = "broker_cluster_takeovers_total";
 const CLUSTER_LOCAL_ONLY: &str = "broker_cluster_local_only_total";
+const RULE_MATCHED: &str = "broker_rule_matched_total";
+const RULE_DELIVERED: &str = "broker_rule_delivered_total";
+const RULE_FAILED: &str = "broker_rule_failed_total";
+const RULE_DEAD_LETTERED: &str = "broker_rule_dead_lettered_total";
+const RULE_DROPPED: &str = "broker_rule_dropped_total";
+const RULE_QUEUED: &str = "broker_rule_queued";
+const RULE_TARGET_REFUSED: &str = "broker_rule_target_refused_total";
+const RULE_INFLOW: &str = "broker_rule_inflow_total";
 
 /// What a refusal refused (the `packet` label of `broker_refusals_total`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -176,6 +184,7 @@ pub fn sync_error(exchange: &'static str) {
     metrics::counter!(SYNC_ERRORS, "exchange" => exchange).increment(1);
 }
 
+/// Client events (and rules' dead letters) dropped while the control plane was away.
 pub fn sync_events_dropped(n: u64) {
     metrics::counter!(SYNC_EVENTS_DROPPED).increment(n);
 }
@@ -224,4 +233,43 @@ pub fn cluster_local_only() {
 /// A takeover of a connection on another broker (`outcome`: acknowledged, unanswered).
 pub fn cluster_takeover(outcome: &'static str) {
     metrics::counter!(CLUSTER_TAKEOVERS, "outcome" => outcome).increment(1);
+}
+
+/// One rule's counters, resolved once per rule (the publish path must not hash labels per message).
+pub struct RuleCounters {
+    pub matched: metrics::Counter,
+    pub delivered: metrics::Counter,
+    pub failed: metrics::Counter,
+    pub dead_lettered: metrics::Counter,
+}
+
+pub fn rule_counters(rule: &str) -> RuleCounters {
+    let c = |name: &'static str| metrics::counter!(name, "rule" => rule.to_string());
+    RuleCounters {
+        matched: c(RULE_MATCHED),
+        delivered: c(RULE_DELIVERED),
+        failed: c(RULE_FAILED),
+        dead_lettered: c(RULE_DEAD_LETTERED),
+    }
+}
+
+/// Deliveries a rule's outbox dropped (`reason`: overflow, age, qos0, corrupt).
+pub fn rule_dropped(rule: &str, reason: &'static str, n: u64) {
+    metrics::counter!(RULE_DROPPED, "rule" => rule.to_string(), "reason" => reason).increment(n);
+}
+
+/// Deliveries waiting in a rule's outbox.
+pub fn rule_queued(rule: &str, n: u64) {
+    metrics::gauge!(RULE_QUEUED, "rule" => rule.to_string()).set(n as f64);
+}
+
+/// A webhook connection refused by the target policy (`kind`: loopback, private, link_local,
+/// metadata, unspecified).
+pub fn rule_target_refused(kind: &'static str) {
+    metrics::counter!(RULE_TARGET_REFUSED, "kind" => kind).increment(1);
+}
+
+/// Messages an inflow rule took from NATS (`outcome`: published, refused).
+pub fn rule_inflow(rule: &str, outcome: &'static str) {
+    metrics::counter!(RULE_INFLOW, "rule" => rule.to_string(), "outcome" => outcome).increment(1);
 }

@@ -92,6 +92,8 @@ pub fn run(cfg: Config) -> anyhow::Result<()> {
         max_queued_bytes: cfg.max_queued_bytes,
     };
     let broker = Arc::new(Broker::new(dirs, parts, limits));
+    let node_id = cfg.node_id.clone().unwrap_or_default();
+    crate::rules::Rules::start(&store, &node_id, cfg.rule_settings())?.attach(&broker);
     broker.expire_offline_messages();
 
     let reload = link.is_none().then(|| cfg.snapshot.clone());

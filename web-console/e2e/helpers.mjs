@@ -111,5 +111,16 @@ export async function fakeBroker(nodeId) {
       if (r.status !== 204) throw new Error(`heartbeat of ${nodeId}: ${r.status} ${await r.text()}`);
     },
     remove: () => api('DELETE', `/brokers/${nodeId}`),
+    /** A broker-sync call with this node's credential; the parsed answer (or undefined for 204). */
+    async sync(method, path, body) {
+      const r = await fetch(`${CP_URL}/api/v1/broker-sync${path}`, {
+        method,
+        headers: { authorization: `Node ${nodeId}:${node.nodeSecret}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+        body: body ? JSON.stringify(body) : undefined,
+      });
+      const text = await r.text();
+      if (!r.ok) throw new Error(`${method} ${path} as ${nodeId}: ${r.status} ${text}`);
+      return text ? JSON.parse(text) : undefined;
+    },
   };
 }

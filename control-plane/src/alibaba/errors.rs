@@ -120,7 +120,12 @@ impl RpcError {
             ApiError::QuotaBelowUsage { field, message } => Self::invalid(&param_name(&field), message),
             // Only console-session requests can fail this; RPC calls are signed, never cookie-borne.
             ApiError::CsrfTokenInvalid => Self::incomplete_signature("a console session cannot call the RPC API"),
-            ApiError::ServiceUnavailable | ApiError::RequestTimeout | ApiError::ServerBusy => Self::new(
+            // No RPC action tests rules; kept exhaustive so a new REST error is mapped on purpose.
+            ApiError::ServiceUnavailable
+            | ApiError::RequestTimeout
+            | ApiError::ServerBusy
+            | ApiError::NoLiveBroker
+            | ApiError::RuleTestTimeout { .. } => Self::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "ServiceUnavailable",
                 "The request has failed due to a temporary failure of the server.",

@@ -70,6 +70,8 @@ pub struct Usage {
     pub group_ids: i64,
     pub device_credentials: i64,
     pub access_keys: i64,
+    /// Rules (against `quotas.maxRules`).
+    pub rules: i64,
     /// Live connections (against `quotas.maxConnections`).
     pub connections: i64,
     /// Subscriptions of the instance's sessions.
@@ -112,6 +114,7 @@ impl Usage {
             group_ids: u.group_ids,
             device_credentials: u.device_credentials,
             access_keys: u.access_keys,
+            rules: u.rules,
             connections: t.connections,
             subscriptions: t.subscriptions,
             messages_in_per_sec: t.messages_in_per_sec,
@@ -233,6 +236,12 @@ fn check_holdings(q: &Quotas, h: &instances::Holdings) -> ApiResult<()> {
         return below(
             "maxParentTopics",
             format!("the instance has {} parent topics; delete some first", h.parent_topics),
+        );
+    }
+    if i64::from(q.max_rules) < h.rules {
+        return below(
+            "maxRules",
+            format!("the instance has {} rules; delete some first", h.rules),
         );
     }
     if i64::from(q.max_topic_length) < i64::from(h.longest_parent_topic) {

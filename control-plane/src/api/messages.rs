@@ -1,5 +1,6 @@
 //! SendMessage *(compat)*: a backend publishes to a topic of the instance; every broker delivers it to
-//! its subscribers and P2P targets. The answer's MsgId is 32 upper-case hex chars.
+//! its subscribers and P2P targets, and one of them (`rulesNode`) runs the instance's outflow rules
+//! for it. The answer's MsgId is 32 upper-case hex chars.
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -10,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::auth::Caller;
-use crate::db::{commands, instances, topics};
+use crate::db::{brokers, commands, instances, topics};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::ApiJson;
 use crate::state::AppState;
@@ -91,8 +92,12 @@ pub async fn send_message(
         ));
     }
     let msg_id = msg_id();
+    // Every broker delivers to its own subscribers, but the instance's outflow rules must run once:
+    // on one live broker (none live: no broker will see the command anyway).
+    let silent_after = std::time::Duration::from_secs(state.config.broker_silent_secs);
+    let rules_node = brokers::pick_live(&state.db, silent_after).await?;
     let command = Command::SendMessage {
-        rules_node: None,
+        rules_node,
         instance_id,
         topic: req.topic,
         payload: STANDARD.encode(&payload),

@@ -12,6 +12,8 @@ pub(crate) mod login;
 pub(crate) mod messages;
 mod paging;
 pub(crate) mod quotas;
+pub(crate) mod rule_checks;
+pub(crate) mod rules;
 pub(crate) mod sessions;
 pub(crate) mod tokens;
 pub(crate) mod topics;
@@ -30,7 +32,7 @@ use crate::state::AppState;
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "MQTT service control plane", description = "Instances, topics, groups, AccessKeys, tokens, device credentials, broker nodes, sessions, messages and client trace. The broker-sync endpoints (docs/sync-protocol.md) are not part of this document."),
+    info(title = "MQTT service control plane", description = "Instances, topics, groups, AccessKeys, tokens, device credentials, rules, broker nodes, sessions, messages and client trace. The broker-sync endpoints (docs/sync-protocol.md) are not part of this document."),
     modifiers(&SecuritySchemes),
     components(schemas(crate::error::ErrorBody)),
 )]
@@ -138,13 +140,14 @@ impl Modify for CommonResponses {
 struct ResourceLinks;
 
 /// (creating operation, the path parameter it creates, where the answer holds it)
-const CREATES: [(&str, &str, &str); 6] = [
+const CREATES: [(&str, &str, &str); 7] = [
     ("CreateInstance", "instanceId", "/instanceId"),
     ("CreateTopic", "topic", "/topic"),
     ("CreateGroupId", "groupId", "/groupId"),
     ("RegisterDeviceCredential", "clientId", "/clientId"),
     ("CreateAccessKey", "accessKeyId", "/accessKeyId"),
     ("CreateBrokerNode", "nodeId", "/nodeId"),
+    ("CreateRule", "ruleId", "/ruleId"),
 ];
 
 impl Modify for ResourceLinks {
@@ -266,6 +269,12 @@ fn protected_routes() -> OpenApiRouter<AppState> {
                 .layer(DefaultBodyLimit::max(messages::BODY_LIMIT)),
         )
         .routes(routes!(trace::list_client_events))
+        .routes(routes!(rules::create_rule, rules::list_rules))
+        .routes(routes!(rules::get_rule, rules::update_rule, rules::delete_rule))
+        .routes(routes!(rules::enable_rule))
+        .routes(routes!(rules::disable_rule))
+        .routes(routes!(rule_checks::test_rule))
+        .routes(routes!(rule_checks::list_rule_dead_letters))
 }
 
 /// The OpenAPI document (what `control-plane openapi` prints and `openapi/openapi.json` holds).

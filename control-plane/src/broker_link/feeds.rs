@@ -1,5 +1,5 @@
 //! Wakes long-polls. One PostgreSQL `LISTEN` connection per process (not one per waiting request)
-//! turns `config_version` and `broker_commands` notifications into ticks of tokio watch channels;
+//! turns `config_version`, `broker_commands` and `rule_tests` notifications into ticks of tokio watch channels;
 //! waiting requests re-read the database on every tick. Any replica's change wakes every replica.
 
 use std::time::Duration;
@@ -8,7 +8,7 @@ use sqlx::PgPool;
 use sqlx::postgres::PgListener;
 use tokio::sync::watch;
 
-use crate::db::{COMMANDS_CHANNEL, CONFIG_CHANNEL};
+use crate::db::{COMMANDS_CHANNEL, CONFIG_CHANNEL, RULE_TESTS_CHANNEL};
 
 /// Ticks, not values: a waiter only learns "look again". That keeps the fan-out correct after a lost
 /// connection, when we cannot know what was missed.
@@ -16,6 +16,8 @@ use crate::db::{COMMANDS_CHANNEL, CONFIG_CHANNEL};
 pub struct Feeds {
     config: watch::Sender<u64>,
     commands: watch::Sender<u64>,
+    /// Brokers' answers to TestRule.
+    rule_tests: watch::Sender<u64>,
     closing: watch::Sender<bool>,
 }
 
@@ -33,6 +35,7 @@ impl Default for Feeds {
         Self {
             config: watch::channel(0).0,
             commands: watch::channel(0).0,
+            rule_tests: watch::channel(0).0,
             closing: watch::channel(false).0,
         }
     }
@@ -45,6 +48,10 @@ impl Feeds {
 
     pub fn commands(&self) -> Waiter {
         self.waiter(&self.commands)
+    }
+
+    pub fn rule_tests(&self) -> Waiter {
+        self.waiter(&self.rule_tests)
     }
 
     fn waiter(&self, feed: &watch::Sender<u64>) -> Waiter {
@@ -62,6 +69,7 @@ impl Feeds {
     fn wake_all(&self) {
         self.config.send_modify(|t| *t += 1);
         self.commands.send_modify(|t| *t += 1);
+        self.rule_tests.send_modify(|t| *t += 1);
     }
 
     /// Listens until the task is aborted, reconnecting after errors.
@@ -88,12 +96,15 @@ impl Feeds {
 
     async fn listen(&self, pool: &PgPool) -> Result<(), sqlx::Error> {
         let mut listener = PgListener::connect_with(pool).await?;
-        listener.listen_all([CONFIG_CHANNEL, COMMANDS_CHANNEL]).await?;
+        listener
+            .listen_all([CONFIG_CHANNEL, COMMANDS_CHANNEL, RULE_TESTS_CHANNEL])
+            .await?;
         self.wake_all();
         loop {
             match listener.try_recv().await? {
                 Some(n) if n.channel() == CONFIG_CHANNEL => self.config.send_modify(|t| *t += 1),
                 Some(n) if n.channel() == COMMANDS_CHANNEL => self.commands.send_modify(|t| *t += 1),
+                Some(n) if n.channel() == RULE_TESTS_CHANNEL => self.rule_tests.send_modify(|t| *t += 1),
                 Some(_) => {}
                 // Reconnected (sqlx listens again by itself), but anything in between is lost.
                 None => self.wake_all(),

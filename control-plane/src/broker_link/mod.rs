@@ -8,6 +8,7 @@ pub(crate) mod commands;
 pub(crate) mod events;
 pub(crate) mod feeds;
 pub(crate) mod heartbeat;
+pub(crate) mod rules;
 pub mod snapshot;
 
 use std::time::Duration;
@@ -17,7 +18,9 @@ use axum::extract::DefaultBodyLimit;
 use axum::extract::Query;
 use axum::extract::rejection::QueryRejection;
 use axum::routing::{get, post};
-use common::sync::{COMMANDS_PATH, EVENTS_PATH, HEARTBEAT_PATH, SNAPSHOT_PATH};
+use common::sync::{
+    COMMAND_RESULTS_PATH, COMMANDS_PATH, DEAD_LETTERS_PATH, EVENTS_PATH, HEARTBEAT_PATH, SNAPSHOT_PATH,
+};
 use serde::Deserialize;
 
 use crate::error::{ApiError, ApiResult};
@@ -30,6 +33,9 @@ const EVENTS_BODY_LIMIT: usize = 16 << 20;
 /// A heartbeat carries a line of figures (about 150 bytes) per instance with clients on the broker:
 /// the API's 64 KiB would refuse a broker that serves more than a few hundred instances.
 const HEARTBEAT_BODY_LIMIT: usize = 16 << 20;
+/// A full dead-letter batch: 1000 letters of up to about 10 KB each (a 4 KiB body head in Base64
+/// and texts of 1024 characters, JSON-escaped).
+const DEAD_LETTERS_BODY_LIMIT: usize = 16 << 20;
 
 pub(crate) fn router() -> Router<AppState> {
     Router::new()
@@ -43,6 +49,11 @@ pub(crate) fn router() -> Router<AppState> {
             post(events::events).layer(DefaultBodyLimit::max(EVENTS_BODY_LIMIT)),
         )
         .route(COMMANDS_PATH, get(commands::commands))
+        .route(
+            DEAD_LETTERS_PATH,
+            post(rules::dead_letters).layer(DefaultBodyLimit::max(DEAD_LETTERS_BODY_LIMIT)),
+        )
+        .route(COMMAND_RESULTS_PATH, post(rules::command_results))
 }
 
 /// `?after=<n>&waitSecs=<s>` of both long-polls.

@@ -10,6 +10,7 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
+use common::rules::TargetPolicy;
 use common::snapshot::{
     AccessKeyGrant, DeviceCredentialEntry, InstanceConfig, RevokedToken, Snapshot, SnapshotContent,
 };
@@ -26,6 +27,11 @@ use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
 pub async fn build(pool: &PgPool, secrets: &SecretBox) -> anyhow::Result<Snapshot> {
+    build_with(pool, secrets, TargetPolicy::default()).await
+}
+
+/// The snapshot with the operator's rule target policy.
+pub async fn build_with(pool: &PgPool, secrets: &SecretBox, rule_policy: TargetPolicy) -> anyhow::Result<Snapshot> {
     let rows = db::snapshot::read(pool, crate::clock::now_ms()).await?;
 
     let mut token_keys = Vec::new();
@@ -80,6 +86,7 @@ pub async fn build(pool: &PgPool, secrets: &SecretBox) -> anyhow::Result<Snapsho
             })
         });
     }
+    crate::rules::snapshot::attach(pool, secrets, &mut instances).await?;
     for t in rows.revoked_tokens {
         instances.entry(t.instance_id).and_modify(|i| {
             i.revoked_tokens.push(RevokedToken {
@@ -92,7 +99,7 @@ pub async fn build(pool: &PgPool, secrets: &SecretBox) -> anyhow::Result<Snapsho
     Ok(Snapshot::new(
         rows.version,
         SnapshotContent {
-            rule_policy: Default::default(),
+            rule_policy,
             token_keys,
             instances: instances.into_values().collect(),
         },
@@ -108,7 +115,13 @@ pub(crate) struct SnapshotCache {
 
 impl SnapshotCache {
     /// JSON of a snapshot at least as new as `current`.
-    pub async fn get(&self, pool: &PgPool, secrets: &SecretBox, current: i64) -> anyhow::Result<Bytes> {
+    pub async fn get(
+        &self,
+        pool: &PgPool,
+        secrets: &SecretBox,
+        rule_policy: TargetPolicy,
+        current: i64,
+    ) -> anyhow::Result<Bytes> {
         // Held while building, so the polls one change wakes together build it once.
         let mut last = self.last.lock().await;
         if let Some((version, json)) = &*last
@@ -116,7 +129,7 @@ impl SnapshotCache {
         {
             return Ok(json.clone());
         }
-        let snapshot = build(pool, secrets).await?;
+        let snapshot = build_with(pool, secrets, rule_policy).await?;
         let json = Bytes::from(serde_json::to_vec(&snapshot)?);
         *last = Some((snapshot.version, json.clone()));
         Ok(json)
@@ -139,7 +152,7 @@ pub(crate) async fn snapshot(
         if params.after != Some(current) {
             let json = state
                 .snapshots
-                .get(&state.db, &state.secrets, current)
+                .get(&state.db, &state.secrets, state.config.rule_policy(), current)
                 .await
                 .map_err(ApiError::from)?;
             return Ok(([(CONTENT_TYPE, "application/json")], json).into_response());

@@ -80,6 +80,20 @@ pub async fn list(pool: &PgPool, silent_after: Duration) -> Result<Vec<BrokerRow
     .await
 }
 
+/// A node heard from within `silent_after`, to run something once (TestRule, a SendMessage's rules):
+/// the one with the newest configuration (so it has the rule as saved, when one has), then the one
+/// heard from last.
+pub async fn pick_live(pool: &PgPool, silent_after: Duration) -> Result<Option<String>, sqlx::Error> {
+    let row: Option<(String,)> = sqlx::query_as(
+        "select id from broker_nodes where last_heartbeat_at >= now() - make_interval(secs => $1)
+         order by applied_version desc nulls last, last_heartbeat_at desc, id limit 1",
+    )
+    .bind(silent_after.as_secs_f64())
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(|(id,)| id))
+}
+
 /// Deletes the node and the channels it reported (cascade); false when there was none.
 pub async fn delete(pool: &PgPool, id: &str) -> Result<bool, sqlx::Error> {
     let deleted = sqlx::query("delete from broker_nodes where id = $1")
@@ -90,7 +104,7 @@ pub async fn delete(pool: &PgPool, id: &str) -> Result<bool, sqlx::Error> {
     Ok(deleted > 0)
 }
 
-/// Records a heartbeat and the per-instance figures it carries (`silent_after`: how long other
+/// Records a heartbeat and the per-instance and per-rule figures it carries (`silent_after`: how long other
 /// brokers' figures count); false when the node no longer exists.
 pub async fn record_heartbeat(
     pool: &PgPool,
@@ -125,6 +139,7 @@ pub async fn record_heartbeat(
     .execute(&mut *tx)
     .await?;
     super::usage::record(&mut tx, node_id, &hb.instances, silent_after).await?;
+    super::rule_reports::record_stats(&mut tx, node_id, &hb.rules).await?;
     tx.commit().await?;
     Ok(true)
 }

@@ -27,6 +27,7 @@ pub struct Usage {
     pub group_ids: i64,
     pub device_credentials: i64,
     pub access_keys: i64,
+    pub rules: i64,
 }
 
 /// What an instance holds that a quota bounds: lowering the quota below it is refused.
@@ -40,6 +41,7 @@ pub struct Holdings {
     pub longest_device_client_id: i32,
     /// Resources of the largest token that is neither revoked nor expired.
     pub most_token_resources: i32,
+    pub rules: i64,
 }
 
 pub struct NewInstance<'a> {
@@ -83,7 +85,8 @@ pub async fn holdings(tx: &mut ConfigTx, id: &str, now_ms: i64) -> Result<Holdin
                 (select coalesce(max(octet_length(client_id)), 0) from device_credentials where instance_id = $1)
                     as longest_device_client_id,
                 (select coalesce(max(jsonb_array_length(claims -> 'res')), 0) from tokens
-                    where instance_id = $1 and revoked_at is null and expires_at_ms > $2) as most_token_resources",
+                    where instance_id = $1 and revoked_at is null and expires_at_ms > $2) as most_token_resources,
+                (select count(*) from rules where instance_id = $1) as rules",
     )
     .bind(id)
     .bind(now_ms)
@@ -178,7 +181,8 @@ pub async fn usage(pool: &PgPool, id: &str) -> Result<Usage, sqlx::Error> {
         "select (select count(*) from parent_topics where instance_id = $1) as parent_topics,
                 (select count(*) from group_ids where instance_id = $1) as group_ids,
                 (select count(*) from device_credentials where instance_id = $1) as device_credentials,
-                (select count(*) from access_key_instances where instance_id = $1) as access_keys",
+                (select count(*) from access_key_instances where instance_id = $1) as access_keys,
+                (select count(*) from rules where instance_id = $1) as rules",
     )
     .bind(id)
     .fetch_one(pool)

@@ -12,6 +12,8 @@ pub mod groups;
 pub mod instances;
 pub mod nonces;
 pub mod operators;
+pub mod rule_reports;
+pub mod rules;
 pub mod sessions;
 pub mod signing_keys;
 pub mod snapshot;
@@ -30,6 +32,8 @@ use crate::error::ApiError;
 pub const CONFIG_CHANNEL: &str = "config_version";
 /// NOTIFY channel of inserted broker commands (payload: the new sequence number).
 pub const COMMANDS_CHANNEL: &str = "broker_commands";
+/// NOTIFY channel of brokers' answers to TestRule (payload: the request id).
+pub const RULE_TESTS_CHANNEL: &str = "rule_tests";
 
 /// How long start-up waits for PostgreSQL (docker compose may start both at once).
 const STARTUP_WAIT: Duration = Duration::from_secs(30);

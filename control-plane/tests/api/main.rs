@@ -21,6 +21,7 @@ mod ops;
 mod outage;
 mod process;
 mod python;
+mod rules;
 mod sessions;
 mod snapshot;
 mod sync;

@@ -65,6 +65,15 @@ fn operation_ids_are_the_alibaba_action_names() {
         "SendMessage",
         "ListClientEvents",
         "GetInstanceUsageHistory",
+        "CreateRule",
+        "ListRules",
+        "GetRule",
+        "UpdateRule",
+        "DeleteRule",
+        "EnableRule",
+        "DisableRule",
+        "TestRule",
+        "ListRuleDeadLetters",
     ] {
         assert!(ids.iter().any(|i| i == want), "missing operationId {want}: {ids:?}");
     }

@@ -20,8 +20,8 @@ pub mod usage;
 pub mod wills;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use common::topic;
@@ -170,6 +170,8 @@ pub struct Broker {
     wills: Arc<dyn WillScheduler>,
     quotas: Arc<dyn QuotaCounters>,
     next_conn_id: AtomicU64,
+    /// Outflow rules, set once at start (none in unit tests of the core).
+    rules: OnceLock<Arc<crate::rules::Rules>>,
 }
 
 impl Broker {
@@ -190,11 +192,20 @@ impl Broker {
             wills: parts.wills,
             quotas: parts.quotas,
             next_conn_id: AtomicU64::new(1),
+            rules: OnceLock::new(),
         }
     }
 
     pub fn next_conn_id(&self) -> u64 {
         self.next_conn_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub fn set_rules(&self, rules: Arc<crate::rules::Rules>) {
+        let _ = self.rules.set(rules);
+    }
+
+    pub fn rules(&self) -> Option<&Arc<crate::rules::Rules>> {
+        self.rules.get()
     }
 
     pub fn offline(&self) -> &dyn OfflineQueue {
@@ -386,10 +397,32 @@ impl Broker {
     /// at once (embedded) refuses a message over its limits before it is routed; one that answers
     /// later (a cluster) is waited for after routing, and its refusal then means the message went
     /// to live subscribers but is not acknowledged (the publisher sends it again: at least once).
+    ///
+    /// The instance's matching outflow rules get the message too: appended to their outboxes
+    /// (durably for QoS 1/2) before it is routed, so an append that fails refuses the message.
     pub fn publish<'a>(
         &'a self,
         inst: &Instance,
         msg: Message,
+    ) -> impl Future<Output = Result<Routed, PublishRefusal>> + use<'a> {
+        self.publish_with(inst, msg, true)
+    }
+
+    /// `publish` without outflow rules: messages rules themselves publish (republish, inflow), and
+    /// a SendMessage whose rules another broker runs.
+    pub fn publish_unruled<'a>(
+        &'a self,
+        inst: &Instance,
+        msg: Message,
+    ) -> impl Future<Output = Result<Routed, PublishRefusal>> + use<'a> {
+        self.publish_with(inst, msg, false)
+    }
+
+    fn publish_with<'a>(
+        &'a self,
+        inst: &Instance,
+        msg: Message,
+        run_rules: bool,
     ) -> impl Future<Output = Result<Routed, PublishRefusal>> + use<'a> {
         let msg = Arc::new(msg);
         let mut retained = None;
@@ -406,6 +439,14 @@ impl Broker {
                 }
                 pending => retained = Some(pending),
             }
+        }
+        // The only cost for an instance without outflow rules is this length check.
+        if run_rules
+            && !inst.rules.outflow.is_empty()
+            && let Some(rules) = self.rules.get()
+            && let Err(e) = rules.on_publish(inst, &msg)
+        {
+            return Either::Left(std::future::ready(Err(PublishRefusal::Unavailable(e))));
         }
         let limits = OfflineLimits {
             max_messages: inst.quotas.max_offline_messages,

@@ -154,6 +154,13 @@ impl FjallStore {
         })
     }
 
+    /// A keyspace of its own in the same database, and the handle that makes its writes durable
+    /// (the rules' outboxes: one journal, one fsync policy for everything the broker stores).
+    pub fn keyspace(&self, name: &str) -> StoreResult<(Database, Keyspace)> {
+        let ks = self.db.keyspace(name, KeyspaceCreateOptions::default)?;
+        Ok((self.db.clone(), ks))
+    }
+
     /// Opened as the shared handle the core's parts take.
     pub fn open_shared(dir: &Path) -> StoreResult<Arc<Self>> {
         Self::open(dir).map(Arc::new)

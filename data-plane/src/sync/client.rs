@@ -92,6 +92,22 @@ impl Client {
         checked(req.send().await).map(drop)
     }
 
+    pub async fn dead_letters(&self, batch: &common::rules::DeadLetterBatch) -> Result<(), ClientError> {
+        let req = self
+            .post(common::sync::DEAD_LETTERS_PATH)
+            .timeout(Duration::from_secs(10))
+            .json(batch);
+        checked(req.send().await).map(drop)
+    }
+
+    pub async fn command_result(&self, result: &common::rules::TestResult) -> Result<(), ClientError> {
+        let req = self
+            .post(common::sync::COMMAND_RESULTS_PATH)
+            .timeout(Duration::from_secs(10))
+            .json(result);
+        checked(req.send().await).map(drop)
+    }
+
     /// `after = None` learns the current sequence number (no commands); otherwise long-polls.
     pub async fn commands(&self, after: Option<i64>, wait_secs: u64) -> Result<CommandBatch, ClientError> {
         let mut req = self.get(COMMANDS_PATH);

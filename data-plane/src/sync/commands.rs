@@ -37,6 +37,10 @@ pub async fn run(client: Arc<Client>, broker: Arc<Broker>, cluster: Option<Arc<C
             Ok(batch) => {
                 backoff.reset();
                 for c in batch.commands {
+                    if let Command::TestRule { .. } = &c.command {
+                        test_rule(&client, &broker, c.command);
+                        continue;
+                    }
                     if let (Some(cluster), Command::SendMessage { .. }) = (&cluster, &c.command)
                         && !cluster.claim_command(c.seq).await
                     {
@@ -63,12 +67,43 @@ pub async fn run(client: Arc<Client>, broker: Arc<Broker>, cluster: Option<Arc<C
     }
 }
 
+/// Sends a rule's sample from this broker when the command names it, on the rules runtime (where
+/// deliveries run), once the configuration holds the rule as saved; answers the control plane.
+fn test_rule(client: &Arc<Client>, broker: &Arc<Broker>, command: Command) {
+    let Command::TestRule {
+        instance_id,
+        rule_id,
+        request_id,
+        node_id,
+        min_version,
+    } = command
+    else {
+        return;
+    };
+    let Some(rules) = broker.rules().cloned() else { return };
+    if rules.node_id() != node_id {
+        return;
+    }
+    let (client, broker) = (client.clone(), broker.clone());
+    rules.clone().runtime().spawn(async move {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while broker.dirs.load().version < min_version && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let result = rules.test(&instance_id, &rule_id, &request_id).await;
+        tracing::info!(rule = %rule_id, delivered = result.delivered, status = result.status, "rule target tested");
+        if let Err(e) = client.command_result(&result).await {
+            crate::metrics::sync_error("command_results");
+            tracing::warn!(error = %e, "cannot report a rule test");
+        }
+    });
+}
+
 /// Acts on one command. Instances and clients this node does not hold are not an error: commands
 /// are broadcast to every broker.
 pub async fn execute(broker: &Broker, command: Command) -> Result<(), CommandError> {
     match command {
-        // Rules are not run by this broker yet: a test request goes unanswered (the control
-        // plane times it out).
+        // Answered by `test_rule`, which needs the link to the control plane.
         Command::TestRule { .. } => Ok(()),
         Command::CloseConnection { instance_id, client_id } => {
             let closed = broker.close_client(&instance_id, &client_id);
@@ -84,7 +119,7 @@ pub async fn execute(broker: &Broker, command: Command) -> Result<(), CommandErr
             payload,
             qos,
             msg_id,
-            ..
+            rules_node,
         } => {
             let Some(inst) = broker.dirs.load().instances.get(&instance_id).cloned() else {
                 return Ok(());
@@ -103,10 +138,17 @@ pub async fn execute(broker: &Broker, command: Command) -> Result<(), CommandErr
             if let Some(id) = MsgId::parse(&msg_id) {
                 msg.id = id;
             }
-            let routed = broker
-                .publish(&inst, msg)
-                .await
-                .map_err(|e| CommandError::Store(e.to_string()))?;
+            // Brokers that each publish the message to their own clients must not each run the
+            // instance's outflow rules: only the one named does.
+            let ours = rules_node
+                .as_deref()
+                .is_none_or(|node| broker.rules().is_none_or(|r| r.node_id() == node));
+            let routed = if ours {
+                broker.publish(&inst, msg).await
+            } else {
+                broker.publish_unruled(&inst, msg).await
+            };
+            let routed = routed.map_err(|e| CommandError::Store(e.to_string()))?;
             crate::metrics::backend_message();
             tracing::debug!(msg_id = %msg_id, delivered = routed.total(), "backend message routed");
             Ok(())
@@ -126,9 +168,13 @@ mod tests {
     const INST: &str = "mqtt-abcdefabcdef";
 
     fn broker(dir: &std::path::Path) -> Broker {
+        broker_with_rules(dir, Vec::new())
+    }
+
+    fn broker_with_rules(dir: &std::path::Path, rules: Vec<common::rules::RuleConfig>) -> Broker {
         let dirs = Directories::new(None);
         let inst = InstanceConfig {
-            rules: Vec::new(),
+            rules,
             id: INST.into(),
             name: "t".into(),
             quotas: Default::default(),
@@ -165,6 +211,45 @@ mod tests {
             payload: payload.into(),
             qos: 1,
             msg_id: "0".repeat(32),
+        }
+    }
+
+    /// Brokers that each publish a SendMessage to their own clients: only the named one runs the
+    /// instance's outflow rules for it.
+    #[tokio::test]
+    async fn only_the_named_node_runs_outflow_rules_for_a_backend_message() {
+        use common::rules::{OutboxLimits, RuleConfig, RuleSource, RuleTarget, WebhookFormat};
+        let dir = tempfile::tempdir().unwrap();
+        let rule = RuleConfig {
+            id: "rule-00000000000000aa".into(),
+            name: "r".into(),
+            enabled: true,
+            source: RuleSource::Outflow {
+                topic_filters: vec!["T/#".into()],
+                group_ids: vec![],
+            },
+            // Nobody listens there: the delivery stays queued, which is all this test looks at.
+            target: RuleTarget::Webhook {
+                url: "http://192.0.2.1:9/hook".into(),
+                format: WebhookFormat::Json,
+                secret: None,
+                timeout_ms: 100,
+            },
+            outbox: OutboxLimits::default(),
+        };
+        let b = Arc::new(broker_with_rules(dir.path(), vec![rule]));
+        let rules_dir = tempfile::tempdir().unwrap();
+        let store = FjallStore::open(rules_dir.path()).unwrap();
+        let rules = crate::rules::Rules::start(&store, "node-a", Default::default()).unwrap();
+        rules.attach(&b);
+        let mut cmd = send(INST, "T/x", "aGk=");
+        let matched = || rules.stats().first().map_or(0, |s| s.matched);
+        for (node, expected) in [(Some("node-b"), 0), (Some("node-a"), 1), (None, 2)] {
+            if let Command::SendMessage { rules_node, .. } = &mut cmd {
+                *rules_node = node.map(str::to_string);
+            }
+            assert_eq!(execute(&b, cmd.clone()).await, Ok(()));
+            assert_eq!(matched(), expected, "rules_node {node:?}");
         }
     }
 

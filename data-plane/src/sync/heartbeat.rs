@@ -34,7 +34,7 @@ pub async fn run(
         let dir = broker.dirs.load();
         let (connections, subscriptions) = broker.totals();
         let beat = Heartbeat {
-            rules: Vec::new(),
+            rules: broker.rules().map(|r| r.stats()).unwrap_or_default(),
             boot_id: state.boot_id.clone(),
             software_version: env!("CARGO_PKG_VERSION").to_string(),
             applied_version: dir.version,

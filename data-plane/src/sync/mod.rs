@@ -159,6 +159,9 @@ pub fn spawn(
                 let buffer = Arc::new(events::Buffer::default());
                 tokio::spawn(events::collect(events_rx, buffer.clone()));
                 tokio::spawn(events::forward(client.clone(), state.clone(), buffer));
+                if let Some(rules) = broker.rules() {
+                    tokio::spawn(dead_letters(client.clone(), state.clone(), rules.dead.clone()));
+                }
                 tokio::spawn(commands::run(client.clone(), broker.clone(), cluster.clone()));
                 tokio::spawn(heartbeat::run(
                     client.clone(),
@@ -172,6 +175,27 @@ pub fn spawn(
         })
         .context("starting the control-plane link thread")?;
     Ok(())
+}
+
+/// Sends rules' dead letters to the control plane in batches; kept (bounded) while it is away.
+async fn dead_letters(client: Arc<client::Client>, state: Arc<LinkState>, dead: Arc<crate::rules::dead::DeadLetters>) {
+    dead.report();
+    loop {
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        let letters = dead.take(500);
+        if letters.is_empty() {
+            continue;
+        }
+        let batch = common::rules::DeadLetterBatch {
+            boot_id: state.boot_id.clone(),
+            letters,
+        };
+        if let Err(e) = client.dead_letters(&batch).await {
+            crate::metrics::sync_error("dead_letters");
+            tracing::debug!(error = %e, "dead letters not sent");
+            dead.put_back(batch.letters);
+        }
+    }
 }
 
 #[cfg(test)]

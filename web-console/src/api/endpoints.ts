@@ -16,6 +16,9 @@ export type ApplyTokenResponse = S['ApplyTokenResponse'];
 export type QueryTokenResponse = S['QueryTokenResponse'];
 export type UsageHistory = S['UsageHistory'];
 export type UsagePoint = S['UsagePoint'];
+export type Rule = S['Rule'];
+export type RuleTestResult = S['RuleTestResult'];
+export type DeadLetter = S['DeadLetter'];
 
 const inst = (id: string) => `/instances/${seg(id)}`;
 
@@ -38,6 +41,17 @@ export const Api = {
   listGroups: (id: string) => request<S['GroupIdList']>('GET', `${inst(id)}/groups`).then((r) => r.groupIds),
   createGroup: (id: string, body: S['CreateGroupIdRequest']) => request<GroupId>('POST', `${inst(id)}/groups`, body),
   deleteGroup: (id: string, groupId: string) => request<void>('DELETE', `${inst(id)}/groups/${seg(groupId)}`),
+
+  listRules: (id: string) => request<S['RuleList']>('GET', `${inst(id)}/rules`).then((r) => r.rules),
+  getRule: (id: string, ruleId: string) => request<Rule>('GET', `${inst(id)}/rules/${seg(ruleId)}`),
+  createRule: (id: string, body: S['CreateRuleRequest']) => request<Rule>('POST', `${inst(id)}/rules`, body),
+  updateRule: (id: string, ruleId: string, body: S['UpdateRuleRequest']) => request<Rule>('PATCH', `${inst(id)}/rules/${seg(ruleId)}`, body),
+  deleteRule: (id: string, ruleId: string) => request<void>('DELETE', `${inst(id)}/rules/${seg(ruleId)}`),
+  enableRule: (id: string, ruleId: string) => request<Rule>('POST', `${inst(id)}/rules/${seg(ruleId)}/enable`),
+  disableRule: (id: string, ruleId: string) => request<Rule>('POST', `${inst(id)}/rules/${seg(ruleId)}/disable`),
+  testRule: (id: string, ruleId: string) => request<RuleTestResult>('POST', `${inst(id)}/rules/${seg(ruleId)}/test`),
+  listRuleDeadLetters: (id: string, ruleId: string) =>
+    request<S['DeadLetterList']>('GET', `${inst(id)}/rules/${seg(ruleId)}/dead-letters`).then((r) => r.deadLetters),
 
   listAccessKeys: () => request<S['AccessKeyList']>('GET', '/access-keys').then((r) => r.accessKeys),
   createAccessKey: (body: S['CreateAccessKeyRequest']) => request<CreatedAccessKey>('POST', '/access-keys', body),

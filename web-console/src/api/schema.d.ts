@@ -228,6 +228,102 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/instances/{instanceId}/rules": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["ListRules"];
+        put?: never;
+        post: operations["CreateRule"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/instances/{instanceId}/rules/{ruleId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["GetRule"];
+        put?: never;
+        post?: never;
+        delete: operations["DeleteRule"];
+        options?: never;
+        head?: never;
+        patch: operations["UpdateRule"];
+        trace?: never;
+    };
+    "/api/v1/instances/{instanceId}/rules/{ruleId}/dead-letters": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["ListRuleDeadLetters"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/instances/{instanceId}/rules/{ruleId}/disable": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["DisableRule"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/instances/{instanceId}/rules/{ruleId}/enable": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["EnableRule"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/instances/{instanceId}/rules/{ruleId}/test": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["TestRule"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/instances/{instanceId}/sessions/batch-query": {
         parameters: {
             query?: never;
@@ -566,6 +662,15 @@ export interface components {
             quotas?: components["schemas"]["QuotasPatch"];
             rejectDuplicateClientId?: boolean;
         };
+        CreateRuleRequest: {
+            /** @description [default true] */
+            enabled?: boolean;
+            /** @description 1-64 characters. */
+            name: string;
+            outbox?: components["schemas"]["OutboxInput"];
+            source: components["schemas"]["RuleSourceInput"];
+            target?: components["schemas"]["RuleTargetInput"] | null;
+        };
         CreateTopicRequest: {
             description?: string;
             /** @description `[A-Za-z0-9_-]`, 1-64 chars, unique within the instance. */
@@ -582,6 +687,27 @@ export interface components {
             nodeId: string;
             /** @description Shown only here: the broker sends `Authorization: Node <nodeId>:<nodeSecret>`. */
             nodeSecret: string;
+        };
+        DeadLetter: {
+            /** Format: date-time */
+            at: string;
+            /** @description The first 4 KiB of the refused body, Base64. */
+            bodyHead?: string | null;
+            clientId?: string | null;
+            error: string;
+            msgId?: string | null;
+            /** @description The broker that gave up on the delivery. */
+            nodeId: string;
+            /**
+             * Format: int32
+             * @description The target's HTTP status, when it answered.
+             */
+            status?: number | null;
+            topic?: string | null;
+        };
+        DeadLetterList: {
+            /** @description Newest first; the latest 100 are kept. */
+            deadLetters: components["schemas"]["DeadLetter"][];
         };
         DeviceCredential: {
             clientId: string;
@@ -641,6 +767,45 @@ export interface components {
             expiresAt: number;
             /** @description Send as `Authorization: Bearer <token>`. */
             token: string;
+        };
+        /** @description A NATS server of yours (it may be the cluster's own). */
+        NatsEndpointInput: {
+            /** @description Write-only, as `password`: the content of a NATS credentials file (JWT and NKey seed). */
+            creds?: string | null;
+            /** @description Write-only. On update: absent keeps the stored one, `""` removes it. */
+            password?: string | null;
+            /** @description Write-only, as `password`. */
+            token?: string | null;
+            /** @description 1-10 URLs (`nats://`, `tls://`, `ws://` or `wss://`, host and port; no credentials in them). */
+            urls: string[];
+            user?: string | null;
+        };
+        /** @description A NATS server as answers show it: whether each secret is set, never its value. */
+        NatsEndpointView: {
+            hasCreds: boolean;
+            hasPassword: boolean;
+            hasToken: boolean;
+            urls: string[];
+            user?: string | null;
+        };
+        /** @description Bounds of the rule's outbox on each broker: beyond either, the oldest deliveries are dropped. */
+        OutboxInput: {
+            /**
+             * Format: int64
+             * @description 60 s to 7 days [default 3 days].
+             */
+            maxAgeSecs?: number | null;
+            /**
+             * Format: int64
+             * @description 1 MiB to 1 GiB [default 64 MiB].
+             */
+            maxBytes?: number | null;
+        };
+        OutboxView: {
+            /** Format: int64 */
+            maxAgeSecs: number;
+            /** Format: int64 */
+            maxBytes: number;
         };
         QueryTokenResponse: {
             /** Format: int64 */
@@ -723,6 +888,194 @@ export interface components {
             /** @description `<GroupID>@@@<DeviceID>`; the group must exist in the instance. */
             clientId: string;
         };
+        Rule: {
+            /** Format: date-time */
+            createdAt: string;
+            enabled: boolean;
+            instanceId: string;
+            kind: components["schemas"]["RuleKindView"];
+            name: string;
+            outbox: components["schemas"]["OutboxView"];
+            /** @description `rule-` and 16 lowercase hex characters. */
+            ruleId: string;
+            source: components["schemas"]["RuleSourceView"];
+            status: components["schemas"]["RuleStatus"];
+            target?: components["schemas"]["RuleTargetView"] | null;
+            /** Format: date-time */
+            updatedAt: string;
+        };
+        /** @enum {string} */
+        RuleKindView: "outflow" | "status" | "inflow";
+        RuleList: {
+            rules: components["schemas"]["Rule"][];
+        };
+        /** @description What the rule takes; `kind` is the rule's kind. */
+        RuleSourceInput: {
+            /** @description Only clients of these group IDs of the instance (every client when empty). */
+            groupIds?: string[];
+            /** @enum {string} */
+            kind: "outflow";
+            /** @description 1-16 MQTT topic filters, each under a parent topic of the instance (`+` and `#` allowed). */
+            topicFilters: string[];
+        } | {
+            /** @description Only clients of these group IDs of the instance (every client when empty). */
+            groupIds?: string[];
+            /** @enum {string} */
+            kind: "status";
+        } | {
+            /** @enum {string} */
+            kind: "inflow";
+            nats: components["schemas"]["NatsEndpointInput"];
+            /**
+             * Format: int32
+             * @description 0, 1 or 2 [default 0].
+             */
+            qos?: number;
+            retain?: boolean;
+            /** @description Read through one durable consumer on this JetStream stream instead of core NATS. */
+            stream?: string | null;
+            /** @description NATS subject (`*` and `>` wildcards allowed). */
+            subject: string;
+            /**
+             * @description MQTT topic under a parent topic of the instance; `{subject}` in it is replaced by the
+             *     message's subject with `.` turned into `/`.
+             */
+            topic: string;
+        };
+        RuleSourceView: {
+            groupIds: string[];
+            /** @enum {string} */
+            kind: "outflow";
+            topicFilters: string[];
+        } | {
+            groupIds: string[];
+            /** @enum {string} */
+            kind: "status";
+        } | {
+            /** @enum {string} */
+            kind: "inflow";
+            nats: components["schemas"]["NatsEndpointView"];
+            /** Format: int32 */
+            qos: number;
+            retain: boolean;
+            stream?: string | null;
+            subject: string;
+            topic: string;
+        };
+        /**
+         * @description The rule's figures, summed over the brokers that reported it (counters since each broker
+         *     started; docs/rules.md).
+         */
+        RuleStatus: {
+            /** Format: int64 */
+            deadLettered: number;
+            /** Format: int64 */
+            delivered: number;
+            /**
+             * Format: int64
+             * @description Dropped: the outbox over its limits, or QoS 0 messages under pressure.
+             */
+            dropped: number;
+            /**
+             * Format: int64
+             * @description Failed delivery attempts (each retry counts).
+             */
+            failed: number;
+            lastError?: string | null;
+            /** Format: date-time */
+            lastErrorAt?: string | null;
+            /**
+             * Format: int64
+             * @description Messages or events the source matched.
+             */
+            matched: number;
+            /** @description Some broker's outbox is at its limits and drops the oldest. */
+            overflowing: boolean;
+            /**
+             * Format: int64
+             * @description Waiting in the outboxes now.
+             */
+            queued: number;
+            /** Format: int64 */
+            queuedBytes: number;
+            /**
+             * Format: int64
+             * @description Brokers whose figures are in these sums.
+             */
+            reportingBrokers: number;
+        };
+        /** @description Where the rule sends what it takes (not given for inflow rules: their target is the instance). */
+        RuleTargetInput: {
+            format?: components["schemas"]["WebhookBodyFormat"];
+            /**
+             * @description Write-only, 8-1024 characters: signs every request (`x-mq-signature`). On update:
+             *     absent keeps the stored one, `""` removes it.
+             */
+            secret?: string | null;
+            /**
+             * Format: int64
+             * @description 100-60000 [default 5000].
+             */
+            timeoutMs?: number | null;
+            /** @enum {string} */
+            type: "webhook";
+            /** @description `http://` or `https://` URL, at most 2048 characters, no credentials in it. */
+            url: string;
+        } | {
+            jetstream?: boolean;
+            nats: components["schemas"]["NatsEndpointInput"];
+            /** @description Subject without wildcards. */
+            subject: string;
+            /** @enum {string} */
+            type: "nats";
+        } | {
+            /**
+             * Format: int32
+             * @description 0, 1 or 2 [default 0].
+             */
+            qos?: number;
+            retain?: boolean;
+            topic: string;
+            /** @enum {string} */
+            type: "republish";
+        };
+        RuleTargetView: {
+            format: components["schemas"]["WebhookBodyFormat"];
+            hasSecret: boolean;
+            /** Format: int64 */
+            timeoutMs: number;
+            /** @enum {string} */
+            type: "webhook";
+            url: string;
+        } | {
+            jetstream: boolean;
+            nats: components["schemas"]["NatsEndpointView"];
+            subject: string;
+            /** @enum {string} */
+            type: "nats";
+        } | {
+            /** Format: int32 */
+            qos: number;
+            retain: boolean;
+            topic: string;
+            /** @enum {string} */
+            type: "republish";
+        };
+        /** @description The broker's answer to TestRule. */
+        RuleTestResult: {
+            /** @description The target took the sample (2xx, NATS/JetStream acknowledgement, republished). */
+            delivered: boolean;
+            error?: string | null;
+            /** Format: int64 */
+            latencyMs: number;
+            /** @description The broker node that sent the sample. */
+            nodeId: string;
+            /**
+             * Format: int32
+             * @description The target's HTTP status, when it answered.
+             */
+            status?: number | null;
+        };
         SendMessageRequest: {
             base64?: boolean;
             /** @description The payload: UTF-8 text, or Base64 when `base64` is true. At most `maxMessageSize` bytes. */
@@ -786,6 +1139,17 @@ export interface components {
             rejectDuplicateClientId?: boolean | null;
         };
         /**
+         * @description Omitted fields keep their value; a given `source` or `target` replaces the whole of it, except
+         *     its secrets, which an absent field keeps and `""` removes.
+         */
+        UpdateRuleRequest: {
+            enabled?: boolean | null;
+            name?: string | null;
+            outbox?: components["schemas"]["OutboxInput"] | null;
+            source?: components["schemas"]["RuleSourceInput"] | null;
+            target?: components["schemas"]["RuleTargetInput"] | null;
+        };
+        /**
          * @description What the instance holds, and its traffic now against its quotas: the latest heartbeat figures of
          *     every broker heard from within `broker_silent_secs`, summed (offline messages: the largest report,
          *     the brokers of a cluster each reporting the cluster's shared store).
@@ -826,6 +1190,11 @@ export interface components {
             reportingBrokers: number;
             /**
              * Format: int64
+             * @description Rules (against `quotas.maxRules`).
+             */
+            rules: number;
+            /**
+             * Format: int64
              * @description Subscriptions of the instance's sessions.
              */
             subscriptions: number;
@@ -853,6 +1222,8 @@ export interface components {
              */
             time: string;
         };
+        /** @enum {string} */
+        WebhookBodyFormat: "json" | "raw";
     };
     responses: never;
     parameters: never;
@@ -2788,6 +3159,693 @@ export interface operations {
             };
             /** @description the database is unavailable (`ServiceUnavailable`) or the request timed out (`RequestTimeout`); retry after `Retry-After` seconds */
             503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    ListRules: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                instanceId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RuleList"];
+                };
+            };
+            /** @description invalid input (`InvalidParameter`, naming the field) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the body is over its limit (`PayloadTooLarge`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the database is unavailable (`ServiceUnavailable`) or the request timed out (`RequestTimeout`); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    CreateRule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                instanceId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateRuleRequest"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Rule"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `QuotaExceeded`: the instance has `maxRules` rules */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the body is over its limit (`PayloadTooLarge`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the database is unavailable (`ServiceUnavailable`) or the request timed out (`RequestTimeout`); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    GetRule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                instanceId: string;
+                ruleId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Rule"];
+                };
+            };
+            /** @description invalid input (`InvalidParameter`, naming the field) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the body is over its limit (`PayloadTooLarge`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the database is unavailable (`ServiceUnavailable`) or the request timed out (`RequestTimeout`); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    DeleteRule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                instanceId: string;
+                ruleId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description invalid input (`InvalidParameter`, naming the field) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the body is over its limit (`PayloadTooLarge`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the database is unavailable (`ServiceUnavailable`) or the request timed out (`RequestTimeout`); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    UpdateRule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                instanceId: string;
+                ruleId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UpdateRuleRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Rule"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the body is over its limit (`PayloadTooLarge`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the database is unavailable (`ServiceUnavailable`) or the request timed out (`RequestTimeout`); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    ListRuleDeadLetters: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                instanceId: string;
+                ruleId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeadLetterList"];
+                };
+            };
+            /** @description invalid input (`InvalidParameter`, naming the field) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the body is over its limit (`PayloadTooLarge`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the database is unavailable (`ServiceUnavailable`) or the request timed out (`RequestTimeout`); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    DisableRule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                instanceId: string;
+                ruleId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Rule"];
+                };
+            };
+            /** @description invalid input (`InvalidParameter`, naming the field) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the body is over its limit (`PayloadTooLarge`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the database is unavailable (`ServiceUnavailable`) or the request timed out (`RequestTimeout`); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    EnableRule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                instanceId: string;
+                ruleId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Rule"];
+                };
+            };
+            /** @description invalid input (`InvalidParameter`, naming the field) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the body is over its limit (`PayloadTooLarge`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the database is unavailable (`ServiceUnavailable`) or the request timed out (`RequestTimeout`); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    TestRule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                instanceId: string;
+                ruleId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the broker's answer (`delivered` false with the target's error when it refused) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RuleTestResult"];
+                };
+            };
+            /** @description invalid input (`InvalidParameter`, naming the field) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the body is over its limit (`PayloadTooLarge`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `NoBrokerAvailable`: no broker node is live; or the database is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `RuleTestTimeout`: the broker did not answer in time (`rule_test_timeout_secs`) */
+            504: {
                 headers: {
                     [name: string]: unknown;
                 };

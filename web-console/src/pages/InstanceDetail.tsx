@@ -11,6 +11,7 @@ import { Tokens } from './instance/Tokens';
 import { Devices } from './instance/Devices';
 import { Clients } from './instance/Clients';
 import { SendMessage } from './instance/SendMessage';
+import { Rules } from './instance/Rules';
 
 const TABS = [
   ['overview', 'Overview'],
@@ -19,6 +20,7 @@ const TABS = [
   ['access-keys', 'AccessKeys'],
   ['tokens', 'Tokens'],
   ['devices', 'Device credentials'],
+  ['rules', 'Rules'],
   ['clients', 'Online clients'],
   ['send', 'Send message'],
 ] as const;
@@ -48,6 +50,8 @@ export function InstanceDetail({ instanceId, tab }: { instanceId: string; tab: s
         return <Tokens instance={i} />;
       case 'devices':
         return <Devices instance={i} />;
+      case 'rules':
+        return <Rules instance={i} onChange={inst.reload} />;
       case 'clients':
         return <Clients instance={i} />;
       case 'send':

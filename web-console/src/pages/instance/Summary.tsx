@@ -11,7 +11,7 @@ import { navigate } from '../../lib/router';
 import { InstanceForm } from './InstanceForm';
 import { Usage } from './Usage';
 
-const QUOTAS: { key: keyof Quotas; label: string; fmt?: (n: number) => string; usage?: 'parentTopics' }[] = [
+const QUOTAS: { key: keyof Quotas; label: string; fmt?: (n: number) => string; usage?: 'parentTopics' | 'rules' }[] = [
   { key: 'maxConnections', label: 'Concurrent connections' },
   { key: 'maxMessagesPerSecond', label: 'Messages per second' },
   { key: 'maxParentTopics', label: 'Parent topics', usage: 'parentTopics' },
@@ -27,7 +27,7 @@ const QUOTAS: { key: keyof Quotas; label: string; fmt?: (n: number) => string; u
   { key: 'maxRetainedMessages', label: 'Retained messages' },
   { key: 'maxRetainedBytes', label: 'Retained message bytes', fmt: bytes },
   { key: 'maxTokenResources', label: 'Resources per token' },
-  { key: 'maxRules', label: 'Rules' },
+  { key: 'maxRules', label: 'Rules', usage: 'rules' },
 ];
 
 export function Summary({ instance: i, onChange }: { instance: Instance; onChange: () => void }) {
@@ -62,7 +62,7 @@ export function Summary({ instance: i, onChange }: { instance: Instance; onChang
             <>
               <dt>Contents</dt>
               <dd>
-                {i.usage.parentTopics} parent topics · {i.usage.groupIds} group IDs · {i.usage.accessKeys} AccessKeys · {i.usage.deviceCredentials} device credentials
+                {i.usage.parentTopics} parent topics · {i.usage.groupIds} group IDs · {i.usage.accessKeys} AccessKeys · {i.usage.deviceCredentials} device credentials · {i.usage.rules} rules
               </dd>
             </>
           ) : null}
