@@ -112,29 +112,43 @@ impl Snapshot {
         }
     }
 
-    /// Checks the hash and every name, so a broker never swaps in a snapshot it cannot serve.
+    /// Checks the hash and every instance: what a whole-document consumer (tests, the load generator)
+    /// wants. A broker uses `check_hash` and `InstanceConfig::validate` so that one broken instance
+    /// is refused alone.
     pub fn validate(&self) -> Result<(), SnapshotError> {
+        self.check_hash()?;
+        self.content.instances.iter().try_for_each(InstanceConfig::validate)
+    }
+
+    /// The content is what the control plane hashed: a mismatch means a damaged document, so
+    /// nothing in it can be trusted.
+    pub fn check_hash(&self) -> Result<(), SnapshotError> {
         if self.content.hash() != self.hash {
             return Err(SnapshotError::HashMismatch);
         }
-        for inst in &self.content.instances {
-            let invalid = |what: String| SnapshotError::Invalid {
-                instance: inst.id.clone(),
-                what,
-            };
-            if !names::is_instance_id(&inst.id) {
-                return Err(invalid("bad instance id".into()));
-            }
-            for t in &inst.parent_topics {
-                names::validate_parent_topic(t).map_err(|e| invalid(format!("parent topic {t:?}: {e}")))?;
-            }
-            for g in &inst.group_ids {
-                names::validate_group_id(g).map_err(|e| invalid(format!("group id {g:?}: {e}")))?;
-            }
-            for d in &inst.device_credentials {
-                names::parse_client_id(&d.client_id, inst.quotas.max_client_id_length as usize)
-                    .map_err(|e| invalid(format!("device credential client id {:?}: {e}", d.client_id)))?;
-            }
+        Ok(())
+    }
+}
+
+impl InstanceConfig {
+    /// Checks every name in the instance, so a broker never serves an instance it cannot enforce.
+    pub fn validate(&self) -> Result<(), SnapshotError> {
+        let invalid = |what: String| SnapshotError::Invalid {
+            instance: self.id.clone(),
+            what,
+        };
+        if !names::is_instance_id(&self.id) {
+            return Err(invalid("bad instance id".into()));
+        }
+        for t in &self.parent_topics {
+            names::validate_parent_topic(t).map_err(|e| invalid(format!("parent topic {t:?}: {e}")))?;
+        }
+        for g in &self.group_ids {
+            names::validate_group_id(g).map_err(|e| invalid(format!("group id {g:?}: {e}")))?;
+        }
+        for d in &self.device_credentials {
+            names::parse_client_id(&d.client_id, self.quotas.max_client_id_length as usize)
+                .map_err(|e| invalid(format!("device credential client id {:?}: {e}", d.client_id)))?;
         }
         Ok(())
     }

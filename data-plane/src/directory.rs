@@ -114,25 +114,38 @@ impl Directory {
         }
     }
 
-    fn compile(snapshot: &Snapshot, dev_instance: Option<&str>) -> Self {
-        let mut instances: HashMap<String, Arc<Instance>> = snapshot
-            .content
-            .instances
-            .iter()
-            .map(|i| (i.id.clone(), Arc::new(Instance::compile(i))))
-            .collect();
+    /// Compiles every valid instance of `snapshot`. An instance that fails validation is refused
+    /// alone: the one `previous` serves stays (or, new, it stays absent), so one tenant's bad
+    /// configuration never stops the others' changes. Returns why each refused instance was refused.
+    fn compile(snapshot: &Snapshot, previous: &Directory, dev_instance: Option<&str>) -> (Self, Vec<SnapshotError>) {
+        let mut refused = Vec::new();
+        let mut instances: HashMap<String, Arc<Instance>> = HashMap::with_capacity(snapshot.content.instances.len());
+        for cfg in &snapshot.content.instances {
+            match cfg.validate() {
+                Ok(()) => {
+                    instances.insert(cfg.id.clone(), Arc::new(Instance::compile(cfg)));
+                }
+                Err(e) => {
+                    if let Some(kept) = previous.instances.get(&cfg.id).filter(|i| !i.open) {
+                        instances.insert(cfg.id.clone(), kept.clone());
+                    }
+                    refused.push(e);
+                }
+            }
+        }
         if let Some(dev) = dev_instance {
             instances
                 .entry(dev.to_string())
                 .or_insert_with(|| Arc::new(Instance::open_dev(dev)));
         }
-        Self {
+        let dir = Self {
             version: snapshot.version,
             hash: snapshot.hash.clone(),
             instances,
             verifier: TokenVerifier::new(&snapshot.content.token_keys),
             rule_policy: snapshot.content.rule_policy,
-        }
+        };
+        (dir, refused)
     }
 }
 
@@ -170,20 +183,27 @@ impl Directories {
         self.current.load_full()
     }
 
-    /// Validates and swaps in a snapshot; an invalid one is refused and the old one kept.
-    pub fn apply_snapshot(&self, snapshot: Snapshot) -> Result<(), SnapshotError> {
-        snapshot.validate()?;
-        let dir = Directory::compile(&snapshot, self.dev_instance.as_deref());
+    /// Validates and swaps in a snapshot. A damaged document (hash mismatch) is refused whole and the
+    /// old one kept; an invalid instance is refused alone (see `Directory::compile`). Returns why
+    /// each refused instance was refused.
+    pub fn apply_snapshot(&self, snapshot: Snapshot) -> Result<Vec<SnapshotError>, SnapshotError> {
+        snapshot.check_hash()?;
+        let (dir, refused) = Directory::compile(&snapshot, &self.load(), self.dev_instance.as_deref());
+        for e in &refused {
+            crate::metrics::snapshot_instance_refused();
+            tracing::error!(version = dir.version, error = %e, "instance configuration refused; serving its previous one");
+        }
         tracing::info!(
             version = dir.version,
             instances = dir.instances.len(),
+            refused = refused.len(),
             "snapshot applied"
         );
         crate::metrics::snapshot_version(dir.version);
         let version = dir.version;
         self.current.store(Arc::new(dir));
         self.changed.send_replace(version);
-        Ok(())
+        Ok(refused)
     }
 
     /// Reads, validates and applies a snapshot file.
@@ -192,5 +212,106 @@ impl Directories {
         let snapshot: Snapshot = serde_json::from_slice(&raw)?;
         self.apply_snapshot(snapshot)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use common::snapshot::SnapshotContent;
+
+    use super::*;
+
+    /// An instance with parent topic `T` and the given group IDs (valid or not).
+    pub(crate) fn instance(id: &str, groups: &[&str]) -> InstanceConfig {
+        InstanceConfig {
+            rules: Vec::new(),
+            id: id.into(),
+            name: id.into(),
+            quotas: Quotas::default(),
+            reject_duplicate_client_id: false,
+            parent_topics: vec!["T".into()],
+            group_ids: groups.iter().map(|g| g.to_string()).collect(),
+            access_keys: vec![],
+            device_credentials: vec![],
+            revoked_tokens: vec![],
+        }
+    }
+
+    fn snapshot(version: i64, instances: Vec<InstanceConfig>) -> Snapshot {
+        Snapshot::new(
+            version,
+            SnapshotContent {
+                rule_policy: Default::default(),
+                token_keys: vec![],
+                instances,
+            },
+        )
+    }
+
+    fn groups(dirs: &Directories, id: &str) -> Option<Vec<String>> {
+        let mut g: Vec<String> = dirs.load().instances.get(id)?.group_ids.iter().cloned().collect();
+        g.sort();
+        Some(g)
+    }
+
+    const A: &str = "mqtt-aaaaaaaaaaaa";
+    const B: &str = "mqtt-bbbbbbbbbbbb";
+    const C: &str = "mqtt-cccccccccccc";
+
+    #[test]
+    fn a_broken_instance_is_refused_alone_and_keeps_its_previous_configuration() {
+        let dirs = Directories::new(None);
+        let refused = dirs
+            .apply_snapshot(snapshot(
+                1,
+                vec![instance(A, &["GID_alpha"]), instance(B, &["GID_beta"])],
+            ))
+            .unwrap();
+        assert!(refused.is_empty());
+
+        // B breaks while A changes: A's change is served, B keeps what it had.
+        let refused = dirs
+            .apply_snapshot(snapshot(
+                2,
+                vec![
+                    instance(A, &["GID_alpha", "GID_alpha2"]),
+                    instance(B, &["GID_beta", "nope"]),
+                ],
+            ))
+            .unwrap();
+        assert_eq!(refused.len(), 1);
+        assert!(matches!(&refused[0], SnapshotError::Invalid { instance, .. } if instance == B));
+        assert_eq!(dirs.load().version, 2);
+        assert_eq!(groups(&dirs, A).unwrap(), ["GID_alpha", "GID_alpha2"]);
+        assert_eq!(groups(&dirs, B).unwrap(), ["GID_beta"]);
+
+        // A new instance that is broken from the start is not served at all; B, fixed, is again.
+        let refused = dirs
+            .apply_snapshot(snapshot(
+                3,
+                vec![
+                    instance(A, &["GID_alpha"]),
+                    instance(B, &["GID_beta3"]),
+                    instance(C, &["bad"]),
+                ],
+            ))
+            .unwrap();
+        assert!(matches!(&refused[..], [SnapshotError::Invalid { instance, .. }] if instance == C));
+        assert_eq!(groups(&dirs, B).unwrap(), ["GID_beta3"]);
+        assert_eq!(groups(&dirs, C), None);
+    }
+
+    #[test]
+    fn a_damaged_document_is_refused_whole() {
+        let dirs = Directories::new(None);
+        dirs.apply_snapshot(snapshot(1, vec![instance(A, &["GID_alpha"])]))
+            .unwrap();
+        let mut damaged = snapshot(2, vec![instance(A, &["GID_alpha", "GID_xray"])]);
+        damaged.content.instances[0].group_ids.push("GID_yank".into());
+        assert_eq!(dirs.apply_snapshot(damaged), Err(SnapshotError::HashMismatch));
+        assert_eq!(
+            (dirs.load().version, groups(&dirs, A).unwrap()),
+            (1, vec!["GID_alpha".to_string()])
+        );
     }
 }

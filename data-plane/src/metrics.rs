@@ -21,6 +21,7 @@ const CLIENT_EVENTS: &str = "broker_client_events_total";
 const ONLINE_QUERIES: &str = "broker_online_queries_total";
 const SNAPSHOT_VERSION: &str = "broker_snapshot_version";
 const SNAPSHOT_REFUSED: &str = "broker_snapshot_refused_total";
+const SNAPSHOT_INSTANCES_REFUSED: &str = "broker_snapshot_instances_refused_total";
 const SYNC_ERRORS: &str = "broker_sync_errors_total";
 const SYNC_EVENTS_DROPPED: &str = "broker_sync_events_dropped_total";
 const SYNC_EVENTS_REFUSED: &str = "broker_sync_events_refused_total";
@@ -177,6 +178,11 @@ pub fn snapshot_version(version: i64) {
 
 pub fn snapshot_refused() {
     metrics::counter!(SNAPSHOT_REFUSED).increment(1);
+}
+
+/// One instance of an applied snapshot refused (its previous configuration stays).
+pub fn snapshot_instance_refused() {
+    metrics::counter!(SNAPSHOT_INSTANCES_REFUSED).increment(1);
 }
 
 /// `exchange`: snapshot, heartbeat, events, commands.

@@ -10,4 +10,5 @@ mod online_status;
 mod outage;
 mod probe;
 mod propagation;
+mod snapshot_refusal;
 mod tls_link;

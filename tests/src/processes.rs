@@ -108,6 +108,11 @@ impl ControlPlane {
         }
     }
 
+    /// The control plane's database, for tests that must write what its API refuses to write.
+    pub fn db_url(&self) -> &str {
+        &self.db_url
+    }
+
     /// Starts again on the same port and database.
     pub async fn restart(&mut self) {
         self.kill();

@@ -1,5 +1,5 @@
 //! The configuration watch: long-polls the snapshot, validates and swaps it in (live sessions are
-//! re-checked by the swap), and writes it as last-known-good.
+//! re-checked by the swap; an invalid instance is refused alone), and writes it as last-known-good.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -46,14 +46,24 @@ async fn apply(state: &LinkState, dirs: &Directories, cache: &std::path::Path, s
         Ok(b) => b,
         Err(e) => return tracing::error!(error = %e, "cannot serialize the snapshot"),
     };
-    if let Err(e) = dirs.apply_snapshot(snapshot) {
-        crate::metrics::snapshot_refused();
-        tracing::error!(version, error = %e, "snapshot refused; keeping the current one");
-        state.set_refused(Some(format!("snapshot version {version} refused: {e}")));
-        state.beat_now.notify_one();
-        return;
+    match dirs.apply_snapshot(snapshot) {
+        Err(e) => {
+            crate::metrics::snapshot_refused();
+            tracing::error!(version, error = %e, "snapshot refused; keeping the current one");
+            state.set_refused(Some(format!("snapshot version {version} refused: {e}")));
+            state.beat_now.notify_one();
+            return;
+        }
+        Ok(refused) if refused.is_empty() => state.set_refused(None),
+        Ok(refused) => {
+            let why: Vec<String> = refused.iter().map(ToString::to_string).collect();
+            state.set_refused(Some(format!(
+                "snapshot version {version} applied without {} refused instance(s): {}",
+                why.len(),
+                why.join("; ")
+            )));
+        }
     }
-    state.set_refused(None);
     state.beat_now.notify_one();
     let path = cache.to_path_buf();
     // fsync can take a while; it must not hold up the polls.
@@ -101,5 +111,29 @@ mod tests {
 
         apply(&state, &dirs, &cache, Snapshot::new(5, SnapshotContent::default())).await;
         assert_eq!((dirs.load().version, state.last_error()), (5, None));
+    }
+
+    #[tokio::test]
+    async fn a_refused_instance_is_reported_while_the_rest_is_applied_and_cached() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = dir.path().join("lkg.json");
+        let (state, dirs) = (LinkState::new(), Directories::new(None));
+        let content = |groups: &[&str]| SnapshotContent {
+            instances: vec![crate::directory::tests::instance("mqtt-bbbbbbbbbbbb", groups)],
+            ..SnapshotContent::default()
+        };
+
+        apply(&state, &dirs, &cache, Snapshot::new(6, content(&["nope"]))).await;
+        assert_eq!(dirs.load().version, 6);
+        let error = state.last_error().expect("the refusal is reported");
+        assert!(
+            error.contains("mqtt-bbbbbbbbbbbb") && error.contains("1 refused instance"),
+            "{error}"
+        );
+        let cached: Snapshot = serde_json::from_slice(&std::fs::read(&cache).unwrap()).unwrap();
+        assert_eq!(cached.version, 6, "what the control plane sent is the last-known-good");
+
+        apply(&state, &dirs, &cache, Snapshot::new(7, content(&["GID_okay"]))).await;
+        assert_eq!((dirs.load().version, state.last_error()), (7, None));
     }
 }
