@@ -2,6 +2,9 @@
 //! update an absent secret keeps the stored one, an empty one removes it); answers only say whether
 //! one is set (`hasSecret`, `hasPassword`, ...). Both convert to and from the `common::rules` types
 //! brokers run.
+//!
+//! Why it is long (about 430 lines): each of the four target kinds needs its request, answer and
+//! conversion types, and keeping them together keeps the write-only secret rule in one place.
 
 use chrono::{DateTime, Utc};
 use common::rules::{NatsEndpoint, OutboxLimits, RuleKind, RuleSource, RuleTarget, WebhookFormat};

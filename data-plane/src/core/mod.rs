@@ -5,6 +5,9 @@
 //! (`quotas`). Connections live on worker threads and hear from the core only through their
 //! mailboxes (`mailbox`). The parts never call each other except the router, which looks sessions
 //! up to hand messages over; the facade orchestrates everything else.
+//!
+//! Why it is long (about 540 lines): the facade is the one place that orchestrates the parts for each
+//! MQTT operation; each of its methods is short.
 
 pub mod mailbox;
 pub mod offline;

@@ -6,6 +6,9 @@
 //! (oldest first); `retained` = `inst \0 topic` -> message.
 //! `seq` is `(unix ms << 20) | counter`, so it orders by age across restarts. A record that cannot
 //! be read is skipped, logged and counted, never a reason not to start.
+//!
+//! Why it is long (about 490 lines): the three seams share one keyspace, its sequence counter and its
+//! skipping of unreadable records; splitting them would spread one on-disk format over several files.
 
 pub(crate) mod codec;
 

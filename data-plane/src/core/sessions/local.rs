@@ -1,6 +1,9 @@
 //! The embedded session registry: sessions in memory, sharded so that connections of different
 //! clients do not queue behind one lock; persistent ones are written through `SessionRecords`
 //! outside those locks.
+//!
+//! Why it is long (about 440 lines): registration, takeover and expiry share the shard locks and the
+//! write-through to `SessionRecords`, and must be read together.
 
 use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeMap, HashMap};
