@@ -26,6 +26,7 @@ use futures_util::future::join_all;
 
 use super::funnel::{Funnel, StreamAck};
 use super::link::{InboxLimits, Link};
+use super::recent::{Notice, RecentNotices};
 use super::sessions::ClusterSessions;
 use super::state::ClusterState;
 use super::subject::key_token;
@@ -103,6 +104,8 @@ pub struct Inbox {
     ready: Mutex<HashMap<String, InboxLimits>>,
     sessions: Mutex<HashMap<Key, Session>>,
     counts: Mutex<HashMap<String, u64>>,
+    /// Notices sent to other brokers lately, sent again after a reconnect.
+    recent: Mutex<RecentNotices>,
 }
 
 fn unavailable(e: impl std::fmt::Display) -> SeamError {
@@ -129,6 +132,7 @@ impl Inbox {
             ready: Mutex::new(HashMap::new()),
             sessions: Mutex::new(HashMap::new()),
             counts: Mutex::new(HashMap::new()),
+            recent: Mutex::new(RecentNotices::default()),
         });
         let _ = inbox.me.set(Arc::downgrade(&inbox));
         inbox
@@ -202,6 +206,26 @@ impl Inbox {
             if let Some(conn) = self.local.live(&instance, &client) {
                 conn.mailbox.wake();
             }
+        }
+    }
+
+    /// Sends the notices of the last seconds again (after the NATS connection came back): one that
+    /// was still in the lost connection's buffer would otherwise leave a stored message unannounced
+    /// to an online session until it reconnects. Holders drop sequences they have delivered.
+    pub fn resend_recent_notices(&self) {
+        let notices = self
+            .recent
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .recent(Instant::now());
+        if !notices.is_empty() {
+            tracing::info!(
+                notices = notices.len(),
+                "inbox notices sent again after the NATS connection came back"
+            );
+        }
+        for n in notices {
+            self.funnel.core(n.subject, n.headers, n.payload);
         }
     }
 
@@ -494,9 +518,17 @@ impl Inbox {
         match self.state.owner(instance, client) {
             Some(o) if o.online && o.node == self.link.node => self.deliver_here(instance, client, seq, out),
             Some(o) if o.online => {
-                let headers = wire::node_headers(Op::Inbox, instance, client, Some(seq));
+                let notice = Notice {
+                    subject: self.link.names.node(&o.node),
+                    headers: wire::node_headers(Op::Inbox, instance, client, Some(seq)),
+                    payload: wire::encode_delivery(&out),
+                };
                 self.funnel
-                    .core(self.link.names.node(&o.node), headers, wire::encode_delivery(&out));
+                    .core(notice.subject.clone(), notice.headers.clone(), notice.payload.clone());
+                self.recent
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .record(Instant::now(), notice);
             }
             _ => {}
         }

@@ -67,6 +67,9 @@ fn options(cfg: &ClusterConfig, name: &str) -> anyhow::Result<async_nats::Connec
         .retry_on_initial_connect()
         .max_reconnects(None)
         .connection_timeout(Duration::from_secs(2))
+        // A node whose host vanishes (no socket closed) is given up after three unanswered pings,
+        // about 15 s: within the window of inbox notices sent again after a reconnect.
+        .ping_interval(Duration::from_secs(5))
         .request_timeout(Some(Duration::from_secs(5)))
         // Senders never wait on a slow NATS: a full buffer is an error the caller handles.
         .client_capacity(65_536)

@@ -8,6 +8,7 @@
 mod funnel;
 mod inbox;
 pub mod link;
+mod recent;
 mod retained;
 mod router;
 mod sessions;
@@ -135,6 +136,7 @@ pub async fn join(cfg: ClusterConfig) -> anyhow::Result<(Parts, Arc<Cluster>)> {
     tokio::spawn(inbox.clone().run_purges());
     tokio::spawn(refresh_counts(inbox.clone()));
     tokio::spawn(reread_after_reconnect(link.clone(), Arc::downgrade(&inbox)));
+    tokio::spawn(reread_after_others_reconnect(link.clone(), Arc::downgrade(&inbox)));
     tokio::spawn(serve_node(
         link.clone(),
         local.clone(),
@@ -258,11 +260,46 @@ async fn refresh_counts(inbox: Arc<Inbox>) {
     }
 }
 
-/// After the NATS connection comes back, sessions read their inboxes again (a notice may have
-/// been lost while it was down).
+/// After the NATS connection comes back, sessions read their inboxes again (a notice to them may
+/// have been lost while it was down), the notices this broker sent lately go out again (one may
+/// have been lost with the connection), and the other brokers are told to read their sessions'
+/// inboxes again too.
 async fn reread_after_reconnect(link: Arc<Link>, inbox: Weak<Inbox>) {
     loop {
         link.reconnected.notified().await;
+        let Some(inbox) = inbox.upgrade() else {
+            return;
+        };
+        inbox.reread_all();
+        inbox.resend_recent_notices();
+        let said = link
+            .client
+            .publish(link.names.reconnected(), Bytes::from(link.node.clone()))
+            .await;
+        if said.is_err() {
+            metrics::cluster_error("publish");
+        }
+    }
+}
+
+/// Another broker's NATS connection came back: a notice it sent to this node may have been lost,
+/// and its message, stored, must not be passed over. Sessions here read their inboxes again (and
+/// are not purged until they have), which finds every stored message they did not hear of.
+async fn reread_after_others_reconnect(link: Arc<Link>, inbox: Weak<Inbox>) {
+    let mut sub = loop {
+        match link.client.subscribe(link.names.reconnected()).await {
+            Ok(s) => break s,
+            Err(e) => {
+                metrics::cluster_error("subscribe");
+                tracing::warn!(error = %e, "reconnect subscription failed; retrying");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+        }
+    };
+    while let Some(m) = sub.next().await {
+        if m.payload == link.node.as_bytes() {
+            continue;
+        }
         match inbox.upgrade() {
             Some(inbox) => inbox.reread_all(),
             None => return,

@@ -123,6 +123,12 @@ impl Names {
         format!("{}.n.{}", self.prefix, key_token(node))
     }
 
+    /// Where a broker says that its NATS connection came back: notices it sent just before may
+    /// have been lost, so every broker reads its sessions' inboxes again.
+    pub fn reconnected(&self) -> String {
+        format!("{}.reconnected", self.prefix)
+    }
+
     /// The inbox stream of an instance, and a client's subject in it.
     pub fn inbox_stream(&self, instance: &str) -> String {
         format!("{}_INBOX_{}", self.prefix.to_uppercase(), instance.replace('-', "_"))
