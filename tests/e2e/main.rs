@@ -4,6 +4,7 @@
 mod cluster_faults;
 mod cluster_lb;
 mod cluster_nats_node;
+mod cluster_order;
 mod cluster_sessions;
 mod commands;
 mod events;

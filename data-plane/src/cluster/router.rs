@@ -298,7 +298,10 @@ async fn receive(
         let fan = match &feed {
             Feed::Direct { instance } => {
                 // Overlapping filters hold a subscription each: one copy per client all the same.
-                if !lock(&recent).first_time(msg.id) {
+                // Checking and handing over under one lock keeps each topic's order: another
+                // subscription's task cannot hand a later message of the topic over in between.
+                let mut recent = lock(&recent);
+                if !recent.first_time(msg.id) {
                     continue;
                 }
                 local.fan_out(
