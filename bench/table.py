@@ -1,4 +1,5 @@
-"""Prints bench/run's results as one Markdown table with the ratio ours/Mosquitto per scenario."""
+"""Prints bench/run's results as one Markdown table with the ratio ours/Mosquitto per scenario (for
+"rules": ours with rules over ours without, "rules-off"), and one row per rule target."""
 
 import json
 import platform
@@ -28,6 +29,9 @@ def main(path, fd_limit):
             r = brokers.get(broker)
             if r is None:
                 continue
+            if r.get("skipped"):
+                print(f"| {name} | {broker} | - | - | - | - | - | - | - | - | {r['skipped']} |")
+                continue
             if r.get("errors") and "delivered" not in r:
                 print(f"| {name} | {broker} | failed: {r['errors'][0].strip().splitlines()[-1][:80]} |||||||||")
                 continue
@@ -38,12 +42,21 @@ def main(path, fd_limit):
                 orate = other.get("connects_per_s") or other.get("msgs_per_s")
                 if rate and orate:
                     ratio = f"{rate / orate:.2f}x"
+            if name == "rules" and broker == "ours" and "ours" in by.get("rules-off", {}):
+                orate = by["rules-off"]["ours"].get("msgs_per_s")
+                if rate and orate:
+                    ratio = f"{rate / orate:.2f}x of rules-off"
             rss = r.get("broker_peak_rss")
             print(
                 f"| {name} | {broker} | {fmt(rate)} | {fmt(r.get('p50_us', 0) / 1000)} | {fmt(r.get('p99_us', 0) / 1000)} "
                 f"| {fmt(r.get('lost'))} | {fmt(r.get('duplicates'))} | {fmt(r.get('broker_cpu_pct'))} "
                 f"| {fmt(rss / 2**20 if rss else None)} | {fmt(r.get('bytes_per_idle_conn'))} | {ratio} |"
             )
+            for t in r.get("rule_targets", []):
+                print(
+                    f"| {name} | {broker} to {t['name']} | {fmt(t['delivered'])} delivered | {fmt(t['p50_us'] / 1000)} "
+                    f"| {fmt(t['p99_us'] / 1000)} | {fmt(t['lost'])} | {fmt(t['duplicates'])} | | | | |"
+                )
             for e in r.get("errors", [])[:2]:
                 print(f"|  | {broker} error: {e.strip()[:100]} ||||||||||")
 

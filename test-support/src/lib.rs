@@ -4,3 +4,4 @@ pub mod mqtt;
 pub mod nats;
 pub mod net;
 pub mod pg;
+pub mod receiver;

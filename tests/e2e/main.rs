@@ -12,5 +12,6 @@ mod online_status;
 mod outage;
 mod probe;
 mod propagation;
+mod rules;
 mod snapshot_refusal;
 mod tls_link;

@@ -81,6 +81,8 @@ impl ControlPlane {
             .env("MASTER_KEY", &self.master_key)
             .env("ADMIN_PASSWORD", &self.admin_password)
             .env("CP_BROKER_NODES", &self.nodes)
+            // Rule tests point webhooks at receivers on this machine.
+            .env("CP_RULE_TARGETS_ALLOW_LOOPBACK", "true")
             .env("RUST_LOG", "info")
             .stdout(log_file(&self.dir, "control-plane.log"))
             .stderr(log_file(&self.dir, "control-plane.log"))

@@ -1,5 +1,6 @@
 //! `loadgen`: drives an MQTT broker with Alibaba-style clients (`GID_x@@@dev-N`, per-client Signature
 //! or Token credentials) and reports throughput, latency, loss and broker cost as one JSON line.
+//! The `rules` scenario also receives what the broker's rules deliver (`sinks`).
 
 mod clients;
 mod conn;
@@ -7,6 +8,7 @@ mod payload;
 mod proc_stats;
 mod report;
 mod scenarios;
+mod sinks;
 mod tracker;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -16,6 +18,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use common::quotas::Quotas;
+use common::rules::{NatsEndpoint, OutboxLimits, RuleConfig, RuleSource, RuleTarget, TargetPolicy, WebhookFormat};
 use common::snapshot::{AccessKeyGrant, InstanceConfig, Snapshot, SnapshotContent};
 use common::token::{TokenAction, TokenClaims, TokenSigner};
 
@@ -42,6 +45,8 @@ enum Scenario {
     Qos0,
     Connstorm,
     Offline,
+    /// p2p; the rule targets' receivers run here when `--rule-webhook-listen`/`--rule-nats` are given.
+    Rules,
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq)]
@@ -108,6 +113,14 @@ struct RunArgs {
     source_ips: u8,
     #[arg(long, default_value_t = 200)]
     connect_concurrency: usize,
+    /// Receive the webhook rule's requests (`POST /hook`) on this loopback address (`rules`).
+    #[arg(long)]
+    rule_webhook_listen: Option<SocketAddr>,
+    /// Receive the NATS rule's messages from this NATS server (`rules`).
+    #[arg(long)]
+    rule_nats: Option<String>,
+    #[arg(long, default_value = "bench.rules")]
+    rule_nats_subject: String,
 }
 
 #[derive(clap::Args)]
@@ -120,6 +133,54 @@ struct SnapshotArgs {
     parent: String,
     #[arg(long)]
     out: PathBuf,
+    /// Adds an outflow rule for `<parent>/p2p/#` to this webhook URL (JSON, signed).
+    #[arg(long)]
+    rule_webhook: Option<String>,
+    /// Adds an outflow rule for `<parent>/p2p/#` to a subject of this NATS server (core NATS).
+    #[arg(long)]
+    rule_nats: Option<String>,
+    #[arg(long, default_value = "bench.rules")]
+    rule_nats_subject: String,
+}
+
+/// The outflow rules the snapshot gets: every p2p message to the webhook and to NATS.
+fn bench_rules(a: &SnapshotArgs) -> Vec<RuleConfig> {
+    let rule = |n: u8, target: RuleTarget| RuleConfig {
+        id: format!("rule-{n:016x}"),
+        name: format!("bench rule {n}"),
+        enabled: true,
+        source: RuleSource::Outflow {
+            topic_filters: vec![format!("{}/p2p/#", a.parent)],
+            group_ids: vec![],
+        },
+        target,
+        outbox: OutboxLimits::default(),
+    };
+    let mut rules = Vec::new();
+    if let Some(url) = &a.rule_webhook {
+        let target = RuleTarget::Webhook {
+            url: url.clone(),
+            format: WebhookFormat::Json,
+            secret: Some("bench-hook-secret".into()),
+            timeout_ms: 5_000,
+        };
+        rules.push(rule(1, target));
+    }
+    if let Some(url) = &a.rule_nats {
+        let target = RuleTarget::Nats {
+            nats: NatsEndpoint {
+                urls: vec![url.clone()],
+                user: None,
+                password: None,
+                token: None,
+                creds: None,
+            },
+            subject: a.rule_nats_subject.clone(),
+            jetstream: false,
+        };
+        rules.push(rule(2, target));
+    }
+    rules
 }
 
 fn seed(hex_seed: &str) -> Result<[u8; 32]> {
@@ -139,7 +200,7 @@ fn write_snapshot(a: SnapshotArgs) -> Result<()> {
         ..Quotas::default()
     };
     let instance = InstanceConfig {
-        rules: Vec::new(),
+        rules: bench_rules(&a),
         id: a.creds.instance,
         name: "bench".into(),
         quotas,
@@ -155,7 +216,11 @@ fn write_snapshot(a: SnapshotArgs) -> Result<()> {
         revoked_tokens: vec![],
     };
     let content = SnapshotContent {
-        rule_policy: Default::default(),
+        // The benchmark's webhook receiver runs on this machine.
+        rule_policy: TargetPolicy {
+            allow_loopback: true,
+            allow_private: false,
+        },
         token_keys: vec![signer.public_key().clone()],
         instances: vec![instance],
     };
@@ -225,6 +290,19 @@ async fn run(a: RunArgs) -> Result<()> {
         Scenario::Qos0 => scenarios::qos0(&settings).await?,
         Scenario::Connstorm => scenarios::connstorm(&settings).await?,
         Scenario::Offline => scenarios::offline(&settings).await?,
+        Scenario::Rules => {
+            let mut sinks = Vec::new();
+            if let Some(listen) = a.rule_webhook_listen {
+                if !listen.ip().is_loopback() {
+                    bail!("the webhook receiver only listens on loopback addresses");
+                }
+                sinks.push(sinks::Sink::webhook(listen).await?);
+            }
+            if let Some(url) = &a.rule_nats {
+                sinks.push(sinks::Sink::nats(url, &a.rule_nats_subject).await?);
+            }
+            scenarios::rules(&settings, &sinks).await?
+        }
     };
     println!("{}", serde_json::to_string(&report)?);
     Ok(())

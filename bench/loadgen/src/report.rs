@@ -3,6 +3,7 @@
 use serde::Serialize;
 
 use crate::proc_stats;
+use crate::sinks::SinkReport;
 use crate::tracker::Tracker;
 
 #[derive(Debug, Default, Serialize)]
@@ -22,6 +23,9 @@ pub struct Report {
     pub broker_peak_rss: Option<u64>,
     pub connects_per_s: Option<f64>,
     pub bytes_per_idle_conn: Option<f64>,
+    /// The rule targets' receivers (the `rules` scenario): latency from publish to arrival there.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rule_targets: Vec<SinkReport>,
     pub errors: Vec<String>,
 }
 

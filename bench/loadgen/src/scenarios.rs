@@ -1,5 +1,6 @@
 //! The benchmark scenarios: p2p, fan-out, fan-in (shared subscription), QoS 0 throughput,
-//! connection storm and offline drain. Each returns a `Report`.
+//! connection storm, offline drain, and p2p with the broker's rules delivering every message to a
+//! webhook and a NATS subject as well. Each returns a `Report`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,6 +16,7 @@ use crate::clients::{self, Pace};
 use crate::conn::{self, Conn, Target};
 use crate::proc_stats;
 use crate::report::{CpuWindow, Report};
+use crate::sinks::Sink;
 use crate::tracker::Tracker;
 
 /// Settings shared by every scenario.
@@ -78,7 +80,8 @@ async fn connect_all(s: &Settings, ids: Vec<(usize, String, Vec<String>)>, clean
     Ok(conns.into_iter().map(|c| c.expect("every slot connected")).collect())
 }
 
-/// Runs publishers and subscribers that are already connected; measures from the common start.
+/// Runs publishers and subscribers that are already connected; measures from the common start
+/// until the subscribers and every sink (rule targets, which get every published message) are done.
 async fn exchange(
     s: &Settings,
     name: &str,
@@ -86,7 +89,9 @@ async fn exchange(
     subscribers: Vec<Conn>,
     per_subscriber: u64,
     qos: QoS,
+    sinks: &[Sink],
 ) -> Result<Report> {
+    let published = publishers.len() as u64 * s.messages as u64;
     let deadline = Instant::now() + s.time_limit;
     let pace = s.pace(qos, publishers.len());
     let start_line = Arc::new(Barrier::new(publishers.len() + subscribers.len() + 1));
@@ -124,6 +129,9 @@ async fn exchange(
             Err(e) => errors.push(e.to_string()),
         }
     }
+    for sink in sinks {
+        sink.wait(published, deadline, Duration::from_secs(10)).await;
+    }
     let elapsed = started.elapsed().as_secs_f64();
     for p in senders {
         match p.await? {
@@ -134,6 +142,7 @@ async fn exchange(
     let mut report = Report::from_tracker(name, expected, &total, elapsed);
     report.broker_cpu_pct = cpu.percent(elapsed);
     report.broker_peak_rss = s.broker_pid.and_then(proc_stats::memory).map(|m| m.1);
+    report.rule_targets = sinks.iter().map(|k| k.report(published)).collect();
     errors.truncate(10);
     report.errors = errors;
     Ok(report)
@@ -141,6 +150,16 @@ async fn exchange(
 
 /// N publishers each send to their own subscriber through `<parent>/p2p/<clientId>`.
 pub async fn p2p(s: &Settings) -> Result<Report> {
+    p2p_with(s, "p2p", &[]).await
+}
+
+/// p2p, with the broker's rules (`loadgen snapshot --rule-webhook/--rule-nats`) sending every
+/// message to `sinks` too; without sinks the same load with nothing else to deliver.
+pub async fn rules(s: &Settings, sinks: &[Sink]) -> Result<Report> {
+    p2p_with(s, "rules", sinks).await
+}
+
+async fn p2p_with(s: &Settings, name: &str, sinks: &[Sink]) -> Result<Report> {
     let n = s.clients;
     let subs: Vec<_> = (0..n)
         .map(|i| {
@@ -161,7 +180,16 @@ pub async fn p2p(s: &Settings) -> Result<Report> {
         .enumerate()
         .map(|(i, c)| (c, format!("{}/p2p/{}", s.parent, s.client_id("sub", i))))
         .collect();
-    exchange(s, "p2p", publishers, subscribers, s.messages as u64, QoS::AtLeastOnce).await
+    exchange(
+        s,
+        name,
+        publishers,
+        subscribers,
+        s.messages as u64,
+        QoS::AtLeastOnce,
+        sinks,
+    )
+    .await
 }
 
 /// One publisher, N subscribers of the same topic.
@@ -180,6 +208,7 @@ pub async fn fanout(s: &Settings) -> Result<Report> {
         subscribers,
         s.messages as u64,
         QoS::AtLeastOnce,
+        &[],
     )
     .await
 }
@@ -196,7 +225,7 @@ pub async fn fanin(s: &Settings) -> Result<Report> {
         .map(|c| (c, topic.clone()))
         .collect();
     let expected = s.messages as u64 * s.clients as u64;
-    exchange(s, "fanin", publishers, subscriber, expected, QoS::AtLeastOnce).await
+    exchange(s, "fanin", publishers, subscriber, expected, QoS::AtLeastOnce, &[]).await
 }
 
 /// QoS 0 raw throughput: one publisher, one subscriber; losses are reported, not failures.
@@ -207,7 +236,16 @@ pub async fn qos0(s: &Settings) -> Result<Report> {
     subscribe_qos0(&mut subscriber[0], sub).await?;
     let publisher = connect_all(s, vec![(1, s.client_id("pub", 0), vec![])], true).await?;
     let publishers = publisher.into_iter().map(|c| (c, topic.clone())).collect();
-    exchange(s, "qos0", publishers, subscriber, s.messages as u64, QoS::AtMostOnce).await
+    exchange(
+        s,
+        "qos0",
+        publishers,
+        subscriber,
+        s.messages as u64,
+        QoS::AtMostOnce,
+        &[],
+    )
+    .await
 }
 
 async fn subscribe_qos0(c: &mut Conn, mut sub: rumqttc::Subscribe) -> Result<()> {

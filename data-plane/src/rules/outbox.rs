@@ -126,10 +126,15 @@ impl Outbox {
         Ok(())
     }
 
-    /// The rule's oldest items, at most `limit`.
-    pub fn head(&self, rule: &str, limit: usize) -> StoreResult<Vec<(u64, Vec<u8>)>> {
+    /// The rule's oldest items from `from` on (a seq no item below is left at; 0: all), at most
+    /// `limit`. Removed items stay in the LSM tree as tombstones until compaction, and a read walks
+    /// over every one in its range: the sender passes the first seq of its previous read, so a
+    /// read never walks over more than one batch of them (from the start of the rule's keys, the
+    /// walk grew with every delivered item).
+    pub fn head(&self, rule: &str, from: u64, limit: usize) -> StoreResult<Vec<(u64, Vec<u8>)>> {
         let mut out = Vec::new();
-        for kv in self.ks.prefix(prefix(rule)).take(limit) {
+        let end = [rule.as_bytes(), b"\x01"].concat();
+        for kv in self.ks.range(key(rule, from)..end).take(limit) {
             let (k, v) = kv.into_inner()?;
             if let Some((_, seq)) = parse_key(&k) {
                 out.push((seq, v.to_vec()));
@@ -193,7 +198,7 @@ mod tests {
                 assert_eq!(outbox.append(&st, &[i; 10], false).unwrap(), Appended::Stored);
             }
             // 50 bytes appended, 30 allowed: the two oldest went.
-            let head = outbox.head("rule-a", 10).unwrap();
+            let head = outbox.head("rule-a", 0, 10).unwrap();
             assert_eq!(head.iter().map(|(_, v)| v[0]).collect::<Vec<_>>(), vec![2, 3, 4]);
             assert_eq!(st.stats().dropped, 2);
             assert!(st.stats().overflowing);
@@ -206,14 +211,24 @@ mod tests {
         let store = FjallStore::open(dir.path()).unwrap();
         let (outbox, usage) = Outbox::open(&store).unwrap();
         assert_eq!((usage["rule-a"].items, usage["rule-a"].bytes), (2, 20));
-        let head = outbox.head("rule-a", 10).unwrap();
+        let head = outbox.head("rule-a", 0, 10).unwrap();
         assert_eq!(head.iter().map(|(_, v)| v[0]).collect::<Vec<_>>(), vec![3, 4]);
         let st = RuleState::new("rule-a", "mqtt-x", limits, usage["rule-a"]);
         outbox.append(&st, &[7; 5], false).unwrap();
-        let seqs: Vec<u64> = outbox.head("rule-a", 10).unwrap().iter().map(|(s, _)| *s).collect();
+        let seqs: Vec<u64> = outbox.head("rule-a", 0, 10).unwrap().iter().map(|(s, _)| *s).collect();
         assert!(
             seqs.windows(2).all(|w| w[0] < w[1]),
             "later appends sort after restored ones"
         );
+        // A read from a seq on starts there, and sees no other rule's items.
+        let other = RuleState::new("rule-ab", "mqtt-x", limits, Usage::default());
+        outbox.append(&other, &[8; 5], false).unwrap();
+        let from: Vec<u64> = outbox
+            .head("rule-a", seqs[1], 10)
+            .unwrap()
+            .iter()
+            .map(|(s, _)| *s)
+            .collect();
+        assert_eq!(from, seqs[1..]);
     }
 }

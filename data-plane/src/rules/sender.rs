@@ -57,8 +57,10 @@ pub struct Sender {
 impl Sender {
     pub async fn run(self) {
         let st = &self.state;
+        // Seqs only grow, and every item before the first of the previous read is gone.
+        let mut from = 0;
         loop {
-            let head = match self.outbox.head(&st.rule_id, self.settings.batch.max(1)) {
+            let head = match self.outbox.head(&st.rule_id, from, self.settings.batch.max(1)) {
                 Ok(h) => h,
                 Err(e) => {
                     crate::metrics::store_error("rule_outbox");
@@ -67,6 +69,9 @@ impl Sender {
                     continue;
                 }
             };
+            if let Some((seq, _)) = head.first() {
+                from = *seq;
+            }
             if head.is_empty() {
                 st.drained();
                 // A permit stored by an append made since the read wakes this at once.

@@ -11,8 +11,8 @@ use base64::Engine;
 use common::rules::{OutboxLimits, RuleConfig, RuleSource, RuleTarget, WebhookFormat};
 use rumqttc::v5::mqttbytes::v5::PublishProperties;
 
-use crate::support::receiver::Receiver;
 use crate::support::{BrokerProc, GROUP, INST, Snapshot, snapshot, v3, v5, wait_until};
+use test_support::receiver::Receiver;
 
 pub(crate) const SECRET: &str = "hook-secret";
 const FAST_RETRIES: [(&str, &str); 2] = [
@@ -114,7 +114,7 @@ pub(crate) async fn publish_from(b: &BrokerProc, clients: &[&str], topic: &str, 
 }
 
 /// Envelope payloads, decoded, first occurrence of each message only (at least once may repeat).
-pub(crate) fn payloads_once(got: &[crate::support::receiver::Received]) -> Vec<String> {
+pub(crate) fn payloads_once(got: &[test_support::receiver::Received]) -> Vec<String> {
     let mut seen = std::collections::HashSet::new();
     got.iter()
         .map(|r| r.json())

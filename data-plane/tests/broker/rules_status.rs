@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use common::rules::{RuleSource, RuleTarget, WebhookFormat};
 
 use crate::rules::{SECRET, rule, start, webhook, with_rules};
-use crate::support::receiver::{Received, Receiver};
 use crate::support::{GROUP, v3};
+use test_support::receiver::{Received, Receiver};
 
 /// Alibaba's receiver logic over the events received so far, for one client.
 fn online(events: &[Received], client: &str) -> bool {

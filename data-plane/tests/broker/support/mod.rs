@@ -3,7 +3,6 @@
 #![allow(dead_code)]
 
 pub mod raw;
-pub mod receiver;
 pub mod v3;
 pub mod v5;
 pub mod wire;

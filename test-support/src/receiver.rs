@@ -1,6 +1,7 @@
 //! A real HTTP webhook receiver for rule tests (axum on a loopback port): records every request,
 //! checks its `x-mq-signature` against the shared secret as a receiver would, and answers with
-//! the status the test sets (200 unless told otherwise).
+//! the status the test sets (200 unless told otherwise). The signature is checked here with its
+//! own HMAC code, not the broker's, so a test can catch a broker that signs wrongly.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU16, Ordering};
@@ -10,7 +11,28 @@ use std::time::Duration;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use common::rules::{HEADER_SIGNATURE, HEADER_TIMESTAMP, verify_webhook_signature};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+/// The header with the request's Unix time in milliseconds.
+pub const HEADER_TIMESTAMP: &str = "x-mq-timestamp";
+/// `v1=<hex HMAC-SHA256(secret, "<timestamp>.<body>")>`.
+pub const HEADER_SIGNATURE: &str = "x-mq-signature";
+
+/// Whether `header` is the documented signature of `body` sent at `timestamp_ms`.
+pub fn signature_ok(secret: &[u8], timestamp_ms: i64, body: &[u8], header: &str) -> bool {
+    let Some(hex_sig) = header.strip_prefix("v1=") else {
+        return false;
+    };
+    let Ok(sig) = hex::decode(hex_sig) else {
+        return false;
+    };
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key length");
+    mac.update(timestamp_ms.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    mac.verify_slice(&sig).is_ok()
+}
 
 /// One request as received.
 #[derive(Debug, Clone)]
@@ -56,7 +78,7 @@ async fn hook(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Statu
         .collect();
     let ts = headers.get(HEADER_TIMESTAMP).and_then(|t| t.parse::<i64>().ok());
     let signed = match (ts, headers.get(HEADER_SIGNATURE)) {
-        (Some(ts), Some(sig)) => verify_webhook_signature(s.secret.as_bytes(), ts, &body, sig),
+        (Some(ts), Some(sig)) => signature_ok(s.secret.as_bytes(), ts, &body, sig),
         _ => false,
     };
     s.got.lock().unwrap().push(Received {
@@ -70,7 +92,7 @@ async fn hook(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Statu
 impl Receiver {
     /// Listens on a free loopback port.
     pub async fn start(secret: &str) -> Self {
-        Self::start_on(test_support::net::free_port(), secret).await
+        Self::start_on(crate::net::free_port(), secret).await
     }
 
     /// Listens on `port` (a test may point a rule at it before anything listens there).
@@ -124,5 +146,20 @@ impl Receiver {
 impl Drop for Receiver {
     fn drop(&mut self) {
         self.task.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::signature_ok;
+
+    #[test]
+    fn signature_matches_an_independently_computed_hmac() {
+        // Python: hmac.new(b"s3cret", b'1700000000000.{"a":1}', hashlib.sha256).hexdigest()
+        let sig = "v1=8a6f992378d0d47b6fcdf1cc8d72e46ba5c789b2c9d3a538be31fe07d598ba6d";
+        assert!(signature_ok(b"s3cret", 1_700_000_000_000, b"{\"a\":1}", sig));
+        assert!(!signature_ok(b"other", 1_700_000_000_000, b"{\"a\":1}", sig));
+        assert!(!signature_ok(b"s3cret", 1_700_000_000_001, b"{\"a\":1}", sig));
+        assert!(!signature_ok(b"s3cret", 1_700_000_000_000, b"{\"a\":1}", &sig[3..]));
     }
 }
