@@ -3,6 +3,7 @@
 
 mod cluster_faults;
 mod cluster_lb;
+mod cluster_routing;
 mod cluster_sessions;
 mod commands;
 mod events;
