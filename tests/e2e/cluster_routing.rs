@@ -104,6 +104,9 @@ pub fn summary(got: &[Publish]) -> Vec<(String, String, u8)> {
         .collect()
 }
 
+/// Subscriptions of one client: (filter, QoS).
+type Filters = &'static [(&'static str, QoS)];
+
 const QOS: [QoS; 3] = [QoS::AtMostOnce, QoS::AtLeastOnce, QoS::ExactlyOnce];
 
 /// Topics published in the routing check, and whether `T/+/x` matches them (`T/#` matches all).
@@ -122,7 +125,7 @@ async fn cluster_publish_reaches_other_brokers_by_filter_qos_share_group_and_p2p
 
     // Filters and QoS, in publish order: broker 2 has `T/#` subscribers only, broker 3 `T/+/x` ones
     // only, so that each message reaches each of them through one NATS subscription.
-    let plan: [(&str, usize, &[(&str, QoS)]); 4] = [
+    let plan: [(&str, usize, Filters); 4] = [
         ("b2-all-q2", 1, &[("T/#", QoS::ExactlyOnce)]),
         ("b2-all-q0", 1, &[("T/#", QoS::AtMostOnce)]),
         ("b3-x-q1", 2, &[("T/+/x", QoS::AtLeastOnce)]),
@@ -139,7 +142,7 @@ async fn cluster_publish_reaches_other_brokers_by_filter_qos_share_group_and_p2p
     // copy of each message, at the higher QoS of the filters that match. (The order of messages
     // that reach a broker through two overlapping NATS subscriptions is not kept: docs/cluster.md,
     // known gaps.)
-    let both: &[(&str, QoS)] = &[("T/#", QoS::AtMostOnce), ("T/+/x", QoS::AtLeastOnce)];
+    let both: Filters = &[("T/#", QoS::AtMostOnce), ("T/+/x", QoS::AtLeastOnce)];
     subs.push(("b3-both", both, client(&s, "b3-both", 2, false, both).await.1));
     check_round(&p, &mut subs, n, n, false).await;
     println!("filters and QoS checked at {:.1} s", started.elapsed().as_secs_f64());
@@ -324,13 +327,7 @@ async fn cluster_publish_reaches_other_brokers_by_filter_qos_share_group_and_p2p
 /// Publishes messages `from..from + n` from `p` on the `TOPICS` at QoS 0, 1, 2 in turn, and checks
 /// what each subscriber (name, filters, event loop) gets: the messages its filters match, each once,
 /// at min(publish QoS, the highest QoS of its matching filters), in publish order if `ordered`.
-async fn check_round(
-    p: &AsyncClient,
-    subs: &mut [(&str, &[(&str, QoS)], EventLoop)],
-    from: usize,
-    n: usize,
-    ordered: bool,
-) {
+async fn check_round(p: &AsyncClient, subs: &mut [(&str, Filters, EventLoop)], from: usize, n: usize, ordered: bool) {
     {
         let mut evs: Vec<&mut EventLoop> = subs.iter_mut().map(|(.., ev)| ev).collect();
         until_all_hear(&[p], "T/a/x", &mut evs).await;
