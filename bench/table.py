@@ -1,4 +1,5 @@
-"""Prints bench/run's results as one Markdown table with the ratio ours/Mosquitto per scenario."""
+"""Prints bench/run's results as one Markdown table with the ratio ours/Mosquitto per scenario (and
+cluster/ours for the scenarios run on a cluster of three brokers)."""
 
 import json
 import platform
@@ -24,7 +25,7 @@ def main(path, fd_limit):
     print("| scenario | broker | rate (msg/s or conn/s) | p50 ms | p99 ms | lost | dup | CPU % | peak RSS MiB | B/idle conn | ours/mosquitto |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for name, brokers in by.items():
-        for broker in ("ours", "mosquitto"):
+        for broker in ("ours", "mosquitto", "cluster"):
             r = brokers.get(broker)
             if r is None:
                 continue
@@ -33,11 +34,12 @@ def main(path, fd_limit):
                 continue
             rate = r.get("connects_per_s") or r.get("msgs_per_s")
             ratio = ""
-            if broker == "ours" and "mosquitto" in brokers:
-                other = brokers["mosquitto"]
+            versus = {"ours": "mosquitto", "cluster": "ours"}.get(broker)
+            if versus in brokers:
+                other = brokers[versus]
                 orate = other.get("connects_per_s") or other.get("msgs_per_s")
                 if rate and orate:
-                    ratio = f"{rate / orate:.2f}x"
+                    ratio = f"{rate / orate:.2f}x" if broker == "ours" else f"cluster/ours {rate / orate:.2f}x"
             rss = r.get("broker_peak_rss")
             print(
                 f"| {name} | {broker} | {fmt(rate)} | {fmt(r.get('p50_us', 0) / 1000)} | {fmt(r.get('p99_us', 0) / 1000)} "
