@@ -1,5 +1,6 @@
-"""Prints bench/run's results as one Markdown table with the ratio ours/Mosquitto per scenario (for
-"rules": ours with rules over ours without, "rules-off"), and one row per rule target."""
+"""Prints bench/run's results as one Markdown table with the ratio ours/Mosquitto per scenario
+(cluster/ours for the scenarios run on a cluster of three brokers; for "rules": ours with rules over
+ours without, "rules-off"), and one row per rule target."""
 
 import json
 import platform
@@ -25,7 +26,7 @@ def main(path, fd_limit):
     print("| scenario | broker | rate (msg/s or conn/s) | p50 ms | p99 ms | lost | dup | CPU % | peak RSS MiB | B/idle conn | ours/mosquitto |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for name, brokers in by.items():
-        for broker in ("ours", "mosquitto"):
+        for broker in ("ours", "mosquitto", "cluster"):
             r = brokers.get(broker)
             if r is None:
                 continue
@@ -37,11 +38,12 @@ def main(path, fd_limit):
                 continue
             rate = r.get("connects_per_s") or r.get("msgs_per_s")
             ratio = ""
-            if broker == "ours" and "mosquitto" in brokers:
-                other = brokers["mosquitto"]
+            versus = {"ours": "mosquitto", "cluster": "ours"}.get(broker)
+            if versus in brokers:
+                other = brokers[versus]
                 orate = other.get("connects_per_s") or other.get("msgs_per_s")
                 if rate and orate:
-                    ratio = f"{rate / orate:.2f}x"
+                    ratio = f"{rate / orate:.2f}x" if broker == "ours" else f"cluster/ours {rate / orate:.2f}x"
             if name == "rules" and broker == "ours" and "ours" in by.get("rules-off", {}):
                 orate = by["rules-off"]["ours"].get("msgs_per_s")
                 if rate and orate:

@@ -7,6 +7,7 @@ pub mod haproxy;
 pub mod processes;
 pub mod system;
 pub mod tls_proxy;
+pub mod v5;
 
 pub use api::{Api, Fixture};
 pub use haproxy::HaProxy;

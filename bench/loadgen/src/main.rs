@@ -102,9 +102,16 @@ struct RunArgs {
     /// Upper bound of the measured phase in seconds.
     #[arg(long, default_value_t = 120)]
     time_limit: u64,
-    /// Broker process to read CPU and memory from.
+    /// Broker process to read CPU and memory from; repeat it for a cluster (figures are summed).
     #[arg(long)]
-    broker_pid: Option<u32>,
+    broker_pid: Vec<u32>,
+    /// Where subscribers connect (another broker of a cluster); default: `--addr`, like publishers.
+    #[arg(long)]
+    sub_addr: Option<SocketAddr>,
+    /// Pause between connecting the subscribers and connecting the publishers, in milliseconds
+    /// (a cluster's brokers learn of other brokers' sessions and subscriptions through NATS).
+    #[arg(long, default_value_t = 0)]
+    settle_ms: u64,
     /// Deliver p2p without subscriptions (our broker); otherwise receivers subscribe to their p2p topic.
     #[arg(long)]
     native_p2p: bool,
@@ -231,7 +238,7 @@ fn write_snapshot(a: SnapshotArgs) -> Result<()> {
 }
 
 async fn run(a: RunArgs) -> Result<()> {
-    if !a.addr.ip().is_loopback() {
+    if !a.addr.ip().is_loopback() || a.sub_addr.is_some_and(|s| !s.ip().is_loopback()) {
         bail!("loadgen only talks to loopback addresses");
     }
     let c = a.creds;
@@ -266,12 +273,18 @@ async fn run(a: RunArgs) -> Result<()> {
     let source_ips = (1..=a.source_ips.max(1))
         .map(|i| IpAddr::V4(Ipv4Addr::new(127, 0, 0, i)))
         .collect();
+    let target = conn::Target {
+        addr: a.addr,
+        auth,
+        source_ips,
+    };
     let settings = scenarios::Settings {
-        target: conn::Target {
-            addr: a.addr,
-            auth,
-            source_ips,
+        sub_target: conn::Target {
+            addr: a.sub_addr.unwrap_or(a.addr),
+            ..target.clone()
         },
+        target,
+        settle: Duration::from_millis(a.settle_ms),
         group: a.group,
         parent: a.parent,
         clients: a.clients,
@@ -279,7 +292,7 @@ async fn run(a: RunArgs) -> Result<()> {
         window: a.window.max(1),
         rate: a.rate,
         time_limit: Duration::from_secs(a.time_limit),
-        broker_pid: a.broker_pid,
+        broker_pids: a.broker_pid,
         native_p2p: a.native_p2p,
         connect_concurrency: a.connect_concurrency.max(1),
     };

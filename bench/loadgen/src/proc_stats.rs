@@ -1,9 +1,20 @@
-//! CPU time and memory of the broker under test, read from /proc so both brokers are measured alike.
+//! CPU time and memory of the broker (or a cluster's brokers) under test, read from /proc so every
+//! broker is measured alike.
 
 use std::fs;
 
-/// Resident and peak resident memory in bytes (VmRSS, VmHWM).
-pub fn memory(pid: u32) -> Option<(u64, u64)> {
+/// Resident and peak resident memory in bytes (VmRSS, VmHWM), summed over the processes; None when
+/// there are none or one cannot be read.
+pub fn memory(pids: &[u32]) -> Option<(u64, u64)> {
+    if pids.is_empty() {
+        return None;
+    }
+    pids.iter()
+        .map(|p| memory_of(*p))
+        .try_fold((0, 0), |(r, h), m| m.map(|(mr, mh)| (r + mr, h + mh)))
+}
+
+fn memory_of(pid: u32) -> Option<(u64, u64)> {
     let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let field = |name: &str| {
         status
@@ -16,8 +27,16 @@ pub fn memory(pid: u32) -> Option<(u64, u64)> {
     Some((field("VmRSS:")?, field("VmHWM:")?))
 }
 
-/// User + system CPU time in seconds.
-pub fn cpu_seconds(pid: u32) -> Option<f64> {
+/// User + system CPU time in seconds, summed over the processes; None when there are none or one
+/// cannot be read.
+pub fn cpu_seconds(pids: &[u32]) -> Option<f64> {
+    if pids.is_empty() {
+        return None;
+    }
+    pids.iter().map(|p| cpu_seconds_of(*p)).sum()
+}
+
+fn cpu_seconds_of(pid: u32) -> Option<f64> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name may hold spaces: fields start after the closing parenthesis.
     let rest = &stat[stat.rfind(')')? + 2..];

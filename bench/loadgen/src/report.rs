@@ -49,23 +49,23 @@ impl Report {
     }
 }
 
-/// Broker CPU use over a measured phase.
+/// Broker CPU use over a measured phase (of several processes together for a cluster).
 pub struct CpuWindow {
-    pid: Option<u32>,
+    pids: Vec<u32>,
     start: Option<f64>,
 }
 
 impl CpuWindow {
-    pub fn start(pid: Option<u32>) -> Self {
+    pub fn start(pids: &[u32]) -> Self {
         Self {
-            pid,
-            start: pid.and_then(proc_stats::cpu_seconds),
+            pids: pids.to_vec(),
+            start: proc_stats::cpu_seconds(pids),
         }
     }
 
     /// Percent of one core used since `start` (200 = both cores of this machine).
     pub fn percent(&self, elapsed_s: f64) -> Option<f64> {
-        let end = proc_stats::cpu_seconds(self.pid?)?;
+        let end = proc_stats::cpu_seconds(&self.pids)?;
         Some((end - self.start?) / elapsed_s.max(1e-9) * 100.0)
     }
 }

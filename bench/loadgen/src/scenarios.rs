@@ -22,7 +22,13 @@ use crate::tracker::Tracker;
 /// Settings shared by every scenario.
 #[derive(Clone, Debug)]
 pub struct Settings {
+    /// Where publishers (and every client of the other scenarios) connect.
     pub target: Target,
+    /// Where the subscribers of p2p, fanout, fanin and qos0 connect (another broker of a cluster,
+    /// or `target`).
+    pub sub_target: Target,
+    /// Pause after the subscribers connected, before the publishers connect.
+    pub settle: Duration,
     pub group: String,
     pub parent: String,
     pub clients: usize,
@@ -30,7 +36,8 @@ pub struct Settings {
     pub window: usize,
     pub rate: f64,
     pub time_limit: Duration,
-    pub broker_pid: Option<u32>,
+    /// Broker processes whose CPU and memory are measured (summed).
+    pub broker_pids: Vec<u32>,
     /// Our broker delivers `<parent>/p2p/<clientId>` without a subscription; other brokers need one.
     pub native_p2p: bool,
     pub connect_concurrency: usize,
@@ -50,8 +57,24 @@ impl Settings {
     }
 }
 
-/// Connects `ids` with bounded concurrency, optionally subscribing each to its filters.
+/// Connects `ids` to `s.target` with bounded concurrency, optionally subscribing each to its filters.
 async fn connect_all(s: &Settings, ids: Vec<(usize, String, Vec<String>)>, clean: bool) -> Result<Vec<Conn>> {
+    connect_all_to(s, &s.target, ids, clean).await
+}
+
+/// Connects subscribers to `s.sub_target`, then waits `s.settle`.
+async fn connect_subscribers(s: &Settings, ids: Vec<(usize, String, Vec<String>)>) -> Result<Vec<Conn>> {
+    let conns = connect_all_to(s, &s.sub_target, ids, true).await?;
+    tokio::time::sleep(s.settle).await;
+    Ok(conns)
+}
+
+async fn connect_all_to(
+    s: &Settings,
+    target: &Target,
+    ids: Vec<(usize, String, Vec<String>)>,
+    clean: bool,
+) -> Result<Vec<Conn>> {
     let mut conns: Vec<Option<Conn>> = (0..ids.len()).map(|_| None).collect();
     let mut pending = FuturesUnordered::new();
     let mut iter = ids.into_iter().enumerate();
@@ -60,7 +83,7 @@ async fn connect_all(s: &Settings, ids: Vec<(usize, String, Vec<String>)>, clean
             let Some((slot, (n, id, filters))) = iter.next() else {
                 break;
             };
-            let target = s.target.clone();
+            let target = target.clone();
             pending.push(async move {
                 let (mut c, _) = target.connect(n, &id, clean).await?;
                 if !filters.is_empty() {
@@ -118,7 +141,7 @@ async fn exchange(
         }));
     }
     start_line.wait().await;
-    let cpu = CpuWindow::start(s.broker_pid);
+    let cpu = CpuWindow::start(&s.broker_pids);
     let started = Instant::now();
     let mut errors = Vec::new();
     let mut total = Tracker::default();
@@ -141,7 +164,7 @@ async fn exchange(
     }
     let mut report = Report::from_tracker(name, expected, &total, elapsed);
     report.broker_cpu_pct = cpu.percent(elapsed);
-    report.broker_peak_rss = s.broker_pid.and_then(proc_stats::memory).map(|m| m.1);
+    report.broker_peak_rss = proc_stats::memory(&s.broker_pids).map(|m| m.1);
     report.rule_targets = sinks.iter().map(|k| k.report(published)).collect();
     errors.truncate(10);
     report.errors = errors;
@@ -172,7 +195,7 @@ async fn p2p_with(s: &Settings, name: &str, sinks: &[Sink]) -> Result<Report> {
             (i, id, filters)
         })
         .collect();
-    let subscribers = connect_all(s, subs, true).await?;
+    let subscribers = connect_subscribers(s, subs).await?;
     let pubs: Vec<_> = (0..n).map(|i| (n + i, s.client_id("pub", i), vec![])).collect();
     let publishers = connect_all(s, pubs, true).await?;
     let publishers = publishers
@@ -198,7 +221,7 @@ pub async fn fanout(s: &Settings) -> Result<Report> {
     let subs: Vec<_> = (0..s.clients)
         .map(|i| (i, s.client_id("sub", i), vec![topic.clone()]))
         .collect();
-    let subscribers = connect_all(s, subs, true).await?;
+    let subscribers = connect_subscribers(s, subs).await?;
     let publisher = connect_all(s, vec![(s.clients, s.client_id("pub", 0), vec![])], true).await?;
     let publishers = publisher.into_iter().map(|c| (c, topic.clone())).collect();
     exchange(
@@ -217,7 +240,7 @@ pub async fn fanout(s: &Settings) -> Result<Report> {
 pub async fn fanin(s: &Settings) -> Result<Report> {
     let topic = format!("{}/fanin", s.parent);
     let share = vec![format!("$share/bench/{topic}")];
-    let subscriber = connect_all(s, vec![(0, s.client_id("sub", 0), share)], true).await?;
+    let subscriber = connect_subscribers(s, vec![(0, s.client_id("sub", 0), share)]).await?;
     let pubs: Vec<_> = (0..s.clients).map(|i| (i + 1, s.client_id("pub", i), vec![])).collect();
     let publishers = connect_all(s, pubs, true)
         .await?
@@ -231,9 +254,10 @@ pub async fn fanin(s: &Settings) -> Result<Report> {
 /// QoS 0 raw throughput: one publisher, one subscriber; losses are reported, not failures.
 pub async fn qos0(s: &Settings) -> Result<Report> {
     let topic = format!("{}/qos0", s.parent);
-    let mut subscriber = connect_all(s, vec![(0, s.client_id("sub", 0), vec![])], true).await?;
+    let mut subscriber = connect_all_to(s, &s.sub_target, vec![(0, s.client_id("sub", 0), vec![])], true).await?;
     let sub = rumqttc::Subscribe::new(topic.clone(), QoS::AtMostOnce);
     subscribe_qos0(&mut subscriber[0], sub).await?;
+    tokio::time::sleep(s.settle).await;
     let publisher = connect_all(s, vec![(1, s.client_id("pub", 0), vec![])], true).await?;
     let publishers = publisher.into_iter().map(|c| (c, topic.clone())).collect();
     exchange(
@@ -260,15 +284,15 @@ async fn subscribe_qos0(c: &mut Conn, mut sub: rumqttc::Subscribe) -> Result<()>
 
 /// Connect rate with authentication, then broker memory per idle connection.
 pub async fn connstorm(s: &Settings) -> Result<Report> {
-    let before = s.broker_pid.and_then(proc_stats::memory).map(|m| m.0);
+    let before = proc_stats::memory(&s.broker_pids).map(|m| m.0);
     let ids: Vec<_> = (0..s.clients).map(|i| (i, s.client_id("idle", i), vec![])).collect();
-    let cpu = CpuWindow::start(s.broker_pid);
+    let cpu = CpuWindow::start(&s.broker_pids);
     let started = Instant::now();
     let conns = connect_all(s, ids, true).await?;
     let elapsed = started.elapsed().as_secs_f64();
     // Let the broker settle (buffers shrink, allocator returns memory) before reading its size.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let after = s.broker_pid.and_then(proc_stats::memory);
+    let after = proc_stats::memory(&s.broker_pids);
     let mut report = Report {
         scenario: "connstorm".into(),
         elapsed_s: elapsed,
@@ -312,7 +336,7 @@ pub async fn offline(s: &Settings) -> Result<Report> {
     }
     conn::disconnect(publisher).await;
 
-    let cpu = CpuWindow::start(s.broker_pid);
+    let cpu = CpuWindow::start(&s.broker_pids);
     let started = Instant::now();
     let ids: Vec<_> = (0..s.clients).map(|i| (i, s.client_id("drain", i), vec![])).collect();
     let returning = connect_all(s, ids, false).await?;
@@ -336,7 +360,7 @@ pub async fn offline(s: &Settings) -> Result<Report> {
     let elapsed = started.elapsed().as_secs_f64();
     let mut report = Report::from_tracker("offline", s.messages as u64 * s.clients as u64, &total, elapsed);
     report.broker_cpu_pct = cpu.percent(elapsed);
-    report.broker_peak_rss = s.broker_pid.and_then(proc_stats::memory).map(|m| m.1);
+    report.broker_peak_rss = proc_stats::memory(&s.broker_pids).map(|m| m.1);
     errors.truncate(10);
     report.errors = errors;
     Ok(report)

@@ -1,0 +1,208 @@
+//! The control plane in front of a cluster of three brokers: an instance's connection quota holds
+//! for the whole cluster with no static split between brokers, session queries see clients on any
+//! broker, CloseConnection closes a client wherever it is, and SendMessage gives each subscriber one
+//! copy (not one per broker).
+
+use std::time::{Duration, Instant};
+
+use reqwest::Method;
+use rumqttc::QoS;
+use rumqttc::v5::mqttbytes::v5::ConnectReturnCode;
+use serde_json::{Value, json};
+use test_support::mqtt;
+
+use e2e::{System, v5};
+
+use crate::cluster_routing::{client, cluster, collect, extra, summary, until_all_hear};
+
+/// Brokers report their connection counts every second; admitting waits for that much and more.
+const REPORTS: Duration = Duration::from_millis(2500);
+
+/// Connects MQTT 5 client `name` to broker `at`; it must be accepted.
+async fn accepted(s: &System, name: &str, at: usize) -> (v5::AsyncClient, tokio::task::JoinHandle<()>) {
+    let o = v5::opts(&s.fx, &s.fx.client_id(name), s.brokers[at].mqtt_port);
+    match v5::connect(o).await {
+        Ok((c, ev)) => (c, v5::drive(ev)),
+        Err(e) => panic!("{name} on broker {} refused: {e:?}", at + 1),
+    }
+}
+
+/// Connects MQTT 5 client `name` to broker `at`; it must be refused for the quota.
+async fn refused(s: &System, name: &str, at: usize) {
+    let o = v5::opts(&s.fx, &s.fx.client_id(name), s.brokers[at].mqtt_port);
+    assert_eq!(
+        v5::refusal(o).await,
+        Some(ConnectReturnCode::QuotaExceeded),
+        "{name} on broker {}",
+        at + 1
+    );
+}
+
+#[tokio::test]
+async fn cluster_connection_quota_holds_across_brokers_without_a_static_split() {
+    let started = Instant::now();
+    let (_nats, s) = cluster().await;
+    s.api
+        .ok(
+            Method::PATCH,
+            &format!("/instances/{}", s.fx.instance),
+            Some(json!({"quotas": {"maxConnections": 6}})),
+        )
+        .await;
+    s.api.wait_in_sync(&["node-1", "node-2", "node-3"]).await;
+
+    // Six clients, two per broker, each pair once the others' counts have been reported.
+    let mut spread = Vec::new();
+    for at in 0..3 {
+        for k in 0..2 {
+            spread.push(accepted(&s, &format!("spread-{at}-{k}"), at).await);
+        }
+        tokio::time::sleep(REPORTS).await;
+    }
+    // A seventh is refused on every broker, though none holds more than a third of the quota.
+    for at in 0..3 {
+        refused(&s, &format!("seventh-{at}"), at).await;
+    }
+
+    // All leave; then the whole quota is usable on one broker.
+    for (c, run) in spread {
+        c.disconnect().await.unwrap();
+        let _ = tokio::time::timeout(Duration::from_secs(5), run).await;
+    }
+    tokio::time::sleep(REPORTS).await;
+    let mut one = Vec::new();
+    for k in 0..6 {
+        one.push(accepted(&s, &format!("one-broker-{k}"), 1).await);
+    }
+    refused(&s, "seventh-same-broker", 1).await;
+    tokio::time::sleep(REPORTS).await;
+    for at in [0, 2] {
+        refused(&s, &format!("seventh-elsewhere-{at}"), at).await;
+    }
+    // One leaves: a place is free again anywhere (broker 3 here).
+    let (c, run) = one.pop().unwrap();
+    c.disconnect().await.unwrap();
+    let _ = tokio::time::timeout(Duration::from_secs(5), run).await;
+    tokio::time::sleep(REPORTS).await;
+    let _back = accepted(&s, "in-the-free-place", 2).await;
+    println!("done in {:.1} s", started.elapsed().as_secs_f64());
+}
+
+/// Waits until the control plane reports the client online (or offline).
+async fn wait_online(s: &System, cid: &str, online: bool) -> Value {
+    let path = format!("/instances/{}/sessions/{cid}", s.fx.instance);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let v = s.api.ok(Method::GET, &path, None).await;
+        if v["online"] == online {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "{cid} not online={online} within 10 s: {v}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn cluster_control_plane_queries_closes_and_sends_on_every_broker() {
+    let started = Instant::now();
+    let (_nats, s) = cluster().await;
+    let fx = &s.fx;
+
+    // One subscriber per broker.
+    let mut subs = Vec::new();
+    for at in 0..3 {
+        let name = format!("sub-b{}", at + 1);
+        let (c, ev) = client(&s, &name, at, false, &[("T/cmd/#", QoS::AtLeastOnce)]).await;
+        subs.push((fx.client_id(&name), c, ev));
+    }
+
+    // QuerySessionByClientId: the client on broker 3 is online there, and so is every client in a
+    // batch query, each on its own broker.
+    let v = wait_online(&s, &subs[2].0, true).await;
+    assert_eq!(v["connections"], 1, "{v}");
+    assert_eq!(v["channels"][0]["nodeId"], "node-3", "{v}");
+    assert_eq!(v["channels"][0]["subscriptions"], json!(["T/cmd/#"]), "{v}");
+    let ids: Vec<&str> = subs.iter().map(|(cid, ..)| cid.as_str()).collect();
+    let batch = s
+        .api
+        .post(
+            &format!("/instances/{}/sessions/batch-query", fx.instance),
+            json!({"clientIds": ids}),
+        )
+        .await;
+    for (i, cid) in ids.iter().enumerate() {
+        let session = batch["sessions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|x| x["clientId"] == *cid)
+            .unwrap_or_else(|| panic!("{cid} missing in {batch}"));
+        assert_eq!(session["online"], true, "{session}");
+        assert_eq!(session["channels"][0]["nodeId"], format!("node-{}", i + 1), "{session}");
+    }
+
+    // SendMessage: every subscriber gets each message once, whichever broker runs the command.
+    // Probes from clients of every broker first, so that each subscription is known everywhere.
+    let mut probes = Vec::new();
+    for at in 0..3 {
+        let (c, ev) = client(&s, &format!("probe-b{}", at + 1), at, false, &[]).await;
+        probes.push((c, mqtt::drive(ev)));
+    }
+    {
+        let from: Vec<_> = probes.iter().map(|(c, _)| c).collect();
+        let mut to: Vec<_> = subs.iter_mut().map(|(.., ev)| ev).collect();
+        until_all_hear(&from, "T/cmd/probe", &mut to).await;
+    }
+    let n = 5;
+    for i in 0..n {
+        s.api
+            .post(
+                &format!("/instances/{}/messages", fx.instance),
+                json!({"topic": format!("T/cmd/{i}"), "payload": format!("c{i}"), "qos": 1}),
+            )
+            .await;
+    }
+    for (cid, _, ev) in subs.iter_mut() {
+        let got = collect(ev, n, cid).await;
+        let mut got = summary(&got);
+        got.sort();
+        let expected: Vec<_> = (0..n).map(|i| (format!("T/cmd/{i}"), format!("c{i}"), 1)).collect();
+        assert_eq!(got, expected, "SendMessage to {cid}");
+    }
+    for (cid, _, ev) in subs.iter_mut() {
+        let late = extra(ev, 1.0).await;
+        assert!(late.is_empty(), "{cid} got SendMessage copies twice: {late:?}");
+    }
+
+    // CloseConnection: the client on broker 2 is closed, and shown offline.
+    let since = Instant::now();
+    s.api
+        .ok(
+            Method::POST,
+            &format!("/instances/{}/sessions/{}/close", fx.instance, subs[1].0),
+            None,
+        )
+        .await;
+    mqtt::expect_closed(&mut subs[1].2, 5).await;
+    println!("CloseConnection took {:?}", since.elapsed());
+    wait_online(&s, &subs[1].0, false).await;
+    // The others stay: online, and a next SendMessage reaches them (once).
+    for i in [0, 2] {
+        let v = wait_online(&s, &subs[i].0, true).await;
+        assert_eq!(v["connections"], 1, "{v}");
+    }
+    s.api
+        .post(
+            &format!("/instances/{}/messages", fx.instance),
+            json!({"topic": "T/cmd/after", "payload": "after", "qos": 1}),
+        )
+        .await;
+    for i in [0, 2] {
+        let (cid, _, ev) = &mut subs[i];
+        let got = collect(ev, 1, cid).await;
+        assert_eq!(&got[0].payload[..], b"after", "{cid}");
+        let late = extra(ev, 0.5).await;
+        assert!(late.is_empty(), "{cid} got SendMessage copies twice: {late:?}");
+    }
+    println!("done in {:.1} s", started.elapsed().as_secs_f64());
+}
