@@ -71,22 +71,14 @@ pub async fn names(tx: &mut ConfigTx, instance_id: &str) -> Result<(Vec<String>,
 }
 
 pub async fn insert(tx: &mut ConfigTx, instance_id: &str, id: &str, w: &RuleWrite<'_>) -> Result<RuleRow, sqlx::Error> {
-    tx.touch(instance_id);
-    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+    write(
+        tx,
         "insert into rules (instance_id, id, name, enabled, kind, source, target, outbox, secrets_enc, secret_fields)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) returning {COLUMNS}"
-    )))
-    .bind(instance_id)
-    .bind(id)
-    .bind(w.name)
-    .bind(w.enabled)
-    .bind(w.kind)
-    .bind(Json(w.source))
-    .bind(w.target.map(Json))
-    .bind(Json(w.outbox))
-    .bind(w.secrets_enc)
-    .bind(w.secret_fields)
-    .fetch_one(tx.conn())
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        instance_id,
+        id,
+        w,
+    )
     .await
 }
 
@@ -103,24 +95,41 @@ pub async fn lock(tx: &mut ConfigTx, instance_id: &str, id: &str) -> Result<Opti
 }
 
 pub async fn update(tx: &mut ConfigTx, instance_id: &str, id: &str, w: &RuleWrite<'_>) -> Result<RuleRow, sqlx::Error> {
-    tx.touch(instance_id);
-    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+    write(
+        tx,
         "update rules set name = $3, enabled = $4, kind = $5, source = $6, target = $7, outbox = $8,
             secrets_enc = $9, secret_fields = $10, updated_at = now()
-         where instance_id = $1 and id = $2 returning {COLUMNS}"
-    )))
-    .bind(instance_id)
-    .bind(id)
-    .bind(w.name)
-    .bind(w.enabled)
-    .bind(w.kind)
-    .bind(Json(w.source))
-    .bind(w.target.map(Json))
-    .bind(Json(w.outbox))
-    .bind(w.secrets_enc)
-    .bind(w.secret_fields)
-    .fetch_one(tx.conn())
+         where instance_id = $1 and id = $2",
+        instance_id,
+        id,
+        w,
+    )
     .await
+}
+
+/// Runs `statement` (an insert or update taking the instance and rule ids as $1 and $2 and the
+/// write's fields as $3 to $10) and returns the rule as stored.
+async fn write(
+    tx: &mut ConfigTx,
+    statement: &str,
+    instance_id: &str,
+    id: &str,
+    w: &RuleWrite<'_>,
+) -> Result<RuleRow, sqlx::Error> {
+    tx.touch(instance_id);
+    sqlx::query_as(sqlx::AssertSqlSafe(format!("{statement} returning {COLUMNS}")))
+        .bind(instance_id)
+        .bind(id)
+        .bind(w.name)
+        .bind(w.enabled)
+        .bind(w.kind)
+        .bind(Json(w.source))
+        .bind(w.target.map(Json))
+        .bind(Json(w.outbox))
+        .bind(w.secrets_enc)
+        .bind(w.secret_fields)
+        .fetch_one(tx.conn())
+        .await
 }
 
 /// Enables or disables; none when the instance has no such rule.
