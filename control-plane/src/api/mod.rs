@@ -104,16 +104,7 @@ impl Modify for CommonResponses {
                 .or_insert_with(|| error(description).into());
         };
         for item in openapi.paths.paths.values_mut() {
-            for op in [
-                &mut item.get,
-                &mut item.post,
-                &mut item.put,
-                &mut item.patch,
-                &mut item.delete,
-            ]
-            .into_iter()
-            .flatten()
-            {
+            for op in operations_mut(item) {
                 let secured = op.security.as_ref().is_some_and(|s| !s.is_empty());
                 add(op, "400", "invalid input (`InvalidParameter`, naming the field)");
                 if secured {
@@ -131,6 +122,26 @@ impl Modify for CommonResponses {
             }
         }
     }
+}
+
+/// The operations of a path (the methods the API uses).
+fn operations(item: &utoipa::openapi::PathItem) -> impl Iterator<Item = &utoipa::openapi::path::Operation> {
+    [&item.get, &item.post, &item.put, &item.patch, &item.delete]
+        .into_iter()
+        .flatten()
+}
+
+/// `operations`, to change them.
+fn operations_mut(item: &mut utoipa::openapi::PathItem) -> impl Iterator<Item = &mut utoipa::openapi::path::Operation> {
+    [
+        &mut item.get,
+        &mut item.post,
+        &mut item.put,
+        &mut item.patch,
+        &mut item.delete,
+    ]
+    .into_iter()
+    .flatten()
 }
 
 /// OpenAPI links from each operation that creates a resource to every operation whose path names it
@@ -164,10 +175,7 @@ impl Modify for ResourceLinks {
         // (operationId, path parameters) of every operation.
         let mut ops: Vec<(String, Vec<String>)> = Vec::new();
         for (path, item) in &openapi.paths.paths {
-            for op in [&item.get, &item.post, &item.put, &item.patch, &item.delete]
-                .into_iter()
-                .flatten()
-            {
+            for op in operations(item) {
                 if let Some(id) = &op.operation_id {
                     ops.push((id.clone(), params(path)));
                 }
@@ -175,16 +183,7 @@ impl Modify for ResourceLinks {
         }
         for (path, item) in openapi.paths.paths.iter_mut() {
             let known = params(path);
-            for op in [
-                &mut item.get,
-                &mut item.post,
-                &mut item.put,
-                &mut item.patch,
-                &mut item.delete,
-            ]
-            .into_iter()
-            .flatten()
-            {
+            for op in operations_mut(item) {
                 let Some((_, created, pointer)) = CREATES
                     .iter()
                     .find(|(id, _, _)| op.operation_id.as_deref() == Some(*id))
