@@ -226,52 +226,55 @@ pub async fn update_instance(
 /// longer than the limit, live tokens with more resources) or, for device credentials with longer
 /// client IDs, make every broker refuse the whole snapshot.
 fn check_holdings(q: &Quotas, h: &instances::Holdings) -> ApiResult<()> {
-    let below = |field: &str, message: String| {
-        Err(ApiError::QuotaBelowUsage {
-            field: format!("quotas.{field}"),
-            message,
-        })
-    };
-    if i64::from(q.max_parent_topics) < h.parent_topics {
-        return below(
+    // (quota, what the instance holds, the quota's field, why it is refused)
+    let checks = [
+        (
+            i64::from(q.max_parent_topics),
+            h.parent_topics,
             "maxParentTopics",
             format!("the instance has {} parent topics; delete some first", h.parent_topics),
-        );
-    }
-    if i64::from(q.max_rules) < h.rules {
-        return below(
+        ),
+        (
+            i64::from(q.max_rules),
+            h.rules,
             "maxRules",
             format!("the instance has {} rules; delete some first", h.rules),
-        );
-    }
-    if i64::from(q.max_topic_length) < i64::from(h.longest_parent_topic) {
-        return below(
+        ),
+        (
+            i64::from(q.max_topic_length),
+            i64::from(h.longest_parent_topic),
             "maxTopicLength",
             format!(
                 "the instance has a parent topic of {} characters",
                 h.longest_parent_topic
             ),
-        );
-    }
-    if i64::from(q.max_client_id_length) < i64::from(h.longest_device_client_id) {
-        return below(
+        ),
+        (
+            i64::from(q.max_client_id_length),
+            i64::from(h.longest_device_client_id),
             "maxClientIdLength",
             format!(
                 "the instance has a device credential whose client ID has {} characters; unregister it first",
                 h.longest_device_client_id
             ),
-        );
-    }
-    if i64::from(q.max_token_resources) < i64::from(h.most_token_resources) {
-        return below(
+        ),
+        (
+            i64::from(q.max_token_resources),
+            i64::from(h.most_token_resources),
             "maxTokenResources",
             format!(
                 "the instance has an unexpired token with {} resources; revoke it or wait until it expires",
                 h.most_token_resources
             ),
-        );
+        ),
+    ];
+    match checks.into_iter().find(|(quota, held, _, _)| quota < held) {
+        Some((_, _, field, message)) => Err(ApiError::QuotaBelowUsage {
+            field: format!("quotas.{field}"),
+            message,
+        }),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 #[utoipa::path(delete, path = "/api/v1/instances/{instanceId}", operation_id = "DeleteInstance", tag = "instances",
