@@ -6,17 +6,16 @@
 //! bounded by its `OutboxLimits`.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use fjall::{Database, Keyspace, PersistMode};
 
 use super::state::{RuleState, Usage};
-use crate::store::{FjallStore, StoreError, StoreResult};
+use crate::store::{FjallStore, Sequence, StoreError, StoreResult};
 
 pub struct Outbox {
     db: Database,
     ks: Keyspace,
-    last_seq: AtomicU64,
+    last_seq: Sequence,
 }
 
 fn prefix(rule: &str) -> Vec<u8> {
@@ -65,24 +64,9 @@ impl Outbox {
         let outbox = Self {
             db,
             ks,
-            last_seq: AtomicU64::new(last_seq),
+            last_seq: Sequence::new(last_seq),
         };
         Ok((outbox, usage))
-    }
-
-    fn next_seq(&self) -> u64 {
-        let floor = (common::time::now_ms().max(0) as u64) << 20;
-        let mut cur = self.last_seq.load(Ordering::Relaxed);
-        loop {
-            let next = floor.max(cur + 1);
-            match self
-                .last_seq
-                .compare_exchange_weak(cur, next, Ordering::Relaxed, Ordering::Relaxed)
-            {
-                Ok(_) => return next,
-                Err(actual) => cur = actual,
-            }
-        }
     }
 
     /// Appends one item to the rule's outbox; beyond its byte limit the oldest items go (counted,
@@ -97,7 +81,7 @@ impl Outbox {
             return Ok(Appended::DroppedQos0);
         }
         // Taken under the lock: seqs of one rule are in the order of its appends.
-        let seq = self.next_seq();
+        let seq = self.last_seq.next();
         self.ks.insert(key(&st.rule_id, seq), record)?;
         usage.items += 1;
         usage.bytes += size;

@@ -47,13 +47,39 @@ pub struct FjallStore {
     queue: Keyspace,
     age: Keyspace,
     retained: Keyspace,
-    last_seq: AtomicU64,
+    last_seq: Sequence,
     /// Queued messages and their bytes per instance (the `age` keyspace holds each one's size).
     usage: Mutex<HashMap<String, Usage>>,
 }
 
 fn now_ms() -> u64 {
     common::time::now_ms().max(0) as u64
+}
+
+/// Increasing sequence numbers for store keys: the current time in ms shifted left 20 bits, or one
+/// more than the last when that is not higher (so keys sort by time across restarts).
+pub(crate) struct Sequence(AtomicU64);
+
+impl Sequence {
+    /// Continues after `last`, the highest number already stored.
+    pub(crate) fn new(last: u64) -> Self {
+        Self(AtomicU64::new(last))
+    }
+
+    pub(crate) fn next(&self) -> u64 {
+        let floor = now_ms() << 20;
+        let mut cur = self.0.load(Ordering::Relaxed);
+        loop {
+            let next = floor.max(cur + 1);
+            match self
+                .0
+                .compare_exchange_weak(cur, next, Ordering::Relaxed, Ordering::Relaxed)
+            {
+                Ok(_) => return next,
+                Err(actual) => cur = actual,
+            }
+        }
+    }
 }
 
 /// `inst \0 name`: the key of a session (name = client ID) or a retained message (name = topic).
@@ -152,7 +178,7 @@ impl FjallStore {
             queue,
             age,
             retained,
-            last_seq: AtomicU64::new(last_seq),
+            last_seq: Sequence::new(last_seq),
             usage: Mutex::new(usage),
         })
     }
@@ -167,21 +193,6 @@ impl FjallStore {
     /// Opened as the shared handle the core's parts take.
     pub fn open_shared(dir: &Path) -> StoreResult<Arc<Self>> {
         Self::open(dir).map(Arc::new)
-    }
-
-    fn next_seq(&self) -> u64 {
-        let floor = now_ms() << 20;
-        let mut cur = self.last_seq.load(Ordering::Relaxed);
-        loop {
-            let next = floor.max(cur + 1);
-            match self
-                .last_seq
-                .compare_exchange_weak(cur, next, Ordering::Relaxed, Ordering::Relaxed)
-            {
-                Ok(_) => return next,
-                Err(actual) => cur = actual,
-            }
-        }
     }
 
     /// Sets (or with None removes) one record and makes it durable.
@@ -251,7 +262,7 @@ impl FjallStore {
     ) -> StoreResult<usize> {
         let mut over = false;
         for e in entries {
-            let seq = self.next_seq();
+            let seq = self.last_seq.next();
             let delivery = Delivery {
                 qos: e.qos,
                 retain: e.retain,
