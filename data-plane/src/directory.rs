@@ -237,7 +237,8 @@ pub(crate) mod tests {
         }
     }
 
-    fn snapshot(version: i64, instances: Vec<InstanceConfig>) -> Snapshot {
+    /// Snapshot `version` of these instances, with the default rule policy and no token keys.
+    pub(crate) fn snapshot(version: i64, instances: Vec<InstanceConfig>) -> Snapshot {
         Snapshot::new(
             version,
             SnapshotContent {

@@ -121,10 +121,11 @@ pub fn evaluate(
 
 #[cfg(test)]
 mod tests {
-    use common::snapshot::{AccessKeyGrant, InstanceConfig, Snapshot, SnapshotContent};
+    use common::snapshot::{AccessKeyGrant, InstanceConfig};
 
     use super::*;
     use crate::directory::Directories;
+    use crate::directory::tests::{instance, snapshot};
 
     const INST: &str = "mqtt-abcdefabcdef";
     const NOW: i64 = 1_800_000_000_000;
@@ -136,27 +137,11 @@ mod tests {
             enabled,
         };
         let inst = InstanceConfig {
-            rules: Vec::new(),
-            id: INST.into(),
-            name: "t".into(),
-            quotas: Default::default(),
-            reject_duplicate_client_id: false,
-            parent_topics: vec!["T".into()],
-            group_ids: vec!["GID_alpha".into()],
             access_keys: vec![key("AK", true), key("OFF", false)],
-            device_credentials: vec![],
-            revoked_tokens: vec![],
+            ..instance(INST, &["GID_alpha"])
         };
         let dirs = Directories::new(None);
-        dirs.apply_snapshot(Snapshot::new(
-            1,
-            SnapshotContent {
-                rule_policy: Default::default(),
-                token_keys: vec![],
-                instances: vec![inst],
-            },
-        ))
-        .unwrap();
+        dirs.apply_snapshot(snapshot(1, vec![inst])).unwrap();
         dirs.load()
     }
 

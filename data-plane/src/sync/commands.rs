@@ -158,11 +158,12 @@ pub async fn execute(broker: &Broker, command: Command) -> Result<(), CommandErr
 
 #[cfg(test)]
 mod tests {
-    use common::snapshot::{InstanceConfig, Snapshot, SnapshotContent};
+    use common::snapshot::InstanceConfig;
 
     use super::*;
     use crate::core::{Limits, Parts};
     use crate::directory::Directories;
+    use crate::directory::tests::{instance, snapshot};
     use crate::store::FjallStore;
 
     const INST: &str = "mqtt-abcdefabcdef";
@@ -175,22 +176,9 @@ mod tests {
         let dirs = Directories::new(None);
         let inst = InstanceConfig {
             rules,
-            id: INST.into(),
-            name: "t".into(),
-            quotas: Default::default(),
-            reject_duplicate_client_id: false,
-            parent_topics: vec!["T".into()],
-            group_ids: vec!["GID_alpha".into()],
-            access_keys: vec![],
-            device_credentials: vec![],
-            revoked_tokens: vec![],
+            ..instance(INST, &["GID_alpha"])
         };
-        let content = SnapshotContent {
-            rule_policy: Default::default(),
-            token_keys: vec![],
-            instances: vec![inst],
-        };
-        dirs.apply_snapshot(Snapshot::new(1, content)).unwrap();
+        dirs.apply_snapshot(snapshot(1, vec![inst])).unwrap();
         let (parts, _) = Parts::embedded(FjallStore::open_shared(dir).unwrap()).unwrap();
         Broker::new(
             dirs,
