@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::auth::Caller;
-use crate::db::rule_reports::{self, StatsRow};
+use crate::db::rule_reports;
 use crate::db::rules::{self, RuleRow, RuleWrite};
 use crate::db::{ConfigTx, instances};
 use crate::error::{ApiError, ApiResult, ErrorBody};
@@ -81,7 +81,7 @@ pub struct RuleList {
 }
 
 impl Rule {
-    pub(crate) fn new(row: RuleRow, stats: Option<&StatsRow>) -> Self {
+    pub(crate) fn new(row: RuleRow, stats: Option<&RuleStatus>) -> Self {
         let mut source = row.source.0;
         let mut target = row.target.map(|t| t.0);
         secrets::mark(&mut source, target.as_mut(), &row.secret_fields);
@@ -94,26 +94,10 @@ impl Rule {
             source: (&source).into(),
             target: target.as_ref().map(RuleTargetView::from),
             outbox: row.outbox.0.into(),
-            status: stats.map(status).unwrap_or_default(),
+            status: stats.cloned().unwrap_or_default(),
             created_at: row.created_at,
             updated_at: row.updated_at,
         }
-    }
-}
-
-fn status(s: &StatsRow) -> RuleStatus {
-    RuleStatus {
-        matched: s.matched,
-        delivered: s.delivered,
-        failed: s.failed,
-        dropped: s.dropped,
-        dead_lettered: s.dead_lettered,
-        queued: s.queued,
-        queued_bytes: s.queued_bytes,
-        overflowing: s.overflowing,
-        last_error: s.last_error.clone(),
-        last_error_at: s.last_error_at_ms.and_then(DateTime::from_timestamp_millis),
-        reporting_brokers: s.brokers,
     }
 }
 

@@ -8,24 +8,17 @@ use common::rules::{DeadLetter, RuleStats, TestResult};
 use sqlx::types::Json;
 use sqlx::{FromRow, PgConnection, PgPool};
 
+use crate::rules::model::RuleStatus;
+
 /// Dead letters kept per rule; older ones are deleted as new ones arrive.
 pub const DEAD_LETTERS_KEPT: i64 = 100;
 
-/// A rule's figures summed over the brokers.
-#[derive(Debug, Default, FromRow)]
-pub struct StatsRow {
-    pub rule_id: String,
-    pub matched: i64,
-    pub delivered: i64,
-    pub failed: i64,
-    pub dropped: i64,
-    pub dead_lettered: i64,
-    pub queued: i64,
-    pub queued_bytes: i64,
-    pub overflowing: bool,
-    pub last_error: Option<String>,
-    pub last_error_at_ms: Option<i64>,
-    pub brokers: i64,
+/// A rule's figures summed over the brokers, with its id.
+#[derive(FromRow)]
+struct StatsRow {
+    rule_id: String,
+    #[sqlx(flatten)]
+    status: RuleStatus,
 }
 
 #[derive(Debug, FromRow)]
@@ -99,20 +92,21 @@ pub(super) async fn record_stats(
 
 /// The figures of the rules `ids`, summed over the brokers; the last error is the latest any
 /// broker reported.
-pub async fn stats(pool: &PgPool, ids: &[String]) -> Result<BTreeMap<String, StatsRow>, sqlx::Error> {
+pub async fn stats(pool: &PgPool, ids: &[String]) -> Result<BTreeMap<String, RuleStatus>, sqlx::Error> {
     let rows: Vec<StatsRow> = sqlx::query_as(
         "select rule_id, sum(matched)::bigint as matched, sum(delivered)::bigint as delivered,
             sum(failed)::bigint as failed, sum(dropped)::bigint as dropped,
             sum(dead_lettered)::bigint as dead_lettered, sum(queued)::bigint as queued,
             sum(queued_bytes)::bigint as queued_bytes, bool_or(overflowing) as overflowing,
             (array_agg(last_error order by last_error_at_ms desc nulls last))[1] as last_error,
-            max(last_error_at_ms) as last_error_at_ms, count(*) as brokers
+            timestamptz 'epoch' + max(last_error_at_ms) * interval '1 millisecond' as last_error_at,
+            count(*) as reporting_brokers
          from broker_rule_stats where rule_id = any($1) group by rule_id",
     )
     .bind(ids)
     .fetch_all(pool)
     .await?;
-    Ok(rows.into_iter().map(|r| (r.rule_id.clone(), r)).collect())
+    Ok(rows.into_iter().map(|r| (r.rule_id, r.status)).collect())
 }
 
 /// Stores the letters of rules that exist (others were deleted meanwhile) and keeps the latest

@@ -195,7 +195,8 @@ pub enum RuleKindView {
 
 /// The rule's figures, summed over the brokers that reported it (counters since each broker
 /// started; docs/rules.md).
-#[derive(Debug, Clone, Default, Serialize, ToSchema)]
+// `db::rule_reports::stats` reads it from the sums.
+#[derive(Debug, Clone, Default, Serialize, ToSchema, sqlx::FromRow)]
 #[serde(rename_all = "camelCase")]
 pub struct RuleStatus {
     /// Messages or events the source matched.
