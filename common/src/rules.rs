@@ -41,10 +41,12 @@ pub struct RuleConfig {
     pub outbox: OutboxLimits,
 }
 
-/// What a rule takes.
+/// What a rule takes. `N` is how the NATS server of an inflow rule is given: `NatsEndpoint` here
+/// and in the snapshot; the control plane's answers show it with its secrets hidden
+/// (`map_endpoint`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "camelCase")]
-pub enum RuleSource {
+pub enum RuleSource<N = NatsEndpoint> {
     /// Data outflow: every PUBLISH (and SendMessage) on a topic matching one of the filters, from a
     /// client of one of `group_ids` (every client when empty). Filters lie inside the instance's
     /// parent topics; `+` and `#` as in MQTT.
@@ -61,31 +63,57 @@ pub enum RuleSource {
         #[serde(default)]
         group_ids: Vec<String>,
     },
-    /// Data inflow: messages of a NATS subject (core, through a queue group) or of a JetStream
-    /// stream (through one durable consumer shared by every broker) published into the instance,
-    /// once per cluster, on `topic` (`{subject}` in it is replaced by the message's subject with
-    /// `.` turned into `/`), with the rule's QoS and retain flag.
-    #[serde(rename_all = "camelCase")]
-    Inflow {
-        nats: NatsEndpoint,
-        subject: String,
-        /// When set, read through a durable consumer on this stream instead of core NATS.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        stream: Option<String>,
-        topic: String,
-        #[serde(default)]
-        qos: u8,
-        #[serde(default)]
-        retain: bool,
-    },
+    /// Data inflow (`InflowSource`).
+    Inflow(InflowSource<N>),
 }
 
-impl RuleSource {
+/// Data inflow: messages of a NATS subject (core, through a queue group) or of a JetStream stream
+/// (through one durable consumer shared by every broker) published into the instance, once per
+/// cluster, on `topic` (`{subject}` in it is replaced by the message's subject with `.` turned into
+/// `/`), with the rule's QoS and retain flag.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InflowSource<N = NatsEndpoint> {
+    pub nats: N,
+    pub subject: String,
+    /// When set, read through a durable consumer on this stream instead of core NATS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream: Option<String>,
+    pub topic: String,
+    #[serde(default)]
+    pub qos: u8,
+    #[serde(default)]
+    pub retain: bool,
+}
+
+impl<N> RuleSource<N> {
     pub fn kind(&self) -> RuleKind {
         match self {
             Self::Outflow { .. } => RuleKind::Outflow,
             Self::Status { .. } => RuleKind::Status,
-            Self::Inflow { .. } => RuleKind::Inflow,
+            Self::Inflow(_) => RuleKind::Inflow,
+        }
+    }
+
+    /// The same source with the NATS server of an inflow rule given as `f` makes it.
+    pub fn map_endpoint<M>(self, f: impl FnOnce(N) -> M) -> RuleSource<M> {
+        match self {
+            Self::Outflow {
+                topic_filters,
+                group_ids,
+            } => RuleSource::Outflow {
+                topic_filters,
+                group_ids,
+            },
+            Self::Status { group_ids } => RuleSource::Status { group_ids },
+            Self::Inflow(i) => RuleSource::Inflow(InflowSource {
+                nats: f(i.nats),
+                subject: i.subject,
+                stream: i.stream,
+                topic: i.topic,
+                qos: i.qos,
+                retain: i.retain,
+            }),
         }
     }
 }
@@ -371,5 +399,33 @@ mod tests {
         assert_eq!(json["target"]["type"], "webhook");
         let back: RuleConfig = serde_json::from_value(json).unwrap();
         assert_eq!(back, rule);
+    }
+
+    #[test]
+    fn an_inflow_source_is_one_flat_object_tagged_with_its_kind() {
+        let json = serde_json::json!({
+            "kind": "inflow",
+            "nats": {"urls": ["nats://127.0.0.1:4222"], "token": "t"},
+            "subject": "in.>",
+            "topic": "T/{subject}",
+            "qos": 1,
+            "retain": false
+        });
+        let source: RuleSource = serde_json::from_value(json.clone()).unwrap();
+        let RuleSource::Inflow(inflow) = &source else {
+            panic!("{source:?}")
+        };
+        assert_eq!(
+            (
+                inflow.subject.as_str(),
+                inflow.stream.as_deref(),
+                inflow.nats.token.as_deref()
+            ),
+            ("in.>", None, Some("t"))
+        );
+        assert_eq!(serde_json::to_value(&source).unwrap(), json);
+        let shown = source.map_endpoint(|n| n.urls.len());
+        assert_eq!(shown.kind(), RuleKind::Inflow);
+        assert_eq!(serde_json::to_value(&shown).unwrap()["nats"], serde_json::json!(1));
     }
 }

@@ -18,8 +18,8 @@ use crate::db::{ConfigTx, instances};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::ApiJson;
 use crate::rules::model::{
-    OutboxInput, OutboxView, RuleKindView, RuleSourceInput, RuleSourceView, RuleStatus, RuleTargetInput,
-    RuleTargetView, kind_name,
+    NatsEndpointView, OutboxInput, OutboxView, RuleKindView, RuleSourceInput, RuleSourceView, RuleStatus,
+    RuleTargetInput, RuleTargetView, kind_name, source_view,
 };
 use crate::rules::secrets::{self, Secrets};
 use crate::rules::validate::{self, Context};
@@ -65,7 +65,8 @@ pub struct Rule {
     pub name: String,
     pub kind: RuleKindView,
     pub enabled: bool,
-    pub source: RuleSourceView,
+    #[schema(value_type = RuleSourceView)]
+    pub source: RuleSource<NatsEndpointView>,
     /// Absent for inflow rules.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub target: Option<RuleTargetView>,
@@ -91,7 +92,7 @@ impl Rule {
             name: row.name,
             kind: source.kind().into(),
             enabled: row.enabled,
-            source: (&source).into(),
+            source: source_view(&source),
             target: target.as_ref().map(RuleTargetView::from),
             outbox: row.outbox.0.into(),
             status: stats.cloned().unwrap_or_default(),
@@ -269,7 +270,7 @@ pub async fn update_rule(
     let target = match (&req.target, &source) {
         (Some(t), _) => Some(t.into()),
         // An inflow rule has no target (a rule turned into one drops its old target).
-        (None, RuleSource::Inflow { .. }) => None,
+        (None, RuleSource::Inflow(_)) => None,
         (None, _) => sealed.target.map(|t| t.0),
     };
     let draft = Draft {

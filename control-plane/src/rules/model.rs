@@ -7,7 +7,7 @@
 //! conversion types, and keeping them together keeps the write-only secret rule in one place.
 
 use chrono::{DateTime, Utc};
-use common::rules::{NatsEndpoint, OutboxLimits, RuleKind, RuleSource, RuleTarget, WebhookFormat};
+use common::rules::{InflowSource, NatsEndpoint, OutboxLimits, RuleKind, RuleSource, RuleTarget, WebhookFormat};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -78,7 +78,11 @@ pub enum RuleSourceInput {
     },
 }
 
-#[derive(Debug, Clone, Serialize, ToSchema)]
+// The schema of a source in answers, which carry a `RuleSource<NatsEndpointView>` (`source_view`):
+// never built, it only describes that value's JSON (a plain comment: doc comments go into the
+// OpenAPI document).
+#[allow(dead_code)]
+#[derive(ToSchema)]
 #[serde(tag = "kind", rename_all = "camelCase")]
 pub enum RuleSourceView {
     #[serde(rename_all = "camelCase")]
@@ -264,49 +268,22 @@ impl From<&RuleSourceInput> for RuleSource {
                 topic,
                 qos,
                 retain,
-            } => Self::Inflow {
+            } => Self::Inflow(InflowSource {
                 nats: nats.into(),
                 subject: subject.clone(),
                 stream: stream.clone(),
                 topic: topic.clone(),
                 qos: *qos,
                 retain: *retain,
-            },
+            }),
         }
     }
 }
 
-/// Secrets must already be resolved (`secrets::resolve`): only their presence shows.
-impl From<&RuleSource> for RuleSourceView {
-    fn from(s: &RuleSource) -> Self {
-        match s {
-            RuleSource::Outflow {
-                topic_filters,
-                group_ids,
-            } => Self::Outflow {
-                topic_filters: topic_filters.clone(),
-                group_ids: group_ids.clone(),
-            },
-            RuleSource::Status { group_ids } => Self::Status {
-                group_ids: group_ids.clone(),
-            },
-            RuleSource::Inflow {
-                nats,
-                subject,
-                stream,
-                topic,
-                qos,
-                retain,
-            } => Self::Inflow {
-                nats: nats.into(),
-                subject: subject.clone(),
-                stream: stream.clone(),
-                topic: topic.clone(),
-                qos: *qos,
-                retain: *retain,
-            },
-        }
-    }
+/// A source as answers show it (schema `RuleSourceView`). Secrets must already be resolved
+/// (`secrets::resolve`): only their presence shows.
+pub fn source_view(s: &RuleSource) -> RuleSource<NatsEndpointView> {
+    s.clone().map_endpoint(|n| NatsEndpointView::from(&n))
 }
 
 /// The default webhook timeout (`common::rules` has the same when the field is missing).
@@ -426,10 +403,10 @@ pub fn kind_name(kind: RuleKind) -> &'static str {
 /// ignore it; `RuleConfig` needs one).
 pub fn inflow_target(source: &RuleSource) -> Option<RuleTarget> {
     match source {
-        RuleSource::Inflow { topic, qos, retain, .. } => Some(RuleTarget::Republish {
-            topic: topic.clone(),
-            qos: *qos,
-            retain: *retain,
+        RuleSource::Inflow(i) => Some(RuleTarget::Republish {
+            topic: i.topic.clone(),
+            qos: i.qos,
+            retain: i.retain,
         }),
         _ => None,
     }

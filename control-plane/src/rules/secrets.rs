@@ -18,10 +18,10 @@ fn slots<'a>(
     target: Option<&'a mut RuleTarget>,
 ) -> Vec<(&'static str, &'a mut Option<String>)> {
     let mut out = Vec::new();
-    if let RuleSource::Inflow { nats, .. } = source {
+    if let RuleSource::Inflow(i) = source {
         nats_slots(
             ["source.nats.password", "source.nats.token", "source.nats.creds"],
-            nats,
+            &mut i.nats,
             &mut out,
         );
     }

@@ -69,8 +69,8 @@ fn check_rule(
     }
     check_source(source, cx)?;
     match (source, target) {
-        (RuleSource::Inflow { .. }, None) => {}
-        (RuleSource::Inflow { .. }, Some(_)) => {
+        (RuleSource::Inflow(_), None) => {}
+        (RuleSource::Inflow(_), Some(_)) => {
             return fail("target", "an inflow rule has no target: it publishes into its instance");
         }
         (_, None) => return fail("target", "required for outflow and status rules"),
@@ -106,21 +106,14 @@ fn check_source(source: &RuleSource, cx: &Context<'_>) -> Check {
             check_groups(group_ids, cx)
         }
         RuleSource::Status { group_ids } => check_groups(group_ids, cx),
-        RuleSource::Inflow {
-            nats,
-            subject,
-            stream,
-            topic: template,
-            qos,
-            ..
-        } => {
-            check_nats("source.nats", nats)?;
-            check_subject("source.subject", subject, true)?;
-            if let Some(stream) = stream {
+        RuleSource::Inflow(i) => {
+            check_nats("source.nats", &i.nats)?;
+            check_subject("source.subject", &i.subject, true)?;
+            if let Some(stream) = &i.stream {
                 check_stream(stream)?;
             }
-            check_inflow_topic(template, cx)?;
-            check_qos("source.qos", *qos)
+            check_inflow_topic(&i.topic, cx)?;
+            check_qos("source.qos", i.qos)
         }
     }
 }

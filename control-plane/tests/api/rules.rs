@@ -236,17 +236,10 @@ async fn nats_secrets_and_inflow_rules() {
         }
     );
     match &rules[1].source {
-        RuleSource::Inflow {
-            nats,
-            subject,
-            stream,
-            topic,
-            qos,
-            ..
-        } => {
-            assert_eq!(nats.password.as_deref(), Some("nats-pass-1"));
+        RuleSource::Inflow(i) => {
+            assert_eq!(i.nats.password.as_deref(), Some("nats-pass-1"));
             assert_eq!(
-                (subject.as_str(), stream.as_deref(), topic.as_str(), *qos),
+                (i.subject.as_str(), i.stream.as_deref(), i.topic.as_str(), i.qos),
                 ("bus.>", Some("BUS"), "T/in/{subject}", 1)
             );
         }

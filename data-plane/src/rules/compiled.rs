@@ -41,7 +41,7 @@ impl InstanceRules {
                     groups: group_ids.clone(),
                     limits: rule.outbox,
                 }),
-                RuleSource::Inflow { .. } => {}
+                RuleSource::Inflow(_) => {}
             }
         }
         out

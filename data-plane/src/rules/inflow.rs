@@ -8,7 +8,7 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use async_nats::jetstream::consumer::pull;
-use common::rules::{NatsEndpoint, RuleConfig, RuleSource};
+use common::rules::{InflowSource, RuleConfig, RuleSource};
 use futures_util::StreamExt;
 use ntex_bytes::Bytes;
 
@@ -35,12 +35,7 @@ pub fn topic_for(template: &str, subject: &str) -> String {
 struct Inflow {
     rule_id: String,
     instance_id: String,
-    nats: NatsEndpoint,
-    subject: String,
-    stream: Option<String>,
-    topic: String,
-    qos: u8,
-    retain: bool,
+    source: InflowSource,
     broker: Weak<Broker>,
     /// Taken (matched), published (delivered) and refused (failed) messages, for `RuleStats`.
     state: Arc<RuleState>,
@@ -48,32 +43,19 @@ struct Inflow {
 
 /// Runs an inflow rule until aborted (reconnecting with backoff).
 pub async fn run(rule: RuleConfig, instance_id: String, broker: Weak<Broker>, state: Arc<RuleState>) {
-    let RuleSource::Inflow {
-        nats,
-        subject,
-        stream,
-        topic,
-        qos,
-        retain,
-    } = rule.source
-    else {
+    let RuleSource::Inflow(source) = rule.source else {
         return;
     };
     let inflow = Inflow {
         rule_id: rule.id,
         instance_id,
-        nats,
-        subject,
-        stream,
-        topic,
-        qos,
-        retain,
+        source,
         broker,
         state,
     };
     let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
     loop {
-        let res = match &inflow.stream {
+        let res = match &inflow.source.stream {
             None => inflow.core().await,
             Some(stream) => inflow.jetstream(stream).await,
         };
@@ -93,8 +75,8 @@ impl Inflow {
                 error: "broker stopping".into(),
             };
         };
-        let topic = topic_for(&self.topic, subject);
-        let msg = Message::new(topic, payload, QoS::capped(self.qos), self.retain);
+        let topic = topic_for(&self.source.topic, subject);
+        let msg = Message::new(topic, payload, QoS::capped(self.source.qos), self.source.retain);
         self.state.matched();
         let out = publish_into(&broker, &self.instance_id, msg).await;
         match &out {
@@ -112,12 +94,12 @@ impl Inflow {
     }
 
     async fn core(&self) -> Result<(), String> {
-        let client = connect(&self.nats, "mq-broker inflow").await?;
+        let client = connect(&self.source.nats, "mq-broker inflow").await?;
         let mut sub = client
-            .queue_subscribe(self.subject.clone(), consumer_name(&self.rule_id))
+            .queue_subscribe(self.source.subject.clone(), consumer_name(&self.rule_id))
             .await
             .map_err(|e| format!("NATS subscribe: {e}"))?;
-        tracing::info!(rule = %self.rule_id, subject = %self.subject, "inflow rule reading a NATS subject");
+        tracing::info!(rule = %self.rule_id, subject = %self.source.subject, "inflow rule reading a NATS subject");
         while let Some(m) = sub.next().await {
             // Core NATS is at most once: a message that cannot be published is lost (counted).
             let _ = self
@@ -128,7 +110,7 @@ impl Inflow {
     }
 
     async fn jetstream(&self, stream: &str) -> Result<(), String> {
-        let client = connect(&self.nats, "mq-broker inflow").await?;
+        let client = connect(&self.source.nats, "mq-broker inflow").await?;
         let js = async_nats::jetstream::new(client);
         let stream = js
             .get_stream(stream)
@@ -140,7 +122,7 @@ impl Inflow {
                 &name,
                 pull::Config {
                     durable_name: Some(name.clone()),
-                    filter_subject: self.subject.clone(),
+                    filter_subject: self.source.subject.clone(),
                     ack_policy: async_nats::jetstream::consumer::AckPolicy::Explicit,
                     ack_wait: Duration::from_secs(10),
                     ..Default::default()

@@ -65,8 +65,8 @@ impl Rules {
                 client_ip: "192.0.2.1:1".into(),
             }),
             // An inflow rule's "target" is its source: reaching the NATS server is the test.
-            RuleSource::Inflow { nats, .. } => {
-                let res = target::nats::connect(nats, "mq-broker rule test").await.map(drop);
+            RuleSource::Inflow(i) => {
+                let res = target::nats::connect(&i.nats, "mq-broker rule test").await.map(drop);
                 return (res, None);
             }
         };

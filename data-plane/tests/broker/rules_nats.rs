@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use async_nats::jetstream;
-use common::rules::{NatsEndpoint, RuleSource, RuleTarget};
+use common::rules::{InflowSource, NatsEndpoint, RuleSource, RuleTarget};
 use futures_util::StreamExt;
 
 use crate::rules::{b64, rule, start, with_rules};
@@ -125,14 +125,14 @@ async fn inflow_publishes_each_nats_message_once_across_brokers() {
     .unwrap();
     let core = rule(
         1,
-        RuleSource::Inflow {
+        RuleSource::Inflow(InflowSource {
             nats: endpoint(&nats),
             subject: "in.>".into(),
             stream: None,
             topic: "T/in/{subject}".into(),
             qos: 1,
             retain: false,
-        },
+        }),
         RuleTarget::Republish {
             topic: "T/unused".into(),
             qos: 0,
@@ -141,14 +141,14 @@ async fn inflow_publishes_each_nats_message_once_across_brokers() {
     );
     let durable = rule(
         2,
-        RuleSource::Inflow {
+        RuleSource::Inflow(InflowSource {
             nats: endpoint(&nats),
             subject: "jin.>".into(),
             stream: Some("INFLOW".into()),
             topic: "T/js".into(),
             qos: 1,
             retain: false,
-        },
+        }),
         RuleTarget::Republish {
             topic: "T/unused".into(),
             qos: 0,
