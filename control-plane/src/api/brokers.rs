@@ -56,11 +56,15 @@ pub enum ClusterLink {
     Down,
 }
 
-#[derive(Serialize, ToSchema)]
+// Read from `broker_nodes` as it is (`db::brokers::list`) but for `state` and `cluster_link`, which
+// `BrokerNode::new` derives (a plain comment: doc comments go into the OpenAPI document).
+#[derive(Serialize, ToSchema, sqlx::FromRow)]
 #[serde(rename_all = "camelCase")]
 pub struct BrokerNode {
+    #[sqlx(rename = "id")]
     pub node_id: String,
     pub description: String,
+    #[sqlx(skip)]
     pub state: BrokerState,
     /// Changes when the broker restarts.
     pub boot_id: Option<String>,
@@ -79,6 +83,7 @@ pub struct BrokerNode {
     /// In a cluster: `up` when the broker's link to NATS was up at its last heartbeat, `down` when it
     /// was not (the broker then serves its own clients only); absent for a broker that runs alone.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[sqlx(skip)]
     pub cluster_link: Option<ClusterLink>,
     pub created_at: DateTime<Utc>,
 }
@@ -93,31 +98,19 @@ pub struct BrokerList {
 
 impl BrokerNode {
     fn new(row: BrokerRow, current_version: i64) -> Self {
-        let state = match (row.last_heartbeat_at, row.silent, row.applied_version) {
+        let node = row.node;
+        let state = match (node.last_heartbeat_at, row.silent, node.applied_version) {
             (None, _, _) => BrokerState::NeverSeen,
             (_, true, _) => BrokerState::Silent,
             (_, false, Some(v)) if v == current_version => BrokerState::InSync,
             _ => BrokerState::Lagging,
         };
         Self {
-            node_id: row.id,
-            description: row.description,
             state,
-            boot_id: row.boot_id,
-            software_version: row.software_version,
-            applied_version: row.applied_version,
-            applied_hash: row.applied_hash,
-            last_error: row.last_error,
-            last_heartbeat_at: row.last_heartbeat_at,
-            started_at_ms: row.started_at_ms,
-            connections: row.connections,
-            subscriptions: row.subscriptions,
-            messages_in_per_sec: row.messages_in_per_sec,
-            messages_out_per_sec: row.messages_out_per_sec,
             cluster_link: row
                 .cluster_link
                 .map(|up| if up { ClusterLink::Up } else { ClusterLink::Down }),
-            created_at: row.created_at,
+            ..node
         }
     }
 }

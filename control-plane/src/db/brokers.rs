@@ -7,26 +7,16 @@ use common::sync::Heartbeat;
 use sqlx::{FromRow, PgConnection, PgPool};
 
 use super::unique_violation;
+use crate::api::brokers::BrokerNode;
 use crate::error::ApiResult;
 
+/// A broker node as ListBrokers shows it, and what its state and link are derived from.
 #[derive(FromRow)]
 pub struct BrokerRow {
-    pub id: String,
-    pub description: String,
-    pub boot_id: Option<String>,
-    pub software_version: Option<String>,
-    pub applied_version: Option<i64>,
-    pub applied_hash: Option<String>,
-    pub last_error: Option<String>,
-    pub last_heartbeat_at: Option<DateTime<Utc>>,
-    pub started_at_ms: Option<i64>,
-    pub connections: Option<i64>,
-    pub subscriptions: Option<i64>,
-    pub messages_in_per_sec: Option<f64>,
-    pub messages_out_per_sec: Option<f64>,
+    #[sqlx(flatten)]
+    pub node: BrokerNode,
     /// In a cluster: whether the broker's NATS link was up at its last heartbeat.
     pub cluster_link: Option<bool>,
-    pub created_at: DateTime<Utc>,
     /// No heartbeat for the `silent_after` given to `list`.
     pub silent: bool,
 }
