@@ -265,20 +265,22 @@ pub async fn update_rule(
     let previous = secrets::open(&state.secrets, &rule_id, sealed.secrets_enc.as_deref())?;
     let source: RuleSource = match &req.source {
         Some(s) => s.into(),
-        None => sealed.source.0.clone(),
+        None => sealed.rule.source.0.clone(),
     };
     let target = match (&req.target, &source) {
         (Some(t), _) => Some(t.into()),
         // An inflow rule has no target (a rule turned into one drops its old target).
         (None, RuleSource::Inflow(_)) => None,
-        (None, _) => sealed.target.map(|t| t.0),
+        (None, _) => sealed.rule.target.map(|t| t.0),
     };
     let draft = Draft {
-        name: req.name.unwrap_or(sealed.name),
-        enabled: req.enabled.unwrap_or(sealed.enabled),
+        name: req.name.unwrap_or(sealed.rule.name),
+        enabled: req.enabled.unwrap_or(sealed.rule.enabled),
         source,
         target,
-        outbox: req.outbox.map_or(sealed.outbox.0, |o| o.apply(sealed.outbox.0)),
+        outbox: req
+            .outbox
+            .map_or(sealed.rule.outbox.0, |o| o.apply(sealed.rule.outbox.0)),
     };
     let row = write(&state, &mut tx, &instance_id, &quotas, &rule_id, draft, Some(&previous)).await?;
     tx.commit().await?;

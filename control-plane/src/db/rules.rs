@@ -22,16 +22,11 @@ pub struct RuleRow {
     pub updated_at: DateTime<Utc>,
 }
 
-/// A rule as the snapshot needs it.
+/// A rule with its sealed secrets, as the snapshot and an update need it.
 #[derive(FromRow)]
 pub struct SealedRule {
-    pub instance_id: String,
-    pub id: String,
-    pub name: String,
-    pub enabled: bool,
-    pub source: Json<RuleSource>,
-    pub target: Option<Json<RuleTarget>>,
-    pub outbox: Json<OutboxLimits>,
+    #[sqlx(flatten)]
+    pub rule: RuleRow,
     pub secrets_enc: Option<Vec<u8>>,
 }
 
@@ -84,10 +79,9 @@ pub async fn insert(tx: &mut ConfigTx, instance_id: &str, id: &str, w: &RuleWrit
 
 /// The rule and its sealed secrets, locked for an update; none when the instance has no such rule.
 pub async fn lock(tx: &mut ConfigTx, instance_id: &str, id: &str) -> Result<Option<SealedRule>, sqlx::Error> {
-    sqlx::query_as(
-        "select instance_id, id, name, enabled, source, target, outbox, secrets_enc from rules
-         where instance_id = $1 and id = $2 for update",
-    )
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "select {COLUMNS}, secrets_enc from rules where instance_id = $1 and id = $2 for update"
+    )))
     .bind(instance_id)
     .bind(id)
     .fetch_optional(tx.conn())
@@ -185,10 +179,9 @@ pub async fn list(pool: &PgPool, instance_id: &str) -> Result<Vec<RuleRow>, sqlx
 /// The rules of the instances `instance_ids`, by instance and age, with their sealed secrets (the
 /// snapshot).
 pub async fn sealed(pool: &PgPool, instance_ids: &[String]) -> Result<Vec<SealedRule>, sqlx::Error> {
-    sqlx::query_as(
-        "select instance_id, id, name, enabled, source, target, outbox, secrets_enc from rules
-         where instance_id = any($1) order by instance_id, created_at, id",
-    )
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "select {COLUMNS}, secrets_enc from rules where instance_id = any($1) order by instance_id, created_at, id"
+    )))
     .bind(instance_ids)
     .fetch_all(pool)
     .await

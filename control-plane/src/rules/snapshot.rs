@@ -25,8 +25,8 @@ pub async fn attach(
     for instance in instances.values_mut() {
         instance.rules.clear();
     }
-    for row in db::rules::sealed(pool, &ids).await? {
-        let opened = secrets::open(boxed, &row.id, row.secrets_enc.as_deref())?;
+    for db::rules::SealedRule { rule: row, secrets_enc } in db::rules::sealed(pool, &ids).await? {
+        let opened = secrets::open(boxed, &row.id, secrets_enc.as_deref())?;
         let mut source = row.source.0;
         let mut target = row.target.map(|t| t.0);
         secrets::restore(&mut source, target.as_mut(), &opened);
