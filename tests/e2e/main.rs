@@ -1,6 +1,7 @@
 //! End-to-end tests across processes: PostgreSQL, the control plane and one or two brokers (a cluster
 //! of three with NATS and HAProxy in `cluster_*`), driven through the REST API and real MQTT clients.
 
+mod cluster_broker_kill;
 mod cluster_control;
 mod cluster_faults;
 mod cluster_lb;
