@@ -103,3 +103,25 @@ pub async fn suback_or_close(ev: &mut EventLoop) -> Option<Vec<rumqttc::Subscrib
         }
     }
 }
+
+/// Publishes one QoS 1 message on `topic` and polls `ev` until its PUBACK: true only when the broker
+/// acknowledged it (within 10 s, on a connection that did not fail).
+pub async fn publish_acked(client: &AsyncClient, ev: &mut EventLoop, topic: &str, payload: String) -> bool {
+    if client
+        .publish(topic, rumqttc::QoS::AtLeastOnce, false, payload)
+        .await
+        .is_err()
+    {
+        return false;
+    }
+    let wait = async {
+        loop {
+            match ev.poll().await {
+                Ok(Event::Incoming(Packet::PubAck(_))) => return true,
+                Ok(_) => {}
+                Err(_) => return false,
+            }
+        }
+    };
+    timeout(Duration::from_secs(10), wait).await.unwrap_or(false)
+}

@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use rumqttc::{AsyncClient, Event, EventLoop, Packet, QoS};
+use rumqttc::{Event, EventLoop, Packet, QoS};
 use test_support::mqtt;
 use test_support::nats::NatsCluster;
 use tokio::time::{Instant, timeout};
@@ -14,23 +14,6 @@ use e2e::System;
 
 const MESSAGES: usize = 300;
 const KILL_AT: usize = 100;
-
-/// Publishes one QoS 1 message and waits for its PUBACK.
-async fn publish_acked(client: &AsyncClient, ev: &mut EventLoop, payload: String) -> bool {
-    if client.publish("T/x", QoS::AtLeastOnce, false, payload).await.is_err() {
-        return false;
-    }
-    let wait = async {
-        loop {
-            match ev.poll().await {
-                Ok(Event::Incoming(Packet::PubAck(_))) => return true,
-                Ok(_) => {}
-                Err(_) => return false,
-            }
-        }
-    };
-    timeout(Duration::from_secs(10), wait).await.unwrap_or(false)
-}
 
 /// Whatever publishes arrive for `secs`, until the connection fails.
 async fn received(ev: &mut EventLoop, secs: f64, into: &mut HashSet<String>) {
@@ -62,7 +45,7 @@ async fn cluster_broker_killed_persistent_client_resumes_elsewhere_with_every_ac
     let mut got = HashSet::new();
     // The subscription reaches the publisher's broker.
     for _ in 0..50 {
-        publish_acked(&publisher, &mut pub_ev, "probe".into()).await;
+        mqtt::publish_acked(&publisher, &mut pub_ev, "T/x", "probe".into()).await;
         received(&mut sub_ev, 0.2, &mut got).await;
         if got.contains("probe") {
             break;
@@ -83,7 +66,7 @@ async fn cluster_broker_killed_persistent_client_resumes_elsewhere_with_every_ac
         }
         let payload = format!("m{i}");
         assert!(
-            publish_acked(&publisher, &mut pub_ev, payload.clone()).await,
+            mqtt::publish_acked(&publisher, &mut pub_ev, "T/x", payload.clone()).await,
             "{payload} was not acknowledged ({})",
             s.logs_hint()
         );

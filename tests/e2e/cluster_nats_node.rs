@@ -6,10 +6,10 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rumqttc::{AsyncClient, Event, EventLoop, Packet, QoS};
+use rumqttc::{Event, EventLoop, Packet, QoS};
 use test_support::mqtt;
 use test_support::nats::NatsCluster;
-use tokio::time::{Instant, timeout};
+use tokio::time::Instant;
 
 use e2e::System;
 
@@ -34,23 +34,6 @@ fn record(mut ev: EventLoop) -> (Arc<Mutex<Vec<String>>>, tokio::task::JoinHandl
         }
     });
     (got, task)
-}
-
-/// Publishes one QoS 1 message and waits for its PUBACK: true only when the broker acknowledged it.
-async fn publish_acked(client: &AsyncClient, ev: &mut EventLoop, payload: String) -> bool {
-    if client.publish("T/x", QoS::AtLeastOnce, false, payload).await.is_err() {
-        return false;
-    }
-    let wait = async {
-        loop {
-            match ev.poll().await {
-                Ok(Event::Incoming(Packet::PubAck(_))) => return true,
-                Ok(_) => {}
-                Err(_) => return false,
-            }
-        }
-    };
-    timeout(Duration::from_secs(10), wait).await.unwrap_or(false)
 }
 
 /// The NATS node that holds `connection` (a client connection name), from each node's monitoring.
@@ -104,7 +87,7 @@ async fn cluster_nats_node_killed_under_load_loses_no_acknowledged_message() {
             "probes did not reach both subscribers: {}",
             s.logs_hint()
         );
-        publish_acked(&publisher, &mut pub_ev, "probe".into()).await;
+        mqtt::publish_acked(&publisher, &mut pub_ev, "T/x", "probe".into()).await;
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
@@ -122,7 +105,7 @@ async fn cluster_nats_node_killed_under_load_loses_no_acknowledged_message() {
         let payload = format!("m{i}");
         let since = Instant::now();
         // A publish that is refused or cut off was not acknowledged: the publisher sends it again.
-        while !publish_acked(&publisher, &mut pub_ev, payload.clone()).await {
+        while !mqtt::publish_acked(&publisher, &mut pub_ev, "T/x", payload.clone()).await {
             refused += 1;
             refused_first.get_or_insert_with(Instant::now);
             refused_last = Some(Instant::now());
