@@ -148,6 +148,24 @@ impl NatsCluster {
         }
     }
 
+    /// Freezes one server (SIGSTOP): its sockets stay open but nothing answers, as when a host
+    /// stalls; clients notice only through their pings.
+    pub fn pause(&self, i: usize) {
+        self.signal(i, "-STOP");
+    }
+
+    /// Lets a paused server run again (SIGCONT).
+    pub fn resume(&self, i: usize) {
+        self.signal(i, "-CONT");
+    }
+
+    fn signal(&self, i: usize, sig: &str) {
+        if let Some(c) = &self.nodes[i].child {
+            let status = Command::new("kill").args([sig, &c.id().to_string()]).status();
+            assert!(status.is_ok_and(|s| s.success()), "kill {sig} of nats-server {i}");
+        }
+    }
+
     /// Starts a killed or stopped server again (same ports and store).
     pub fn restart(&mut self, i: usize) {
         self.nodes[i].spawn();

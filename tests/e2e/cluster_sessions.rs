@@ -1,11 +1,12 @@
 //! Persistent sessions in a cluster of three brokers on a three-node NATS cluster: a persistent
 //! subscriber gets every QoS 1 message published on the other brokers, in each publisher's order,
-//! while it is online and after it comes back through another broker.
+//! while it is online and after it comes back through another broker; and a client that comes back
+//! while JetStream stalls is asked to retry rather than given an empty session.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
-use rumqttc::{AsyncClient, Event, EventLoop, Packet, QoS};
+use rumqttc::{AsyncClient, ConnectReturnCode, Event, EventLoop, Packet, QoS};
 use test_support::mqtt;
 use test_support::nats::NatsCluster;
 use tokio::time::{Instant, timeout};
@@ -141,4 +142,54 @@ async fn cluster_offline_messages_follow_the_client_to_another_broker() {
     assert!(present, "the session is resumed on another broker");
     let got = collect_payloads(&mut back_ev, n, 20).await;
     assert_each_in_order(&got, &["a"], n);
+}
+
+#[tokio::test]
+async fn cluster_resume_while_jetstream_stalls_is_refused_not_emptied() {
+    let (nats, s) = cluster().await;
+    let cid = s.fx.client_id("stalled");
+    let (sub, mut sub_ev, _) = persistent(&s, &cid, 0, true).await;
+    let (a, _a_run) = publisher(&s, "pub-a", 0).await;
+    until_heard(&a, &mut sub_ev).await;
+    sub.disconnect().await.unwrap();
+    mqtt::drain(&mut sub_ev, 0.5).await;
+    a.publish("T/x", QoS::AtLeastOnce, false, "kept").await.unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    // Every NATS node freezes: sockets stay open, so the brokers' links look up (their pings would
+    // notice after about 15 s), but the session record cannot be read. A client resuming now must
+    // not get a fresh, empty session: its record (subscriptions, inbox position) would be
+    // overwritten by the empty one once NATS answers, and its queued message never delivered.
+    for i in 0..3 {
+        nats.pause(i);
+    }
+    let mut o = s.fx.signature_opts(&cid, s.brokers[1].mqtt_port);
+    o.set_clean_session(false);
+    let refused = mqtt::refusal(o).await;
+    for i in 0..3 {
+        nats.resume(i);
+    }
+    assert_eq!(
+        refused,
+        Some(ConnectReturnCode::ServiceUnavailable),
+        "a resume while JetStream stalls is refused for a retry"
+    );
+
+    // The client retries (as clients do) and gets its session and the message.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let (_back, mut back_ev) = loop {
+        let mut o = s.fx.signature_opts(&cid, s.brokers[1].mqtt_port);
+        o.set_clean_session(false);
+        match mqtt::connect(o).await {
+            Ok((c, ev, present)) => {
+                assert!(present, "the session is resumed after the stall");
+                break (c, ev);
+            }
+            Err(e) => {
+                assert!(Instant::now() < deadline, "not resumed within 30 s of the stall: {e:?}");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    };
+    assert_eq!(collect_payloads(&mut back_ev, 1, 10).await, ["kept"]);
 }

@@ -34,6 +34,11 @@ const TAKEOVER_WAIT: Duration = Duration::from_secs(1);
 /// How long a session operation waits for the sessions bucket before it is done here alone.
 const NATS_WAIT: Duration = Duration::from_secs(2);
 
+/// How long a CONNECT that may resume a session waits for its record while NATS is up, before it
+/// is refused as unavailable: below rumqttc's default connect timeout (5 s, the shortest among
+/// the clients we test with), so that the client hears the refusal and retries.
+const RESUME_WAIT: Duration = Duration::from_secs(3);
+
 /// How often sessions changed without NATS are written to the bucket, once it answers.
 const RECONCILE_EVERY: Duration = Duration::from_secs(1);
 
@@ -73,9 +78,7 @@ impl ClusterSessions {
     /// Runs a sessions-bucket operation if NATS answers in time; None when it does not (the link
     /// is down, or JetStream failed or timed out), and the session is noted for `run_reconcile`.
     async fn with_nats<T>(&self, instance: &str, client: &str, op: impl Future<Output = SeamResult<T>>) -> Option<T> {
-        let key = (instance.to_string(), client.to_string());
-        let recorded = !self.unrecorded.lock().unwrap_or_else(|p| p.into_inner()).contains(&key);
-        if recorded && self.link.is_up() {
+        if !self.is_unrecorded(instance, client) && self.link.is_up() {
             match tokio::time::timeout(NATS_WAIT, op).await {
                 Ok(Ok(v)) => return Some(v),
                 Ok(Err(e)) => tracing::warn!(error = %e, "session record not written: serving locally"),
@@ -86,7 +89,10 @@ impl ClusterSessions {
             }
         }
         metrics::cluster_local_only();
-        self.unrecorded.lock().unwrap_or_else(|p| p.into_inner()).insert(key);
+        self.unrecorded
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert((instance.to_string(), client.to_string()));
         None
     }
 
@@ -288,9 +294,34 @@ impl ClusterSessions {
         }
     }
 
+    /// Claims the record of a client that may resume a session while NATS is up. Opening it empty
+    /// after a timeout would lose the session: its record (subscriptions, inbox position) would be
+    /// overwritten by the empty one once NATS answers. So a slow or failing JetStream refuses the
+    /// CONNECT as unavailable, and the client retries.
+    async fn claim_to_resume(&self, req: &OpenRequest<'_>) -> SeamResult<Result<Claimed, OpenError>> {
+        match tokio::time::timeout(RESUME_WAIT, self.claim(req)).await {
+            Ok(claimed) => claimed,
+            Err(_) => Err(unavailable("the sessions bucket did not answer in time")),
+        }
+    }
+
+    fn is_unrecorded(&self, instance: &str, client: &str) -> bool {
+        self.unrecorded
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&(instance.to_string(), client.to_string()))
+    }
+
     async fn open_clustered(&self, req: OpenRequest<'_>) -> SeamResult<Result<Opened, OpenError>> {
         let (instance, client) = (req.instance_id, req.client_id);
-        let claimed = self.with_nats(instance, client, self.claim(&req)).await;
+        // Without NATS (or for a session this node changed without it) the session opens here as
+        // this node knows it: the documented way of serving while NATS is unreachable.
+        let may_resume = !req.clean_start && self.link.is_up() && !self.is_unrecorded(instance, client);
+        let claimed = if may_resume {
+            Some(self.claim_to_resume(&req).await?)
+        } else {
+            self.with_nats(instance, client, self.claim(&req)).await
+        };
         let (previous, record) = match claimed {
             Some(Ok(c)) => c,
             Some(Err(e)) => return Ok(Err(e)),
