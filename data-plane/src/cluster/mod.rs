@@ -207,17 +207,7 @@ async fn serve_node(
     inbox: Arc<Inbox>,
     wills: Arc<dyn WillScheduler>,
 ) {
-    let subject = link.names.node(&link.node);
-    let mut sub = loop {
-        match link.client.subscribe(subject.clone()).await {
-            Ok(s) => break s,
-            Err(e) => {
-                metrics::cluster_error("subscribe");
-                tracing::warn!(error = %e, "node subscription failed; retrying");
-                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-            }
-        }
-    };
+    let mut sub = subscribe_until_done(&link, link.names.node(&link.node), "node").await;
     while let Some(m) = sub.next().await {
         let Some((op, instance, client, seq)) = m.headers.as_ref().and_then(wire::parse_node_headers) else {
             metrics::cluster_error("undecodable");
@@ -248,6 +238,21 @@ async fn serve_node(
                 if let Some(reply) = m.reply {
                     let _ = link.client.publish(reply, Bytes::new()).await;
                 }
+            }
+        }
+    }
+}
+
+/// Subscribes to `subject`, retrying every second: these subscriptions last as long as the broker,
+/// and the client re-establishes them itself after a reconnect once they exist.
+async fn subscribe_until_done(link: &Link, subject: String, what: &str) -> async_nats::Subscriber {
+    loop {
+        match link.client.subscribe(subject.clone()).await {
+            Ok(s) => return s,
+            Err(e) => {
+                metrics::cluster_error("subscribe");
+                tracing::warn!(error = %e, subscription = what, "NATS subscription failed; retrying");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
             }
         }
     }
@@ -286,16 +291,7 @@ async fn reread_after_reconnect(link: Arc<Link>, inbox: Weak<Inbox>) {
 /// and its message, stored, must not be passed over. Sessions here read their inboxes again (and
 /// are not purged until they have), which finds every stored message they did not hear of.
 async fn reread_after_others_reconnect(link: Arc<Link>, inbox: Weak<Inbox>) {
-    let mut sub = loop {
-        match link.client.subscribe(link.names.reconnected()).await {
-            Ok(s) => break s,
-            Err(e) => {
-                metrics::cluster_error("subscribe");
-                tracing::warn!(error = %e, "reconnect subscription failed; retrying");
-                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-            }
-        }
-    };
+    let mut sub = subscribe_until_done(&link, link.names.reconnected(), "reconnect").await;
     while let Some(m) = sub.next().await {
         if m.payload == link.node.as_bytes() {
             continue;
