@@ -147,6 +147,13 @@ impl Link {
         self.up.load(Ordering::Relaxed)
     }
 
+    /// Connected, and the buckets answered once: the cluster can hold sessions. Right after a
+    /// start the connection is up seconds before JetStream has a leader for the buckets, and a
+    /// client resuming a session meanwhile is refused (it may exist in a bucket not readable yet).
+    pub fn is_ready(&self) -> bool {
+        self.is_up() && self.buckets.initialized()
+    }
+
     /// The buckets, created (or opened) on first use; retried until NATS answers.
     pub async fn buckets(&self) -> &Buckets {
         self.buckets

@@ -66,8 +66,9 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    pub fn is_up(&self) -> bool {
-        self.link.is_up()
+    /// What the heartbeat reports as the cluster link: up once sessions can be recorded.
+    pub fn is_ready(&self) -> bool {
+        self.link.is_ready()
     }
 
     /// Whether the client is online on any broker of the cluster.

@@ -45,7 +45,7 @@ pub async fn run(
             messages_in_per_sec: messages_in,
             messages_out_per_sec: messages_out,
             started_at_ms: state.started_at_ms,
-            cluster_link: cluster.as_ref().map(|c| c.is_up()),
+            cluster_link: cluster.as_ref().map(|c| c.is_ready()),
             instances: instance_rates.update(broker.instance_figures()),
         };
         if let Err(e) = client.heartbeat(&beat).await {
