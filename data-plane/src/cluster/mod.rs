@@ -125,12 +125,7 @@ pub async fn join(cfg: ClusterConfig) -> anyhow::Result<(Parts, Arc<Cluster>)> {
     let quotas = ClusterQuotas::new(link.clone());
     let wills: Arc<dyn WillScheduler> = Arc::new(LocalWills::default());
 
-    tokio::spawn(watch_sessions(
-        link.clone(),
-        state.clone(),
-        local.clone(),
-        sessions.clone(),
-    ));
+    tokio::spawn(watch_sessions(link.clone(), state.clone(), local.clone()));
     tokio::spawn(sessions.clone().run_reconcile());
     tokio::spawn(ClusterRetained::run_watch(link.clone(), replica));
     tokio::spawn(quotas.clone().run());
@@ -161,12 +156,7 @@ pub async fn join(cfg: ClusterConfig) -> anyhow::Result<(Parts, Arc<Cluster>)> {
 
 /// Keeps `state` current from the sessions bucket; a record that now names another node while a
 /// connection of that client is live here means a takeover this node did not hear of: it closes.
-async fn watch_sessions(
-    link: Arc<Link>,
-    state: Arc<ClusterState>,
-    local: Arc<LocalSessions>,
-    sessions: Arc<ClusterSessions>,
-) {
+async fn watch_sessions(link: Arc<Link>, state: Arc<ClusterState>, local: Arc<LocalSessions>) {
     loop {
         let bucket = &link.buckets().await.sessions;
         match bucket.watch_with_history(">").await {
@@ -175,20 +165,20 @@ async fn watch_sessions(
                     let Some((instance, client)) = parse_key(&entry.key) else {
                         continue;
                     };
-                    if entry.revision < sessions.written_revision(instance, &client) {
-                        continue; // older than what this node wrote since
-                    }
                     let record: Option<SessionRecord> = match entry.operation {
                         kv::Operation::Put => serde_json::from_slice(&entry.value).ok(),
                         _ => None,
                     };
+                    // Older than what this node applied (its own writes come first): stale news.
+                    if !state.apply(instance, &client, record.as_ref(), entry.revision) {
+                        continue;
+                    }
                     if let Some(r) = &record
                         && r.node != link.node
                         && local.live(instance, &client).is_some()
                     {
                         local.signal(instance, &client, Ctl::TakenOver);
                     }
-                    state.apply(instance, &client, record.as_ref());
                 }
             }
             Err(e) => {

@@ -46,9 +46,6 @@ pub struct ClusterSessions {
     link: Arc<Link>,
     local: Arc<LocalSessions>,
     state: Arc<ClusterState>,
-    /// The revision of the last record this node wrote, per client (a watch event older than it
-    /// is stale news).
-    written: std::sync::Mutex<std::collections::HashMap<(String, String), u64>>,
     /// Sessions changed here while NATS did not answer: their records are written later.
     unrecorded: Mutex<HashSet<(String, String)>>,
 }
@@ -70,7 +67,6 @@ impl ClusterSessions {
             link,
             local,
             state,
-            written: Default::default(),
             unrecorded: Default::default(),
         }
     }
@@ -160,14 +156,6 @@ impl ClusterSessions {
         }
     }
 
-    pub fn written_revision(&self, instance: &str, client: &str) -> u64 {
-        let written = self.written.lock().unwrap_or_else(|p| p.into_inner());
-        written
-            .get(&(instance.to_string(), client.to_string()))
-            .copied()
-            .unwrap_or(0)
-    }
-
     async fn bucket(&self) -> &kv::Store {
         &self.link.buckets().await.sessions
     }
@@ -188,11 +176,7 @@ impl ClusterSessions {
         let value = Bytes::from(serde_json::to_vec(record).map_err(unavailable)?);
         match self.bucket().await.update(key, value, revision).await {
             Ok(revision) => {
-                self.written
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert((instance.to_string(), client.to_string()), revision);
-                self.state.apply(instance, client, Some(record));
+                self.state.apply(instance, client, Some(record), revision);
                 Ok(true)
             }
             Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => Ok(false),
@@ -235,7 +219,11 @@ impl ClusterSessions {
         if record.is_some_and(|r| r.node == self.link.node) {
             let key = self.link.names.key(instance, client);
             match self.bucket().await.delete_expect_revision(key, Some(revision)).await {
-                Ok(()) => self.state.apply(instance, client, None),
+                // The deletion's own revision is not returned; any later one of this key is
+                // above `revision + 1`, and no write of it lies between the two.
+                Ok(()) => {
+                    self.state.apply(instance, client, None, revision + 1);
+                }
                 Err(e) => tracing::debug!(error = %e, "session record changed meanwhile; left as it is"),
             }
         }

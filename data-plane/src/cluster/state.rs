@@ -4,7 +4,7 @@
 //! must store for, wherever they live and whether they are online or not.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use common::topic;
 use serde::{Deserialize, Serialize};
@@ -64,16 +64,32 @@ pub struct ClusterState {
     persistent: RwLock<SubscriptionIndex>,
     /// What each persistent session has in `persistent`, to take it out again.
     indexed: RwLock<HashMap<Key, Vec<String>>>,
+    /// The bucket revision of what was applied last per client (deleted ones too, for a while).
+    /// Records reach this view from two sides, this node's own writes and the bucket's watch,
+    /// which may lag by seconds: without it a late, older record could undo a newer one (a
+    /// persistent session's subscriptions would vanish, and messages for it go unstored). Held
+    /// for the whole of an apply, so that two applies of one client cannot interleave.
+    revisions: Mutex<HashMap<Key, u64>>,
 }
+
+/// Revisions of deleted records are forgotten once there are this many more entries than live
+/// records (a watch event older than that many deletions is not expected).
+const DELETED_KEPT: usize = 10_000;
 
 impl ClusterState {
     pub fn new() -> Arc<Self> {
         Arc::new(Self::default())
     }
 
-    /// A record changed (None: deleted).
-    pub fn apply(&self, instance: &str, client: &str, record: Option<&SessionRecord>) {
+    /// A record changed at bucket `revision` (None: deleted). False, and nothing changed, when
+    /// a newer revision of the client's record was applied already.
+    pub fn apply(&self, instance: &str, client: &str, record: Option<&SessionRecord>, revision: u64) -> bool {
         let key = (instance.to_string(), client.to_string());
+        let mut revisions = self.revisions.lock().unwrap_or_else(|p| p.into_inner());
+        if revisions.get(&key).is_some_and(|seen| *seen > revision) {
+            return false;
+        }
+        revisions.insert(key.clone(), revision);
         {
             let mut owners = self.owners.write().unwrap_or_else(|p| p.into_inner());
             match record {
@@ -92,6 +108,9 @@ impl ClusterState {
                     owners.remove(&key);
                 }
             }
+            if revisions.len() > owners.len() + DELETED_KEPT {
+                revisions.retain(|k, _| owners.contains_key(k));
+            }
         }
         let mut indexed = self.indexed.write().unwrap_or_else(|p| p.into_inner());
         let mut index = self.persistent.write().unwrap_or_else(|p| p.into_inner());
@@ -101,7 +120,7 @@ impl ClusterState {
             }
         }
         let Some(r) = record.filter(|r| r.persistent) else {
-            return;
+            return true;
         };
         let mut held = Vec::new();
         for (raw, opts) in r.sub_list() {
@@ -115,6 +134,7 @@ impl ClusterState {
         if !held.is_empty() {
             indexed.insert(key, held);
         }
+        true
     }
 
     pub fn owner(&self, instance: &str, client: &str) -> Option<Owner> {
@@ -157,7 +177,7 @@ mod tests {
     #[test]
     fn records_drive_owners_and_the_persistent_index() {
         let s = ClusterState::new();
-        s.apply("i", "c1", Some(&record("n1", &["T/#", "$share/g/T/x"])));
+        s.apply("i", "c1", Some(&record("n1", &["T/#", "$share/g/T/x"])), 1);
         s.apply(
             "i",
             "c2",
@@ -165,6 +185,7 @@ mod tests {
                 persistent: false,
                 ..record("n2", &["T/x"])
             }),
+            2,
         );
         let msg = Message::new("T/x", Bytes::new(), QoS::AtLeastOnce, false);
         let t = s.persistent_targets("i", &msg);
@@ -174,12 +195,38 @@ mod tests {
             "clean and shared ones are not indexed"
         );
         assert_eq!(s.owner("i", "c2").unwrap().node, "n2");
-        s.apply("i", "c1", Some(&record("n3", &["U/#"])));
+        s.apply("i", "c1", Some(&record("n3", &["U/#"])), 3);
         assert!(
             s.persistent_targets("i", &msg).is_empty(),
             "an update replaces the subscriptions"
         );
-        s.apply("i", "c1", None);
+        s.apply("i", "c1", None, 4);
         assert!(s.owner("i", "c1").is_none());
+    }
+
+    #[test]
+    fn an_older_record_arriving_late_changes_nothing() {
+        let s = ClusterState::new();
+        let msg = Message::new("T/x", Bytes::new(), QoS::AtLeastOnce, false);
+        // This node wrote revision 7 (subscribed); the watch then brings revision 5 (the claim,
+        // before the subscription).
+        assert!(s.apply("i", "c", Some(&record("n1", &["T/#"])), 7));
+        assert!(!s.apply("i", "c", Some(&record("n1", &[])), 5), "older: not applied");
+        assert_eq!(
+            s.persistent_targets("i", &msg).len(),
+            1,
+            "the subscription stays indexed"
+        );
+        assert!(
+            s.apply("i", "c", Some(&record("n1", &["T/#"])), 7),
+            "the same revision again is harmless"
+        );
+        // A deletion, then a late put from before it.
+        assert!(s.apply("i", "c", None, 9));
+        assert!(!s.apply("i", "c", Some(&record("n1", &["T/#"])), 8));
+        assert!(
+            s.owner("i", "c").is_none(),
+            "a late put does not bring a deleted record back"
+        );
     }
 }
