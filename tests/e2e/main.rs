@@ -4,6 +4,7 @@
 mod cluster_broker_kill;
 mod cluster_control;
 mod cluster_faults;
+mod cluster_isolation;
 mod cluster_lb;
 mod cluster_nats_node;
 mod cluster_order;
