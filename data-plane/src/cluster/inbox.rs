@@ -162,7 +162,18 @@ impl Inbox {
             return Ok(Some(s.clone()));
         }
         let Some(limits) = limits else {
-            return Ok(self.link.existing_inbox(instance).await);
+            let found = self.link.existing_inbox(instance).await.map_err(unavailable)?;
+            // Kept with the limits it has, so that sessions of the instance opening together do
+            // not each ask JetStream for it (a reconnect storm would flood its API).
+            if let Some(s) = &found {
+                let config = &s.cached_info().config;
+                let have = InboxLimits {
+                    max_messages: u64::try_from(config.max_messages).unwrap_or(u64::MAX),
+                    retention_secs: config.max_age.as_secs(),
+                };
+                streams.insert(instance.to_string(), (s.clone(), have));
+            }
+            return Ok(found);
         };
         let s = self.link.inbox(instance, limits).await.map_err(unavailable)?;
         streams.insert(instance.to_string(), (s.clone(), limits));

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use async_nats::jetstream::{self, kv, stream};
+use async_nats::jetstream::context::GetStreamErrorKind;
+use async_nats::jetstream::{self, ErrorCode, kv, stream};
 use tokio::sync::{Notify, OnceCell};
 
 use super::subject::Names;
@@ -199,9 +200,15 @@ impl Link {
         })
     }
 
-    /// The inbox stream of an instance, if it exists.
-    pub async fn existing_inbox(&self, instance: &str) -> Option<stream::Stream> {
-        self.js.get_stream(self.names.inbox_stream(instance)).await.ok()
+    /// The inbox stream of an instance, if it exists; an error when JetStream did not say.
+    pub async fn existing_inbox(&self, instance: &str) -> anyhow::Result<Option<stream::Stream>> {
+        match self.js.get_stream(self.names.inbox_stream(instance)).await {
+            Ok(s) => Ok(Some(s)),
+            Err(e) if is_not_found(&e.kind()) => Ok(None),
+            // Anything else (a timeout under load, no quorum) says nothing about the stream: a
+            // session that took it for "nothing stored" would never read its queued messages.
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// The inbox stream of an instance, created with the instance's limits on first use (the
@@ -237,4 +244,8 @@ impl Link {
 pub struct InboxLimits {
     pub max_messages: u64,
     pub retention_secs: u64,
+}
+
+fn is_not_found(kind: &GetStreamErrorKind) -> bool {
+    matches!(kind, GetStreamErrorKind::JetStream(e) if e.error_code() == ErrorCode::STREAM_NOT_FOUND)
 }

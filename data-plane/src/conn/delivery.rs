@@ -31,7 +31,13 @@ pub struct Delivery {
     freed: Rc<Notify>,
     /// Configuration changes: credentials are re-checked when a new one is applied.
     config: tokio::sync::watch::Receiver<i64>,
+    /// The last read of the offline queue failed (its store did not answer): read again after
+    /// `FETCH_RETRY`, since nothing else may wake the connection while messages wait there.
+    store_unread: bool,
 }
+
+/// How long after a failed read of the offline queue it is read again.
+const FETCH_RETRY: ntex::time::Millis = ntex::time::Millis(500);
 
 enum Stop {
     Closed,
@@ -47,6 +53,7 @@ impl Delivery {
             window: Rc::new(RefCell::new(Window::resuming(parked))),
             freed: Rc::new(Notify::new()),
             config,
+            store_unread: false,
         }
     }
 
@@ -128,7 +135,14 @@ impl Delivery {
                     None => std::future::pending::<()>().await,
                 }
             };
+            let store_retry = async {
+                match self.store_unread {
+                    true => ntex::time::sleep(FETCH_RETRY).await,
+                    false => std::future::pending::<()>().await,
+                }
+            };
             tokio::select! {
+                _ = store_retry => {}
                 _ = self.ctx.mailbox.changed() => {}
                 _ = self.freed.notified() => {}
                 _ = self.ctx.credential_changed.notified() => {}
@@ -226,11 +240,12 @@ impl Delivery {
                     max_age,
                 )
                 .await;
+            self.store_unread = fetched.is_err();
             let batch = match fetched {
                 Ok(b) => b,
                 Err(e) => {
                     metrics::store_error("fetch");
-                    tracing::error!(error = %e, "cannot read offline messages");
+                    tracing::error!(error = %e, "cannot read offline messages; reading again shortly");
                     return true;
                 }
             };
