@@ -1,7 +1,8 @@
 //! The control plane in front of a cluster of three brokers: an instance's connection quota holds
 //! for the whole cluster with no static split between brokers, session queries see clients on any
-//! broker, CloseConnection closes a client wherever it is, and SendMessage gives each subscriber one
-//! copy (not one per broker).
+//! broker (through the control plane and through any broker's `/route/clientId/get`),
+//! CloseConnection closes a client wherever it is, SendMessage gives each subscriber one copy (not
+//! one per broker), and the instance's usage sums every broker's figures.
 
 use std::time::{Duration, Instant};
 
@@ -11,9 +12,10 @@ use rumqttc::v5::mqttbytes::v5::ConnectReturnCode;
 use serde_json::{Value, json};
 use test_support::mqtt;
 
-use e2e::{System, v5};
+use e2e::{System, now_ms, v5};
 
 use crate::cluster_routing::{client, cluster, collect, extra, summary, until_all_hear};
+use crate::online_status::{params, query_at};
 
 /// Brokers report their connection counts every second; admitting waits for that much and more.
 const REPORTS: Duration = Duration::from_millis(2500);
@@ -88,6 +90,24 @@ async fn cluster_connection_quota_holds_across_brokers_without_a_static_split() 
     println!("done in {:.1} s", started.elapsed().as_secs_f64());
 }
 
+/// Waits until GetInstance's usage passes `done` (brokers report every second).
+async fn wait_usage(s: &System, done: impl Fn(&Value) -> bool) -> Value {
+    let path = format!("/instances/{}", s.fx.instance);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let v = s.api.ok(Method::GET, &path, None).await;
+        if done(&v["usage"]) {
+            return v["usage"].clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "usage not as expected within 10 s: {}",
+            v["usage"]
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// Waits until the control plane reports the client online (or offline).
 async fn wait_online(s: &System, cid: &str, online: bool) -> Value {
     let path = format!("/instances/{}/sessions/{cid}", s.fx.instance);
@@ -122,6 +142,16 @@ async fn cluster_control_plane_queries_closes_and_sends_on_every_broker() {
     assert_eq!(v["connections"], 1, "{v}");
     assert_eq!(v["channels"][0]["nodeId"], "node-3", "{v}");
     assert_eq!(v["channels"][0]["subscriptions"], json!(["T/cmd/#"]), "{v}");
+    // /route/clientId/get on every broker answers for the client on broker 3.
+    for b in &s.brokers {
+        let (status, body) = query_at(b.http_port, &params(&s, &subs[2].0, now_ms()), &fx.secret).await;
+        assert_eq!(
+            (status.as_u16(), &body["online"]),
+            (200, &json!(1)),
+            "broker {}: {body}",
+            b.node_id
+        );
+    }
     let ids: Vec<&str> = subs.iter().map(|(cid, ..)| cid.as_str()).collect();
     let batch = s
         .api
@@ -174,6 +204,11 @@ async fn cluster_control_plane_queries_closes_and_sends_on_every_broker() {
         assert!(late.is_empty(), "{cid} got SendMessage copies twice: {late:?}");
     }
 
+    // GetInstance's usage sums the brokers: six clients (a subscriber and a probe on each),
+    // three subscriptions, three brokers reporting.
+    let usage = wait_usage(&s, |u| u["connections"] == 6 && u["subscriptions"] == 3).await;
+    assert_eq!(usage["reportingBrokers"], 3, "{usage}");
+
     // CloseConnection: the client on broker 2 is closed, and shown offline.
     let since = Instant::now();
     s.api
@@ -186,6 +221,8 @@ async fn cluster_control_plane_queries_closes_and_sends_on_every_broker() {
     mqtt::expect_closed(&mut subs[1].2, 5).await;
     println!("CloseConnection took {:?}", since.elapsed());
     wait_online(&s, &subs[1].0, false).await;
+    let (_, body) = query_at(s.brokers[0].http_port, &params(&s, &subs[1].0, now_ms()), &fx.secret).await;
+    assert_eq!(body["online"], 0, "the closed client, asked on broker 1: {body}");
     // The others stay: online, and a next SendMessage reaches them (once).
     for i in [0, 2] {
         let v = wait_online(&s, &subs[i].0, true).await;

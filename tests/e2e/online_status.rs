@@ -8,17 +8,22 @@ use test_support::mqtt;
 use e2e::{System, now_ms};
 
 async fn query(s: &System, params: &[(&str, String)], secret: &str) -> (StatusCode, Value) {
+    query_at(s.broker().http_port, params, secret).await
+}
+
+/// The signed query to the broker whose HTTP listener is on `port`.
+pub(crate) async fn query_at(port: u16, params: &[(&str, String)], secret: &str) -> (StatusCode, Value) {
     let to_sign = common::signing::online_query_string_to_sign(params.iter().map(|(k, v)| (*k, v.as_str())));
     let signature = common::signing::hmac_sha1_base64(secret.as_bytes(), to_sign.as_bytes());
     let mut all: Vec<(&str, String)> = params.to_vec();
     all.push(("signature", signature));
-    let url = format!("http://127.0.0.1:{}/route/clientId/get", s.broker().http_port);
+    let url = format!("http://127.0.0.1:{port}/route/clientId/get");
     let res = reqwest::Client::new().get(url).query(&all).send().await.expect("query");
     let status = res.status();
     (status, res.json().await.expect("JSON answer"))
 }
 
-fn params(s: &System, client_id: &str, timestamp: i64) -> Vec<(&'static str, String)> {
+pub(crate) fn params(s: &System, client_id: &str, timestamp: i64) -> Vec<(&'static str, String)> {
     vec![
         ("accessKey", s.fx.access_key.clone()),
         ("resource", client_id.to_string()),
