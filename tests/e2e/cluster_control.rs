@@ -4,11 +4,13 @@
 //! CloseConnection closes a client wherever it is, SendMessage gives each subscriber one copy (not
 //! one per broker), and the instance's usage sums every broker's figures.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use reqwest::Method;
-use rumqttc::QoS;
 use rumqttc::v5::mqttbytes::v5::ConnectReturnCode;
+use rumqttc::{Event, Packet, QoS};
 use serde_json::{Value, json};
 use test_support::mqtt;
 
@@ -88,6 +90,72 @@ async fn cluster_connection_quota_holds_across_brokers_without_a_static_split() 
     tokio::time::sleep(REPORTS).await;
     let _back = accepted(&s, "in-the-free-place", 2).await;
     println!("done in {:.1} s", started.elapsed().as_secs_f64());
+}
+
+/// Publishes QoS 1 messages from a client on broker `at` as fast as they are acknowledged,
+/// counting the acknowledgements in `acked`, until aborted.
+async fn greedy(s: &System, name: &str, at: usize, acked: Arc<AtomicU64>) -> Vec<tokio::task::JoinHandle<()>> {
+    let (c, mut ev) = client(s, name, at, false, &[]).await;
+    let publish = tokio::spawn(async move { while c.publish("T/rate", QoS::AtLeastOnce, false, "x").await.is_ok() {} });
+    let count = tokio::spawn(async move {
+        while let Ok(e) = ev.poll().await {
+            if let Event::Incoming(Packet::PubAck(_)) = e {
+                acked.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    });
+    vec![publish, count]
+}
+
+/// The instance's message rate (acknowledged publishes per second, all publishers together) over
+/// `secs` after a `warm_up`: long enough for brokers to report each other's rates.
+async fn measured_rate(acked: &AtomicU64, warm_up: Duration, secs: u64) -> f64 {
+    tokio::time::sleep(warm_up).await;
+    let before = acked.load(Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_secs(secs)).await;
+    (acked.load(Ordering::Relaxed) - before) as f64 / secs as f64
+}
+
+#[tokio::test]
+async fn cluster_message_rate_quota_is_shared_by_the_brokers_without_a_static_split() {
+    let (_nats, s) = cluster().await;
+    let quota = 300.0;
+    s.api
+        .ok(
+            Method::PATCH,
+            &format!("/instances/{}", s.fx.instance),
+            Some(json!({"quotas": {"maxMessagesPerSecond": quota as u32}})),
+        )
+        .await;
+    s.api.wait_in_sync(&["node-1", "node-2", "node-3"]).await;
+
+    // One greedy publisher on each broker: together they get the quota, not three times it.
+    let acked = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for at in 0..3 {
+        tasks.extend(greedy(&s, &format!("spread-{at}"), at, acked.clone()).await);
+    }
+    let spread = measured_rate(&acked, Duration::from_secs(4), 10).await;
+    tasks.iter().for_each(|t| t.abort());
+
+    // All three on one broker: that broker uses the whole quota, not a third of it.
+    let acked = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for k in 0..3 {
+        tasks.extend(greedy(&s, &format!("together-{k}"), 1, acked.clone()).await);
+    }
+    let together = measured_rate(&acked, Duration::from_secs(4), 10).await;
+    tasks.iter().for_each(|t| t.abort());
+    println!("quota {quota} msg/s: spread over three brokers {spread:.0} msg/s, on one broker {together:.0} msg/s");
+    // The documented tolerance: within 15 % of the quota, sustained.
+    assert!(
+        (0.85 * quota..=1.15 * quota).contains(&spread),
+        "spread: {spread:.0} msg/s"
+    );
+    assert!(
+        (0.85 * quota..=1.15 * quota).contains(&together),
+        "on one broker: {together:.0} msg/s"
+    );
 }
 
 /// Waits until GetInstance's usage passes `done` (brokers report every second).

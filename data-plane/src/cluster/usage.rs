@@ -1,10 +1,11 @@
 //! Per-instance quotas across brokers. Each broker writes its own figures (connections and message
 //! rate per instance) to the usage bucket every second and reads everybody's: a connection is
-//! admitted while this broker's count plus the others' last reported counts stay under the quota,
-//! and the message rate a broker allows itself is the quota minus what the others used in the last
-//! second. No static split: a broker with all of an instance's clients can use the whole quota.
-//! The tolerance is one report interval: brokers admitting at the same moment can exceed a quota by
-//! what each admits within a second.
+//! admitted while this broker's count plus the others' last reported counts stay under the quota.
+//! The message rate is shared max-min fairly: a broker that was not slowed down in the last second
+//! keeps what it used, and the rest of the quota is split equally between this broker and those
+//! that were slowed down (they want more than they got). No static split: a broker with all of an
+//! instance's clients can use the whole quota. The tolerance is one report interval: brokers
+//! admitting at the same moment can exceed a quota by what each admits within a second.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -28,12 +29,39 @@ pub struct Figures {
     pub connections: u32,
     /// Messages (in + out) per second over the last report interval.
     pub rate: f64,
+    /// Whether the quota slowed this broker's publishers down in that interval: it would use more.
+    #[serde(default)]
+    pub slowed: bool,
+}
+
+/// The rate one broker may use of `quota`, given the other brokers' last figures: a broker that was
+/// not slowed down keeps what it used, the rest is shared equally by this broker and the slowed
+/// ones. Never less than a tenth of the quota, so a burst elsewhere does not stop a broker outright.
+fn fair_share<'a>(quota: u32, others: impl Iterator<Item = &'a Figures>) -> u32 {
+    let (mut kept, mut sharing) = (0.0, 1.0);
+    for f in others {
+        if f.slowed {
+            sharing += 1.0;
+        } else {
+            kept += f.rate;
+        }
+    }
+    let share = ((f64::from(quota) - kept).max(0.0) / sharing) as u32;
+    share.max(quota / 10).max(1)
+}
+
+/// This broker's figures of one instance since the last report.
+#[derive(Default)]
+struct Mine {
+    connections: u32,
+    messages: u64,
+    slowed: bool,
 }
 
 #[derive(Default)]
 struct Counts {
-    /// This broker's connections and messages since the last report, per instance.
-    mine: HashMap<String, (u32, u64)>,
+    /// This broker's figures since the last report, per instance.
+    mine: HashMap<String, Mine>,
     /// The other brokers' last figures: node -> instance -> figures.
     others: HashMap<String, HashMap<String, Figures>>,
 }
@@ -57,16 +85,15 @@ impl ClusterQuotas {
         self.counts.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn others(&self, instance: &str) -> Figures {
+    /// The other brokers' connections of the instance.
+    fn others_connections(&self, instance: &str) -> u32 {
         let counts = self.lock();
         counts
             .others
             .values()
             .filter_map(|by_instance| by_instance.get(instance))
-            .fold(Figures::default(), |a, f| Figures {
-                connections: a.connections + f.connections,
-                rate: a.rate + f.rate,
-            })
+            .map(|f| f.connections)
+            .sum()
     }
 
     /// Reports this broker's figures and reads the others', for the life of the process.
@@ -81,12 +108,13 @@ impl ClusterQuotas {
                 counts
                     .mine
                     .iter_mut()
-                    .map(|(i, (conns, msgs))| {
+                    .map(|(i, mine)| {
                         let f = Figures {
-                            connections: *conns,
-                            rate: *msgs as f64 / secs,
+                            connections: mine.connections,
+                            rate: mine.messages as f64 / secs,
+                            slowed: mine.slowed,
                         };
-                        *msgs = 0;
+                        (mine.messages, mine.slowed) = (0, false);
                         (i.clone(), f)
                     })
                     .collect()
@@ -127,14 +155,14 @@ impl ClusterQuotas {
 
 impl QuotaCounters for ClusterQuotas {
     fn connect(&self, instance_id: &str, max: u32, replacing: bool) -> Seam<'_, SeamResult<bool>> {
-        let others = self.others(instance_id).connections;
+        let others = self.others_connections(instance_id);
         let allowed = max.saturating_sub(others);
         let admitted = match self.local.connect(instance_id, allowed, replacing) {
             Seam::Ready(Some(r)) => r,
             _ => unreachable!("local counters answer at once"),
         };
         if matches!(admitted, Ok(true)) {
-            self.lock().mine.entry(instance_id.to_string()).or_default().0 += 1;
+            self.lock().mine.entry(instance_id.to_string()).or_default().connections += 1;
         }
         done(admitted)
     }
@@ -142,15 +170,61 @@ impl QuotaCounters for ClusterQuotas {
     fn disconnect(&self, instance_id: &str) {
         self.local.disconnect(instance_id);
         if let Some(c) = self.lock().mine.get_mut(instance_id) {
-            c.0 = c.0.saturating_sub(1);
+            c.connections = c.connections.saturating_sub(1);
         }
     }
 
     fn throttle(&self, instance_id: &str, per_second: u32, messages: u32) -> Duration {
-        self.lock().mine.entry(instance_id.to_string()).or_default().1 += u64::from(messages);
-        let others = self.others(instance_id).rate as u32;
-        // Never below a tenth of the quota: a burst elsewhere does not stop this broker outright.
-        let allowed = per_second.saturating_sub(others).max(per_second / 10).max(1);
-        self.local.throttle(instance_id, allowed, messages)
+        let mut counts = self.lock();
+        let allowed = fair_share(
+            per_second,
+            counts
+                .others
+                .values()
+                .filter_map(|by_instance| by_instance.get(instance_id)),
+        );
+        let wait = self.local.throttle(instance_id, allowed, messages);
+        let mine = counts.mine.entry(instance_id.to_string()).or_default();
+        mine.messages += u64::from(messages);
+        mine.slowed |= !wait.is_zero();
+        wait
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn f(rate: f64, slowed: bool) -> Figures {
+        Figures {
+            connections: 0,
+            rate,
+            slowed,
+        }
+    }
+
+    #[test]
+    fn the_rate_is_shared_max_min_fairly() {
+        assert_eq!(fair_share(300, [].iter()), 300, "alone: the whole quota");
+        let two_slowed = [f(100.0, true), f(100.0, true)];
+        assert_eq!(
+            fair_share(300, two_slowed.iter()),
+            100,
+            "three that want more: a third each"
+        );
+        let light = [f(20.0, false), f(10.0, false)];
+        assert_eq!(
+            fair_share(300, light.iter()),
+            270,
+            "the others keep what they use, no more"
+        );
+        let mixed = [f(20.0, false), f(200.0, true)];
+        assert_eq!(
+            fair_share(300, mixed.iter()),
+            140,
+            "the rest is split with the slowed one"
+        );
+        let busy = [f(300.0, false)];
+        assert_eq!(fair_share(300, busy.iter()), 30, "never below a tenth");
     }
 }
