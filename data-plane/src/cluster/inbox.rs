@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use async_nats::jetstream::context::Publish;
 use async_nats::jetstream::message::StreamMessage;
-use async_nats::jetstream::stream::{self, DirectGetErrorKind};
+use async_nats::jetstream::stream::{self, DirectGetErrorKind, RawMessageErrorKind};
 use futures_util::future::join_all;
 
 use super::funnel::{Funnel, StreamAck};
@@ -271,9 +271,8 @@ impl Inbox {
         let mut out = Vec::new();
         let mut next = from;
         while out.len() < limit {
-            match stream.direct_get_next_for_subject(&subject, Some(next)).await {
-                Ok(m) => {
-                    let m = StreamMessage::try_from(m.message).map_err(unavailable)?;
+            match self.next_message(&stream, &subject, next).await? {
+                Some(m) => {
                     next = m.sequence + 1;
                     if known.contains(&m.sequence) {
                         continue;
@@ -283,11 +282,32 @@ impl Inbox {
                         None => metrics::cluster_error("undecodable"),
                     }
                 }
-                Err(e) if e.kind() == DirectGetErrorKind::NotFound => return Ok((out, true)),
-                Err(e) => return Err(unavailable(e)),
+                None => return Ok((out, true)),
             }
         }
         Ok((out, false))
+    }
+
+    /// The first message of `subject` at or after `from`. Read with a direct get, which any replica
+    /// answers (cheap, spread over the nodes); "none" is confirmed by the stream leader, because a
+    /// replica that has not yet applied the newest messages also answers "none", and a session
+    /// that took that for the end would purge past the messages it never read.
+    async fn next_message(
+        &self,
+        stream: &stream::Stream,
+        subject: &str,
+        from: u64,
+    ) -> SeamResult<Option<StreamMessage>> {
+        match stream.direct_get_next_for_subject(subject, Some(from)).await {
+            Ok(m) => return StreamMessage::try_from(m.message).map(Some).map_err(unavailable),
+            Err(e) if e.kind() == DirectGetErrorKind::NotFound => {}
+            Err(e) => return Err(unavailable(e)),
+        }
+        match stream.get_first_raw_message_by_subject(subject, from).await {
+            Ok(m) => Ok(Some(m)),
+            Err(e) if e.kind() == RawMessageErrorKind::NoMessageFound => Ok(None),
+            Err(e) => Err(unavailable(e)),
+        }
     }
 
     /// Hands out what arrived for the session, lowest sequence first, reading its subject first when

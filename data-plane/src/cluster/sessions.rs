@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_nats::jetstream::kv;
+use async_nats::jetstream::stream::LastRawMessageErrorKind;
 use bytes::Bytes;
 
 use super::link::Link;
@@ -27,6 +28,9 @@ use crate::core::sessions::{
 };
 use crate::core::subscriptions::SubOptions;
 use crate::metrics;
+
+/// The header JetStream's key-value layer marks a deletion or purge with (its value is `DEL` or `PURGE`).
+const KV_OPERATION: &str = "KV-Operation";
 
 /// How long a takeover waits for the node that held the connection (it may be gone).
 const TAKEOVER_WAIT: Duration = Duration::from_secs(1);
@@ -160,14 +164,26 @@ impl ClusterSessions {
         &self.link.buckets().await.sessions
     }
 
+    /// The stored record and its revision, read from the bucket's stream leader. `Store::entry`
+    /// would use a direct get, which any replica answers, and a follower may not yet hold the
+    /// last write: a subscribe that read "no record" there returned without recording its filter,
+    /// and the session's messages were never stored (found by the cross-broker offline bench).
     async fn read(&self, instance: &str, client: &str) -> SeamResult<Read> {
-        let key = self.link.names.key(instance, client);
-        let entry = self.bucket().await.entry(key).await.map_err(unavailable)?;
-        Ok(match entry {
-            Some(e) if e.operation == kv::Operation::Put => (serde_json::from_slice(&e.value).ok(), e.revision),
-            Some(e) => (None, e.revision),
-            None => (None, 0),
-        })
+        let bucket = self.bucket().await;
+        let subject = format!("{}{}", bucket.prefix, self.link.names.key(instance, client));
+        match bucket.stream.get_last_raw_message_by_subject(&subject).await {
+            Ok(m) => {
+                let deleted = m.headers.get(KV_OPERATION).is_some_and(|op| op.as_str() != "PUT");
+                let record = if deleted {
+                    None
+                } else {
+                    serde_json::from_slice(&m.payload).ok()
+                };
+                Ok((record, m.sequence))
+            }
+            Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => Ok((None, 0)),
+            Err(e) => Err(unavailable(e)),
+        }
     }
 
     /// Writes `record` if the stored one is still at `revision`; false on a conflict.
