@@ -24,10 +24,10 @@ use crate::tracker::Tracker;
 pub struct Settings {
     /// Where publishers (and every client of the other scenarios) connect.
     pub target: Target,
-    /// Where the subscribers of p2p, fanout, fanin and qos0 connect (another broker of a cluster,
-    /// or `target`).
+    /// Where the subscribers of p2p, fanout, fanin and qos0 connect, and where offline's sessions
+    /// return (another broker of a cluster, or `target`).
     pub sub_target: Target,
-    /// Pause after the subscribers connected, before the publishers connect.
+    /// Pause after the subscribers connected (offline: left), before the publishers connect.
     pub settle: Duration,
     pub group: String,
     pub parent: String,
@@ -75,7 +75,19 @@ async fn connect_all_to(
     ids: Vec<(usize, String, Vec<String>)>,
     clean: bool,
 ) -> Result<Vec<Conn>> {
-    let mut conns: Vec<Option<Conn>> = (0..ids.len()).map(|_| None).collect();
+    let conns = connect_each(s, target, ids, clean).await?;
+    Ok(conns.into_iter().map(|(c, _)| c).collect())
+}
+
+/// Connects (and subscribes) every client, `connect_concurrency` at a time; each connection with
+/// its CONNACK's session-present flag.
+async fn connect_each(
+    s: &Settings,
+    target: &Target,
+    ids: Vec<(usize, String, Vec<String>)>,
+    clean: bool,
+) -> Result<Vec<(Conn, bool)>> {
+    let mut conns: Vec<Option<(Conn, bool)>> = (0..ids.len()).map(|_| None).collect();
     let mut pending = FuturesUnordered::new();
     let mut iter = ids.into_iter().enumerate();
     loop {
@@ -85,11 +97,11 @@ async fn connect_all_to(
             };
             let target = target.clone();
             pending.push(async move {
-                let (mut c, _) = target.connect(n, &id, clean).await?;
+                let (mut c, present) = target.connect(n, &id, clean).await?;
                 if !filters.is_empty() {
                     conn::subscribe(&mut c, &filters).await.with_context(|| id.clone())?;
                 }
-                anyhow::Ok((slot, c))
+                anyhow::Ok((slot, (c, present)))
             });
         }
         match pending.next().await {
@@ -317,7 +329,9 @@ pub async fn connstorm(s: &Settings) -> Result<Report> {
     Ok(report)
 }
 
-/// N persistent subscribers go away, each gets `messages` queued, then all return and drain.
+/// N persistent subscribers go away, each gets `messages` queued, then all return and drain. They
+/// subscribe and the messages are published on `s.target`; they return to `s.sub_target` (another
+/// broker of a cluster: the sessions and their queues must follow them there).
 pub async fn offline(s: &Settings) -> Result<Report> {
     let topic = |i: usize| format!("{}/drain/{i}", s.parent);
     let subs: Vec<_> = (0..s.clients)
@@ -326,6 +340,8 @@ pub async fn offline(s: &Settings) -> Result<Report> {
     for c in connect_all(s, subs, false).await? {
         conn::disconnect(c).await;
     }
+    // In a cluster the sessions' subscriptions reach the other brokers' index through NATS.
+    tokio::time::sleep(s.settle).await;
     let deadline = Instant::now() + s.time_limit;
     let mut publisher = connect_all(s, vec![(0, s.client_id("pub", 0), vec![])], true)
         .await?
@@ -339,22 +355,34 @@ pub async fn offline(s: &Settings) -> Result<Report> {
     let cpu = CpuWindow::start(&s.broker_pids);
     let started = Instant::now();
     let ids: Vec<_> = (0..s.clients).map(|i| (i, s.client_id("drain", i), vec![])).collect();
-    let returning = connect_all(s, ids, false).await?;
+    let returning = connect_each(s, &s.sub_target, ids, false).await?;
     let mut receivers = Vec::new();
-    for mut c in returning {
+    for (i, (mut c, present)) in returning.into_iter().enumerate() {
         let per = s.messages as u64;
         receivers.push(tokio::spawn(async move {
             let t = clients::receive(&mut c, per, deadline, Duration::from_secs(10)).await;
             conn::disconnect(c).await;
-            t
+            (i, present, t)
         }));
     }
     let mut total = Tracker::default();
     let mut errors = Vec::new();
     for r in receivers {
         match r.await? {
-            Ok(t) => total.merge(t),
-            Err(e) => errors.push(e.to_string()),
+            (i, present, Ok(t)) => {
+                // Say who came up short: a lost message is a defect to chase, not a number.
+                if t.unique() < s.messages as u64 {
+                    let id = s.client_id("drain", i);
+                    let session = if present { "resumed" } else { "not resumed" };
+                    errors.push(format!(
+                        "{id}: {} of {} messages, session {session}",
+                        t.unique(),
+                        s.messages
+                    ));
+                }
+                total.merge(t);
+            }
+            (_, _, Err(e)) => errors.push(e.to_string()),
         }
     }
     let elapsed = started.elapsed().as_secs_f64();
