@@ -1,12 +1,16 @@
 //! Persistent sessions in a cluster of three brokers on a three-node NATS cluster: a persistent
 //! subscriber gets every QoS 1 message published on the other brokers, in each publisher's order,
 //! while it is online and after it comes back through another broker; and a client that comes back
-//! while JetStream stalls is asked to retry rather than given an empty session.
+//! while JetStream stalls is asked to retry rather than given an empty session; the instance's offline
+//! cap counts what every broker stored, and a session back on the broker it left gets what was
+//! stored meanwhile.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
+use reqwest::Method;
 use rumqttc::{AsyncClient, ConnectReturnCode, Event, EventLoop, Packet, QoS};
+use serde_json::json;
 use test_support::mqtt;
 use test_support::nats::NatsCluster;
 use tokio::time::{Instant, timeout};
@@ -142,6 +146,53 @@ async fn cluster_offline_messages_follow_the_client_to_another_broker() {
     assert!(present, "the session is resumed on another broker");
     let got = collect_payloads(&mut back_ev, n, 20).await;
     assert_each_in_order(&got, &["a"], n);
+}
+
+#[tokio::test]
+async fn cluster_offline_cap_holds_for_the_instance_across_brokers() {
+    let (_nats, s) = cluster().await;
+    let cap = 20;
+    s.api
+        .ok(
+            Method::PATCH,
+            &format!("/instances/{}", s.fx.instance),
+            Some(json!({"quotas": {"maxOfflineMessages": cap}})),
+        )
+        .await;
+    s.api.wait_in_sync(&["node-1", "node-2", "node-3"]).await;
+    let cid = s.fx.client_id("capped");
+    let (sub, mut sub_ev, _) = persistent(&s, &cid, 0, true).await;
+    let (a, _a_run) = publisher(&s, "pub-a", 1).await;
+    let (b, _b_run) = publisher(&s, "pub-b", 2).await;
+    until_heard(&a, &mut sub_ev).await;
+    until_heard(&b, &mut sub_ev).await;
+    mqtt::drain(&mut sub_ev, 0.5).await;
+    sub.disconnect().await.unwrap();
+    mqtt::drain(&mut sub_ev, 0.5).await;
+    // Every broker has seen the session go offline (a publisher that has not yet tells broker 1,
+    // which keeps the copy in memory whatever the stream drops).
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    // 15 from broker 2, then 15 from broker 3: 30 queued against a cap of 20 for the whole
+    // instance, so the 10 oldest go, whichever broker stored them.
+    for (c, name) in [(&a, "a"), (&b, "b")] {
+        for i in 0..15 {
+            c.publish("T/x", QoS::AtLeastOnce, false, format!("{name}{i}"))
+                .await
+                .unwrap();
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    // Back on the broker it left, which still has the session's delivery state: it must read what
+    // was stored meanwhile rather than trust that state.
+    let (_back, mut back_ev, present) = persistent(&s, &cid, 0, false).await;
+    assert!(present, "the session is resumed");
+    let got = collect_payloads(&mut back_ev, 30, 8).await;
+    let newest: Vec<String> = (10..15)
+        .map(|i| format!("a{i}"))
+        .chain((0..15).map(|i| format!("b{i}")))
+        .collect();
+    assert_eq!(got, newest, "the newest {cap} of 30, in order");
 }
 
 #[tokio::test]

@@ -183,7 +183,7 @@ impl Broker {
             .arg(&self.node_id)
             .args(&self.extra_args)
             .env("BROKER_NODE_SECRET", &self.node_secret)
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", std::env::var("E2E_RUST_LOG").unwrap_or("info".into()))
             .stdin(Stdio::null())
             .stdout(log_file(&self.dir, "broker.log"))
             .stderr(log_file(&self.dir, "broker.log"))

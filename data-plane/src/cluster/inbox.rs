@@ -62,6 +62,8 @@ struct Session {
     acked: BTreeMap<u64, Instant>,
     /// Everything up to here is purged from the stream (and recorded).
     purged: u64,
+    /// The connection messages were last handed to.
+    conn: Option<u64>,
 }
 
 impl Session {
@@ -311,17 +313,12 @@ impl Inbox {
     }
 
     /// Hands out what arrived for the session, lowest sequence first, reading its subject first when
-    /// notices may have been missed. The connection's cursor (`after`) only tells a new connection:
-    /// a late notice may bring a lower sequence than one handed out before, and each message is
-    /// handed out once per connection.
-    async fn fetch_clustered(
-        &self,
-        instance: String,
-        client: String,
-        after: u64,
-        limit: usize,
-    ) -> SeamResult<Vec<Queued>> {
+    /// notices may have been missed. The connection's cursor is not used: a late notice may bring a
+    /// lower sequence than one handed out before, and each message is handed out once per
+    /// connection.
+    async fn fetch_clustered(&self, instance: String, client: String, limit: usize) -> SeamResult<Vec<Queued>> {
         let key = (instance.clone(), client.clone());
+        let conn = self.local.live(&instance, &client).map(|c| c.conn_id);
         let read = {
             let mut sessions = self.sessions();
             if !sessions.contains_key(&key)
@@ -332,9 +329,11 @@ impl Inbox {
                 me.reread_later(&instance, &client, Duration::from_secs(1));
             }
             let s = self.session(&mut sessions, &instance, &client);
-            if after == 0 && !s.unacked.is_empty() {
-                // A new connection (its cursor starts at 0): what the last one left unacknowledged
-                // is still in the stream, and is read and handed out again.
+            if conn.is_some() && s.conn != conn {
+                // A new connection. What the last one left unacknowledged is still in the stream,
+                // and is read and handed out again; and while no connection was here, publishers
+                // told nobody of what they stored, so the subject is read whatever the state.
+                s.conn = conn;
                 s.unacked.clear();
                 s.primed = false;
             }
@@ -466,11 +465,11 @@ impl OfflineQueue for Inbox {
         &self,
         inst: &str,
         client: &str,
-        after: u64,
+        _after: u64,
         limit: usize,
         _max_age_ms: u64,
     ) -> Seam<'_, SeamResult<Vec<Queued>>> {
-        Seam::later(self.fetch_clustered(inst.to_string(), client.to_string(), after, limit))
+        Seam::later(self.fetch_clustered(inst.to_string(), client.to_string(), limit))
     }
 
     fn ack(&self, inst: &str, client: &str, seq: u64) -> Seam<'_, SeamResult<()>> {
