@@ -58,7 +58,7 @@ pub struct ClientIdPage {
 }
 
 impl DeviceCredential {
-    fn open(row: DeviceRow, state: &AppState) -> ApiResult<Self> {
+    pub(crate) fn open(row: DeviceRow, state: &AppState) -> ApiResult<Self> {
         let secret = state
             .secrets
             .decrypt_string(Aad::Device(&row.device_access_key_id), &row.secret_enc)

@@ -3,6 +3,7 @@
 
 pub(crate) mod access_keys;
 pub(crate) mod brokers;
+pub(crate) mod bulk;
 pub(crate) mod console_session;
 pub(crate) mod devices;
 pub(crate) mod groups;
@@ -257,6 +258,12 @@ fn protected_routes() -> OpenApiRouter<AppState> {
             devices::unregister_device_credential
         ))
         .routes(routes!(devices::refresh_device_credential))
+        .merge(
+            OpenApiRouter::new()
+                .routes(routes!(bulk::batch_register_device_credential))
+                .routes(routes!(bulk::batch_create_group_id))
+                .layer(DefaultBodyLimit::max(bulk::BODY_LIMIT)),
+        )
         .routes(routes!(brokers::create_broker_node, brokers::list_brokers))
         .routes(routes!(brokers::delete_broker_node))
         .routes(routes!(sessions::query_session_by_client_id))

@@ -57,6 +57,34 @@ pub async fn register(tx: &mut ConfigTx, new: &NewDevice<'_>, replace: bool) -> 
     .map_err(|e| unique_violation(e, new.client_id))
 }
 
+/// Registers many credentials of one instance in one statement; a client ID that has one already
+/// is left as it is and missing from the answer (the caller reports it).
+pub async fn register_many(
+    tx: &mut ConfigTx,
+    instance_id: &str,
+    new: &[NewDevice<'_>],
+) -> Result<Vec<DeviceRow>, sqlx::Error> {
+    tx.touch(instance_id);
+    let client_ids: Vec<&str> = new.iter().map(|n| n.client_id).collect();
+    let group_ids: Vec<&str> = new.iter().map(|n| n.group_id).collect();
+    let device_ids: Vec<&str> = new.iter().map(|n| n.device_id).collect();
+    let key_ids: Vec<&str> = new.iter().map(|n| n.device_access_key_id).collect();
+    let secrets: Vec<&[u8]> = new.iter().map(|n| n.secret_enc).collect();
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "insert into device_credentials (instance_id, client_id, group_id, device_id, device_access_key_id, secret_enc)
+         select $1, * from unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::bytea[])
+         on conflict (instance_id, client_id) do nothing returning {COLUMNS}"
+    )))
+    .bind(instance_id)
+    .bind(client_ids)
+    .bind(group_ids)
+    .bind(device_ids)
+    .bind(key_ids)
+    .bind(secrets)
+    .fetch_all(tx.conn())
+    .await
+}
+
 pub async fn get(pool: &PgPool, instance_id: &str, client_id: &str) -> Result<Option<DeviceRow>, sqlx::Error> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "select {COLUMNS} from device_credentials where instance_id = $1 and client_id = $2"

@@ -29,6 +29,29 @@ pub async fn create(tx: &mut ConfigTx, instance_id: &str, group_id: &str, descri
     .map_err(|e| unique_violation(e, group_id))
 }
 
+/// Creates many groups of one instance in one statement; a group that exists already is left as
+/// it is and missing from the answer (the caller reports it).
+pub async fn create_many(
+    tx: &mut ConfigTx,
+    instance_id: &str,
+    groups: &[(&str, &str)],
+) -> Result<Vec<GroupRow>, sqlx::Error> {
+    tx.touch(instance_id);
+    let ids: Vec<&str> = groups.iter().map(|g| g.0).collect();
+    let descriptions: Vec<&str> = groups.iter().map(|g| g.1).collect();
+    sqlx::query_as(
+        "insert into group_ids (instance_id, group_id, description)
+         select $1, * from unnest($2::text[], $3::text[])
+         on conflict (instance_id, group_id) do nothing
+         returning group_id, description, created_at, updated_at",
+    )
+    .bind(instance_id)
+    .bind(ids)
+    .bind(descriptions)
+    .fetch_all(tx.conn())
+    .await
+}
+
 pub async fn list(pool: &PgPool, instance_id: &str) -> Result<Vec<GroupRow>, sqlx::Error> {
     sqlx::query_as(
         "select group_id, description, created_at, updated_at from group_ids
@@ -48,6 +71,14 @@ pub async fn get(pool: &PgPool, instance_id: &str, group_id: &str) -> Result<Opt
     .bind(group_id)
     .fetch_optional(pool)
     .await
+}
+
+/// The instance's group IDs, read inside the transaction that adds device credentials to them.
+pub async fn ids(tx: &mut ConfigTx, instance_id: &str) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar("select group_id from group_ids where instance_id = $1")
+        .bind(instance_id)
+        .fetch_all(tx.conn())
+        .await
 }
 
 /// Whether the group exists, asked inside the transaction that adds a device credential to it.

@@ -7,6 +7,7 @@ mod access_keys;
 mod alibaba;
 mod auth;
 mod brokers;
+mod bulk;
 mod config_changes;
 mod console;
 mod devices;

@@ -148,6 +148,22 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/instances/{instanceId}/device-credentials/batch": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["BatchRegisterDeviceCredential"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/instances/{instanceId}/device-credentials/{clientId}": {
         parameters: {
             query?: never;
@@ -190,6 +206,22 @@ export interface paths {
         get: operations["ListGroupId"];
         put?: never;
         post: operations["CreateGroupId"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/instances/{instanceId}/groups/batch": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["BatchCreateGroupId"];
         delete?: never;
         options?: never;
         head?: never;
@@ -525,9 +557,29 @@ export interface components {
             expireTime: number;
             token: string;
         };
+        BatchCreateGroupIdRequest: {
+            /** @description 1-1,000 groups. */
+            groups: components["schemas"]["NewGroup"][];
+        };
+        BatchCreateGroupIdResponse: {
+            created: number;
+            failed: number;
+            /** @description One per group asked, in the same order. */
+            results: components["schemas"]["GroupIdResult"][];
+        };
         BatchQuerySessionRequest: {
             /** @description 1-10 client ids. */
             clientIds: string[];
+        };
+        BatchRegisterDeviceCredentialRequest: {
+            /** @description 1-1,000 client IDs, each `<GroupID>@@@<DeviceID>` of a group of the instance. */
+            clientIds: string[];
+        };
+        BatchRegisterDeviceCredentialResponse: {
+            failed: number;
+            registered: number;
+            /** @description One per client ID asked, in the same order. */
+            results: components["schemas"]["DeviceCredentialResult"][];
         };
         BrokerList: {
             brokers: components["schemas"]["BrokerNode"][];
@@ -718,6 +770,11 @@ export interface components {
             /** Format: date-time */
             updatedAt: string;
         };
+        DeviceCredentialResult: {
+            clientId: string;
+            credential?: components["schemas"]["DeviceCredential"] | null;
+            error?: components["schemas"]["ItemError"] | null;
+        };
         /** @description Error body of every non-2xx answer. */
         ErrorBody: {
             /** @description Stable code, e.g. `InvalidParameter`, `Forbidden`, `NotFound`, `AlreadyExists`. */
@@ -738,6 +795,11 @@ export interface components {
         GroupIdList: {
             groupIds: components["schemas"]["GroupId"][];
         };
+        GroupIdResult: {
+            error?: components["schemas"]["ItemError"] | null;
+            group?: components["schemas"]["GroupId"] | null;
+            groupId: string;
+        };
         Instance: {
             /** Format: date-time */
             createdAt: string;
@@ -754,6 +816,12 @@ export interface components {
         };
         InstanceList: {
             instances: components["schemas"]["Instance"][];
+        };
+        /** @description Why one item was not done: the code and message the single-item operation would have answered. */
+        ItemError: {
+            /** @description `InvalidParameter` or `AlreadyExists`. */
+            code: string;
+            message: string;
         };
         LoginRequest: {
             password: string;
@@ -787,6 +855,10 @@ export interface components {
             hasToken: boolean;
             urls: string[];
             user?: string | null;
+        };
+        NewGroup: {
+            description?: string;
+            groupId: string;
         };
         /** @description Bounds of the rule's outbox on each broker: beyond either, the oldest deliveries are dropped. */
         OutboxInput: {
@@ -2569,6 +2641,82 @@ export interface operations {
             };
         };
     };
+    BatchRegisterDeviceCredential: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                instanceId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BatchRegisterDeviceCredentialRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BatchRegisterDeviceCredentialResponse"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the body is over its limit (`PayloadTooLarge`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the database is unavailable (`ServiceUnavailable`) or the request timed out (`RequestTimeout`); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     GetDeviceCredential: {
         parameters: {
             query?: never;
@@ -2919,6 +3067,82 @@ export interface operations {
                 };
             };
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the body is over its limit (`PayloadTooLarge`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the database is unavailable (`ServiceUnavailable`) or the request timed out (`RequestTimeout`); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    BatchCreateGroupId: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                instanceId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BatchCreateGroupIdRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BatchCreateGroupIdResponse"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
