@@ -154,6 +154,32 @@ describe('operator console', () => {
     await page.getByRole('table', { name: 'device credentials' }).getByText('GID_e2e@@@dev1').waitFor();
   });
 
+  test('import device credentials from a CSV file and download the new secrets', async () => {
+    const form = page.getByRole('form', { name: 'Import device credentials' });
+    // A header, bare device IDs (joined to the chosen group), a full client ID, one that exists, a bad one.
+    const csv = 'clientId\r\ndev2\r\n"GID_e2e@@@dev3",extra\r\ndev1\r\nbad id\r\n\r\n';
+    await form.getByLabel(/^Import from CSV/).setInputFiles({ name: 'devices.csv', mimeType: 'text/csv', buffer: Buffer.from(csv) });
+    await form.getByRole('button', { name: 'Import', exact: true }).click();
+    const result = form.getByRole('status', { name: 'Import result' });
+    await result.getByText('2 registered, 2 failed.').waitFor();
+    const failures = await form.getByRole('list', { name: 'Import failures' }).innerText();
+    assert.match(failures, /GID_e2e@@@dev1: client ID "GID_e2e@@@dev1" already has a device credential/);
+    assert.match(failures, /GID_e2e@@@bad id: clientId: /);
+    await shot(page, '12a2-device-import');
+    const [download] = await Promise.all([page.waitForEvent('download'), result.getByRole('button', { name: 'Download credentials (CSV)' }).click()]);
+    const fs = await import('node:fs/promises');
+    const rows = (await fs.readFile(await download.path(), 'utf8')).trim().split('\r\n');
+    assert.equal(rows[0], 'clientId,deviceAccessKeyId,deviceAccessKeySecret');
+    assert.deepEqual(
+      rows.slice(1).map((r) => r.split(',')[0]),
+      ['GID_e2e@@@dev2', 'GID_e2e@@@dev3'],
+    );
+    for (const r of rows.slice(1)) assert.match(r, /,DC\.[^,]+,DC\.[^,]+$/);
+    const table = page.getByRole('table', { name: 'device credentials' });
+    await table.getByText('GID_e2e@@@dev2').waitFor();
+    await table.getByText('GID_e2e@@@dev3').waitFor();
+  });
+
   test('deleting asks for confirmation first', async () => {
     await page.getByRole('link', { name: 'Parent topics' }).click();
     const table = page.getByRole('table', { name: 'parent topics' });

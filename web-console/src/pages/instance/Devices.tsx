@@ -1,4 +1,5 @@
-// Device credentials: register a client ID, list by group, show, refresh the secret, unregister.
+// Device credentials: register a client ID (or many from a CSV file), list by group, show, refresh the
+// secret, unregister.
 import { useState } from 'preact/hooks';
 import { Api, type DeviceCredential, type Instance } from '../../api/endpoints';
 import { Confirm } from '../../components/Confirm';
@@ -8,6 +9,7 @@ import { Field, valid } from '../../components/Field';
 import { Modal } from '../../components/Modal';
 import { Empty, ErrorBox, FormError, Loading } from '../../components/States';
 import { href } from '../../lib/router';
+import { DeviceImport } from './DeviceImport';
 import { useAsync } from '../../lib/useAsync';
 import * as rules from '../../lib/validate';
 
@@ -87,6 +89,7 @@ function GroupDevices({ instance, groupId }: { instance: Instance; groupId: stri
         </button>
         <FormError error={error} />
       </form>
+      <DeviceImport instance={instance} groupId={groupId} onDone={list.reload} />
       <FormError error={rowError} />
       <DataTable<string>
         label="device credentials"
