@@ -142,10 +142,28 @@ async fn cluster_offline_messages_follow_the_client_to_another_broker() {
     }
     // Give the publishes time to be acknowledged (stored) before the client comes back elsewhere.
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let (_back, mut back_ev, present) = persistent(&s, &cid, 2, false).await;
+    let (back, mut back_ev, present) = persistent(&s, &cid, 2, false).await;
     assert!(present, "the session is resumed on another broker");
     let got = collect_payloads(&mut back_ev, n, 20).await;
     assert_each_in_order(&got, &["a"], n);
+    mqtt::drain(&mut back_ev, 3.0).await; // acknowledgements settle and are purged
+    back.disconnect().await.unwrap();
+    mqtt::drain(&mut back_ev, 0.5).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    // And back to the first broker, which still knows the session from before it moved: only what
+    // was stored since, once each.
+    let m = 50;
+    for i in 0..m {
+        a.publish("T/x", QoS::AtLeastOnce, false, format!("c{i}"))
+            .await
+            .unwrap();
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (_home, mut home_ev, present) = persistent(&s, &cid, 0, false).await;
+    assert!(present, "the session is resumed on the broker it first lived on");
+    let got = collect_payloads(&mut home_ev, m + 1, 8).await;
+    assert_each_in_order(&got, &["c"], m);
 }
 
 #[tokio::test]
@@ -169,9 +187,6 @@ async fn cluster_offline_cap_holds_for_the_instance_across_brokers() {
     mqtt::drain(&mut sub_ev, 0.5).await;
     sub.disconnect().await.unwrap();
     mqtt::drain(&mut sub_ev, 0.5).await;
-    // Every broker has seen the session go offline (a publisher that has not yet tells broker 1,
-    // which keeps the copy in memory whatever the stream drops).
-    tokio::time::sleep(Duration::from_secs(1)).await;
 
     // 15 from broker 2, then 15 from broker 3: 30 queued against a cap of 20 for the whole
     // instance, so the 10 oldest go, whichever broker stored them.

@@ -330,12 +330,21 @@ impl Inbox {
             }
             let s = self.session(&mut sessions, &instance, &client);
             if conn.is_some() && s.conn != conn {
-                // A new connection. What the last one left unacknowledged is still in the stream,
-                // and is read and handed out again; and while no connection was here, publishers
-                // told nobody of what they stored, so the subject is read whatever the state.
+                // A new connection: the stream is read again and is the truth. What the last one
+                // left unacknowledged is still there and is handed out again; while no connection
+                // was here, publishers told nobody of what they stored; and what was kept in memory
+                // meanwhile may have been dropped from the stream by the limits, or delivered and
+                // purged while the session lived on another broker.
                 s.conn = conn;
                 s.unacked.clear();
+                s.buffer.clear();
                 s.primed = false;
+                if let Some(o) = self.state.owner(&instance, &client)
+                    && o.acked > s.purged
+                {
+                    s.purged = o.acked;
+                    s.acked = s.acked.split_off(&(o.acked + 1));
+                }
             }
             (!s.primed).then(|| {
                 let known: BTreeSet<u64> = s
