@@ -117,6 +117,24 @@ fn check_count(field: &str, n: usize) -> ApiResult<()> {
     Ok(())
 }
 
+/// Each item asked, in order, with what became of it: written (`done` has it under its key), refused
+/// by the checks (its error), or passed the checks but not written because it exists already.
+fn outcomes<T>(
+    asked: Vec<String>,
+    errors: Vec<Option<ItemError>>,
+    mut done: HashMap<String, T>,
+    exists_message: impl Fn(&str) -> String,
+) -> impl Iterator<Item = (String, Option<T>, Option<ItemError>)> {
+    asked.into_iter().zip(errors).map(move |(key, error)| {
+        let item = error.is_none().then(|| done.remove(&key)).flatten();
+        let error = match (&item, error) {
+            (None, None) => exists(exists_message(&key)),
+            (_, error) => error,
+        };
+        (key, item, error)
+    })
+}
+
 /// Marks the items that repeat an earlier one (each is done once, for its first occurrence).
 fn repeats<'a>(keys: impl Iterator<Item = &'a str>) -> Vec<bool> {
     let mut seen = HashSet::new();
@@ -187,23 +205,15 @@ pub async fn batch_register_device_credential(
     for row in rows {
         registered.insert(row.client_id.clone(), DeviceCredential::open(row, &state)?);
     }
-    let results: Vec<DeviceCredentialResult> = req
-        .client_ids
-        .into_iter()
-        .zip(errors)
-        .map(|(client_id, error)| {
-            let credential = error.is_none().then(|| registered.remove(&client_id)).flatten();
-            let error = match (&credential, error) {
-                (None, None) => exists(format!("client ID {client_id:?} already has a device credential")),
-                (_, error) => error,
-            };
-            DeviceCredentialResult {
-                client_id,
-                credential,
-                error,
-            }
-        })
-        .collect();
+    let results: Vec<DeviceCredentialResult> = outcomes(req.client_ids, errors, registered, |id| {
+        format!("client ID {id:?} already has a device credential")
+    })
+    .map(|(client_id, credential, error)| DeviceCredentialResult {
+        client_id,
+        credential,
+        error,
+    })
+    .collect();
     let registered = results.iter().filter(|r| r.credential.is_some()).count();
     Ok(Json(BatchRegisterDeviceCredentialResponse {
         registered,
@@ -254,23 +264,10 @@ pub async fn batch_create_group_id(
         tx.commit().await?;
     }
 
-    let mut created: HashMap<String, GroupId> = rows.into_iter().map(|r| (r.group_id.clone(), r.into())).collect();
-    let results: Vec<GroupIdResult> = req
-        .groups
-        .into_iter()
-        .zip(errors)
-        .map(|(g, error)| {
-            let group = error.is_none().then(|| created.remove(&g.group_id)).flatten();
-            let error = match (&group, error) {
-                (None, None) => exists(format!("group ID {:?} already exists", g.group_id)),
-                (_, error) => error,
-            };
-            GroupIdResult {
-                group_id: g.group_id,
-                group,
-                error,
-            }
-        })
+    let created: HashMap<String, GroupId> = rows.into_iter().map(|r| (r.group_id.clone(), r.into())).collect();
+    let asked = req.groups.into_iter().map(|g| g.group_id).collect();
+    let results: Vec<GroupIdResult> = outcomes(asked, errors, created, |id| format!("group ID {id:?} already exists"))
+        .map(|(group_id, group, error)| GroupIdResult { group_id, group, error })
         .collect();
     let created = results.iter().filter(|r| r.group.is_some()).count();
     Ok(Json(BatchCreateGroupIdResponse {
