@@ -24,6 +24,15 @@ pub enum ClientError {
     Status(StatusCode),
     #[error("control plane answer unreadable: {0}")]
     Body(#[source] reqwest::Error),
+    #[error("control plane answer is not a snapshot: {0}")]
+    Json(#[source] serde_json::Error),
+}
+
+/// A snapshot as fetched: parsed, and the bytes the control plane sent (kept as the last-known-good
+/// file as they are, rather than serialized again).
+pub struct Fetched {
+    pub snapshot: Snapshot,
+    pub raw: bytes::Bytes,
 }
 
 pub struct Client {
@@ -70,7 +79,7 @@ impl Client {
 
     /// `Some(snapshot)` when the control plane has another version than `after`, `None` when the
     /// poll ended without change.
-    pub async fn snapshot(&self, after: Option<i64>, wait_secs: u64) -> Result<Option<Snapshot>, ClientError> {
+    pub async fn snapshot(&self, after: Option<i64>, wait_secs: u64) -> Result<Option<Fetched>, ClientError> {
         let mut req = self.get(SNAPSHOT_PATH).query(&[("waitSecs", wait_secs)]);
         if let Some(v) = after {
             req = req.query(&[("after", v)]);
@@ -79,7 +88,9 @@ impl Client {
         if res.status() == StatusCode::NO_CONTENT {
             return Ok(None);
         }
-        res.json().await.map(Some).map_err(ClientError::Body)
+        let raw = res.bytes().await.map_err(ClientError::Body)?;
+        let snapshot = serde_json::from_slice(&raw).map_err(ClientError::Json)?;
+        Ok(Some(Fetched { snapshot, raw }))
     }
 
     pub async fn heartbeat(&self, beat: &Heartbeat) -> Result<(), ClientError> {

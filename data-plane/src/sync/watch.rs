@@ -1,14 +1,18 @@
 //! The configuration watch: long-polls the snapshot, validates and swaps it in (live sessions are
-//! re-checked by the swap; an invalid instance is refused alone), and writes it as last-known-good.
+//! re-checked by the swap; an invalid instance is refused alone), and writes the bytes it was sent as
+//! last-known-good.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
+use common::snapshot::Snapshot;
+
 use crate::core::Broker;
 use crate::directory::Directories;
 use crate::sync::backoff::Backoff;
-use crate::sync::client::{Client, WAIT_SECS};
+use crate::sync::client::{Client, Fetched, WAIT_SECS};
 use crate::sync::{LinkState, lkg};
 
 pub async fn run(client: Arc<Client>, state: Arc<LinkState>, broker: Arc<Broker>, cache: PathBuf) {
@@ -22,12 +26,12 @@ pub async fn run(client: Arc<Client>, state: Arc<LinkState>, broker: Arc<Broker>
                 backoff.reset();
                 state.set_fetch_error(None);
             }
-            Ok(Some(snapshot)) => {
+            Ok(Some(Fetched { snapshot, raw })) => {
                 backoff.reset();
                 state.set_fetch_error(None);
                 // Poll past a refused version too: asking again would only fetch the same refusal.
                 after = Some(snapshot.version);
-                apply(&state, &broker.dirs, &cache, snapshot).await;
+                apply(&state, &broker.dirs, &cache, snapshot, raw).await;
             }
             Err(e) => {
                 let delay = backoff.next_delay();
@@ -40,12 +44,9 @@ pub async fn run(client: Arc<Client>, state: Arc<LinkState>, broker: Arc<Broker>
     }
 }
 
-async fn apply(state: &LinkState, dirs: &Directories, cache: &std::path::Path, snapshot: common::snapshot::Snapshot) {
+/// Applies a fetched snapshot and keeps `raw`, the bytes it was read from, as the last-known-good file.
+async fn apply(state: &LinkState, dirs: &Directories, cache: &std::path::Path, snapshot: Snapshot, raw: Bytes) {
     let version = snapshot.version;
-    let bytes = match serde_json::to_vec(&snapshot) {
-        Ok(b) => b,
-        Err(e) => return tracing::error!(error = %e, "cannot serialize the snapshot"),
-    };
     match dirs.apply_snapshot(snapshot) {
         Err(e) => {
             crate::metrics::snapshot_refused();
@@ -67,7 +68,7 @@ async fn apply(state: &LinkState, dirs: &Directories, cache: &std::path::Path, s
     state.beat_now.notify_one();
     let path = cache.to_path_buf();
     // fsync can take a while; it must not hold up the polls.
-    let written = tokio::task::spawn_blocking(move || lkg::write(&path, &bytes)).await;
+    let written = tokio::task::spawn_blocking(move || lkg::write(&path, &raw)).await;
     match written {
         Ok(Ok(())) => tracing::debug!(version, "last-known-good snapshot written"),
         Ok(Err(e)) => {
@@ -80,9 +81,14 @@ async fn apply(state: &LinkState, dirs: &Directories, cache: &std::path::Path, s
 
 #[cfg(test)]
 mod tests {
-    use common::snapshot::{Snapshot, SnapshotContent};
+    use common::snapshot::SnapshotContent;
 
     use super::*;
+
+    /// As the control plane sends it.
+    fn sent(snapshot: &Snapshot) -> Bytes {
+        serde_json::to_vec(snapshot).unwrap().into()
+    }
 
     #[tokio::test]
     async fn a_refused_snapshot_is_reported_not_applied_nor_cached() {
@@ -90,13 +96,14 @@ mod tests {
         let cache = dir.path().join("lkg.json");
         let (state, dirs) = (LinkState::new(), Directories::new(None));
 
-        apply(&state, &dirs, &cache, Snapshot::new(3, SnapshotContent::default())).await;
+        let s = Snapshot::new(3, SnapshotContent::default());
+        apply(&state, &dirs, &cache, s.clone(), sent(&s)).await;
         assert_eq!((dirs.load().version, state.last_error()), (3, None));
         let cached = std::fs::read(&cache).unwrap();
 
         let mut bad = Snapshot::new(4, SnapshotContent::default());
         bad.hash = "0".repeat(64);
-        apply(&state, &dirs, &cache, bad).await;
+        apply(&state, &dirs, &cache, bad.clone(), sent(&bad)).await;
         assert_eq!(dirs.load().version, 3, "the old snapshot stays");
         assert!(
             state.last_error().unwrap().contains("version 4 refused"),
@@ -109,7 +116,8 @@ mod tests {
             "the cache keeps the last good one"
         );
 
-        apply(&state, &dirs, &cache, Snapshot::new(5, SnapshotContent::default())).await;
+        let s = Snapshot::new(5, SnapshotContent::default());
+        apply(&state, &dirs, &cache, s.clone(), sent(&s)).await;
         assert_eq!((dirs.load().version, state.last_error()), (5, None));
     }
 
@@ -123,7 +131,8 @@ mod tests {
             ..SnapshotContent::default()
         };
 
-        apply(&state, &dirs, &cache, Snapshot::new(6, content(&["nope"]))).await;
+        let s = Snapshot::new(6, content(&["nope"]));
+        apply(&state, &dirs, &cache, s.clone(), sent(&s)).await;
         assert_eq!(dirs.load().version, 6);
         let error = state.last_error().expect("the refusal is reported");
         assert!(
@@ -133,7 +142,8 @@ mod tests {
         let cached: Snapshot = serde_json::from_slice(&std::fs::read(&cache).unwrap()).unwrap();
         assert_eq!(cached.version, 6, "what the control plane sent is the last-known-good");
 
-        apply(&state, &dirs, &cache, Snapshot::new(7, content(&["GID_okay"]))).await;
+        let s = Snapshot::new(7, content(&["GID_okay"]));
+        apply(&state, &dirs, &cache, s.clone(), sent(&s)).await;
         assert_eq!((dirs.load().version, state.last_error()), (7, None));
     }
 }
