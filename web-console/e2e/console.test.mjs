@@ -88,6 +88,22 @@ describe('operator console', () => {
     await shot(page, '07-groups');
   });
 
+  test('import group IDs from a CSV file', async () => {
+    const form = page.getByRole('form', { name: 'Import group IDs' });
+    // A header, two new groups (one description with a comma), one that exists, a bad name.
+    const csv = 'groupId,description\nGID_zone1,first\n"GID_zone2","with, comma"\nGID_e2e\nbad\n';
+    await form.getByLabel(/^Import from CSV/).setInputFiles({ name: 'groups.csv', mimeType: 'text/csv', buffer: Buffer.from(csv) });
+    await form.getByRole('button', { name: 'Import', exact: true }).click();
+    await form.getByRole('status', { name: 'Import result' }).getByText('2 created, 2 failed.').waitFor();
+    const failures = await form.getByRole('list', { name: 'Import failures' }).innerText();
+    assert.match(failures, /GID_e2e: group ID "GID_e2e" already exists/);
+    assert.match(failures, /bad: groupId: /);
+    const table = page.getByRole('table', { name: 'group IDs' });
+    await table.getByText('GID_zone2').waitFor();
+    await table.getByText('with, comma').waitFor();
+    await shot(page, '07b-groups-imported');
+  });
+
   test('create an AccessKey: the secret is shown once', async () => {
     await page.getByRole('link', { name: 'AccessKeys' }).last().click();
     await page.getByRole('button', { name: 'Create AccessKey' }).click();

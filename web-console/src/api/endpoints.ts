@@ -13,6 +13,7 @@ export type AccessKey = S['AccessKey'];
 export type CreatedAccessKey = S['CreatedAccessKey'];
 export type DeviceCredential = S['DeviceCredential'];
 export type DeviceCredentialResult = S['DeviceCredentialResult'];
+export type GroupIdResult = S['GroupIdResult'];
 export type ApplyTokenResponse = S['ApplyTokenResponse'];
 export type QueryTokenResponse = S['QueryTokenResponse'];
 export type UsageHistory = S['UsageHistory'];
@@ -66,6 +67,8 @@ export const Api = {
   listDeviceClientIds: (id: string, groupId: string, pageNo = 1, pageSize = 100) =>
     request<S['ClientIdPage']>('GET', `${inst(id)}/device-credentials?groupId=${seg(groupId)}&pageNo=${pageNo}&pageSize=${pageSize}`),
   registerDevice: (id: string, clientId: string) => request<DeviceCredential>('POST', `${inst(id)}/device-credentials`, { clientId }),
+  batchCreateGroups: (id: string, groups: S['NewGroup'][]) =>
+    request<S['BatchCreateGroupIdResponse']>('POST', `${inst(id)}/groups/batch`, { groups }),
   batchRegisterDevices: (id: string, clientIds: string[]) =>
     request<S['BatchRegisterDeviceCredentialResponse']>('POST', `${inst(id)}/device-credentials/batch`, { clientIds }),
   getDevice: (id: string, clientId: string) => request<DeviceCredential>('GET', `${inst(id)}/device-credentials/${seg(clientId)}`),
