@@ -83,6 +83,11 @@ impl ApiError {
         }
     }
 
+    /// The stable code the answer carries (`InvalidParameter`, `AlreadyExists`, ...).
+    pub fn code(&self) -> &'static str {
+        self.status_and_code().1
+    }
+
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
             Self::InvalidParameter { .. } => (StatusCode::BAD_REQUEST, "InvalidParameter"),

@@ -9,12 +9,11 @@ use axum::extract::{Path, State};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::devices::DeviceCredential;
+use super::devices::{DeviceCredential, no_such_group, parse_client_id, sealed_new_secret};
 use super::groups::GroupId;
 use crate::auth::Caller;
-use crate::crypto::Aad;
 use crate::db::devices::{self, NewDevice};
-use crate::db::{ConfigTx, groups};
+use crate::db::{ConfigTx, credential_exists, group_exists, groups};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::ApiJson;
 use crate::state::AppState;
@@ -96,18 +95,18 @@ pub struct BatchCreateGroupIdResponse {
     pub results: Vec<GroupIdResult>,
 }
 
-fn invalid(message: impl std::fmt::Display) -> Option<ItemError> {
-    Some(ItemError {
-        code: "InvalidParameter",
-        message: message.to_string(),
-    })
+impl From<ApiError> for ItemError {
+    fn from(e: ApiError) -> Self {
+        Self {
+            code: e.code(),
+            message: e.to_string(),
+        }
+    }
 }
 
-fn exists(message: String) -> Option<ItemError> {
-    Some(ItemError {
-        code: "AlreadyExists",
-        message,
-    })
+/// The refusal of an item that repeats an earlier one of the call.
+fn repeated(field: &str) -> Option<ItemError> {
+    Some(ApiError::invalid(field, "listed more than once").into())
 }
 
 fn check_count(field: &str, n: usize) -> ApiResult<()> {
@@ -123,12 +122,12 @@ fn outcomes<T>(
     asked: Vec<String>,
     errors: Vec<Option<ItemError>>,
     mut done: HashMap<String, T>,
-    exists_message: impl Fn(&str) -> String,
+    exists: impl Fn(&str) -> ApiError,
 ) -> impl Iterator<Item = (String, Option<T>, Option<ItemError>)> {
     asked.into_iter().zip(errors).map(move |(key, error)| {
         let item = error.is_none().then(|| done.remove(&key)).flatten();
         let error = match (&item, error) {
-            (None, None) => exists(exists_message(&key)),
+            (None, None) => Some(exists(&key).into()),
             (_, error) => error,
         };
         (key, item, error)
@@ -158,23 +157,19 @@ pub async fn batch_register_device_credential(
     let mut tx = ConfigTx::begin(&state.db).await?;
     let quotas = tx.lock_instance(&instance_id).await?;
     let known_groups: HashSet<String> = groups::ids(&mut tx, &instance_id).await?.into_iter().collect();
-    let repeated = repeats(req.client_ids.iter().map(String::as_str));
+    let repeats = repeats(req.client_ids.iter().map(String::as_str));
 
     // Checked one by one as RegisterDeviceCredential would; the valid ones are inserted together.
     let mut errors: Vec<Option<ItemError>> = Vec::with_capacity(req.client_ids.len());
     let mut keys = Vec::new();
-    for (client_id, repeated) in req.client_ids.iter().zip(repeated) {
-        let error = match common::names::parse_client_id(client_id, quotas.max_client_id_length as usize) {
-            _ if repeated => invalid("clientIds: listed more than once"),
-            Err(e) => invalid(format_args!("clientId: {e}")),
-            Ok(c) if !known_groups.contains(c.group_id) => {
-                invalid("clientId: its group ID does not exist in the instance")
-            }
+    for (client_id, again) in req.client_ids.iter().zip(repeats) {
+        let error = match parse_client_id(client_id, quotas.max_client_id_length) {
+            _ if again => repeated("clientIds"),
+            Err(e) => Some(e.into()),
+            Ok(c) if !known_groups.contains(c.group_id) => Some(no_such_group().into()),
             Ok(c) => {
                 let key_id = crate::ids::device_key_id();
-                let secret_enc = state
-                    .secrets
-                    .encrypt(Aad::Device(&key_id), crate::ids::device_secret().as_bytes());
+                let secret_enc = sealed_new_secret(&state, &key_id);
                 keys.push((client_id.as_str(), c.group_id, c.device_id, key_id, secret_enc));
                 None
             }
@@ -205,15 +200,13 @@ pub async fn batch_register_device_credential(
     for row in rows {
         registered.insert(row.client_id.clone(), DeviceCredential::open(row, &state)?);
     }
-    let results: Vec<DeviceCredentialResult> = outcomes(req.client_ids, errors, registered, |id| {
-        format!("client ID {id:?} already has a device credential")
-    })
-    .map(|(client_id, credential, error)| DeviceCredentialResult {
-        client_id,
-        credential,
-        error,
-    })
-    .collect();
+    let results: Vec<DeviceCredentialResult> = outcomes(req.client_ids, errors, registered, credential_exists)
+        .map(|(client_id, credential, error)| DeviceCredentialResult {
+            client_id,
+            credential,
+            error,
+        })
+        .collect();
     let registered = results.iter().filter(|r| r.credential.is_some()).count();
     Ok(Json(BatchRegisterDeviceCredentialResponse {
         registered,
@@ -237,14 +230,14 @@ pub async fn batch_create_group_id(
     check_count("groups", req.groups.len())?;
     let mut tx = ConfigTx::begin(&state.db).await?;
     tx.lock_instance(&instance_id).await?;
-    let repeated = repeats(req.groups.iter().map(|g| g.group_id.as_str()));
+    let repeats = repeats(req.groups.iter().map(|g| g.group_id.as_str()));
     let errors: Vec<Option<ItemError>> = req
         .groups
         .iter()
-        .zip(repeated)
-        .map(|(g, repeated)| match common::names::validate_group_id(&g.group_id) {
-            _ if repeated => invalid("groups: listed more than once"),
-            Err(e) => invalid(format_args!("groupId: {e}")),
+        .zip(repeats)
+        .map(|(g, again)| match common::names::validate_group_id(&g.group_id) {
+            _ if again => repeated("groups"),
+            Err(e) => Some(ApiError::invalid("groupId", e).into()),
             Ok(()) => None,
         })
         .collect();
@@ -266,7 +259,7 @@ pub async fn batch_create_group_id(
 
     let created: HashMap<String, GroupId> = rows.into_iter().map(|r| (r.group_id.clone(), r.into())).collect();
     let asked = req.groups.into_iter().map(|g| g.group_id).collect();
-    let results: Vec<GroupIdResult> = outcomes(asked, errors, created, |id| format!("group ID {id:?} already exists"))
+    let results: Vec<GroupIdResult> = outcomes(asked, errors, created, group_exists)
         .map(|(group_id, group, error)| GroupIdResult { group_id, group, error })
         .collect();
     let created = results.iter().filter(|r| r.group.is_some()).count();

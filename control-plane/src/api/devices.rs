@@ -98,6 +98,23 @@ pub(crate) enum Existing {
     Replace,
 }
 
+/// A client ID to register, parsed: well-formed and at most the instance's `maxClientIdLength`.
+pub(crate) fn parse_client_id(client_id: &str, max_len: u32) -> ApiResult<common::names::ClientId<'_>> {
+    common::names::parse_client_id(client_id, max_len as usize).map_err(|e| ApiError::invalid("clientId", e))
+}
+
+/// The refusal of a client ID whose group the instance does not have.
+pub(crate) fn no_such_group() -> ApiError {
+    ApiError::invalid("clientId", "its group ID does not exist in the instance")
+}
+
+/// A new `DC.` secret, sealed under its key id for storage (the answer decrypts it from the row).
+pub(crate) fn sealed_new_secret(state: &AppState, key_id: &str) -> Vec<u8> {
+    state
+        .secrets
+        .encrypt(Aad::Device(key_id), crate::ids::device_secret().as_bytes())
+}
+
 /// Registers a credential for `client_id`: a new `DC.` key pair, the secret encrypted under its id.
 pub(crate) async fn register(
     state: &AppState,
@@ -109,23 +126,18 @@ pub(crate) async fn register(
     caller.require_instance(instance_id)?;
     let mut tx = ConfigTx::begin(&state.db).await?;
     let quotas = tx.lock_instance(instance_id).await?;
-    let client = common::names::parse_client_id(client_id, quotas.max_client_id_length as usize)
-        .map_err(|e| ApiError::invalid("clientId", e))?;
+    let client = parse_client_id(client_id, quotas.max_client_id_length)?;
     if !groups::exists(&mut tx, instance_id, client.group_id).await? {
-        return Err(ApiError::invalid(
-            "clientId",
-            "its group ID does not exist in the instance",
-        ));
+        return Err(no_such_group());
     }
     let key_id = crate::ids::device_key_id();
-    let secret = crate::ids::device_secret();
     let new = NewDevice {
         instance_id,
         client_id,
         group_id: client.group_id,
         device_id: client.device_id,
         device_access_key_id: &key_id,
-        secret_enc: &state.secrets.encrypt(Aad::Device(&key_id), secret.as_bytes()),
+        secret_enc: &sealed_new_secret(state, &key_id),
     };
     let row = devices::register(&mut tx, &new, existing == Existing::Replace).await?;
     tx.commit().await?;
@@ -164,8 +176,7 @@ pub async fn refresh_device_credential(
     let key_id = devices::key_id(&mut tx, &instance_id, &client_id)
         .await?
         .ok_or(ApiError::NotFound("device credential"))?;
-    let secret = crate::ids::device_secret();
-    let secret_enc = state.secrets.encrypt(Aad::Device(&key_id), secret.as_bytes());
+    let secret_enc = sealed_new_secret(&state, &key_id);
     let row = devices::set_secret(&mut tx, &instance_id, &client_id, &secret_enc).await?;
     tx.commit().await?;
     Ok(Json(DeviceCredential::open(row, &state)?))

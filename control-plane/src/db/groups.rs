@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::{FromRow, PgPool};
 
-use super::{ConfigTx, unique_violation};
+use super::{ConfigTx, group_exists};
 use crate::error::ApiResult;
 
 #[derive(FromRow)]
@@ -16,17 +16,10 @@ pub struct GroupRow {
 
 /// 409 when the instance has the group already.
 pub async fn create(tx: &mut ConfigTx, instance_id: &str, group_id: &str, description: &str) -> ApiResult<GroupRow> {
-    tx.touch(instance_id);
-    sqlx::query_as(
-        "insert into group_ids (instance_id, group_id, description) values ($1, $2, $3)
-         returning group_id, description, created_at, updated_at",
-    )
-    .bind(instance_id)
-    .bind(group_id)
-    .bind(description)
-    .fetch_one(tx.conn())
-    .await
-    .map_err(|e| unique_violation(e, group_id))
+    create_many(tx, instance_id, &[(group_id, description)])
+        .await?
+        .pop()
+        .ok_or_else(|| group_exists(group_id))
 }
 
 /// Creates many groups of one instance in one statement; a group that exists already is left as

@@ -94,10 +94,20 @@ pub fn unique_violation(e: sqlx::Error, value: &str) -> ApiError {
     let message = match constraint {
         Some("instances_name_ci") => format!("an instance named {value:?} already exists"),
         Some("parent_topics_pkey") => format!("parent topic {value:?} already exists"),
-        Some("group_ids_pkey") => format!("group ID {value:?} already exists"),
-        Some("device_credentials_pkey") => format!("client ID {value:?} already has a device credential"),
+        Some("group_ids_pkey") => return group_exists(value),
+        Some("device_credentials_pkey") => return credential_exists(value),
         Some("broker_nodes_pkey") => format!("broker node {value:?} already exists"),
         _ => return ApiError::from(e),
     };
     ApiError::AlreadyExists(message)
+}
+
+/// 409 for a group ID the instance has already.
+pub fn group_exists(group_id: &str) -> ApiError {
+    ApiError::AlreadyExists(format!("group ID {group_id:?} already exists"))
+}
+
+/// 409 for a client ID that has a device credential already.
+pub fn credential_exists(client_id: &str) -> ApiError {
+    ApiError::AlreadyExists(format!("client ID {client_id:?} already has a device credential"))
 }
