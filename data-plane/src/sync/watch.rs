@@ -6,9 +6,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use common::snapshot::Snapshot;
-
 use crate::core::Broker;
 use crate::directory::Directories;
 use crate::sync::backoff::Backoff;
@@ -26,12 +23,12 @@ pub async fn run(client: Arc<Client>, state: Arc<LinkState>, broker: Arc<Broker>
                 backoff.reset();
                 state.set_fetch_error(None);
             }
-            Ok(Some(Fetched { snapshot, raw })) => {
+            Ok(Some(fetched)) => {
                 backoff.reset();
                 state.set_fetch_error(None);
                 // Poll past a refused version too: asking again would only fetch the same refusal.
-                after = Some(snapshot.version);
-                apply(&state, &broker.dirs, &cache, snapshot, raw).await;
+                after = Some(fetched.snapshot.version);
+                apply(&state, &broker.dirs, &cache, fetched).await;
             }
             Err(e) => {
                 let delay = backoff.next_delay();
@@ -44,8 +41,8 @@ pub async fn run(client: Arc<Client>, state: Arc<LinkState>, broker: Arc<Broker>
     }
 }
 
-/// Applies a fetched snapshot and keeps `raw`, the bytes it was read from, as the last-known-good file.
-async fn apply(state: &LinkState, dirs: &Directories, cache: &std::path::Path, snapshot: Snapshot, raw: Bytes) {
+/// Applies a fetched snapshot and keeps the bytes it was read from as the last-known-good file.
+async fn apply(state: &LinkState, dirs: &Directories, cache: &std::path::Path, Fetched { snapshot, raw }: Fetched) {
     let version = snapshot.version;
     match dirs.apply_snapshot(snapshot) {
         Err(e) => {
@@ -67,7 +64,7 @@ async fn apply(state: &LinkState, dirs: &Directories, cache: &std::path::Path, s
     }
     state.beat_now.notify_one();
     let path = cache.to_path_buf();
-    // fsync can take a while; it must not hold up the polls.
+    // fsync can take a while: off this thread, so that heartbeats and commands go on meanwhile.
     let written = tokio::task::spawn_blocking(move || lkg::write(&path, &raw)).await;
     match written {
         Ok(Ok(())) => tracing::debug!(version, "last-known-good snapshot written"),
@@ -81,13 +78,14 @@ async fn apply(state: &LinkState, dirs: &Directories, cache: &std::path::Path, s
 
 #[cfg(test)]
 mod tests {
-    use common::snapshot::SnapshotContent;
+    use common::snapshot::{Snapshot, SnapshotContent};
 
     use super::*;
 
-    /// As the control plane sends it.
-    fn sent(snapshot: &Snapshot) -> Bytes {
-        serde_json::to_vec(snapshot).unwrap().into()
+    /// As fetched; pretty-printed, so that bytes written as sent differ from a serialization.
+    fn fetched(snapshot: Snapshot) -> Fetched {
+        let raw = serde_json::to_vec_pretty(&snapshot).unwrap().into();
+        Fetched { snapshot, raw }
     }
 
     #[tokio::test]
@@ -96,14 +94,19 @@ mod tests {
         let cache = dir.path().join("lkg.json");
         let (state, dirs) = (LinkState::new(), Directories::new(None));
 
-        let s = Snapshot::new(3, SnapshotContent::default());
-        apply(&state, &dirs, &cache, s.clone(), sent(&s)).await;
+        apply(
+            &state,
+            &dirs,
+            &cache,
+            fetched(Snapshot::new(3, SnapshotContent::default())),
+        )
+        .await;
         assert_eq!((dirs.load().version, state.last_error()), (3, None));
         let cached = std::fs::read(&cache).unwrap();
 
         let mut bad = Snapshot::new(4, SnapshotContent::default());
         bad.hash = "0".repeat(64);
-        apply(&state, &dirs, &cache, bad.clone(), sent(&bad)).await;
+        apply(&state, &dirs, &cache, fetched(bad)).await;
         assert_eq!(dirs.load().version, 3, "the old snapshot stays");
         assert!(
             state.last_error().unwrap().contains("version 4 refused"),
@@ -116,8 +119,13 @@ mod tests {
             "the cache keeps the last good one"
         );
 
-        let s = Snapshot::new(5, SnapshotContent::default());
-        apply(&state, &dirs, &cache, s.clone(), sent(&s)).await;
+        apply(
+            &state,
+            &dirs,
+            &cache,
+            fetched(Snapshot::new(5, SnapshotContent::default())),
+        )
+        .await;
         assert_eq!((dirs.load().version, state.last_error()), (5, None));
     }
 
@@ -131,19 +139,20 @@ mod tests {
             ..SnapshotContent::default()
         };
 
-        let s = Snapshot::new(6, content(&["nope"]));
-        apply(&state, &dirs, &cache, s.clone(), sent(&s)).await;
+        apply(&state, &dirs, &cache, fetched(Snapshot::new(6, content(&["nope"])))).await;
         assert_eq!(dirs.load().version, 6);
         let error = state.last_error().expect("the refusal is reported");
         assert!(
             error.contains("mqtt-bbbbbbbbbbbb") && error.contains("1 refused instance"),
             "{error}"
         );
-        let cached: Snapshot = serde_json::from_slice(&std::fs::read(&cache).unwrap()).unwrap();
-        assert_eq!(cached.version, 6, "what the control plane sent is the last-known-good");
+        assert_eq!(
+            std::fs::read(&cache).unwrap(),
+            fetched(Snapshot::new(6, content(&["nope"]))).raw,
+            "what the control plane sent, byte for byte, is the last-known-good"
+        );
 
-        let s = Snapshot::new(7, content(&["GID_okay"]));
-        apply(&state, &dirs, &cache, s.clone(), sent(&s)).await;
+        apply(&state, &dirs, &cache, fetched(Snapshot::new(7, content(&["GID_okay"])))).await;
         assert_eq!((dirs.load().version, state.last_error()), (7, None));
     }
 }
