@@ -36,15 +36,13 @@ interface Props<T extends NamedItem> {
   list: (instanceId: string) => Promise<T[]>;
   create: (instanceId: string, name: string, description: string) => Promise<unknown>;
   remove: (instanceId: string, name: string) => Promise<unknown>;
-  /** Shown between the create form and the list (an import form). */
-  extra?: ComponentChildren;
-  /** A change reads the list again (after an import). */
-  reload?: number;
+  /** Shown between the create form and the list (an import form), given what reads the list again. */
+  extra?: (reload: () => void) => ComponentChildren;
 }
 
 export function NamedItems<T extends NamedItem>(p: Props<T>) {
   const id = p.instanceId;
-  const list = useAsync(() => p.list(id), [id, p.reload]);
+  const list = useAsync(() => p.list(id), [id]);
   const [name, setName] = useState(p.initialName);
   const [description, setDescription] = useState('');
   const [error, setError] = useState<Error | null>(null);
@@ -77,7 +75,7 @@ export function NamedItems<T extends NamedItem>(p: Props<T>) {
         </button>
         <FormError error={error} />
       </form>
-      {p.extra}
+      {p.extra?.(list.reload)}
       <DataTable<T>
         label={`${p.noun}s`}
         rows={list.data}

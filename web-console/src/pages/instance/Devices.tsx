@@ -9,9 +9,9 @@ import { Field, valid } from '../../components/Field';
 import { Modal } from '../../components/Modal';
 import { Empty, ErrorBox, FormError, Loading } from '../../components/States';
 import { href } from '../../lib/router';
-import { DeviceImport } from './DeviceImport';
 import { useAsync } from '../../lib/useAsync';
 import * as rules from '../../lib/validate';
+import { DeviceImport } from './DeviceImport';
 
 export function Devices({ instance }: { instance: Instance }) {
   const id = instance.instanceId;

@@ -1,16 +1,10 @@
 // Group IDs of an instance: create one (checked as you type) or many from a CSV file, list, delete.
-import { useState } from 'preact/hooks';
 import { Api, type GroupId, type Instance } from '../../api/endpoints';
 import { NamedItems } from '../../components/NamedItems';
 import * as rules from '../../lib/validate';
 import { GroupImport } from './GroupImport';
 
 export function Groups({ instance, onChange }: { instance: Instance; onChange: () => void }) {
-  const [imports, setImports] = useState(0);
-  const imported = () => {
-    setImports((n) => n + 1);
-    onChange();
-  };
   return (
     <NamedItems<GroupId>
       instanceId={instance.instanceId}
@@ -27,8 +21,15 @@ export function Groups({ instance, onChange }: { instance: Instance; onChange: (
       list={Api.listGroups}
       create={(id, groupId, description) => Api.createGroup(id, { groupId, description })}
       remove={Api.deleteGroup}
-      extra={<GroupImport instance={instance} onDone={imported} />}
-      reload={imports}
+      extra={(reload) => (
+        <GroupImport
+          instance={instance}
+          onDone={() => {
+            reload();
+            onChange();
+          }}
+        />
+      )}
     />
   );
 }
