@@ -44,6 +44,21 @@ async fn publisher(s: &System, name: &str, at: usize) -> (AsyncClient, tokio::ta
     (c, mqtt::drive(ev))
 }
 
+/// Publishes `<name>0` .. `<name>{n-1}` on `T/x` at QoS 1, in order.
+async fn send_numbered(c: &AsyncClient, name: &str, n: usize) {
+    for i in 0..n {
+        c.publish("T/x", QoS::AtLeastOnce, false, format!("{name}{i}"))
+            .await
+            .unwrap();
+    }
+}
+
+/// Disconnects a client cleanly (its session stays when persistent).
+async fn leave(c: &AsyncClient, ev: &mut EventLoop) {
+    c.disconnect().await.unwrap();
+    mqtt::drain(ev, 0.5).await;
+}
+
 /// Publishes probes from `from` until `to` receives one: the subscription has reached that broker.
 async fn until_heard(from: &AsyncClient, to: &mut EventLoop) {
     for _ in 0..50 {
@@ -105,16 +120,9 @@ async fn cluster_online_persistent_subscriber_gets_every_message_from_other_brok
 
     // Both publish at once: their messages reach the inbox from two brokers, interleaved.
     let n = 200;
-    let send = |c: AsyncClient, name: &'static str| async move {
-        for i in 0..n {
-            c.publish("T/x", QoS::AtLeastOnce, false, format!("{name}{i}"))
-                .await
-                .unwrap();
-        }
-    };
     let (_, _, got) = tokio::join!(
-        send(a.clone(), "a"),
-        send(b.clone(), "b"),
+        send_numbered(&a, "a", n),
+        send_numbered(&b, "b", n),
         collect_payloads(&mut sub_ev, 2 * n, 30)
     );
     assert_each_in_order(&got, &["a", "b"], n);
@@ -131,15 +139,10 @@ async fn cluster_offline_messages_follow_the_client_to_another_broker() {
     let (a, _a_run) = publisher(&s, "pub-a", 1).await;
     until_heard(&a, &mut sub_ev).await;
     mqtt::drain(&mut sub_ev, 0.5).await;
-    sub.disconnect().await.unwrap();
-    mqtt::drain(&mut sub_ev, 0.5).await;
+    leave(&sub, &mut sub_ev).await;
 
     let n = 100;
-    for i in 0..n {
-        a.publish("T/x", QoS::AtLeastOnce, false, format!("a{i}"))
-            .await
-            .unwrap();
-    }
+    send_numbered(&a, "a", n).await;
     // Give the publishes time to be acknowledged (stored) before the client comes back elsewhere.
     tokio::time::sleep(Duration::from_secs(1)).await;
     let (back, mut back_ev, present) = persistent(&s, &cid, 2, false).await;
@@ -147,18 +150,13 @@ async fn cluster_offline_messages_follow_the_client_to_another_broker() {
     let got = collect_payloads(&mut back_ev, n, 20).await;
     assert_each_in_order(&got, &["a"], n);
     mqtt::drain(&mut back_ev, 3.0).await; // acknowledgements settle and are purged
-    back.disconnect().await.unwrap();
-    mqtt::drain(&mut back_ev, 0.5).await;
+    leave(&back, &mut back_ev).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
 
     // And back to the first broker, which still knows the session from before it moved: only what
     // was stored since, once each.
     let m = 50;
-    for i in 0..m {
-        a.publish("T/x", QoS::AtLeastOnce, false, format!("c{i}"))
-            .await
-            .unwrap();
-    }
+    send_numbered(&a, "c", m).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let (_home, mut home_ev, present) = persistent(&s, &cid, 0, false).await;
     assert!(present, "the session is resumed on the broker it first lived on");
@@ -185,17 +183,12 @@ async fn cluster_offline_cap_holds_for_the_instance_across_brokers() {
     until_heard(&a, &mut sub_ev).await;
     until_heard(&b, &mut sub_ev).await;
     mqtt::drain(&mut sub_ev, 0.5).await;
-    sub.disconnect().await.unwrap();
-    mqtt::drain(&mut sub_ev, 0.5).await;
+    leave(&sub, &mut sub_ev).await;
 
     // 15 from broker 2, then 15 from broker 3: 30 queued against a cap of 20 for the whole
     // instance, so the 10 oldest go, whichever broker stored them.
     for (c, name) in [(&a, "a"), (&b, "b")] {
-        for i in 0..15 {
-            c.publish("T/x", QoS::AtLeastOnce, false, format!("{name}{i}"))
-                .await
-                .unwrap();
-        }
+        send_numbered(c, name, 15).await;
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
     // Back on the broker it left, which still has the session's delivery state: it must read what
@@ -217,8 +210,7 @@ async fn cluster_resume_while_jetstream_stalls_is_refused_not_emptied() {
     let (sub, mut sub_ev, _) = persistent(&s, &cid, 0, true).await;
     let (a, _a_run) = publisher(&s, "pub-a", 0).await;
     until_heard(&a, &mut sub_ev).await;
-    sub.disconnect().await.unwrap();
-    mqtt::drain(&mut sub_ev, 0.5).await;
+    leave(&sub, &mut sub_ev).await;
     a.publish("T/x", QoS::AtLeastOnce, false, "kept").await.unwrap();
     tokio::time::sleep(Duration::from_secs(1)).await;
 
