@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
+use crate::custom_auth::CustomAuth;
 use crate::names;
 use crate::quotas::Quotas;
 use crate::rules::{RuleConfig, TargetPolicy};
@@ -60,6 +61,9 @@ pub struct InstanceConfig {
     /// Data outflow, status notification and data inflow rules (docs/rules.md).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rules: Vec<RuleConfig>,
+    /// Identities, permissions and connect blacklist (docs/custom-auth.md).
+    #[serde(default, skip_serializing_if = "CustomAuth::is_empty")]
+    pub custom_auth: CustomAuth,
 }
 
 /// An AccessKey usable on this instance. The secret is plain here: brokers verify HMACs with it.
@@ -150,6 +154,12 @@ impl InstanceConfig {
             names::parse_client_id(&d.client_id, self.quotas.max_client_id_length as usize)
                 .map_err(|e| invalid(format!("device credential client id {:?}: {e}", d.client_id)))?;
         }
+        self.custom_auth
+            .validate(
+                self.quotas.max_client_id_length as usize,
+                self.quotas.max_topic_length as usize,
+            )
+            .map_err(|e| invalid(format!("custom authentication: {e}")))?;
         Ok(())
     }
 }
@@ -161,6 +171,7 @@ mod tests {
     fn instance() -> InstanceConfig {
         InstanceConfig {
             rules: Vec::new(),
+            custom_auth: Default::default(),
             id: "mqtt-abcdefabcdef".into(),
             name: "demo".into(),
             quotas: Quotas::default(),

@@ -130,6 +130,21 @@ pub fn filter_covers(resource: &str, filter: &str) -> bool {
     }
 }
 
+/// True when some topic name matches both filters (a DENY permission that overlaps a subscription
+/// would let denied messages through it).
+pub fn filters_overlap(a: &str, b: &str) -> bool {
+    let mut x = a.split('/');
+    let mut y = b.split('/');
+    loop {
+        match (x.next(), y.next()) {
+            (Some("#"), _) | (_, Some("#")) | (None, None) => return true,
+            (Some("+"), Some(_)) | (Some(_), Some("+")) => {}
+            (Some(l), Some(r)) if l == r => {}
+            _ => return false,
+        }
+    }
+}
+
 /// A subscription request split into its optional share group and the real filter.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SubscriptionFilter<'a> {
@@ -278,5 +293,21 @@ mod tests {
         assert_eq!(p2p_target("T/p2p"), None);
         assert_eq!(p2p_target("T/x/GID_x@@@d1"), None);
         assert_eq!(p2p_target("T/p2p/a/b"), None);
+    }
+
+    #[test]
+    fn overlapping_filters() {
+        for (a, b) in [
+            ("T/a", "T/+"),
+            ("T/+/x", "T/a/#"),
+            ("T/#", "T"),
+            ("T/a/b", "T/a/b"),
+            ("#", "x/y"),
+        ] {
+            assert!(filters_overlap(a, b) && filters_overlap(b, a), "{a} {b}");
+        }
+        for (a, b) in [("T/a", "T/b"), ("T/+", "T/a/b"), ("T/+/x", "T/a/y"), ("T", "T/+")] {
+            assert!(!filters_overlap(a, b) && !filters_overlap(b, a), "{a} {b}");
+        }
     }
 }

@@ -26,6 +26,8 @@ pub enum Aad<'a> {
     TokenKey(&'a str),
     /// A rule's target secrets, by rule id.
     Rule(&'a str),
+    /// A custom-auth identity's secret, by username.
+    CustomIdentity(&'a str),
 }
 
 impl Aad<'_> {
@@ -35,6 +37,7 @@ impl Aad<'_> {
             Self::Device(id) => format!("device:{id}"),
             Self::TokenKey(kid) => format!("token-key:{kid}"),
             Self::Rule(id) => format!("rule:{id}"),
+            Self::CustomIdentity(username) => format!("custom-identity:{username}"),
         }
     }
 }

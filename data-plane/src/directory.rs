@@ -12,6 +12,7 @@ use common::snapshot::{AccessKeyGrant, DeviceCredentialEntry, InstanceConfig, Sn
 use common::token::TokenVerifier;
 use thiserror::Error;
 
+use crate::auth::CustomAuthTable;
 use crate::rules::compiled::InstanceRules;
 
 #[derive(Debug, Error)]
@@ -38,6 +39,8 @@ pub struct Instance {
     pub open: bool,
     /// Outflow, status and inflow rules (empty lists for most instances).
     pub rules: InstanceRules,
+    /// Custom-auth identities, permissions and connect blacklist.
+    pub custom: CustomAuthTable,
 }
 
 impl Instance {
@@ -61,6 +64,7 @@ impl Instance {
             revoked_jtis: cfg.revoked_tokens.iter().map(|r| r.jti.clone()).collect(),
             open: false,
             rules: InstanceRules::compile(&cfg.rules),
+            custom: CustomAuthTable::compile(&cfg.custom_auth),
         }
     }
 
@@ -84,6 +88,7 @@ impl Instance {
             revoked_jtis: HashSet::new(),
             open: true,
             rules: InstanceRules::default(),
+            custom: CustomAuthTable::default(),
         }
     }
 
@@ -98,6 +103,8 @@ pub struct Directory {
     pub version: i64,
     pub hash: String,
     pub instances: HashMap<String, Arc<Instance>>,
+    /// Which instance a custom-auth username belongs to (usernames are unique across the deployment).
+    pub custom_usernames: HashMap<String, String>,
     pub verifier: TokenVerifier,
     /// Which addresses webhook targets may reach.
     pub rule_policy: TargetPolicy,
@@ -109,6 +116,7 @@ impl Directory {
             version: 0,
             hash: String::new(),
             instances: HashMap::new(),
+            custom_usernames: HashMap::new(),
             verifier: TokenVerifier::default(),
             rule_policy: TargetPolicy::default(),
         }
@@ -138,15 +146,38 @@ impl Directory {
                 .entry(dev.to_string())
                 .or_insert_with(|| Arc::new(Instance::open_dev(dev)));
         }
+        let custom_usernames = custom_usernames(&instances);
         let dir = Self {
             version: snapshot.version,
             hash: snapshot.hash.clone(),
             instances,
+            custom_usernames,
             verifier: TokenVerifier::new(&snapshot.content.token_keys),
             rule_policy: snapshot.content.rule_policy,
         };
         (dir, refused)
     }
+}
+
+/// Username -> instance of every custom-auth identity. The control plane keeps usernames unique
+/// across instances; should two instances still claim one (a hand-edited snapshot), neither gets it.
+fn custom_usernames(instances: &HashMap<String, Arc<Instance>>) -> HashMap<String, String> {
+    let mut owners: HashMap<String, String> = HashMap::new();
+    let mut contested = HashSet::new();
+    for inst in instances.values() {
+        for username in inst.custom.usernames() {
+            if let Some(other) = owners.insert(username.to_string(), inst.id.clone())
+                && other != inst.id
+            {
+                contested.insert(username.to_string());
+            }
+        }
+    }
+    for username in contested {
+        tracing::error!(username = %username, "custom-auth username claimed by two instances: refused for both");
+        owners.remove(&username);
+    }
+    owners
 }
 
 /// The live directory. Readers take a cheap `load()`; `apply_snapshot` swaps in a new one.
@@ -225,6 +256,7 @@ pub(crate) mod tests {
     pub(crate) fn instance(id: &str, groups: &[&str]) -> InstanceConfig {
         InstanceConfig {
             rules: Vec::new(),
+            custom_auth: Default::default(),
             id: id.into(),
             name: id.into(),
             quotas: Quotas::default(),

@@ -221,6 +221,7 @@ fn write_snapshot(a: SnapshotArgs) -> Result<()> {
         }],
         device_credentials: vec![],
         revoked_tokens: vec![],
+        custom_auth: Default::default(),
     };
     let content = SnapshotContent {
         // The benchmark's webhook receiver runs on this machine.

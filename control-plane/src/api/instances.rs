@@ -267,6 +267,42 @@ fn check_holdings(q: &Quotas, h: &instances::Holdings) -> ApiResult<()> {
                 h.most_token_resources
             ),
         ),
+        (
+            i64::from(q.max_client_id_length),
+            i64::from(h.longest_custom_client_id),
+            "maxClientIdLength",
+            format!(
+                "the instance's custom authentication names a client ID of {} characters; remove it first",
+                h.longest_custom_client_id
+            ),
+        ),
+        (
+            i64::from(q.max_topic_length),
+            i64::from(h.longest_permission_topic),
+            "maxTopicLength",
+            format!(
+                "the instance has a custom-auth permission on a topic of {} characters",
+                h.longest_permission_topic
+            ),
+        ),
+        (
+            i64::from(q.max_connections),
+            h.custom_identities,
+            "maxConnections",
+            format!(
+                "the instance has {} custom-auth identities; delete some first",
+                h.custom_identities
+            ),
+        ),
+        (
+            i64::from(q.max_connections),
+            h.custom_entries,
+            "maxConnections",
+            format!(
+                "the instance has {} custom-auth permissions and blacklist entries; delete some first",
+                h.custom_entries
+            ),
+        ),
     ];
     match checks.into_iter().find(|(quota, held, _, _)| quota < held) {
         Some((_, _, field, message)) => Err(ApiError::QuotaBelowUsage {

@@ -5,6 +5,7 @@ pub(crate) mod access_keys;
 pub(crate) mod brokers;
 pub(crate) mod bulk;
 pub(crate) mod console_session;
+pub(crate) mod custom_auth;
 pub(crate) mod devices;
 pub(crate) mod groups;
 pub(crate) mod health;
@@ -33,7 +34,7 @@ use crate::state::AppState;
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "MQTT service control plane", description = "Instances, topics, groups, AccessKeys, tokens, device credentials, rules, broker nodes, sessions, messages and client trace. The broker-sync endpoints (docs/sync-protocol.md) are not part of this document."),
+    info(title = "MQTT service control plane", description = "Instances, topics, groups, AccessKeys, tokens, device credentials, rules, broker nodes, sessions, messages, client trace and custom authentication. The broker-sync endpoints (docs/sync-protocol.md) are not part of this document."),
     modifiers(&SecuritySchemes),
     components(schemas(crate::error::ErrorBody)),
 )]
@@ -275,6 +276,25 @@ fn protected_routes() -> OpenApiRouter<AppState> {
                 .layer(DefaultBodyLimit::max(messages::BODY_LIMIT)),
         )
         .routes(routes!(trace::list_client_events))
+        .routes(routes!(
+            custom_auth::add_custom_auth_identity,
+            custom_auth::query_custom_auth_identity
+        ))
+        .routes(routes!(
+            custom_auth::update_custom_auth_identity,
+            custom_auth::delete_custom_auth_identity
+        ))
+        .routes(routes!(
+            custom_auth::add_custom_auth_permission,
+            custom_auth::update_custom_auth_permission,
+            custom_auth::delete_custom_auth_permission,
+            custom_auth::query_custom_auth_permission
+        ))
+        .routes(routes!(
+            custom_auth::add_custom_auth_connect_black,
+            custom_auth::query_custom_auth_connect_black
+        ))
+        .routes(routes!(custom_auth::delete_custom_auth_connect_black))
         .routes(routes!(rules::create_rule, rules::list_rules))
         .routes(routes!(rules::get_rule, rules::update_rule, rules::delete_rule))
         .routes(routes!(rules::enable_rule))

@@ -10,6 +10,7 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
+use common::custom_auth::{CustomIdentity, CustomPermission};
 use common::rules::TargetPolicy;
 use common::snapshot::{
     AccessKeyGrant, DeviceCredentialEntry, InstanceConfig, RevokedToken, Snapshot, SnapshotContent,
@@ -46,6 +47,7 @@ pub async fn build_with(pool: &PgPool, secrets: &SecretBox, rule_policy: TargetP
         .map(|i| {
             let config = InstanceConfig {
                 rules: Vec::new(),
+                custom_auth: Default::default(),
                 id: i.id.clone(),
                 name: i.name,
                 quotas: i.quotas,
@@ -87,6 +89,7 @@ pub async fn build_with(pool: &PgPool, secrets: &SecretBox, rule_policy: TargetP
         });
     }
     crate::rules::snapshot::attach(pool, secrets, &mut instances).await?;
+    attach_custom_auth(pool, secrets, &mut instances).await?;
     for t in rows.revoked_tokens {
         instances.entry(t.instance_id).and_modify(|i| {
             i.revoked_tokens.push(RevokedToken {
@@ -104,6 +107,49 @@ pub async fn build_with(pool: &PgPool, secrets: &SecretBox, rule_policy: TargetP
             instances: instances.into_values().collect(),
         },
     ))
+}
+
+/// Fills in the custom authentication of `instances`, secrets opened. Read apart from the rest, as
+/// rules are: a change in between bumps the version again, so brokers converge on the next build.
+async fn attach_custom_auth(
+    pool: &PgPool,
+    secrets: &SecretBox,
+    instances: &mut BTreeMap<String, InstanceConfig>,
+) -> anyhow::Result<()> {
+    let ids: Vec<String> = instances.keys().cloned().collect();
+    let rows = db::custom_auth::for_snapshot(pool, &ids).await?;
+    for row in rows.identities {
+        let i = row.identity;
+        let secret = secrets.decrypt_string(Aad::CustomIdentity(&i.username), &i.secret_enc)?;
+        let identity = CustomIdentity {
+            identity_type: i.identity_type.parse()?,
+            sign_mode: i.sign_mode.parse()?,
+            username: i.username,
+            secret,
+            client_id: i.client_id,
+        };
+        if let Some(inst) = instances.get_mut(&row.instance_id) {
+            inst.custom_auth.identities.push(identity);
+        }
+    }
+    for p in rows.permissions {
+        let permission = CustomPermission {
+            identity_type: p.identity_type.parse()?,
+            permit_action: p.permit_action.parse()?,
+            effect: p.effect.parse()?,
+            identity: p.identity,
+            topic: p.topic,
+        };
+        if let Some(inst) = instances.get_mut(&p.instance_id) {
+            inst.custom_auth.permissions.push(permission);
+        }
+    }
+    for b in rows.blacklist {
+        if let Some(inst) = instances.get_mut(&b.instance_id) {
+            inst.custom_auth.connect_blacklist.push(b.client_id);
+        }
+    }
+    Ok(())
 }
 
 /// The serialized snapshot of the latest version, shared by every broker that polls it: built once

@@ -42,6 +42,13 @@ pub struct Holdings {
     /// Resources of the largest token that is neither revoked nor expired.
     pub most_token_resources: i32,
     pub rules: i64,
+    /// Characters of the longest client ID in custom authentication (a CLIENT identity's or a
+    /// blacklisted one) and of the longest permission topic: brokers check both against the limits.
+    pub longest_custom_client_id: i32,
+    pub longest_permission_topic: i32,
+    /// Custom-auth identities, and permissions plus blacklist entries (each at most `maxConnections`).
+    pub custom_identities: i64,
+    pub custom_entries: i64,
 }
 
 pub struct NewInstance<'a> {
@@ -86,7 +93,16 @@ pub async fn holdings(tx: &mut ConfigTx, id: &str, now_ms: i64) -> Result<Holdin
                     as longest_device_client_id,
                 (select coalesce(max(jsonb_array_length(claims -> 'res')), 0) from tokens
                     where instance_id = $1 and revoked_at is null and expires_at_ms > $2) as most_token_resources,
-                (select count(*) from rules where instance_id = $1) as rules",
+                (select count(*) from rules where instance_id = $1) as rules,
+                greatest((select coalesce(max(char_length(client_id)), 0) from custom_auth_identities
+                            where instance_id = $1),
+                         (select coalesce(max(char_length(client_id)), 0) from custom_auth_connect_blacklist
+                            where instance_id = $1)) as longest_custom_client_id,
+                (select coalesce(max(char_length(topic)), 0) from custom_auth_permissions where instance_id = $1)
+                    as longest_permission_topic,
+                (select count(*) from custom_auth_identities where instance_id = $1) as custom_identities,
+                (select count(*) from custom_auth_permissions where instance_id = $1)
+                  + (select count(*) from custom_auth_connect_blacklist where instance_id = $1) as custom_entries",
     )
     .bind(id)
     .bind(now_ms)
@@ -182,7 +198,16 @@ pub async fn usage(pool: &PgPool, id: &str) -> Result<Usage, sqlx::Error> {
                 (select count(*) from group_ids where instance_id = $1) as group_ids,
                 (select count(*) from device_credentials where instance_id = $1) as device_credentials,
                 (select count(*) from access_key_instances where instance_id = $1) as access_keys,
-                (select count(*) from rules where instance_id = $1) as rules",
+                (select count(*) from rules where instance_id = $1) as rules,
+                greatest((select coalesce(max(char_length(client_id)), 0) from custom_auth_identities
+                            where instance_id = $1),
+                         (select coalesce(max(char_length(client_id)), 0) from custom_auth_connect_blacklist
+                            where instance_id = $1)) as longest_custom_client_id,
+                (select coalesce(max(char_length(topic)), 0) from custom_auth_permissions where instance_id = $1)
+                    as longest_permission_topic,
+                (select count(*) from custom_auth_identities where instance_id = $1) as custom_identities,
+                (select count(*) from custom_auth_permissions where instance_id = $1)
+                  + (select count(*) from custom_auth_connect_blacklist where instance_id = $1) as custom_entries",
     )
     .bind(id)
     .fetch_one(pool)

@@ -6,6 +6,7 @@ pub mod access_keys;
 pub mod brokers;
 pub mod commands;
 mod config_tx;
+pub mod custom_auth;
 pub mod devices;
 pub mod events;
 pub mod groups;

@@ -10,6 +10,7 @@ mod brokers;
 mod bulk;
 mod config_changes;
 mod console;
+mod custom_auth;
 mod devices;
 mod groups;
 mod housekeeping;

@@ -1,6 +1,8 @@
-//! Authentication at CONNECT *(docs/spec.md 3.2)*: Signature, Token and DeviceCredential modes, all
-//! offline against the configuration. Every failure maps to the same "not authorized" on the wire;
+//! Authentication at CONNECT *(docs/spec.md 3.2)*: Signature, Token, DeviceCredential and custom
+//! identities, all offline against the configuration. Every failure maps to the same "not authorized" on the wire;
 //! the reason only reaches the logs and metrics.
+
+use std::sync::Arc;
 
 use common::names;
 use common::signing::{constant_time_eq, verify_mqtt_password};
@@ -30,6 +32,10 @@ pub enum AuthError {
     DeviceCredential,
     #[error("token refused: {0}")]
     Token(TokenError),
+    #[error("client id is on the instance's connect blacklist")]
+    Blacklisted,
+    #[error("unknown custom identity, wrong password or client id")]
+    CustomIdentity,
 }
 
 impl AuthError {
@@ -44,6 +50,8 @@ impl AuthError {
             Self::Signature => "signature",
             Self::DeviceCredential => "device_credential",
             Self::Token(_) => "token",
+            Self::Blacklisted => "blacklisted",
+            Self::CustomIdentity => "custom_identity",
         }
     }
 }
@@ -56,20 +64,17 @@ pub fn authenticate(
     client_id: &str,
     now_ms: i64,
 ) -> Result<Principal, AuthError> {
+    // Product modes are `<Mode>|<key>|<instance>`; a username without `|` is a custom identity.
+    if !username.contains('|') {
+        return authenticate_custom(dir, username, password, client_id);
+    }
     let mut parts = username.splitn(3, '|');
     let (mode, key_id, instance_id) = match (parts.next(), parts.next(), parts.next()) {
         (Some(m), Some(k), Some(i)) => (m, k, i),
         _ => return Err(AuthError::Username),
     };
-    let instance = dir.instances.get(instance_id).ok_or(AuthError::UnknownInstance)?;
-    if instance.open {
-        // The development instance is only reachable through the development listener.
-        return Err(AuthError::UnknownInstance);
-    }
+    let instance = served_instance(dir, instance_id, client_id)?;
     let max_len = instance.quotas.max_client_id_length as usize;
-    if client_id.chars().count() > max_len {
-        return Err(AuthError::ClientIdTooLong);
-    }
     let parsed = names::parse_client_id(client_id, max_len).map_err(|_| AuthError::ClientId)?;
     if !instance.group_ids.contains(parsed.group_id) {
         return Err(AuthError::UnknownGroup);
@@ -117,6 +122,49 @@ pub fn authenticate(
         }
         _ => Err(AuthError::Username),
     }
+}
+
+/// The instance a client connects to, when it may: not the development instance (only reachable
+/// through the development listener), a client ID within its limit and not blacklisted.
+fn served_instance<'a>(dir: &'a Directory, instance_id: &str, client_id: &str) -> Result<&'a Arc<Instance>, AuthError> {
+    let instance = dir.instances.get(instance_id).ok_or(AuthError::UnknownInstance)?;
+    if instance.open {
+        return Err(AuthError::UnknownInstance);
+    }
+    if client_id.chars().count() > instance.quotas.max_client_id_length as usize {
+        return Err(AuthError::ClientIdTooLong);
+    }
+    if instance.custom.is_blacklisted(client_id) {
+        return Err(AuthError::Blacklisted);
+    }
+    Ok(instance)
+}
+
+/// A custom identity: its username names the instance (unique across the deployment) and the
+/// identity; any well-formed client ID (a CLIENT identity's own only).
+fn authenticate_custom(
+    dir: &Directory,
+    username: &str,
+    password: &[u8],
+    client_id: &str,
+) -> Result<Principal, AuthError> {
+    let instance_id = dir.custom_usernames.get(username).ok_or(AuthError::CustomIdentity)?;
+    let instance = served_instance(dir, instance_id, client_id)?;
+    common::custom_auth::validate_client_id(client_id, usize::MAX).map_err(|_| AuthError::ClientId)?;
+    let identity = instance
+        .custom
+        .verify(username, client_id, password)
+        .ok_or(AuthError::CustomIdentity)?;
+    Ok(Principal {
+        instance: instance.clone(),
+        client_id: client_id.to_string(),
+        credential: Credential {
+            mode: Mode::Custom,
+            key_id: username.to_string(),
+            tokens: Tokens::default(),
+            secret_fingerprint: super::custom_fingerprint(identity),
+        },
+    })
 }
 
 fn enabled_key<'a>(instance: &'a Instance, key_id: &str) -> Result<&'a common::snapshot::AccessKeyGrant, AuthError> {

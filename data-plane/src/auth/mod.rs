@@ -3,12 +3,15 @@
 //! configuration change) from the same rules, for every authentication mode.
 
 mod connect;
+mod custom;
 mod tokens;
 
 use common::token::{TokenAction, TokenError};
 use common::topic;
 
 pub use self::connect::{AuthError, authenticate, open_principal};
+pub use self::custom::CustomAuthTable;
+use self::custom::Use;
 pub use self::tokens::Tokens;
 use crate::directory::{Directory, Instance};
 
@@ -18,6 +21,8 @@ pub enum Mode {
     Signature,
     Token,
     DeviceCredential,
+    /// A custom-auth identity of the instance (`key_id` is its username).
+    Custom,
     /// Development listener: authentication off.
     Open,
 }
@@ -26,12 +31,14 @@ pub enum Mode {
 #[derive(Debug, Clone)]
 pub struct Credential {
     pub mode: Mode,
-    /// The AccessKeyId (Signature, Token) or DeviceAccessKeyId (DeviceCredential); empty when open.
+    /// The AccessKeyId (Signature, Token), DeviceAccessKeyId (DeviceCredential) or username
+    /// (Custom); empty when open.
     pub key_id: String,
     /// The live tokens of a Token client (replaced by `$SYS/uploadToken`).
     pub tokens: Tokens,
-    /// A keyed hash of the secret the client proved it holds (Signature, DeviceCredential): a
-    /// refreshed or re-registered secret withdraws connections made with the old one.
+    /// A keyed hash of the secret the client proved it holds (Signature, DeviceCredential, Custom
+    /// with its sign mode and bound client ID): a refreshed or re-registered secret withdraws
+    /// connections made with the old one.
     pub secret_fingerprint: u64,
 }
 
@@ -40,6 +47,18 @@ pub fn fingerprint(secret: &str) -> u64 {
     use std::hash::BuildHasher;
     static KEY: std::sync::OnceLock<std::collections::hash_map::RandomState> = std::sync::OnceLock::new();
     KEY.get_or_init(Default::default).hash_one(secret)
+}
+
+/// What a custom-auth connection proved: the identity's secret, sign mode and bound client ID, so
+/// that changing any of them withdraws the connections made before.
+pub fn custom_fingerprint(identity: &common::custom_auth::CustomIdentity) -> u64 {
+    fingerprint(&format!(
+        "{}\0{}\0{}\0{}",
+        identity.identity_type,
+        identity.sign_mode,
+        identity.client_id.as_deref().unwrap_or(""),
+        identity.secret
+    ))
 }
 
 /// An authenticated client.
@@ -69,6 +88,8 @@ pub enum Withdrawn {
     Credential,
     /// The client's group was deleted.
     Group,
+    /// The client ID was put on the instance's connect blacklist.
+    Blacklisted,
     /// A token was revoked or expired (the notice code and type go to the client first).
     Token(TokenError, TokenAction),
 }
@@ -79,6 +100,7 @@ impl Withdrawn {
             Self::InstanceGone => "instance_gone",
             Self::Credential => "credentials_withdrawn",
             Self::Group => "group_deleted",
+            Self::Blacklisted => "blacklisted",
             Self::Token(TokenError::Expired, _) => "token_expired",
             Self::Token(..) => "token_revoked",
         }
@@ -97,7 +119,7 @@ impl Credential {
     }
 
     /// PUBLISH to `topic_name` (not a `$SYS` topic: those are the broker's own).
-    pub fn may_publish(&self, inst: &Instance, topic_name: &str) -> Result<(), Denied> {
+    pub fn may_publish(&self, inst: &Instance, client_id: &str, topic_name: &str) -> Result<(), Denied> {
         topic::check_name(topic_name, inst.quotas.max_topic_length as usize, rules(inst))
             .map_err(|_| Denied::TopicInvalid)?;
         // `$` topics are the broker's, except on the open development instance (plain MQTT), where
@@ -108,11 +130,11 @@ impl Credential {
         if self.mode == Mode::Token && !self.tokens.may_publish(topic_name) {
             return Err(Denied::Token(self.tokens.write_refusal(), TokenAction::W));
         }
-        Ok(())
+        self.custom_allows(inst, client_id, Use::Publish(topic_name))
     }
 
     /// SUBSCRIBE to `raw` (with any `$share/<group>/` prefix).
-    pub fn may_subscribe(&self, inst: &Instance, raw: &str) -> Result<(), Denied> {
+    pub fn may_subscribe(&self, inst: &Instance, client_id: &str, raw: &str) -> Result<(), Denied> {
         if raw.starts_with("$SYS") {
             return Err(Denied::NotAuthorized);
         }
@@ -125,15 +147,27 @@ impl Credential {
         if self.mode == Mode::Token && !self.tokens.may_subscribe(parsed.filter) {
             return Err(Denied::Token(self.tokens.read_refusal(), TokenAction::R));
         }
+        self.custom_allows(inst, client_id, Use::Subscribe(parsed.filter))
+    }
+
+    /// A custom-auth client may do only what its permissions grant; other modes are not concerned.
+    fn custom_allows(&self, inst: &Instance, client_id: &str, what: Use<'_>) -> Result<(), Denied> {
+        if self.mode == Mode::Custom && !inst.custom.allows(&self.key_id, client_id, what) {
+            return Err(Denied::NotAuthorized);
+        }
         Ok(())
     }
 
     /// Receiving a message on `topic_name` without asking for it by this subscription (a P2P
     /// message, or one queued for a resumed session): a Token client's read tokens must cover the
-    /// topic, as they must cover every filter it subscribes to. Other modes may read the whole
-    /// instance.
-    pub fn may_receive(&self, topic_name: &str) -> bool {
-        self.mode != Mode::Token || self.tokens.may_read(topic_name)
+    /// topic, as they must cover every filter it subscribes to, and a custom-auth client's SUB
+    /// permissions. Other modes may read the whole instance.
+    pub fn may_receive(&self, inst: &Instance, client_id: &str, topic_name: &str) -> bool {
+        match self.mode {
+            Mode::Token => self.tokens.may_read(topic_name),
+            Mode::Custom => inst.custom.allows(&self.key_id, client_id, Use::Receive(topic_name)),
+            _ => true,
+        }
     }
 
     /// Whether the credentials still hold: after a configuration change (a disabled key, a revoked
@@ -158,6 +192,10 @@ impl Credential {
             Mode::DeviceCredential => inst.device_credentials.get(key).is_some_and(|d| {
                 d.client_id == client_id && fingerprint(&d.device_access_key_secret) == self.secret_fingerprint
             }),
+            Mode::Custom => inst
+                .custom
+                .identity(key)
+                .is_some_and(|i| custom_fingerprint(i) == self.secret_fingerprint),
             Mode::Open => true,
         };
         if !credential_ok {
@@ -167,8 +205,12 @@ impl Credential {
             }
             return Err(Withdrawn::Credential);
         }
-        // A deleted group withdraws every client of it, whatever the credential.
-        let group_ok = self.mode == Mode::Open
+        if inst.custom.is_blacklisted(client_id) {
+            return Err(Withdrawn::Blacklisted);
+        }
+        // A deleted group withdraws every client of it, whatever the credential (custom-auth
+        // client IDs have no group).
+        let group_ok = matches!(self.mode, Mode::Open | Mode::Custom)
             || common::names::parse_client_id(client_id, usize::MAX).is_ok_and(|c| inst.group_ids.contains(c.group_id));
         if !group_ok {
             return Err(Withdrawn::Group);

@@ -2,6 +2,7 @@
 
 use std::collections::HashSet;
 
+use common::custom_auth::{CustomAuth, CustomIdentity, CustomPermission, Effect, IdentityType, PermitAction, SignMode};
 use common::quotas::Quotas;
 use common::signing::mqtt_password;
 use common::snapshot::{AccessKeyGrant, DeviceCredentialEntry, InstanceConfig, Snapshot, SnapshotContent};
@@ -31,9 +32,19 @@ fn token(act: TokenAction, res: &[&str], jti: &str) -> String {
 }
 
 fn directory(enabled: bool, revoked: &[&str], groups: &[&str]) -> std::sync::Arc<Directory> {
+    directory_with(enabled, revoked, groups, CustomAuth::default())
+}
+
+fn directory_with(
+    enabled: bool,
+    revoked: &[&str],
+    groups: &[&str],
+    custom_auth: CustomAuth,
+) -> std::sync::Arc<Directory> {
     let dirs = Directories::new(None);
     let inst = InstanceConfig {
         rules: Vec::new(),
+        custom_auth,
         id: INST.into(),
         name: "auth".into(),
         quotas: Quotas::default(),
@@ -133,46 +144,46 @@ fn publish_and_subscribe_decisions_per_mode() {
     let dir = directory(true, &[], &["GID_alpha"]);
     let inst = dir.instances.get(INST).unwrap();
     let sig = credential(&dir, "Signature", "");
-    assert_eq!(sig.may_publish(inst, "T/any/thing"), Ok(()));
+    assert_eq!(sig.may_publish(inst, CLIENT, "T/any/thing"), Ok(()));
     assert_eq!(
-        sig.may_publish(inst, "Nope/x"),
+        sig.may_publish(inst, CLIENT, "Nope/x"),
         Err(Denied::NotAuthorized),
         "unknown parent topic"
     );
-    assert_eq!(sig.may_publish(inst, "T/+"), Err(Denied::TopicInvalid));
-    assert_eq!(sig.may_subscribe(inst, "T/#"), Ok(()));
-    assert_eq!(sig.may_subscribe(inst, "$share/g/T/#"), Ok(()));
-    assert_eq!(sig.may_subscribe(inst, "$SYS/#"), Err(Denied::NotAuthorized));
+    assert_eq!(sig.may_publish(inst, CLIENT, "T/+"), Err(Denied::TopicInvalid));
+    assert_eq!(sig.may_subscribe(inst, CLIENT, "T/#"), Ok(()));
+    assert_eq!(sig.may_subscribe(inst, CLIENT, "$share/g/T/#"), Ok(()));
+    assert_eq!(sig.may_subscribe(inst, CLIENT, "$SYS/#"), Err(Denied::NotAuthorized));
     let pass = format!(
         "R|{}|W|{}",
         token(TokenAction::R, &["T/+"], "r"),
         token(TokenAction::W, &["T/x"], "w")
     );
     let tok = credential(&dir, "Token", &pass);
-    assert_eq!(tok.may_publish(inst, "T/x"), Ok(()));
+    assert_eq!(tok.may_publish(inst, CLIENT, "T/x"), Ok(()));
     assert_eq!(
-        tok.may_publish(inst, "T/y"),
+        tok.may_publish(inst, CLIENT, "T/y"),
         Err(Denied::Token(TokenError::ResourceMismatch, TokenAction::W))
     );
-    assert_eq!(tok.may_subscribe(inst, "T/a"), Ok(()));
-    assert_eq!(tok.may_subscribe(inst, "$share/g/T/+"), Ok(()));
+    assert_eq!(tok.may_subscribe(inst, CLIENT, "T/a"), Ok(()));
+    assert_eq!(tok.may_subscribe(inst, CLIENT, "$share/g/T/+"), Ok(()));
     assert_eq!(
-        tok.may_subscribe(inst, "T/#"),
+        tok.may_subscribe(inst, CLIENT, "T/#"),
         Err(Denied::Token(TokenError::ResourceMismatch, TokenAction::R)),
         "a filter wider than the resource is refused"
     );
     assert_eq!(
-        tok.may_subscribe(inst, "$share/g/T/#"),
+        tok.may_subscribe(inst, CLIENT, "$share/g/T/#"),
         Err(Denied::Token(TokenError::ResourceMismatch, TokenAction::R))
     );
     let write_only = format!("W|{}", token(TokenAction::W, &["T/#"], "w2"));
     let wo = credential(&dir, "Token", &write_only);
     assert_eq!(
-        wo.may_subscribe(inst, "T/a"),
+        wo.may_subscribe(inst, CLIENT, "T/a"),
         Err(Denied::Token(TokenError::ActionMismatch, TokenAction::R))
     );
     let open = Credential::open();
-    assert_eq!(open.may_publish(inst, "T/x"), Ok(()));
+    assert_eq!(open.may_publish(inst, CLIENT, "T/x"), Ok(()));
 }
 
 #[test]
@@ -215,4 +226,106 @@ fn configuration_changes_withdraw_what_they_should() {
         "an expired token no longer holds (a will due later is refused)"
     );
     let _ = HashSet::<u8>::new();
+}
+
+fn custom_auth(secret: &str, blacklist: &[&str]) -> CustomAuth {
+    CustomAuth {
+        identities: vec![
+            CustomIdentity {
+                username: "fleet".into(),
+                secret: secret.into(),
+                identity_type: IdentityType::User,
+                client_id: None,
+                sign_mode: SignMode::Origin,
+            },
+            CustomIdentity {
+                username: "pump".into(),
+                secret: secret.into(),
+                identity_type: IdentityType::Client,
+                client_id: Some("pump-1".into()),
+                sign_mode: SignMode::Signed,
+            },
+        ],
+        permissions: vec![CustomPermission {
+            identity_type: IdentityType::User,
+            identity: "fleet".into(),
+            topic: "T/fleet/#".into(),
+            permit_action: PermitAction::PubSub,
+            effect: Effect::Allow,
+        }],
+        connect_blacklist: blacklist.iter().map(|c| c.to_string()).collect(),
+    }
+}
+
+#[test]
+fn custom_identities_connect_in_both_sign_modes_and_only_within_their_permissions() {
+    let dir = directory_with(true, &[], &["GID_alpha"], custom_auth("s3", &[]));
+    let fleet = authenticate(&dir, "fleet", b"s3", "any-device-7", 0).unwrap();
+    assert_eq!(
+        (fleet.credential.mode, fleet.instance.id.as_str()),
+        (Mode::Custom, INST)
+    );
+    assert_eq!(
+        authenticate(&dir, "fleet", b"s4", "x", 0).err(),
+        Some(AuthError::CustomIdentity)
+    );
+    assert_eq!(
+        authenticate(&dir, "nobody", b"s3", "x", 0).err(),
+        Some(AuthError::CustomIdentity)
+    );
+    let signed = mqtt_password("s3", "pump-1");
+    assert!(authenticate(&dir, "pump", signed.as_bytes(), "pump-1", 0).is_ok());
+    assert_eq!(
+        authenticate(&dir, "pump", mqtt_password("s3", "pump-2").as_bytes(), "pump-2", 0).err(),
+        Some(AuthError::CustomIdentity),
+        "a CLIENT identity is its own client ID's only"
+    );
+
+    let inst = dir.instances.get(INST).unwrap();
+    let c = &fleet.credential;
+    assert_eq!(c.may_publish(inst, "any-device-7", "T/fleet/a"), Ok(()));
+    assert_eq!(
+        c.may_publish(inst, "any-device-7", "T/other"),
+        Err(Denied::NotAuthorized)
+    );
+    assert_eq!(c.may_subscribe(inst, "any-device-7", "T/fleet/+"), Ok(()));
+    assert_eq!(c.may_subscribe(inst, "any-device-7", "T/#"), Err(Denied::NotAuthorized));
+    assert!(c.may_receive(inst, "any-device-7", "T/fleet/x"));
+    assert!(!c.may_receive(inst, "any-device-7", "T/p2p/any-device-7"));
+}
+
+#[test]
+fn the_connect_blacklist_refuses_and_withdraws_every_mode() {
+    let dir = directory_with(true, &[], &["GID_alpha"], custom_auth("s3", &[]));
+    let now = common::time::now_ms();
+    let sig = credential(&dir, "Signature", "");
+    let fleet = authenticate(&dir, "fleet", b"s3", CLIENT, now).unwrap().credential;
+    let listed = directory_with(true, &[], &["GID_alpha"], custom_auth("s3", &[CLIENT]));
+    assert_eq!(
+        connect(
+            &listed,
+            &format!("Signature|AK|{INST}"),
+            mqtt_password("SK", CLIENT).as_bytes()
+        )
+        .err(),
+        Some(AuthError::Blacklisted)
+    );
+    assert_eq!(
+        authenticate(&listed, "fleet", b"s3", CLIENT, now).err(),
+        Some(AuthError::Blacklisted)
+    );
+    assert_eq!(sig.still_valid(&listed, INST, CLIENT, now), Err(Withdrawn::Blacklisted));
+    assert_eq!(
+        fleet.still_valid(&listed, INST, CLIENT, now),
+        Err(Withdrawn::Blacklisted)
+    );
+    // A changed secret or a deleted identity withdraws the connections made before.
+    assert_eq!(fleet.still_valid(&dir, INST, CLIENT, now), Ok(()));
+    let changed = directory_with(true, &[], &["GID_alpha"], custom_auth("new", &[]));
+    assert_eq!(
+        fleet.still_valid(&changed, INST, CLIENT, now),
+        Err(Withdrawn::Credential)
+    );
+    let none = directory(true, &[], &["GID_alpha"]);
+    assert_eq!(fleet.still_valid(&none, INST, CLIENT, now), Err(Withdrawn::Credential));
 }

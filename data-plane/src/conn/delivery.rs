@@ -302,9 +302,12 @@ impl Delivery {
             return true;
         }
         // Not asked for by a subscription of this connection: a P2P message, or one queued for the
-        // session (perhaps under other credentials): the credentials must allow reading it.
+        // session (perhaps under other credentials): the credentials must allow reading it. A
+        // custom-auth client's every message is checked, so a DENY added since it subscribed
+        // holds at once.
         let unsolicited = seq.is_some() || common::topic::p2p_target(&out.msg.topic).is_some();
-        if unsolicited && !ctx.credential.borrow().may_receive(&out.msg.topic) {
+        let check = unsolicited || ctx.credential.borrow().mode == crate::auth::Mode::Custom;
+        if check && !may_receive(ctx, &out.msg.topic) {
             metrics::refused(Packet::Deliver, "not_authorized");
             tracing::info!(client_id = %ctx.client_id, topic = %out.msg.topic, "message not delivered: not covered by the credentials");
             if let Some(seq) = seq {
@@ -373,4 +376,10 @@ fn ack_stored(ctx: &Rc<ConnCtx>, seq: u64) {
             tracing::error!(error = %e, "cannot delete an acknowledged message");
         }
     });
+}
+
+/// Whether the connection's credentials let it read a message on `topic` (the instance gone: no).
+fn may_receive(ctx: &ConnCtx, topic: &str) -> bool {
+    ctx.instance()
+        .is_some_and(|inst| ctx.credential.borrow().may_receive(&inst, &ctx.client_id, topic))
 }

@@ -106,7 +106,7 @@ impl Conn {
         if p.payload.len() > inst.quotas.max_message_size as usize {
             return Err(Refusal::TooLarge);
         }
-        let allowed = ctx.credential.borrow().may_publish(&inst, &p.topic);
+        let allowed = ctx.credential.borrow().may_publish(&inst, &ctx.client_id, &p.topic);
         allowed.map_err(|d| self.denied(d))?;
         let wait = ctx.broker.throttle(&inst, 1);
         if !wait.is_zero() {
@@ -170,7 +170,12 @@ impl Conn {
             .broker
             .subscriptions_of(&ctx.instance_id, &ctx.client_id)
             .into_iter()
-            .filter(|raw| ctx.credential.borrow().may_subscribe(inst, raw).is_err())
+            .filter(|raw| {
+                ctx.credential
+                    .borrow()
+                    .may_subscribe(inst, &ctx.client_id, raw)
+                    .is_err()
+            })
             .collect();
         for raw in uncovered {
             ctx.broker.unsubscribe(&ctx.instance_id, &ctx.client_id, &raw).await;
@@ -193,7 +198,7 @@ impl Conn {
     async fn check_subscribe(&self, raw: &str, opts: SubOptions) -> Result<QoS, Refusal> {
         let ctx = &self.ctx;
         let inst = ctx.instance().ok_or(Refusal::NotAuthorized)?;
-        let allowed = ctx.credential.borrow().may_subscribe(&inst, raw);
+        let allowed = ctx.credential.borrow().may_subscribe(&inst, &ctx.client_id, raw);
         allowed.map_err(|d| self.denied(d))?;
         let subscribed = ctx
             .broker

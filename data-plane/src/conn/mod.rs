@@ -169,7 +169,7 @@ pub async fn connect(
     let credential = principal.credential;
     // A resumed session keeps only what the new connection's credentials allow.
     for (raw, _) in &session.resumed {
-        if credential.may_subscribe(&inst, raw).is_err() {
+        if credential.may_subscribe(&inst, &client_id, raw).is_err() {
             broker.unsubscribe(&inst.id, &client_id, raw).await;
             metrics::refused(Packet::Subscribe, "not_authorized_on_resume");
             tracing::info!(client_id = %client_id, filter = %raw, "resumed subscription dropped: not covered by the new credentials");

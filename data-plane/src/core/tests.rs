@@ -29,6 +29,7 @@ struct Fixture {
 fn instance(max_connections: u32) -> InstanceConfig {
     InstanceConfig {
         rules: Vec::new(),
+        custom_auth: Default::default(),
         id: INST.into(),
         name: "core".into(),
         quotas: common::quotas::Quotas {

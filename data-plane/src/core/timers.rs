@@ -30,7 +30,7 @@ impl Broker {
             .and_then(|()| dir.instances.get(&will.instance_id).ok_or("instance_gone"))
             .and_then(|inst| {
                 will.credential
-                    .may_publish(inst, &will.msg.topic)
+                    .may_publish(inst, &will.client_id, &will.msg.topic)
                     .map(|()| inst.clone())
                     .map_err(|_| "not_authorized")
             })

@@ -154,6 +154,7 @@ mod tests {
             access_keys: vec![],
             device_credentials: vec![],
             revoked_tokens: vec![],
+            custom_auth: Default::default(),
         };
         let content = SnapshotContent {
             rule_policy: TargetPolicy {

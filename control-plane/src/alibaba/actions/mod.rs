@@ -3,6 +3,7 @@
 //! validation, authorization and effects are the REST API's; the others answer `ApiNotSupport`
 //! saying why. docs/alibaba-compat.md describes each.
 
+mod custom_auth;
 mod devices;
 mod groups;
 mod instances;
@@ -43,7 +44,6 @@ pub(crate) enum Availability {
 
 use Availability::{NotSupported, Planned, Supported};
 
-const CUSTOM_AUTH: &str = "custom authentication is planned; not available yet";
 const TRACE: &str = "message trace is planned; not available yet (client connect and disconnect events are in the REST API's ListClientEvents)";
 const CERTIFICATES: &str = "X.509 device certificate authentication is not offered";
 const DISASTER_RECOVERY: &str = "there is no cross-region disaster recovery here";
@@ -52,9 +52,18 @@ const TAGS: &str = "resources have no tags here";
 pub(crate) const ACTIONS: &[(&str, Availability)] = &[
     ("ActiveCaCertificate", NotSupported(CERTIFICATES)),
     ("ActiveDeviceCertificate", NotSupported(CERTIFICATES)),
-    ("AddCustomAuthConnectBlack", Planned(CUSTOM_AUTH)),
-    ("AddCustomAuthIdentity", Planned(CUSTOM_AUTH)),
-    ("AddCustomAuthPermission", Planned(CUSTOM_AUTH)),
+    (
+        "AddCustomAuthConnectBlack",
+        Supported(|call| Box::pin(custom_auth::add_connect_black(call))),
+    ),
+    (
+        "AddCustomAuthIdentity",
+        Supported(|call| Box::pin(custom_auth::add_identity(call))),
+    ),
+    (
+        "AddCustomAuthPermission",
+        Supported(|call| Box::pin(custom_auth::add_permission(call))),
+    ),
     ("ApplyToken", Supported(|call| Box::pin(tokens::apply(call)))),
     (
         "BatchQuerySessionByClientIds",
@@ -63,9 +72,18 @@ pub(crate) const ACTIONS: &[(&str, Availability)] = &[
     ("CloseConnection", Supported(|call| Box::pin(sessions::close(call)))),
     ("CreateGroupId", Supported(|call| Box::pin(groups::create(call)))),
     ("DeleteCaCertificate", NotSupported(CERTIFICATES)),
-    ("DeleteCustomAuthConnectBlack", Planned(CUSTOM_AUTH)),
-    ("DeleteCustomAuthIdentity", Planned(CUSTOM_AUTH)),
-    ("DeleteCustomAuthPermission", Planned(CUSTOM_AUTH)),
+    (
+        "DeleteCustomAuthConnectBlack",
+        Supported(|call| Box::pin(custom_auth::delete_connect_black(call))),
+    ),
+    (
+        "DeleteCustomAuthIdentity",
+        Supported(|call| Box::pin(custom_auth::delete_identity(call))),
+    ),
+    (
+        "DeleteCustomAuthPermission",
+        Supported(|call| Box::pin(custom_auth::delete_permission(call))),
+    ),
     ("DeleteDeviceCertificate", NotSupported(CERTIFICATES)),
     ("DeleteGroupId", Supported(|call| Box::pin(groups::delete(call)))),
     ("DisasterDowngrade", NotSupported(DISASTER_RECOVERY)),
@@ -86,9 +104,18 @@ pub(crate) const ACTIONS: &[(&str, Availability)] = &[
     ("ListGroupId", Supported(|call| Box::pin(groups::list(call)))),
     ("ListInstances", Supported(|call| Box::pin(instances::list(call)))),
     ("ListTagResources", NotSupported(TAGS)),
-    ("QueryCustomAuthConnectBlack", Planned(CUSTOM_AUTH)),
-    ("QueryCustomAuthIdentity", Planned(CUSTOM_AUTH)),
-    ("QueryCustomAuthPermission", Planned(CUSTOM_AUTH)),
+    (
+        "QueryCustomAuthConnectBlack",
+        Supported(|call| Box::pin(custom_auth::query_connect_black(call))),
+    ),
+    (
+        "QueryCustomAuthIdentity",
+        Supported(|call| Box::pin(custom_auth::query_identity(call))),
+    ),
+    (
+        "QueryCustomAuthPermission",
+        Supported(|call| Box::pin(custom_auth::query_permission(call))),
+    ),
     ("QueryMqttTraceDevice", Planned(TRACE)),
     ("QueryMqttTraceMessageOfClient", Planned(TRACE)),
     ("QueryMqttTraceMessagePublish", Planned(TRACE)),
@@ -111,7 +138,7 @@ pub(crate) const ACTIONS: &[(&str, Availability)] = &[
     ("SendMessage", Supported(|call| Box::pin(messages::send(call)))),
     (
         "SetSniConfig",
-        Planned("instance selection by TLS SNI is part of custom authentication, planned; not available yet"),
+        Planned("instance selection by TLS SNI is planned; custom-auth usernames select their instance meanwhile"),
     ),
     ("TagResources", NotSupported(TAGS)),
     (
@@ -119,8 +146,14 @@ pub(crate) const ACTIONS: &[(&str, Availability)] = &[
         Supported(|call| Box::pin(devices::unregister(call))),
     ),
     ("UntagResources", NotSupported(TAGS)),
-    ("UpdateCustomAuthIdentity", Planned(CUSTOM_AUTH)),
-    ("UpdateCustomAuthPermission", Planned(CUSTOM_AUTH)),
+    (
+        "UpdateCustomAuthIdentity",
+        Supported(|call| Box::pin(custom_auth::update_identity(call))),
+    ),
+    (
+        "UpdateCustomAuthPermission",
+        Supported(|call| Box::pin(custom_auth::update_permission(call))),
+    ),
 ];
 
 /// The action's name as listed (a `&'static str` for metric labels) and its handler.
@@ -183,7 +216,7 @@ mod tests {
         assert_eq!(names, sorted);
         assert_eq!(names.len(), 50, "the 2020-04-20 SDK client has 50 actions");
         let supported = ACTIONS.iter().filter(|(_, a)| matches!(a, Supported(_))).count();
-        assert_eq!(supported, 16);
+        assert_eq!(supported, 27);
     }
 
     #[test]

@@ -50,6 +50,7 @@ pub fn token(inst: &str, act: TokenAction, res: &[&str], exp_ms: i64, jti: &str)
 fn instance(id: &str, quotas: Quotas) -> InstanceConfig {
     InstanceConfig {
         rules: Vec::new(),
+        custom_auth: Default::default(),
         id: id.into(),
         name: id.into(),
         quotas,
