@@ -12,6 +12,7 @@ mod cluster_routing;
 mod cluster_sessions;
 mod cluster_state;
 mod commands;
+mod custom_auth;
 mod events;
 mod online_status;
 mod outage;
