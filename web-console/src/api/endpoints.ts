@@ -21,6 +21,22 @@ export type UsagePoint = S['UsagePoint'];
 export type Rule = S['Rule'];
 export type RuleTestResult = S['RuleTestResult'];
 export type DeadLetter = S['DeadLetter'];
+export type CustomAuthIdentity = S['CustomAuthIdentity'];
+export type CustomAuthIdentitySettings = S['CustomAuthIdentitySettings'];
+export type CustomAuthPermission = S['CustomAuthPermission'];
+export type ConnectBlacklistEntry = S['ConnectBlacklistEntry'];
+
+/** Every item of a list paged by `nextToken`. */
+async function allPages<P extends { nextToken?: string | null }, T>(fetch: (token: string) => Promise<P>, items: (page: P) => T[]): Promise<T[]> {
+  const all: T[] = [];
+  let token = '';
+  do {
+    const page = await fetch(token);
+    all.push(...items(page));
+    token = page.nextToken ?? '';
+  } while (token);
+  return all;
+}
 
 const inst = (id: string) => `/instances/${seg(id)}`;
 
@@ -85,4 +101,35 @@ export const Api = {
   listClientEvents: (id: string, clientId: string, pageSize = 50) =>
     request<ClientEventPage>('GET', `${inst(id)}/client-events?clientId=${seg(clientId)}&pageNo=1&pageSize=${pageSize}`),
   sendMessage: (id: string, body: SendMessageRequest) => request<SendMessageResponse>('POST', `${inst(id)}/messages`, body),
+
+  listCustomIdentities: (id: string) =>
+    allPages(
+      (t) => request<S['CustomAuthIdentityPage']>('GET', `${inst(id)}/custom-auth/identities?nextToken=${seg(t)}`),
+      (p: S['CustomAuthIdentityPage']) => p.identities,
+    ),
+  addCustomIdentity: (id: string, body: S['AddCustomAuthIdentityRequest']) =>
+    request<CustomAuthIdentity>('POST', `${inst(id)}/custom-auth/identities`, body),
+  updateCustomIdentity: (id: string, username: string, body: CustomAuthIdentitySettings) =>
+    request<CustomAuthIdentity>('PUT', `${inst(id)}/custom-auth/identities/${seg(username)}`, body),
+  deleteCustomIdentity: (id: string, username: string) => request<void>('DELETE', `${inst(id)}/custom-auth/identities/${seg(username)}`),
+  listCustomPermissions: (id: string) =>
+    allPages(
+      (t) => request<S['CustomAuthPermissionPage']>('GET', `${inst(id)}/custom-auth/permissions?nextToken=${seg(t)}`),
+      (p: S['CustomAuthPermissionPage']) => p.permissions,
+    ),
+  addCustomPermission: (id: string, body: CustomAuthPermission) => request<CustomAuthPermission>('POST', `${inst(id)}/custom-auth/permissions`, body),
+  updateCustomPermission: (id: string, body: CustomAuthPermission) => request<CustomAuthPermission>('PUT', `${inst(id)}/custom-auth/permissions`, body),
+  deleteCustomPermission: (id: string, p: CustomAuthPermission) =>
+    request<void>(
+      'DELETE',
+      `${inst(id)}/custom-auth/permissions?identityType=${p.identityType}&identity=${seg(p.identity)}&topic=${seg(p.topic)}`,
+    ),
+  listConnectBlacklist: (id: string) =>
+    allPages(
+      (t) => request<S['ConnectBlacklistPage']>('GET', `${inst(id)}/custom-auth/connect-blacklist?nextToken=${seg(t)}`),
+      (p: S['ConnectBlacklistPage']) => p.entries,
+    ),
+  addToConnectBlacklist: (id: string, clientId: string) => request<void>('POST', `${inst(id)}/custom-auth/connect-blacklist`, { clientId }),
+  removeFromConnectBlacklist: (id: string, clientId: string) =>
+    request<void>('DELETE', `${inst(id)}/custom-auth/connect-blacklist/${seg(clientId)}`),
 };

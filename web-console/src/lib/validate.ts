@@ -61,3 +61,28 @@ export function topic(v: string, opts: { wildcards: boolean; max?: number; paren
   if (opts.parents && !opts.parents.includes(levels[0])) return `"${levels[0]}" is not a parent topic of this instance.`;
   return null;
 }
+
+/** A custom-auth username: 1-64 printable ASCII characters without spaces or "|". */
+export function customUsername(v: string): string | null {
+  if (!v) return 'Required.';
+  if (!/^[!-{}~]*$/.test(v)) return 'Printable ASCII only, without spaces or "|".';
+  if (v.length > 64) return `At most 64 characters (now ${v.length}).`;
+  return null;
+}
+
+/** A custom-auth secret: 1-256 bytes without control characters. */
+export function customSecret(v: string): string | null {
+  if (!v) return 'Required.';
+  if (/\p{Cc}/u.test(v)) return 'No control characters.';
+  const bytes = new TextEncoder().encode(v).length;
+  if (bytes > 256) return `At most 256 bytes (now ${bytes}).`;
+  return null;
+}
+
+/** Any MQTT client ID (custom-auth clients need no group), without "/", "+", "#" or control characters. */
+export function anyClientId(v: string, max = 64): string | null {
+  if (!v) return 'Required.';
+  if (/[/+#]|\p{Cc}/u.test(v)) return 'No "/", "+", "#" or control characters.';
+  if ([...v].length > max) return `At most ${max} characters (now ${[...v].length}).`;
+  return null;
+}

@@ -12,6 +12,7 @@ import { Devices } from './instance/Devices';
 import { Clients } from './instance/Clients';
 import { SendMessage } from './instance/SendMessage';
 import { Rules } from './instance/Rules';
+import { CustomAuth } from './instance/CustomAuth';
 
 const TABS = [
   ['overview', 'Overview'],
@@ -20,6 +21,7 @@ const TABS = [
   ['access-keys', 'AccessKeys'],
   ['tokens', 'Tokens'],
   ['devices', 'Device credentials'],
+  ['custom-auth', 'Custom auth'],
   ['rules', 'Rules'],
   ['clients', 'Online clients'],
   ['send', 'Send message'],
@@ -50,6 +52,8 @@ export function InstanceDetail({ instanceId, tab }: { instanceId: string; tab: s
         return <Tokens instance={i} />;
       case 'devices':
         return <Devices instance={i} />;
+      case 'custom-auth':
+        return <CustomAuth instance={i} />;
       case 'rules':
         return <Rules instance={i} onChange={inst.reload} />;
       case 'clients':
