@@ -4,4 +4,5 @@ pub mod mqtt;
 pub mod nats;
 pub mod net;
 pub mod pg;
+pub mod python;
 pub mod receiver;

@@ -147,3 +147,25 @@ async fn identities_connect_act_within_their_permissions_and_are_withdrawn() {
         .await;
     until_accepted(Instant::now(), || fleet_opts("sensor-a")).await;
 }
+
+/// `tests/python/custom_auth`: a backend manages identities with Alibaba's official SDK (both
+/// signatures) and devices connect with paho-mqtt in both sign modes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn official_sdk_identities_and_paho_devices() {
+    let s = System::up(1).await;
+    let fx = &s.fx;
+    let path = format!("{}/python/custom_auth", env!("CARGO_MANIFEST_DIR"));
+    let out = test_support::python::run_pytest(
+        path,
+        vec![
+            ("CP_URL", s.cp.url.clone()),
+            ("CP_INSTANCE_ID", fx.instance.clone()),
+            ("CP_ACCESS_KEY_ID", fx.access_key.clone()),
+            ("CP_ACCESS_KEY_SECRET", fx.secret.clone()),
+            ("MQTT_PORT", s.broker().mqtt_port.to_string()),
+            ("PARENT_TOPIC", fx.parent.clone()),
+        ],
+    )
+    .await;
+    assert!(out.contains("2 passed"), "{out}");
+}

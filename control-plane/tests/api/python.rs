@@ -2,32 +2,11 @@
 //! requests with the reference ACS3 signer of the PyPI package `alibabacloud-tea-openapi`. Python and
 //! the packages of tests/requirements.txt are required (scripts/test installs them): never skipped.
 
-use std::process::Command;
-
 use crate::server::TestServer;
 
-/// Runs `python3 -m pytest` on `target` (relative to the repository) with `env`; panics with the
-/// output unless every test passed and none was skipped. Returns the output.
+/// Runs the Python tests at `target` (relative to the repository) with `env`.
 pub async fn run_pytest(target: &str, env: Vec<(&'static str, String)>) -> String {
-    let path = format!("{}/../{target}", env!("CARGO_MANIFEST_DIR"));
-    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new(&python)
-            .args(["-m", "pytest", "-q", "-p", "no:cacheprovider", &path])
-            .envs(env)
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run {python} (install Python 3 and tests/requirements.txt): {e}"))
-    })
-    .await
-    .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "pytest failed:\n{text}");
-    assert!(!text.contains("skipped"), "the Python tests must not skip:\n{text}");
-    text
+    test_support::python::run_pytest(format!("{}/../{target}", env!("CARGO_MANIFEST_DIR")), env).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
