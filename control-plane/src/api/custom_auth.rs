@@ -27,8 +27,26 @@ pub struct AddCustomAuthIdentityRequest {
     /// 1-64 printable ASCII characters without spaces or `|`, unique across the whole service (it
     /// tells the broker which instance the client connects to).
     pub username: String,
-    #[serde(flatten)]
-    pub settings: CustomAuthIdentitySettings,
+    /// Write-only: 1-256 bytes without control characters.
+    pub secret: String,
+    pub identity_type: IdentityType,
+    /// Required for a CLIENT identity (the one client ID it may connect as), refused for USER.
+    pub client_id: Option<String>,
+    pub sign_mode: SignMode,
+}
+
+impl AddCustomAuthIdentityRequest {
+    /// The username and the rest (spelled out rather than `#[serde(flatten)]`, which the OpenAPI
+    /// document would render as two closed schemas that no body can satisfy together).
+    fn split(self) -> (String, CustomAuthIdentitySettings) {
+        let settings = CustomAuthIdentitySettings {
+            secret: self.secret,
+            identity_type: self.identity_type,
+            client_id: self.client_id,
+            sign_mode: self.sign_mode,
+        };
+        (self.username, settings)
+    }
 }
 
 /// What an identity is besides its username (all of it replaced by an update).
@@ -287,7 +305,8 @@ pub async fn add_custom_auth_identity(
     Path(instance_id): Path<String>,
     ApiJson(req): ApiJson<AddCustomAuthIdentityRequest>,
 ) -> ApiResult<(StatusCode, Json<CustomAuthIdentity>)> {
-    let identity = put_identity(&state, &caller, &instance_id, &req.username, &req.settings, false).await?;
+    let (username, settings) = req.split();
+    let identity = put_identity(&state, &caller, &instance_id, &username, &settings, false).await?;
     Ok((StatusCode::CREATED, Json(identity)))
 }
 

@@ -616,7 +616,13 @@ export interface components {
         AddConnectBlacklistRequest: {
             clientId: string;
         };
-        AddCustomAuthIdentityRequest: components["schemas"]["CustomAuthIdentitySettings"] & {
+        AddCustomAuthIdentityRequest: {
+            /** @description Required for a CLIENT identity (the one client ID it may connect as), refused for USER. */
+            clientId?: string | null;
+            identityType: components["schemas"]["IdentityType"];
+            /** @description Write-only: 1-256 bytes without control characters. */
+            secret: string;
+            signMode: components["schemas"]["SignMode"];
             /**
              * @description 1-64 printable ASCII characters without spaces or `|`, unique across the whole service (it
              *     tells the broker which instance the client connects to).
