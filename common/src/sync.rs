@@ -98,6 +98,71 @@ pub struct ClientEvent {
     /// Topic filters for `subscribe` / `unsubscribe`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub topics: Vec<String>,
+    /// Why the connection ended (`tcpclean` only; absent from brokers that predate it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<CloseReason>,
+}
+
+/// Why a connection ended or a CONNECT was refused, in the words of Alibaba's device trace
+/// (`ActionInfo`) where it has one *(compat)*; the last three are ours.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CloseReason {
+    /// A refused CONNECT, or credentials withdrawn since (revoked, disabled, deleted, blacklisted).
+    #[serde(rename = "not authorized")]
+    NotAuthorized,
+    /// Another connection took over the client ID, or a second one was refused.
+    #[serde(rename = "clientId conflict")]
+    ClientIdConflict,
+    /// A PUBLISH or SUBSCRIBE outside what the credentials allow (MQTT 3.1.1 closes).
+    #[serde(rename = "resource auth failed")]
+    ResourceAuthFailed,
+    /// Nothing arrived within 1.5 keep-alive periods.
+    #[serde(rename = "no heart")]
+    NoHeart,
+    /// The client closed the TCP connection without DISCONNECT.
+    #[serde(rename = "closed by client")]
+    ClosedByClient,
+    /// The client sent DISCONNECT.
+    #[serde(rename = "disconnected by client")]
+    DisconnectedByClient,
+    /// A malformed or oversized packet, or a refused client ID.
+    #[serde(rename = "invalid param")]
+    InvalidParam,
+    /// The connection failed with an I/O error.
+    #[serde(rename = "Socket IOException")]
+    SocketIoException,
+    /// CloseConnection, or the broker shutting down.
+    #[serde(rename = "closed by server")]
+    ClosedByServer,
+    /// A CONNECT refused by the instance's connection or persistent-session quota.
+    #[serde(rename = "quota exceeded")]
+    QuotaExceeded,
+    /// A CONNECT refused because the session could not be opened (cluster unreachable).
+    #[serde(rename = "server unavailable")]
+    ServerUnavailable,
+    /// A reason this version does not know (from a newer broker).
+    #[serde(other, rename = "other")]
+    Other,
+}
+
+impl CloseReason {
+    /// The wire word (`"no heart"`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NotAuthorized => "not authorized",
+            Self::ClientIdConflict => "clientId conflict",
+            Self::ResourceAuthFailed => "resource auth failed",
+            Self::NoHeart => "no heart",
+            Self::ClosedByClient => "closed by client",
+            Self::DisconnectedByClient => "disconnected by client",
+            Self::InvalidParam => "invalid param",
+            Self::SocketIoException => "Socket IOException",
+            Self::ClosedByServer => "closed by server",
+            Self::QuotaExceeded => "quota exceeded",
+            Self::ServerUnavailable => "server unavailable",
+            Self::Other => "other",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -192,5 +257,13 @@ mod tests {
         );
         let e: ClientEventType = serde_json::from_str("\"tcpclean\"").unwrap();
         assert_eq!(e, ClientEventType::Tcpclean);
+        let r: CloseReason = serde_json::from_str("\"no heart\"").unwrap();
+        assert_eq!((r, r.as_str()), (CloseReason::NoHeart, "no heart"));
+        assert_eq!(
+            serde_json::to_string(&CloseReason::SocketIoException).unwrap(),
+            "\"Socket IOException\""
+        );
+        let newer: CloseReason = serde_json::from_str("\"some new reason\"").unwrap();
+        assert_eq!(newer, CloseReason::Other);
     }
 }

@@ -6,14 +6,20 @@
 use tokio::sync::broadcast;
 
 /// The event type of the control-plane contract (`common::sync`), so events travel unchanged.
-pub use common::sync::{ClientEvent, ClientEventType as EventType};
+pub use common::sync::{ClientEvent, ClientEventType as EventType, CloseReason};
 
 /// Runs on every event before it is broadcast (the status rules' outbox append).
 pub type Hook = Box<dyn Fn(&ClientEvent) + Send + Sync>;
 
+/// Refused CONNECTs recorded per second at most, so that a flood of bad logins cannot flood the
+/// control plane's trace with it (the rest are counted and logged only).
+const REFUSALS_PER_SEC: u32 = 100;
+
 pub struct Events {
     tx: broadcast::Sender<ClientEvent>,
     hook: std::sync::OnceLock<Hook>,
+    /// (second, refusals recorded in it).
+    refusals: std::sync::Mutex<(i64, u32)>,
 }
 
 impl Default for Events {
@@ -21,6 +27,7 @@ impl Default for Events {
         Self {
             tx: broadcast::channel(4096).0,
             hook: std::sync::OnceLock::new(),
+            refusals: std::sync::Mutex::new((0, 0)),
         }
     }
 }
@@ -32,6 +39,26 @@ impl Events {
 
     pub fn subscribe(&self) -> broadcast::Receiver<ClientEvent> {
         self.tx.subscribe()
+    }
+
+    /// A refused CONNECT for the trace (a `tcpclean` with the reason, on a channel that never
+    /// connected): to the control plane only, not to status rules (the client was never online),
+    /// and at most `REFUSALS_PER_SEC` per second.
+    pub fn emit_refusal(&self, event: ClientEvent) {
+        {
+            let mut window = self.refusals.lock().unwrap_or_else(|e| e.into_inner());
+            let second = event.time.div_euclid(1000);
+            if window.0 != second {
+                *window = (second, 0);
+            }
+            if window.1 >= REFUSALS_PER_SEC {
+                crate::metrics::client_event("refused_not_recorded");
+                return;
+            }
+            window.1 += 1;
+        }
+        crate::metrics::client_event("refused");
+        let _ = self.tx.send(event);
     }
 
     pub fn emit(&self, event: ClientEvent) {

@@ -13,6 +13,7 @@ mod cluster_sessions;
 mod cluster_state;
 mod commands;
 mod custom_auth;
+mod device_trace;
 mod events;
 mod online_status;
 mod outage;

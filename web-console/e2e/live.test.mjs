@@ -116,6 +116,8 @@ describe('live broker views', () => {
     });
     await card.getByRole('button', { name: 'Show connection history' }).click();
     await card.getByRole('table', { name: 'connection history' }).getByText('tcpclean').first().waitFor();
+    // Why it ended, as the broker reported it.
+    await card.getByRole('table', { name: 'connection history' }).getByText('closed by server').waitFor();
     await shot(page, 'live-05-kicked');
     assert.ok(client.disconnected || !client.connected);
   });

@@ -12,7 +12,7 @@ pub(crate) mod health;
 pub(crate) mod instances;
 pub(crate) mod login;
 pub(crate) mod messages;
-mod paging;
+pub(crate) mod paging;
 pub(crate) mod quotas;
 pub(crate) mod rule_checks;
 pub(crate) mod rules;

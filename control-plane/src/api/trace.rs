@@ -42,6 +42,12 @@ pub struct ClientEventRecord {
     /// `ip:port`.
     pub client_ip: String,
     pub node_id: String,
+    /// `tcpclean` only: why the connection ended or the CONNECT was refused (`not authorized`,
+    /// `clientId conflict`, `resource auth failed`, `no heart`, `closed by client`, `disconnected by
+    /// client`, `invalid param`, `Socket IOException`, `closed by server`, `quota exceeded`, `server
+    /// unavailable`). A refused CONNECT is a `tcpclean` whose channel has no `connect`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -62,6 +68,7 @@ impl From<EventRow> for ClientEventRecord {
             channel_id: row.channel_id,
             client_ip: row.client_ip,
             node_id: row.node_id,
+            reason: row.reason,
         }
     }
 }
@@ -78,24 +85,43 @@ pub async fn list_client_events(
 ) -> ApiResult<Json<ClientEventPage>> {
     caller.require_instance(&instance_id)?;
     let Query(params) = params.map_err(|e| ApiError::invalid("query", e.body_text()))?;
-    instances::quotas(&state.db, &instance_id).await?;
     let client_id = params
         .client_id
         .ok_or_else(|| ApiError::invalid("clientId", "is required"))?;
     let page = Page::new(params.page_no, params.page_size, 20)?;
+    let span = (params.start_time, params.end_time);
+    Ok(Json(
+        client_events(&state, &caller, &instance_id, &client_id, span, page, false).await?,
+    ))
+}
+
+/// A page of the client's events in `[start, end)` (either open), oldest or newest first; for
+/// ListClientEvents and Alibaba's QueryMqttTraceDevice.
+pub(crate) async fn client_events(
+    state: &AppState,
+    caller: &Caller,
+    instance_id: &str,
+    client_id: &str,
+    (start_ms, end_ms): (Option<i64>, Option<i64>),
+    page: Page,
+    oldest_first: bool,
+) -> ApiResult<ClientEventPage> {
+    caller.require_instance(instance_id)?;
+    instances::quotas(&state.db, instance_id).await?;
     let query = EventQuery {
-        instance_id: &instance_id,
-        client_id: &client_id,
-        start_ms: params.start_time,
-        end_ms: params.end_time,
+        instance_id,
+        client_id,
+        start_ms,
+        end_ms,
         limit: page.limit(),
         offset: page.offset(),
+        oldest_first,
     };
     let (rows, total) = events::page(&state.db, &query).await?;
-    Ok(Json(ClientEventPage {
+    Ok(ClientEventPage {
         events: rows.into_iter().map(ClientEventRecord::from).collect(),
         page_no: page.no,
         page_size: page.size,
         total,
-    }))
+    })
 }

@@ -1,5 +1,5 @@
-//! Client event history for trace (`client_events`): connect, disconnect and tcpclean as brokers
-//! reported them.
+//! Client event history for trace (`client_events`): connect, disconnect and tcpclean (with why the
+//! connection ended, and refused CONNECTs) as brokers reported them.
 
 use std::time::Duration;
 
@@ -14,6 +14,8 @@ pub struct EventRow {
     pub channel_id: String,
     pub client_ip: String,
     pub node_id: String,
+    /// Why the connection ended (`tcpclean`), when the broker said.
+    pub reason: Option<String>,
 }
 
 /// Which of a client's events, `limit` from `offset`, newest first.
@@ -26,6 +28,8 @@ pub struct EventQuery<'a> {
     pub end_ms: Option<i64>,
     pub limit: i64,
     pub offset: i64,
+    /// Oldest first (the device trace's default) instead of newest first.
+    pub oldest_first: bool,
 }
 
 /// The name an event type is stored under (and trace shows).
@@ -50,9 +54,10 @@ pub(super) async fn append(conn: &mut PgConnection, node_id: &str, events: &[Cli
     }
     let col = |f: fn(&(&ClientEvent, &str)) -> String| history.iter().map(f).collect::<Vec<String>>();
     sqlx::query(
-        "insert into client_events (node_id, instance_id, client_id, channel_id, event_type, client_ip, time_ms)
-         select $1, i, c, ch, t, ip, ms
-         from unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int8[]) as u(i, c, ch, t, ip, ms)",
+        "insert into client_events (node_id, instance_id, client_id, channel_id, event_type, client_ip, time_ms, reason)
+         select $1, i, c, ch, t, ip, ms, r
+         from unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int8[], $8::text[])
+           as u(i, c, ch, t, ip, ms, r)",
     )
     .bind(node_id)
     .bind(col(|(e, _)| e.instance_id.clone()))
@@ -61,6 +66,12 @@ pub(super) async fn append(conn: &mut PgConnection, node_id: &str, events: &[Cli
     .bind(col(|(_, name)| name.to_string()))
     .bind(col(|(e, _)| e.client_ip.clone()))
     .bind(history.iter().map(|(e, _)| e.time).collect::<Vec<i64>>())
+    .bind(
+        history
+            .iter()
+            .map(|(e, _)| e.reason.map(|r| r.as_str()))
+            .collect::<Vec<Option<&str>>>(),
+    )
     .execute(conn)
     .await?;
     Ok(())
@@ -77,9 +88,14 @@ pub async fn page(pool: &PgPool, q: &EventQuery<'_>) -> Result<(Vec<EventRow>, i
         .bind(q.end_ms)
         .fetch_one(pool)
         .await?;
+    let order = if q.oldest_first {
+        "time_ms, id"
+    } else {
+        "time_ms desc, id desc"
+    };
     let events = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "select client_id, event_type, time_ms, channel_id, client_ip, node_id {filter}
-         order by time_ms desc, id desc limit $5 offset $6"
+        "select client_id, event_type, time_ms, channel_id, client_ip, node_id, reason {filter}
+         order by {order} limit $5 offset $6"
     )))
     .bind(q.instance_id)
     .bind(q.client_id)

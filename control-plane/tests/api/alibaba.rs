@@ -8,7 +8,8 @@ use reqwest::Method;
 
 use crate::python::run_pytest;
 use crate::server::TestServer;
-use crate::sessions::report_connect;
+use crate::server::now_ms;
+use crate::sessions::{event, report_connect, send_events};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn official_sdk_and_legacy_token_server() {
@@ -25,6 +26,32 @@ async fn official_sdk_and_legacy_token_server() {
     let node = s.create_node("node-sdk").await;
     let online = "GID_sdk@@@online";
     report_connect(&s, &node, "boot-1", &id, online, "ch-sdk-1").await;
+    // A client's history for QueryMqttTraceDevice: a clean session, a refused CONNECT, a keep-alive
+    // timeout and a close from a broker that gives no reason.
+    let traced = "GID_sdk@@@traced";
+    let history = [
+        ("connect", "ch-t1", None),
+        ("disconnect", "ch-t1", None),
+        ("tcpclean", "ch-t1", Some("disconnected by client")),
+        ("tcpclean", "ch-t2", Some("not authorized")),
+        ("connect", "ch-t3", None),
+        ("tcpclean", "ch-t3", Some("no heart")),
+        ("tcpclean", "ch-t4", None),
+    ];
+    let base = now_ms() - 60_000;
+    let events = history
+        .iter()
+        .enumerate()
+        .map(|(i, (kind, channel, reason))| {
+            let mut e = event(&id, traced, kind, channel, &[]);
+            e["time"] = (base + i as i64 * 1000).into();
+            if let Some(r) = reason {
+                e["reason"] = (*r).into();
+            }
+            e
+        })
+        .collect();
+    send_events(&s, &node, "boot-1", events).await;
 
     let text = run_pytest(
         "tests/python/alibaba",
@@ -37,6 +64,8 @@ async fn official_sdk_and_legacy_token_server() {
             ("CP_OTHER_ACCESS_KEY_ID", other_key.0),
             ("CP_OTHER_ACCESS_KEY_SECRET", other_key.1),
             ("CP_ONLINE_CLIENT_ID", online.to_string()),
+            ("CP_TRACED_CLIENT_ID", traced.to_string()),
+            ("CP_TRACE_BEGIN_MS", base.to_string()),
         ],
     )
     .await;

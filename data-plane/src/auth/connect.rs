@@ -124,6 +124,19 @@ pub fn authenticate(
     }
 }
 
+/// The instance a CONNECT's username names, when this broker serves it (for the trace of a refused
+/// CONNECT; nothing is recorded for a username that names no instance).
+pub fn instance_named<'a>(dir: &'a Directory, username: &str) -> Option<&'a str> {
+    let instance_id = match username.split('|').nth(2) {
+        Some(id) => id,
+        None => dir.custom_usernames.get(username)?,
+    };
+    dir.instances
+        .get_key_value(instance_id)
+        .filter(|(_, inst)| !inst.open)
+        .map(|(id, _)| id.as_str())
+}
+
 /// The instance a client connects to, when it may: not the development instance (only reachable
 /// through the development listener), a client ID within its limit and not blacklisted.
 fn served_instance<'a>(dir: &'a Directory, instance_id: &str, client_id: &str) -> Result<&'a Arc<Instance>, AuthError> {

@@ -9,7 +9,7 @@ mod tokens;
 use common::token::{TokenAction, TokenError};
 use common::topic;
 
-pub use self::connect::{AuthError, authenticate, open_principal};
+pub use self::connect::{AuthError, authenticate, instance_named, open_principal};
 pub use self::custom::CustomAuthTable;
 use self::custom::Use;
 pub use self::tokens::Tokens;

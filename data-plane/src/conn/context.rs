@@ -13,7 +13,7 @@ use crate::auth::Credential;
 use crate::core::Broker;
 use crate::core::mailbox::Mailbox;
 use crate::directory::Instance;
-use crate::events::{ClientEvent, EventType};
+use crate::events::{ClientEvent, CloseReason, EventType};
 
 /// Why a connection ended, as far as the broker decided it (a lost connection has none).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,6 +53,9 @@ pub struct ConnCtx {
     pub write_blocked: Cell<bool>,
     pub write_unblocked: Notify,
     pub ending: Cell<Option<Ending>>,
+    /// What the protocol side saw end the connection (keep-alive timeout, a malformed packet, a
+    /// refused PUBLISH, the peer gone): the `tcpclean` event's reason when nothing above says more.
+    pub close_reason: Cell<Option<CloseReason>>,
     /// The instance's message counters.
     pub counters: Arc<crate::core::usage::Counters>,
 }
@@ -109,6 +112,15 @@ impl ConnCtx {
     }
 
     pub fn event_with(&self, event_type: EventType, topics: Vec<String>) {
+        self.emit(event_type, topics, None);
+    }
+
+    /// The `tcpclean` event, with why the connection ended.
+    pub fn closed_event(&self, reason: CloseReason) {
+        self.emit(EventType::Tcpclean, Vec::new(), Some(reason));
+    }
+
+    fn emit(&self, event_type: EventType, topics: Vec<String>, reason: Option<CloseReason>) {
         self.broker.events.emit(ClientEvent {
             instance_id: self.instance_id.clone(),
             client_id: self.client_id.to_string(),
@@ -117,6 +129,14 @@ impl ConnCtx {
             channel_id: self.channel_id.clone(),
             client_ip: self.peer.clone(),
             topics,
+            reason,
         });
+    }
+
+    /// Records the first thing seen to end the connection (later ones are consequences).
+    pub fn note_close(&self, reason: CloseReason) {
+        if self.close_reason.get().is_none() {
+            self.close_reason.set(Some(reason));
+        }
     }
 }

@@ -4,7 +4,7 @@
 use super::Conn;
 use super::context::Ending;
 use crate::core::wills::DeferredWill;
-use crate::events::EventType;
+use crate::events::CloseReason;
 use crate::metrics;
 
 /// Runs once, when the protocol side of the connection is dropped.
@@ -32,8 +32,22 @@ pub(super) fn finish(conn: &Conn) {
             super::drive(async move { broker.defer_will(deferred).await });
         }
     }
-    ctx.event(EventType::Tcpclean);
+    ctx.closed_event(close_reason(conn));
     metrics::disconnected();
     // Ends the delivery task, which then releases the session.
     ctx.mailbox.close();
+}
+
+/// Why the connection ended, most specific first: what the broker decided, then a clean
+/// DISCONNECT, then what the protocol side saw; a connection that simply went away was closed by
+/// the client.
+fn close_reason(conn: &Conn) -> CloseReason {
+    let ctx = &conn.ctx;
+    match ctx.ending.get() {
+        Some(Ending::TakenOver) => CloseReason::ClientIdConflict,
+        Some(Ending::Kicked) => CloseReason::ClosedByServer,
+        Some(Ending::Expired | Ending::Withdrawn) => CloseReason::NotAuthorized,
+        None if conn.clean_disconnect.get() => CloseReason::DisconnectedByClient,
+        None => ctx.close_reason.get().unwrap_or(CloseReason::ClosedByClient),
+    }
 }

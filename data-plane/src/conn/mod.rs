@@ -27,7 +27,7 @@ use crate::auth;
 use crate::core::mailbox::Mailbox;
 use crate::core::sessions::ConnHandle;
 use crate::core::{Broker, OpenRefusal, SessionRequest};
-use crate::events::{EventType, new_channel_id};
+use crate::events::{ClientEvent, CloseReason, EventType, new_channel_id};
 use crate::message::Message;
 use crate::metrics::{self, Packet};
 
@@ -110,6 +110,20 @@ fn drive(fut: impl Future<Output = ()> + 'static) {
     }
 }
 
+/// A refused CONNECT in the instance's trace: a `tcpclean` with the reason, on a channel of its own.
+fn record_refusal(broker: &Broker, instance_id: &str, info: &ConnectInfo, reason: CloseReason) {
+    broker.events.emit_refusal(ClientEvent {
+        instance_id: instance_id.to_string(),
+        client_id: info.client_id.clone(),
+        event_type: EventType::Tcpclean,
+        time: common::time::now_ms(),
+        channel_id: new_channel_id(),
+        client_ip: info.peer.clone(),
+        topics: Vec::new(),
+        reason: Some(reason),
+    });
+}
+
 /// Authenticates and registers a connection, and starts its delivery task.
 pub async fn connect(
     broker: &Arc<Broker>,
@@ -136,11 +150,16 @@ pub async fn connect(
         metrics::auth_failure(e.label());
         tracing::info!(client_id = %info.client_id, peer = %info.peer, reason = %e, "connect refused");
         // The client ID form is the one failure the protocol has its own code for.
-        if e == auth::AuthError::ClientIdTooLong {
-            ConnectRefusal::IdentifierRejected
+        let (refusal, reason) = if e == auth::AuthError::ClientIdTooLong {
+            (ConnectRefusal::IdentifierRejected, CloseReason::InvalidParam)
         } else {
-            ConnectRefusal::NotAuthorized
+            (ConnectRefusal::NotAuthorized, CloseReason::NotAuthorized)
+        };
+        let username = info.username.as_deref().unwrap_or("");
+        if let Some(instance_id) = auth::instance_named(&dir, username) {
+            record_refusal(broker, instance_id, &info, reason);
         }
+        refusal
     })?;
     let inst = principal.instance.clone();
     let client_id = principal.client_id.clone();
@@ -156,14 +175,27 @@ pub async fn connect(
         },
     };
     let session = broker.open_session(&inst, &client_id, request).await.map_err(|e| {
-        let (reason, refusal) = match e {
-            OpenRefusal::QuotaExceeded => ("connections", ConnectRefusal::QuotaExceeded),
-            OpenRefusal::Duplicate => ("duplicate_client_id", ConnectRefusal::IdentifierRejected),
-            OpenRefusal::TooManySessions => ("persistent_sessions", ConnectRefusal::QuotaExceeded),
-            OpenRefusal::Unavailable(_) => ("unavailable", ConnectRefusal::Unavailable),
+        let (reason, refusal, traced) = match e {
+            OpenRefusal::QuotaExceeded => ("connections", ConnectRefusal::QuotaExceeded, CloseReason::QuotaExceeded),
+            OpenRefusal::Duplicate => (
+                "duplicate_client_id",
+                ConnectRefusal::IdentifierRejected,
+                CloseReason::ClientIdConflict,
+            ),
+            OpenRefusal::TooManySessions => (
+                "persistent_sessions",
+                ConnectRefusal::QuotaExceeded,
+                CloseReason::QuotaExceeded,
+            ),
+            OpenRefusal::Unavailable(_) => (
+                "unavailable",
+                ConnectRefusal::Unavailable,
+                CloseReason::ServerUnavailable,
+            ),
         };
         metrics::refused(Packet::Connect, reason);
         tracing::info!(client_id = %client_id, reason, "connect refused");
+        record_refusal(broker, &inst.id, &info, traced);
         refusal
     })?;
     let credential = principal.credential;
@@ -193,6 +225,7 @@ pub async fn connect(
         write_unblocked: Notify::new(),
         counters: broker.usage.counters(&inst.id),
         ending: Cell::new(None),
+        close_reason: Cell::new(None),
     });
     // MQTT 5: the will waits for its delay, but never beyond the session's end nor beyond what the
     // instance keeps offline messages for.

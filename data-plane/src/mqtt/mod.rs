@@ -9,6 +9,7 @@ use std::rc::Rc;
 use ntex::io::types::PeerAddr;
 
 use crate::conn::{Conn, Refusal};
+use crate::events::CloseReason;
 
 /// Error of our handlers: makes ntex-mqtt close the connection (v3) or send DISCONNECT (v5).
 #[derive(Debug, Clone, Copy, thiserror::Error)]
@@ -66,3 +67,21 @@ macro_rules! mqtt_service {
     }};
 }
 pub(crate) use mqtt_service;
+
+/// What ended the connection as the protocol side saw it, for the `tcpclean` event's reason.
+fn stop_reason(reason: &ntex_mqtt::Reason<HandlerError>) -> CloseReason {
+    use ntex_mqtt::Reason;
+    use ntex_mqtt::error::MqttProtocolError as P;
+    match reason {
+        Reason::Error(e) => match e.get_ref() {
+            HandlerError::Refused(Refusal::NotAuthorized) => CloseReason::ResourceAuthFailed,
+            HandlerError::Refused(_) | HandlerError::Payload => CloseReason::InvalidParam,
+        },
+        Reason::Protocol(p) => match p.get_ref() {
+            P::KeepAliveTimeout | P::ReadTimeout => CloseReason::NoHeart,
+            _ => CloseReason::InvalidParam,
+        },
+        Reason::PeerGone(gone) if gone.err().is_some() => CloseReason::SocketIoException,
+        Reason::PeerGone(_) => CloseReason::ClosedByClient,
+    }
+}

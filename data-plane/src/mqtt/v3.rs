@@ -105,6 +105,7 @@ pub async fn protocol(
         _ => {}
     }
     if refuse {
+        ses.ctx.note_close(crate::events::CloseReason::ResourceAuthFailed);
         // A token client may have a `$SYS/tokenInvalidNotice` queued; let it leave first.
         ntex::time::sleep(crate::sys::NOTICE_FLUSH).await;
         return Ok(msg.disconnect());
@@ -122,8 +123,9 @@ pub async fn control(
     ses: &v3::Session<St>,
     ctl: Control<HandlerError>,
 ) -> Result<Option<v3::codec::Encoded>, HandlerError> {
-    if let Control::WrBackpressure(w) = ctl {
-        ses.ctx.set_write_blocked(w.enabled());
+    match ctl {
+        Control::WrBackpressure(w) => ses.ctx.set_write_blocked(w.enabled()),
+        Control::Stop(reason) => ses.ctx.note_close(super::stop_reason(&reason)),
     }
     Ok(None)
 }

@@ -209,6 +209,9 @@ pub async fn control(
     ctl: Control<HandlerError>,
 ) -> Result<Option<v5::codec::Encoded>, HandlerError> {
     use v5::codec::DisconnectReasonCode as D;
+    if let Control::Stop(reason) = &ctl {
+        ses.ctx.note_close(super::stop_reason(reason));
+    }
     let reason = match ctl {
         Control::WrBackpressure(w) => {
             ses.ctx.set_write_blocked(w.enabled());

@@ -189,6 +189,7 @@ mod tests {
             channel_id: "0".repeat(32),
             client_ip: "127.0.0.1:1".into(),
             topics: vec![],
+            reason: None,
         }
     }
 

@@ -2,7 +2,9 @@
 server). They need a running control plane: the Rust test `alibaba::official_sdk_and_legacy_token_server`
 (`cargo nextest run -p control-plane alibaba`) starts one on a fresh database, creates two instances
 (each with parent topic `T` and group `GID_sdk`), an AccessKey bound to each, reports the client
-`GID_sdk@@@online` of the first as connected, and runs pytest here with the variables below.
+`GID_sdk@@@online` of the first as connected, reports a history of seven events of `GID_sdk@@@traced`
+(a clean session, a refused CONNECT, a keep-alive timeout, a close without reason) one second apart from
+`CP_TRACE_BEGIN_MS`, and runs pytest here with the variables below.
 """
 
 import os
@@ -24,6 +26,8 @@ VARIABLES = [
     "CP_OTHER_ACCESS_KEY_ID",
     "CP_OTHER_ACCESS_KEY_SECRET",
     "CP_ONLINE_CLIENT_ID",
+    "CP_TRACED_CLIENT_ID",
+    "CP_TRACE_BEGIN_MS",
 ]
 _missing = [v for v in VARIABLES if v not in os.environ]
 if _missing:
@@ -44,6 +48,8 @@ class Env:
     other_ak: str
     other_secret: str
     online_client: str
+    traced_client: str
+    trace_begin_ms: int
 
 
 ENV = Env(
@@ -56,6 +62,8 @@ ENV = Env(
     other_ak=os.environ["CP_OTHER_ACCESS_KEY_ID"],
     other_secret=os.environ["CP_OTHER_ACCESS_KEY_SECRET"],
     online_client=os.environ["CP_ONLINE_CLIENT_ID"],
+    traced_client=os.environ["CP_TRACED_CLIENT_ID"],
+    trace_begin_ms=int(os.environ["CP_TRACE_BEGIN_MS"]),
 )
 
 # The two signatures of the official SDK: its default (ACS3-HMAC-SHA256) and `signature_algorithm='v2'`,

@@ -753,6 +753,13 @@ export interface components {
             eventType: string;
             nodeId: string;
             /**
+             * @description `tcpclean` only: why the connection ended or the CONNECT was refused (`not authorized`,
+             *     `clientId conflict`, `resource auth failed`, `no heart`, `closed by client`, `disconnected by
+             *     client`, `invalid param`, `Socket IOException`, `closed by server`, `quota exceeded`, `server
+             *     unavailable`). A refused CONNECT is a `tcpclean` whose channel has no `connect`.
+             */
+            reason?: string | null;
+            /**
              * Format: int64
              * @description Epoch ms, as the broker saw it.
              */

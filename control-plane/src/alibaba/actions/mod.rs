@@ -10,6 +10,7 @@ mod instances;
 mod messages;
 mod sessions;
 mod tokens;
+mod trace;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -44,7 +45,7 @@ pub(crate) enum Availability {
 
 use Availability::{NotSupported, Planned, Supported};
 
-const TRACE: &str = "message trace is planned; not available yet (client connect and disconnect events are in the REST API's ListClientEvents)";
+const TRACE: &str = "message trace is planned; not available yet (a client's connections are in QueryMqttTraceDevice)";
 const CERTIFICATES: &str = "X.509 device certificate authentication is not offered";
 const DISASTER_RECOVERY: &str = "there is no cross-region disaster recovery here";
 const TAGS: &str = "resources have no tags here";
@@ -116,7 +117,10 @@ pub(crate) const ACTIONS: &[(&str, Availability)] = &[
         "QueryCustomAuthPermission",
         Supported(|call| Box::pin(custom_auth::query_permission(call))),
     ),
-    ("QueryMqttTraceDevice", Planned(TRACE)),
+    (
+        "QueryMqttTraceDevice",
+        Supported(|call| Box::pin(trace::query_device(call))),
+    ),
     ("QueryMqttTraceMessageOfClient", Planned(TRACE)),
     ("QueryMqttTraceMessagePublish", Planned(TRACE)),
     ("QueryMqttTraceMessageSubscribe", Planned(TRACE)),
@@ -216,13 +220,13 @@ mod tests {
         assert_eq!(names, sorted);
         assert_eq!(names.len(), 50, "the 2020-04-20 SDK client has 50 actions");
         let supported = ACTIONS.iter().filter(|(_, a)| matches!(a, Supported(_))).count();
-        assert_eq!(supported, 27);
+        assert_eq!(supported, 28);
     }
 
     #[test]
     fn unknown_and_unsupported_actions() {
         assert_eq!(find("Nope").unwrap_err().code, "InvalidAction.NotFound");
-        let e = find("QueryMqttTraceDevice").unwrap_err();
+        let e = find("QueryMqttTraceMessagePublish").unwrap_err();
         assert_eq!((e.status, e.code.as_ref()), (StatusCode::NOT_FOUND, "ApiNotSupport"));
         assert!(e.message.contains("planned"), "{}", e.message);
         assert_eq!(find("ApplyToken").unwrap().0, "ApplyToken");

@@ -147,6 +147,7 @@ function Events({ instanceId, clientId }: { instanceId: string; clientId: string
         <tr>
           <th>Time</th>
           <th>Event</th>
+          <th>Why</th>
           <th>Address</th>
           <th>Channel</th>
         </tr>
@@ -158,6 +159,7 @@ function Events({ instanceId, clientId }: { instanceId: string; clientId: string
             <td data-label="Event">
               <Badge tone={e.eventType === 'connect' ? 'ok' : 'muted'}>{e.eventType}</Badge>
             </td>
+            <td data-label="Why">{e.reason ?? <span class="muted">—</span>}</td>
             <td data-label="Address" class="mono">
               {e.clientIp}
             </td>
