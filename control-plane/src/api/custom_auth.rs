@@ -26,8 +26,10 @@ use crate::state::AppState;
 pub struct AddCustomAuthIdentityRequest {
     /// 1-64 printable ASCII characters without spaces or `|`, unique across the whole service (it
     /// tells the broker which instance the client connects to).
+    #[schema(pattern = "^[!-{}~]{1,64}$")]
     pub username: String,
     /// Write-only: 1-256 bytes without control characters.
+    #[schema(min_length = 1, max_length = 256)]
     pub secret: String,
     pub identity_type: IdentityType,
     /// Required for a CLIENT identity (the one client ID it may connect as), refused for USER.
@@ -54,6 +56,7 @@ impl AddCustomAuthIdentityRequest {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CustomAuthIdentitySettings {
     /// Write-only: 1-256 bytes without control characters.
+    #[schema(min_length = 1, max_length = 256)]
     pub secret: String,
     pub identity_type: IdentityType,
     /// Required for a CLIENT identity (the one client ID it may connect as), refused for USER.

@@ -153,7 +153,7 @@ fn operations_mut(item: &mut utoipa::openapi::PathItem) -> impl Iterator<Item = 
 struct ResourceLinks;
 
 /// (creating operation, the path parameter it creates, where the answer holds it)
-const CREATES: [(&str, &str, &str); 7] = [
+const CREATES: [(&str, &str, &str); 8] = [
     ("CreateInstance", "instanceId", "/instanceId"),
     ("CreateTopic", "topic", "/topic"),
     ("CreateGroupId", "groupId", "/groupId"),
@@ -161,6 +161,7 @@ const CREATES: [(&str, &str, &str); 7] = [
     ("CreateAccessKey", "accessKeyId", "/accessKeyId"),
     ("CreateBrokerNode", "nodeId", "/nodeId"),
     ("CreateRule", "ruleId", "/ruleId"),
+    ("AddCustomAuthIdentity", "username", "/username"),
 ];
 
 impl Modify for ResourceLinks {
