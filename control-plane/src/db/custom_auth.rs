@@ -120,16 +120,27 @@ pub async fn update_identity(
     .await
 }
 
-/// False when the instance has no such identity.
-pub async fn delete_identity(tx: &mut ConfigTx, instance_id: &str, username: &str) -> Result<bool, sqlx::Error> {
+/// Runs `statement` (a delete of one row by `$1` instance and `$2` name); false when there was none.
+async fn delete_one(
+    tx: &mut ConfigTx,
+    statement: &'static str,
+    instance_id: &str,
+    name: &str,
+) -> Result<bool, sqlx::Error> {
     tx.touch(instance_id);
-    let deleted = sqlx::query("delete from custom_auth_identities where instance_id = $1 and username = $2")
+    let deleted = sqlx::query(statement)
         .bind(instance_id)
-        .bind(username)
+        .bind(name)
         .execute(tx.conn())
         .await?
         .rows_affected();
     Ok(deleted > 0)
+}
+
+/// False when the instance has no such identity.
+pub async fn delete_identity(tx: &mut ConfigTx, instance_id: &str, username: &str) -> Result<bool, sqlx::Error> {
+    let statement = "delete from custom_auth_identities where instance_id = $1 and username = $2";
+    delete_one(tx, statement, instance_id, username).await
 }
 
 /// Identities by username, `limit` from `offset`.
@@ -242,14 +253,8 @@ pub async fn add_blacklisted(tx: &mut ConfigTx, instance_id: &str, client_id: &s
 
 /// False when the client ID is not listed.
 pub async fn delete_blacklisted(tx: &mut ConfigTx, instance_id: &str, client_id: &str) -> Result<bool, sqlx::Error> {
-    tx.touch(instance_id);
-    let deleted = sqlx::query("delete from custom_auth_connect_blacklist where instance_id = $1 and client_id = $2")
-        .bind(instance_id)
-        .bind(client_id)
-        .execute(tx.conn())
-        .await?
-        .rows_affected();
-    Ok(deleted > 0)
+    let statement = "delete from custom_auth_connect_blacklist where instance_id = $1 and client_id = $2";
+    delete_one(tx, statement, instance_id, client_id).await
 }
 
 pub async fn blacklist(

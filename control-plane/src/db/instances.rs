@@ -198,16 +198,7 @@ pub async fn usage(pool: &PgPool, id: &str) -> Result<Usage, sqlx::Error> {
                 (select count(*) from group_ids where instance_id = $1) as group_ids,
                 (select count(*) from device_credentials where instance_id = $1) as device_credentials,
                 (select count(*) from access_key_instances where instance_id = $1) as access_keys,
-                (select count(*) from rules where instance_id = $1) as rules,
-                greatest((select coalesce(max(char_length(client_id)), 0) from custom_auth_identities
-                            where instance_id = $1),
-                         (select coalesce(max(char_length(client_id)), 0) from custom_auth_connect_blacklist
-                            where instance_id = $1)) as longest_custom_client_id,
-                (select coalesce(max(char_length(topic)), 0) from custom_auth_permissions where instance_id = $1)
-                    as longest_permission_topic,
-                (select count(*) from custom_auth_identities where instance_id = $1) as custom_identities,
-                (select count(*) from custom_auth_permissions where instance_id = $1)
-                  + (select count(*) from custom_auth_connect_blacklist where instance_id = $1) as custom_entries",
+                (select count(*) from rules where instance_id = $1) as rules",
     )
     .bind(id)
     .fetch_one(pool)
