@@ -30,6 +30,29 @@ function Choice<T extends string>(p: { id: string; label: string; value: T; opti
   );
 }
 
+/**
+ * An add form: `submit(save, reset)` is its submit handler. After `save` succeeds, `reset` empties the
+ * fields, the form gets a new key (so they start untouched rather than saying "Required.") and the list
+ * is read again; a failure is shown in `error`.
+ */
+function useAddForm(reload: () => void) {
+  const [error, setError] = useState<Error | null>(null);
+  const [formKey, setFormKey] = useState(0);
+  const submit = (save: () => Promise<unknown>, reset: () => void) => async (e: Event) => {
+    e.preventDefault();
+    setError(null);
+    try {
+      await save();
+      reset();
+      setFormKey((k) => k + 1);
+      reload();
+    } catch (err) {
+      setError(err as Error);
+    }
+  };
+  return { error, formKey, submit };
+}
+
 const TYPES: [IdentityType, string][] = [
   ['USER', 'USER (any client ID)'],
   ['CLIENT', 'CLIENT (one client ID)'],
@@ -65,27 +88,18 @@ function Identities({ instance }: { instance: Instance }) {
   const [type, setType] = useState<IdentityType>('USER');
   const [clientId, setClientId] = useState('');
   const [mode, setMode] = useState<SignMode>('ORIGIN');
-  const [error, setError] = useState<Error | null>(null);
   const [editing, setEditing] = useState<CustomAuthIdentity | null>(null);
   const [deleting, setDeleting] = useState<CustomAuthIdentity | null>(null);
-  // A new key after each addition: the emptied fields start untouched instead of saying "Required."
-  const [formKey, setFormKey] = useState(0);
+  const { error, formKey, submit } = useAddForm(list.reload);
   const clientCheck = (v: string) => (type === 'CLIENT' ? rules.anyClientId(v, maxClientId) : null);
-
-  const add = async (e: Event) => {
-    e.preventDefault();
-    setError(null);
-    try {
-      await Api.addCustomIdentity(id, { username, secret, identityType: type, signMode: mode, clientId: type === 'CLIENT' ? clientId : null });
+  const add = submit(
+    () => Api.addCustomIdentity(id, { username, secret, identityType: type, signMode: mode, clientId: type === 'CLIENT' ? clientId : null }),
+    () => {
       setUsername('');
       setSecret('');
       setClientId('');
-      setFormKey((k) => k + 1);
-      list.reload();
-    } catch (err) {
-      setError(err as Error);
-    }
-  };
+    },
+  );
 
   return (
     <>
@@ -209,26 +223,17 @@ function Permissions({ instance }: { instance: Instance }) {
   const [topic, setTopic] = useState('');
   const [action, setAction] = useState<PermitAction>('PUB_SUB');
   const [effect, setEffect] = useState<Effect>('ALLOW');
-  const [error, setError] = useState<Error | null>(null);
   const [rowError, setRowError] = useState<Error | null>(null);
   const [deleting, setDeleting] = useState<CustomAuthPermission | null>(null);
-  const [formKey, setFormKey] = useState(0);
+  const { error, formKey, submit } = useAddForm(list.reload);
   const identityCheck = (v: string) =>
     identityType === 'USER' ? rules.customUsername(v) : rules.anyClientId(v, instance.quotas.maxClientIdLength);
   const topicCheck = (v: string) => rules.topic(v, { wildcards: true, max: instance.quotas.maxTopicLength });
 
-  const add = async (e: Event) => {
-    e.preventDefault();
-    setError(null);
-    try {
-      await Api.addCustomPermission(id, { identityType, identity, topic, permitAction: action, effect });
-      setTopic('');
-      setFormKey((k) => k + 1);
-      list.reload();
-    } catch (err) {
-      setError(err as Error);
-    }
-  };
+  const add = submit(
+    () => Api.addCustomPermission(id, { identityType, identity, topic, permitAction: action, effect }),
+    () => setTopic(''),
+  );
   const flip = async (p: CustomAuthPermission) => {
     setRowError(null);
     try {
@@ -334,22 +339,13 @@ function Blacklist({ instance }: { instance: Instance }) {
   const id = instance.instanceId;
   const list = useAsync(() => Api.listConnectBlacklist(id), [id]);
   const [clientId, setClientId] = useState('');
-  const [error, setError] = useState<Error | null>(null);
   const [removing, setRemoving] = useState<ConnectBlacklistEntry | null>(null);
-  const [formKey, setFormKey] = useState(0);
+  const { error, formKey, submit } = useAddForm(list.reload);
   const check = (v: string) => rules.anyClientId(v, instance.quotas.maxClientIdLength);
-  const add = async (e: Event) => {
-    e.preventDefault();
-    setError(null);
-    try {
-      await Api.addToConnectBlacklist(id, clientId);
-      setClientId('');
-      setFormKey((k) => k + 1);
-      list.reload();
-    } catch (err) {
-      setError(err as Error);
-    }
-  };
+  const add = submit(
+    () => Api.addToConnectBlacklist(id, clientId),
+    () => setClientId(''),
+  );
   return (
     <>
       <form key={formKey} class="card inline-form" onSubmit={add} aria-label="Blacklist client ID">
