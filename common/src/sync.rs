@@ -21,6 +21,8 @@ pub const COMMANDS_PATH: &str = "/api/v1/broker-sync/commands";
 pub const DEAD_LETTERS_PATH: &str = "/api/v1/broker-sync/dead-letters";
 /// `POST {SYNC_BASE}/command-results` with `rules::TestResult`: 204.
 pub const COMMAND_RESULTS_PATH: &str = "/api/v1/broker-sync/command-results";
+/// POST a broker's answer to a `TraceQuery` command (`TraceAnswer`).
+pub const TRACE_ANSWERS_PATH: &str = "/api/v1/broker-sync/trace-answers";
 
 /// Every sync request carries `Authorization: Node <nodeId>:<nodeSecret>` (per-node credential).
 pub const NODE_AUTH_SCHEME: &str = "Node";
@@ -215,6 +217,90 @@ pub enum Command {
         node_id: String,
         min_version: i64,
     },
+    /// Every broker answers with the message-trace records it holds that match (`TraceAnswer`).
+    #[serde(rename_all = "camelCase")]
+    TraceQuery { request_id: String, query: TraceQuery },
+    /// A command of a newer control plane: ignored, so that it cannot stop the commands after it.
+    #[serde(other)]
+    Unknown,
+}
+
+/// Which message-trace records a broker returns: of one instance, in `[begin_ms, end_ms)`, of the
+/// message `msg_id` and/or of the client `client_id`, the oldest (or newest) `limit`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TraceQuery {
+    pub instance_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub msg_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// Only publications (`pub_mqtt`, `pub_mq`) or only deliveries (`sub`, `push_offline`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<TraceKind>,
+    pub begin_ms: i64,
+    pub end_ms: i64,
+    pub limit: u32,
+    /// The newest `limit` instead of the oldest.
+    #[serde(default)]
+    pub newest_first: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TraceKind {
+    Publish,
+    Delivery,
+}
+
+/// What happened to a message, in the words of Alibaba's message trace *(compat)*.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TraceAction {
+    /// Published by an MQTT client.
+    #[serde(rename = "pub_mqtt")]
+    PubMqtt,
+    /// Published by the backend (SendMessage, an inflow rule).
+    #[serde(rename = "pub_mq")]
+    PubBackend,
+    /// Pushed to a connected subscriber.
+    #[serde(rename = "sub")]
+    Sub,
+    /// Pushed to a client from its offline messages.
+    #[serde(rename = "push_offline")]
+    PushOffline,
+}
+
+impl TraceAction {
+    pub fn kind(self) -> TraceKind {
+        match self {
+            Self::PubMqtt | Self::PubBackend => TraceKind::Publish,
+            Self::Sub | Self::PushOffline => TraceKind::Delivery,
+        }
+    }
+}
+
+/// One traced step of one message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TraceRecord {
+    /// Epoch ms.
+    pub time: i64,
+    /// 32 upper-case hex characters (the id SendMessage returns).
+    pub msg_id: String,
+    /// The publisher (empty for the backend) or the receiver.
+    pub client_id: String,
+    pub action: TraceAction,
+}
+
+/// A broker's answer to a `TraceQuery`: its matching records in the order asked; `truncated` when
+/// it holds more than the query's limit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TraceAnswer {
+    pub request_id: String,
+    pub node_id: String,
+    pub records: Vec<TraceRecord>,
+    pub truncated: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -39,7 +39,8 @@ pub async fn run_once(pool: &PgPool) -> Result<Purged, sqlx::Error> {
         tokens: db::tokens::purge_expired(pool, crate::clock::now_ms() - TOKEN_GRACE_MS).await?,
         client_events: db::events::purge_older_than(pool, CLIENT_EVENT_RETENTION).await?,
         commands: db::commands::purge_older_than(pool, COMMAND_RETENTION).await?
-            + db::rule_reports::purge_tests_older_than(pool, COMMAND_RETENTION).await?,
+            + db::rule_reports::purge_tests_older_than(pool, COMMAND_RETENTION).await?
+            + db::trace_queries::purge_older_than(pool, COMMAND_RETENTION).await?,
         config_changes: db::purge_changes_older_than(pool, CONFIG_CHANGE_RETENTION).await?,
         usage: db::usage::purge(pool, USAGE_REPORT_RETENTION).await?,
     })

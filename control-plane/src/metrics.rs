@@ -50,3 +50,10 @@ pub fn rule_test(outcome: &'static str) {
 pub fn rule_reports_ignored(kind: &'static str, n: u64) {
     ::metrics::counter!(RULE_REPORTS_IGNORED_TOTAL, "kind" => kind).increment(n);
 }
+
+/// Counter of message-trace queries some live broker did not answer in time.
+pub const TRACE_QUERIES_INCOMPLETE_TOTAL: &str = "cp_trace_queries_incomplete_total";
+
+pub fn trace_query_incomplete() {
+    ::metrics::counter!(TRACE_QUERIES_INCOMPLETE_TOTAL).increment(1);
+}

@@ -149,6 +149,11 @@ pub struct Args {
     #[arg(long, env = "BROKER_RULES_CONCURRENCY")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rules_concurrency: Option<usize>,
+    /// Bytes of disk the message trace may take (under <data_dir>/trace; records are kept 3 days
+    /// at most, the oldest hours go first beyond this). 0 turns message trace off.
+    #[arg(long, env = "BROKER_TRACE_MAX_BYTES")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trace_max_bytes: Option<u64>,
     /// Log as JSON lines instead of text.
     #[arg(long, env = "BROKER_LOG_JSON")]
     #[serde(skip_serializing_if = "std::ops::Not::not")]
@@ -190,6 +195,7 @@ pub struct Config {
     pub rules_retry_min_ms: u64,
     pub rules_retry_max_ms: u64,
     pub rules_concurrency: usize,
+    pub trace_max_bytes: u64,
 }
 
 impl Default for Config {
@@ -228,6 +234,7 @@ impl Default for Config {
             rules_retry_min_ms: 200,
             rules_retry_max_ms: 30_000,
             rules_concurrency: 16,
+            trace_max_bytes: 1 << 30,
         }
     }
 }

@@ -1,7 +1,8 @@
 //! The data-plane broker as a library: the `broker` binary is a thin `main` over `server::run`.
 //! Layers, each using only those below it: `mqtt` (protocol adapters) -> `conn` (one connection)
 //! -> `core` (the node-wide broker) -> `auth`, `store`, `directory`, `message`. `rules` hangs off the
-//! core's publish path and client events (its own thread drains the outboxes).
+//! core's publish path and client events (its own thread drains the outboxes); `trace` records what
+//! `conn` and the commands accepted and pushed (its own thread writes them).
 
 mod auth;
 mod cluster;
@@ -21,4 +22,5 @@ mod store;
 mod sync;
 mod sys;
 mod tls;
+mod trace;
 mod ws;

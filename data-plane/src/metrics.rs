@@ -33,6 +33,8 @@ const CLUSTER_MESSAGES: &str = "broker_cluster_messages_total";
 const CLUSTER_SUBSCRIPTIONS: &str = "broker_cluster_subscriptions";
 const CLUSTER_TAKEOVERS: &str = "broker_cluster_takeovers_total";
 const CLUSTER_LOCAL_ONLY: &str = "broker_cluster_local_only_total";
+const TRACE_RECORDS: &str = "broker_trace_records_total";
+const TRACE_BYTES: &str = "broker_trace_bytes";
 const RULE_MATCHED: &str = "broker_rule_matched_total";
 const RULE_DELIVERED: &str = "broker_rule_delivered_total";
 const RULE_FAILED: &str = "broker_rule_failed_total";
@@ -278,4 +280,19 @@ pub fn rule_target_refused(kind: &'static str) {
 /// Messages an inflow rule took from NATS (`outcome`: published, refused).
 pub fn rule_inflow(rule: &str, outcome: &'static str) {
     metrics::counter!(RULE_INFLOW, "rule" => rule.to_string(), "outcome" => outcome).increment(1);
+}
+
+/// Message-trace records by outcome: `written`, `dropped` (the writer fell behind),
+/// `write_failed`; and `hour_dropped` for each hour of records expired.
+pub fn trace_record(outcome: &'static str) {
+    trace_records(outcome, 1);
+}
+
+pub fn trace_records(outcome: &'static str, n: u64) {
+    metrics::counter!(TRACE_RECORDS, "outcome" => outcome).increment(n);
+}
+
+/// Bytes the message-trace store takes on disk.
+pub fn trace_bytes(bytes: u64) {
+    metrics::gauge!(TRACE_BYTES).set(bytes as f64);
 }

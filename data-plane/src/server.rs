@@ -94,6 +94,10 @@ pub fn run(cfg: Config) -> anyhow::Result<()> {
     let broker = Arc::new(Broker::new(dirs, parts, limits));
     let node_id = cfg.node_id.clone().unwrap_or_default();
     crate::rules::Rules::start(&store, &node_id, cfg.rule_settings())?.attach(&broker);
+    if cfg.trace_max_bytes > 0 {
+        let dir = cfg.data_dir.join("trace");
+        broker.set_tracer(crate::trace::Tracer::start(&dir, cfg.trace_max_bytes).context("opening the trace store")?);
+    }
     broker.expire_offline_messages();
 
     let reload = link.is_none().then(|| cfg.snapshot.clone());

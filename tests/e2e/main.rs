@@ -15,6 +15,7 @@ mod commands;
 mod custom_auth;
 mod device_trace;
 mod events;
+mod message_trace;
 mod online_status;
 mod outage;
 mod probe;

@@ -11,6 +11,7 @@ pub(crate) mod groups;
 pub(crate) mod health;
 pub(crate) mod instances;
 pub(crate) mod login;
+pub(crate) mod message_trace;
 pub(crate) mod messages;
 pub(crate) mod paging;
 pub(crate) mod quotas;
@@ -277,6 +278,7 @@ fn protected_routes() -> OpenApiRouter<AppState> {
                 .layer(DefaultBodyLimit::max(messages::BODY_LIMIT)),
         )
         .routes(routes!(trace::list_client_events))
+        .routes(routes!(message_trace::query_message_trace))
         .routes(routes!(
             custom_auth::add_custom_auth_identity,
             custom_auth::query_custom_auth_identity

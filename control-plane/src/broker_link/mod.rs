@@ -10,6 +10,7 @@ pub(crate) mod feeds;
 pub(crate) mod heartbeat;
 pub(crate) mod rules;
 pub mod snapshot;
+pub(crate) mod trace;
 
 use std::time::Duration;
 
@@ -20,6 +21,7 @@ use axum::extract::rejection::QueryRejection;
 use axum::routing::{get, post};
 use common::sync::{
     COMMAND_RESULTS_PATH, COMMANDS_PATH, DEAD_LETTERS_PATH, EVENTS_PATH, HEARTBEAT_PATH, SNAPSHOT_PATH,
+    TRACE_ANSWERS_PATH,
 };
 use serde::Deserialize;
 
@@ -54,6 +56,10 @@ pub(crate) fn router() -> Router<AppState> {
             post(rules::dead_letters).layer(DefaultBodyLimit::max(DEAD_LETTERS_BODY_LIMIT)),
         )
         .route(COMMAND_RESULTS_PATH, post(rules::command_results))
+        .route(
+            TRACE_ANSWERS_PATH,
+            post(trace::trace_answers).layer(DefaultBodyLimit::max(trace::BODY_LIMIT)),
+        )
 }
 
 /// `?after=<n>&waitSecs=<s>` of both long-polls.

@@ -84,6 +84,17 @@ pub async fn pick_live(pool: &PgPool, silent_after: Duration) -> Result<Option<S
     Ok(row.map(|(id,)| id))
 }
 
+/// Every node that sent a heartbeat within `silent_after`.
+pub async fn live(pool: &PgPool, silent_after: Duration) -> Result<Vec<String>, sqlx::Error> {
+    let rows: Vec<(String,)> = sqlx::query_as(
+        "select id from broker_nodes where last_heartbeat_at >= now() - make_interval(secs => $1) order by id",
+    )
+    .bind(silent_after.as_secs_f64())
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().map(|(id,)| id).collect())
+}
+
 /// Deletes the node and the channels it reported (cascade); false when there was none.
 pub async fn delete(pool: &PgPool, id: &str) -> Result<bool, sqlx::Error> {
     let deleted = sqlx::query("delete from broker_nodes where id = $1")

@@ -20,6 +20,7 @@ pub mod signing_keys;
 pub mod snapshot;
 pub mod tokens;
 pub mod topics;
+pub mod trace_queries;
 pub mod usage;
 
 use std::time::Duration;

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use common::qos::QoS;
+use common::sync::TraceAction;
 use common::token::TokenError;
 use ntex_mqtt::v5::codec::DisconnectReasonCode;
 use tokio::sync::Notify;
@@ -328,7 +329,10 @@ impl Delivery {
                     metrics::dropped("too_large_for_client");
                     true
                 }
-                Sent::Written => true,
+                Sent::Written => {
+                    trace_push(ctx, &out, seq);
+                    true
+                }
             };
         }
         let (id, dup) = self.window.borrow_mut().id_for(seq);
@@ -353,7 +357,10 @@ impl Delivery {
             sent
         };
         match sent {
-            Sent::Written => true,
+            Sent::Written => {
+                trace_push(ctx, &out, seq);
+                true
+            }
             Sent::TooLarge => {
                 metrics::dropped("too_large_for_client");
                 if let Some(seq) = seq {
@@ -382,4 +389,17 @@ fn ack_stored(ctx: &Rc<ConnCtx>, seq: u64) {
 fn may_receive(ctx: &ConnCtx, topic: &str) -> bool {
     ctx.instance()
         .is_some_and(|inst| ctx.credential.borrow().may_receive(&inst, &ctx.client_id, topic))
+}
+
+/// A message written to the client, for the trace: from its offline messages when it came from the
+/// store, else live.
+fn trace_push(ctx: &ConnCtx, out: &Outbound, seq: Option<u64>) {
+    if let Some(tracer) = ctx.broker.tracer() {
+        let action = if seq.is_some() {
+            TraceAction::PushOffline
+        } else {
+            TraceAction::Sub
+        };
+        tracer.record(&ctx.instance_id, out.msg.id, &ctx.client_id, action);
+    }
 }

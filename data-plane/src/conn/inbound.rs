@@ -2,6 +2,7 @@
 //! DISCONNECT, checked against its credentials and its instance's quotas.
 
 use common::qos::QoS;
+use common::sync::TraceAction;
 use common::token::TokenError;
 use ntex_bytes::{ByteString, Bytes};
 
@@ -116,6 +117,7 @@ impl Conn {
         }
         let mut msg = Message::new(p.topic, p.payload, p.qos, p.retain).published_by(ctx.client_id.clone());
         msg.props = p.props;
+        let msg_id = msg.id;
         // Routed in the order the client sent its messages, whichever handler got here first.
         turn.ready().await;
         let routing = ctx.broker.publish(&inst, msg);
@@ -127,6 +129,9 @@ impl Conn {
                 Refusal::Unavailable
             }
         })?;
+        if let Some(tracer) = ctx.broker.tracer() {
+            tracer.record(&ctx.instance_id, msg_id, &ctx.client_id, TraceAction::PubMqtt);
+        }
         // Deliveries count against the instance rate too (in + out), slowing later publishers.
         if routed.total() > 0 {
             ctx.broker.throttle(&inst, routed.total() as u32);

@@ -175,6 +175,8 @@ pub struct Broker {
     next_conn_id: AtomicU64,
     /// Outflow rules, set once at start (none in unit tests of the core).
     rules: OnceLock<Arc<crate::rules::Rules>>,
+    /// Message trace, set once at start (none when turned off, and in unit tests of the core).
+    tracer: OnceLock<Arc<crate::trace::Tracer>>,
 }
 
 impl Broker {
@@ -196,6 +198,7 @@ impl Broker {
             quotas: parts.quotas,
             next_conn_id: AtomicU64::new(1),
             rules: OnceLock::new(),
+            tracer: OnceLock::new(),
         }
     }
 
@@ -209,6 +212,14 @@ impl Broker {
 
     pub fn rules(&self) -> Option<&Arc<crate::rules::Rules>> {
         self.rules.get()
+    }
+
+    pub fn set_tracer(&self, tracer: Arc<crate::trace::Tracer>) {
+        let _ = self.tracer.set(tracer);
+    }
+
+    pub fn tracer(&self) -> Option<&Arc<crate::trace::Tracer>> {
+        self.tracer.get()
     }
 
     pub fn offline(&self) -> &dyn OfflineQueue {

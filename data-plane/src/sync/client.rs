@@ -39,6 +39,7 @@ pub struct Client {
     http: reqwest::Client,
     base: String,
     authorization: String,
+    node_id: String,
 }
 
 impl Client {
@@ -62,7 +63,13 @@ impl Client {
             http,
             base: base.trim_end_matches('/').to_string(),
             authorization: node_authorization(node_id, node_secret),
+            node_id: node_id.to_string(),
         })
+    }
+
+    /// The node this client speaks for.
+    pub fn node_id(&self) -> &str {
+        &self.node_id
     }
 
     fn get(&self, path: &str) -> reqwest::RequestBuilder {
@@ -116,6 +123,14 @@ impl Client {
             .post(common::sync::COMMAND_RESULTS_PATH)
             .timeout(Duration::from_secs(10))
             .json(result);
+        checked(req.send().await).map(drop)
+    }
+
+    pub async fn trace_answer(&self, answer: &common::sync::TraceAnswer) -> Result<(), ClientError> {
+        let req = self
+            .post(common::sync::TRACE_ANSWERS_PATH)
+            .timeout(Duration::from_secs(10))
+            .json(answer);
         checked(req.send().await).map(drop)
     }
 

@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
-use common::sync::Command;
+use common::sync::{Command, TraceAction, TraceAnswer, TraceQuery};
 use common::topic;
-use ntex_bytes::Bytes;
+use ntex_bytes::{ByteString, Bytes};
 use thiserror::Error;
 
 use crate::cluster::Cluster;
@@ -39,6 +39,10 @@ pub async fn run(client: Arc<Client>, broker: Arc<Broker>, cluster: Option<Arc<C
                 for c in batch.commands {
                     if let Command::TestRule { .. } = &c.command {
                         test_rule(&client, &broker, c.command);
+                        continue;
+                    }
+                    if let Command::TraceQuery { request_id, query } = c.command {
+                        tokio::spawn(answer_trace(client.clone(), broker.clone(), request_id, query));
                         continue;
                     }
                     if let (Some(cluster), Command::SendMessage { .. }) = (&cluster, &c.command)
@@ -99,12 +103,41 @@ fn test_rule(client: &Arc<Client>, broker: &Arc<Broker>, command: Command) {
     });
 }
 
+/// Answers a trace query with the records this broker holds (none when tracing is off), read off
+/// the runtime; the control plane merges every broker's answer.
+async fn answer_trace(client: Arc<Client>, broker: Arc<Broker>, request_id: String, query: TraceQuery) {
+    let found = match broker.tracer().cloned() {
+        None => Ok((Vec::new(), false)),
+        Some(tracer) => tokio::task::spawn_blocking(move || tracer.query(&query))
+            .await
+            .unwrap_or_else(|e| Err(anyhow::anyhow!("trace query failed: {e}"))),
+    };
+    let (records, truncated) = found.unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "trace query failed; answering with nothing");
+        (Vec::new(), false)
+    });
+    let answer = TraceAnswer {
+        request_id,
+        node_id: client.node_id().to_string(),
+        records,
+        truncated,
+    };
+    if let Err(e) = client.trace_answer(&answer).await {
+        crate::metrics::sync_error("trace_answers");
+        tracing::warn!(error = %e, "cannot answer a trace query");
+    }
+}
+
 /// Acts on one command. Instances and clients this node does not hold are not an error: commands
 /// are broadcast to every broker.
 pub async fn execute(broker: &Broker, command: Command) -> Result<(), CommandError> {
     match command {
-        // Answered by `test_rule`, which needs the link to the control plane.
-        Command::TestRule { .. } => Ok(()),
+        // Answered by `test_rule` and `answer_trace`, which need the link to the control plane.
+        Command::TestRule { .. } | Command::TraceQuery { .. } => Ok(()),
+        Command::Unknown => {
+            tracing::warn!("a command of a newer control plane ignored");
+            Ok(())
+        }
         Command::CloseConnection { instance_id, client_id } => {
             let closed = broker.close_client(&instance_id, &client_id);
             if closed > 0 {
@@ -138,6 +171,7 @@ pub async fn execute(broker: &Broker, command: Command) -> Result<(), CommandErr
             if let Some(id) = MsgId::parse(&msg_id) {
                 msg.id = id;
             }
+            let id = msg.id;
             // Brokers that each publish the message to their own clients must not each run the
             // instance's outflow rules: only the one named does.
             let ours = rules_node
@@ -149,6 +183,10 @@ pub async fn execute(broker: &Broker, command: Command) -> Result<(), CommandErr
                 broker.publish_unruled(&inst, msg).await
             };
             let routed = routed.map_err(|e| CommandError::Store(e.to_string()))?;
+            // Published once for the trace: by the broker that also runs the rules.
+            if ours && let Some(tracer) = broker.tracer() {
+                tracer.record(&instance_id, id, &ByteString::new(), TraceAction::PubBackend);
+            }
             crate::metrics::backend_message();
             tracing::debug!(msg_id = %msg_id, delivered = routed.total(), "backend message routed");
             Ok(())

@@ -324,6 +324,22 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/instances/{instanceId}/message-trace": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["QueryMessageTrace"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/instances/{instanceId}/messages": {
         parameters: {
             query?: never;
@@ -996,6 +1012,35 @@ export interface components {
             expiresAt: number;
             /** @description Send as `Authorization: Bearer <token>`. */
             token: string;
+        };
+        MessageTracePage: {
+            /** @description Brokers that did not answer in time: their records are missing. */
+            missingNodes: string[];
+            /** Format: int32 */
+            pageNo: number;
+            /** Format: int32 */
+            pageSize: number;
+            records: components["schemas"]["MessageTraceRecord"][];
+            /**
+             * Format: int64
+             * @description Matching records found (at most 10,000 are read from each broker).
+             */
+            total: number;
+        };
+        MessageTraceRecord: {
+            /**
+             * @description `pub_mqtt` (published by an MQTT client), `pub_mq` (by the backend: SendMessage),
+             *     `sub` (pushed to a connected subscriber), `push_offline` (pushed from offline messages).
+             */
+            action: string;
+            /** @description The publisher (empty for a message from the backend) or the receiver. */
+            clientId: string;
+            msgId: string;
+            /**
+             * Format: int64
+             * @description Epoch ms.
+             */
+            time: number;
         };
         /** @description A NATS server of yours (it may be the cluster's own). */
         NatsEndpointInput: {
@@ -4337,6 +4382,95 @@ export interface operations {
                 };
             };
             /** @description the database is unavailable (`ServiceUnavailable`) or the request timed out (`RequestTimeout`); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    QueryMessageTrace: {
+        parameters: {
+            query?: {
+                /** @description The message (32 hex characters, as SendMessage answers). This or `clientId` is required. */
+                msgId?: string;
+                /** @description The publisher or receiver. */
+                clientId?: string;
+                /** @description `publish` (pub_mqtt, pub_mq) or `delivery` (sub, push_offline); both when absent. */
+                kind?: string;
+                /** @description Epoch ms, inclusive [default: 3 days ago]. */
+                beginTime?: number;
+                /** @description Epoch ms, exclusive [default: now]. */
+                endTime?: number;
+                /** @description 1-based [default 1]. */
+                pageNo?: number;
+                /** @description 1-100 [default 20]. */
+                pageSize?: number;
+                /** @description Newest first [default false: oldest first]. */
+                reverse?: boolean;
+            };
+            header?: never;
+            path: {
+                instanceId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MessageTracePage"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the body is over its limit (`PayloadTooLarge`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `NoBrokerAvailable`: no broker node is live (brokers hold the traces); or the database is unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;

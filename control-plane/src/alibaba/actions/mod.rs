@@ -45,7 +45,6 @@ pub(crate) enum Availability {
 
 use Availability::{NotSupported, Planned, Supported};
 
-const TRACE: &str = "message trace is planned; not available yet (a client's connections are in QueryMqttTraceDevice)";
 const CERTIFICATES: &str = "X.509 device certificate authentication is not offered";
 const DISASTER_RECOVERY: &str = "there is no cross-region disaster recovery here";
 const TAGS: &str = "resources have no tags here";
@@ -121,9 +120,18 @@ pub(crate) const ACTIONS: &[(&str, Availability)] = &[
         "QueryMqttTraceDevice",
         Supported(|call| Box::pin(trace::query_device(call))),
     ),
-    ("QueryMqttTraceMessageOfClient", Planned(TRACE)),
-    ("QueryMqttTraceMessagePublish", Planned(TRACE)),
-    ("QueryMqttTraceMessageSubscribe", Planned(TRACE)),
+    (
+        "QueryMqttTraceMessageOfClient",
+        Supported(|call| Box::pin(trace::query_message_of_client(call))),
+    ),
+    (
+        "QueryMqttTraceMessagePublish",
+        Supported(|call| Box::pin(trace::query_message_publish(call))),
+    ),
+    (
+        "QueryMqttTraceMessageSubscribe",
+        Supported(|call| Box::pin(trace::query_message_subscribe(call))),
+    ),
     (
         "QuerySessionByClientId",
         Supported(|call| Box::pin(sessions::query(call))),
@@ -220,13 +228,13 @@ mod tests {
         assert_eq!(names, sorted);
         assert_eq!(names.len(), 50, "the 2020-04-20 SDK client has 50 actions");
         let supported = ACTIONS.iter().filter(|(_, a)| matches!(a, Supported(_))).count();
-        assert_eq!(supported, 28);
+        assert_eq!(supported, 31);
     }
 
     #[test]
     fn unknown_and_unsupported_actions() {
         assert_eq!(find("Nope").unwrap_err().code, "InvalidAction.NotFound");
-        let e = find("QueryMqttTraceMessagePublish").unwrap_err();
+        let e = find("SetSniConfig").unwrap_err();
         assert_eq!((e.status, e.code.as_ref()), (StatusCode::NOT_FOUND, "ApiNotSupport"));
         assert!(e.message.contains("planned"), "{}", e.message);
         assert_eq!(find("ApplyToken").unwrap().0, "ApplyToken");
