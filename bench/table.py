@@ -44,6 +44,10 @@ def main(path, fd_limit):
                 orate = other.get("connects_per_s") or other.get("msgs_per_s")
                 if rate and orate:
                     ratio = f"{rate / orate:.2f}x" if broker == "ours" else f"cluster/ours {rate / orate:.2f}x"
+            if name == "p2p" and broker == "ours" and "ours" in by.get("p2p-trace-off", {}):
+                orate = by["p2p-trace-off"]["ours"].get("msgs_per_s")
+                if rate and orate:
+                    ratio += f"; {rate / orate:.2f}x of trace-off"
             if name == "rules" and broker == "ours" and "ours" in by.get("rules-off", {}):
                 orate = by["rules-off"]["ours"].get("msgs_per_s")
                 if rate and orate:

@@ -1,21 +1,8 @@
 //! The on-disk form of a block of trace records: each record is its action (1 byte), time (8),
 //! message ID (16), instance ID (1-byte length + bytes) and client ID (2-byte length + bytes).
 
-use std::time::Instant;
-
-use common::sync::{TraceAction, TraceQuery, TraceRecord};
-use ntex_bytes::ByteString;
-
 use crate::message::MsgId;
-
-/// One record, as the routing path hands it over.
-pub struct Entry {
-    pub time: i64,
-    pub instance_id: String,
-    pub msg_id: MsgId,
-    pub client_id: ByteString,
-    pub action: TraceAction,
-}
+use common::sync::{TraceAction, TraceQuery, TraceRecord};
 
 /// One record read back (borrowing the block).
 pub struct Read<'a> {
@@ -65,56 +52,57 @@ fn action_of(b: u8) -> Option<TraceAction> {
     })
 }
 
-/// A block being filled.
+/// A buffer of records being filled.
 #[derive(Default)]
 pub struct Builder {
     bytes: Vec<u8>,
     records: u64,
     first_time: i64,
-    started: Option<Instant>,
+}
+
+/// What a buffer held, to be written as one block.
+pub struct Block {
+    pub first_time: i64,
+    pub bytes: Vec<u8>,
+    pub records: u64,
 }
 
 impl Builder {
-    pub fn push(&mut self, e: &Entry) {
-        if self.started.is_none() {
-            self.started = Some(Instant::now());
-            self.first_time = e.time;
+    pub fn push(&mut self, time: i64, instance_id: &str, msg_id: MsgId, client_id: &str, action: TraceAction) {
+        if self.records == 0 {
+            self.first_time = time;
         }
-        // Longer names than the formats hold do not exist (instance IDs are short; client IDs are
+        // Longer names than the format holds do not exist (instance IDs are short; client IDs are
         // at most 1,024 characters by the instance limits): cut rather than corrupt the block.
-        let inst = &e.instance_id.as_bytes()[..e.instance_id.len().min(255)];
-        let client = &e.client_id.as_bytes()[..e.client_id.len().min(u16::MAX as usize)];
+        let inst = &instance_id.as_bytes()[..instance_id.len().min(255)];
+        let client = &client_id.as_bytes()[..client_id.len().min(u16::MAX as usize)];
         self.records += 1;
-        self.bytes.push(action_byte(e.action));
-        self.bytes.extend_from_slice(&e.time.to_le_bytes());
-        self.bytes.extend_from_slice(&e.msg_id.to_bytes());
+        self.bytes.push(action_byte(action));
+        self.bytes.extend_from_slice(&time.to_le_bytes());
+        self.bytes.extend_from_slice(&msg_id.to_bytes());
         self.bytes.push(inst.len() as u8);
         self.bytes.extend_from_slice(inst);
         self.bytes.extend_from_slice(&(client.len() as u16).to_le_bytes());
         self.bytes.extend_from_slice(client);
     }
 
-    pub fn records(&self) -> u64 {
-        self.records
-    }
-
-    pub fn started(&self) -> Option<Instant> {
-        self.started
-    }
-
     pub fn len(&self) -> usize {
         self.bytes.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.bytes.is_empty()
-    }
-
-    /// The first record's time and the bytes; the builder starts over.
-    pub fn take(&mut self) -> (i64, Vec<u8>) {
-        self.started = None;
+    /// What it holds (none when empty); it starts over, keeping half its room for the next round.
+    pub fn take(&mut self) -> Option<Block> {
+        if self.records == 0 {
+            return None;
+        }
+        let room = self.bytes.capacity() / 2;
+        let block = Block {
+            first_time: self.first_time,
+            bytes: std::mem::replace(&mut self.bytes, Vec::with_capacity(room)),
+            records: self.records,
+        };
         self.records = 0;
-        (self.first_time, std::mem::take(&mut self.bytes))
+        Some(block)
     }
 }
 

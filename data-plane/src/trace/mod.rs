@@ -4,16 +4,17 @@
 //! queries. The control plane asks every broker, since a message's publication and its deliveries
 //! may be on different brokers of a cluster.
 //!
-//! Recording costs the routing path one send on a bounded channel per record. A thread of its own
-//! writes the records in blocks (at most 100 ms or 64 KiB each, one key per block) into one fjall
-//! keyspace per hour, so expiry drops a whole keyspace. When the channel is full (the disk cannot
-//! keep up), records are dropped and counted, never waited for.
+//! Recording costs the routing path a lock of an uncontended mutex (one buffer per worker thread)
+//! and a few dozen bytes appended to that buffer: no allocation, no channel, no wake-up. A thread
+//! of its own takes the buffers every 100 ms and writes each as one block (LZ4-compressed, one key)
+//! into one fjall keyspace per hour, so expiry drops a whole keyspace. A buffer that grows past
+//! 4 MiB before the writer comes (the disk cannot keep up) drops further records, counted.
 
 mod block;
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -21,57 +22,112 @@ use common::sync::{TraceAction, TraceQuery, TraceRecord};
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 use ntex_bytes::ByteString;
 
-use self::block::Entry;
 use crate::message::MsgId;
 
 /// How long records are kept at most *(compat: Alibaba keeps traces 3 days)*.
 const RETENTION_HOURS: i64 = 72;
 const HOUR_MS: i64 = 3_600_000;
-/// Records waiting for the writer; beyond it they are dropped and counted.
-const QUEUE: usize = 65_536;
-const BLOCK_MS: u64 = 100;
-const BLOCK_BYTES: usize = 64 * 1024;
+/// How often the writer takes the buffers.
+const WRITE_EVERY: Duration = Duration::from_millis(100);
+/// Buffers: more than worker threads, so that each thread mostly has its own.
+const SHARDS: usize = 16;
+/// A buffer's most bytes between two writes; records beyond are dropped and counted.
+const SHARD_BYTES: usize = 4 << 20;
 /// A block is keyed by its first record's time; a query starts this much earlier to find blocks
 /// that began before its range.
 const BLOCK_SPAN_MS: i64 = 1_000;
 
 /// The recorder the connections and commands call.
 pub struct Tracer {
-    tx: SyncSender<Entry>,
-    store: Arc<TraceStore>,
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    shards: Vec<Mutex<block::Builder>>,
+    store: TraceStore,
+    closed: AtomicBool,
+}
+
+/// This thread's buffer.
+fn shard() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static SHARD: usize = NEXT.fetch_add(1, Ordering::Relaxed) % SHARDS;
+    }
+    SHARD.with(|s| *s)
 }
 
 impl Tracer {
     /// Opens (or creates) the trace store in `dir` and starts its writer thread.
     pub fn start(dir: &Path, max_bytes: u64) -> anyhow::Result<Arc<Self>> {
-        let store = Arc::new(TraceStore::open(dir, max_bytes)?);
-        let (tx, rx) = sync_channel(QUEUE);
-        let writer = store.clone();
+        let shared = Arc::new(Shared {
+            shards: (0..SHARDS).map(|_| Mutex::new(block::Builder::default())).collect(),
+            store: TraceStore::open(dir, max_bytes)?,
+            closed: AtomicBool::new(false),
+        });
+        let writer = shared.clone();
         std::thread::Builder::new()
             .name("trace-writer".into())
-            .spawn(move || writer.run(rx))?;
-        Ok(Arc::new(Self { tx, store }))
+            .spawn(move || writer.run())?;
+        Ok(Arc::new(Self { shared }))
     }
 
-    /// Records one step of a message; never waits.
+    /// Records one step of a message; never waits for the disk.
     pub fn record(&self, instance_id: &str, msg_id: MsgId, client_id: &ByteString, action: TraceAction) {
-        let entry = Entry {
-            time: common::time::now_ms(),
-            instance_id: instance_id.to_string(),
-            msg_id,
-            client_id: client_id.clone(),
-            action,
-        };
-        // Counted when written (per block), so the routing path pays for the send only.
-        if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) = self.tx.try_send(entry) {
+        let time = common::time::now_ms();
+        let mut buf = self.shared.shards[shard()].lock().unwrap_or_else(|e| e.into_inner());
+        if buf.len() >= SHARD_BYTES {
+            drop(buf);
             crate::metrics::trace_record("dropped");
+            return;
         }
+        buf.push(time, instance_id, msg_id, client_id, action);
     }
 
-    /// The matching records this broker holds, oldest first, and whether there were more than
-    /// `query.limit`. Reads the disk: call it off the async workers.
+    /// The matching records this broker holds, oldest (or newest) first, and whether there were
+    /// more than `query.limit`. Reads the disk: call it off the async workers.
     pub fn query(&self, query: &TraceQuery) -> anyhow::Result<(Vec<TraceRecord>, bool)> {
-        self.store.query(query)
+        self.shared.store.query(query)
+    }
+}
+
+impl Drop for Tracer {
+    /// The writer writes what is buffered and ends.
+    fn drop(&mut self) {
+        self.shared.closed.store(true, Ordering::Release);
+    }
+}
+
+impl Shared {
+    /// The writer: every 100 ms a block per non-empty buffer; every minute, expiry.
+    fn run(&self) {
+        let mut seq: u32 = 0;
+        let mut last_expiry = Instant::now();
+        loop {
+            let closed = self.closed.load(Ordering::Acquire);
+            if !closed {
+                std::thread::sleep(WRITE_EVERY);
+            }
+            for shard in &self.shards {
+                let taken = shard.lock().unwrap_or_else(|e| e.into_inner()).take();
+                if let Some(block) = taken {
+                    seq = seq.wrapping_add(1);
+                    if let Err(e) = self.store.write(block, seq) {
+                        crate::metrics::trace_record("write_failed");
+                        tracing::warn!(error = %e, "trace block not written");
+                    }
+                }
+            }
+            if last_expiry.elapsed() >= Duration::from_secs(60) {
+                last_expiry = Instant::now();
+                if let Err(e) = self.store.expire(common::time::now_ms()) {
+                    tracing::warn!(error = %e, "trace expiry failed");
+                }
+            }
+            if closed {
+                return;
+            }
+        }
     }
 }
 
@@ -113,54 +169,13 @@ impl TraceStore {
         Ok(ks)
     }
 
-    /// The writer: collects records into blocks and writes each; expires old hours every minute.
-    fn run(&self, rx: Receiver<Entry>) {
-        let mut block = block::Builder::default();
-        let mut seq: u32 = 0;
-        let mut last_expiry = Instant::now();
-        loop {
-            let wait = block.started().map_or(Duration::from_secs(1), |t| {
-                Duration::from_millis(BLOCK_MS).saturating_sub(t.elapsed())
-            });
-            let closed = match rx.recv_timeout(wait) {
-                Ok(entry) => {
-                    block.push(&entry);
-                    false
-                }
-                Err(RecvTimeoutError::Timeout) => false,
-                Err(RecvTimeoutError::Disconnected) => true,
-            };
-            let due = block
-                .started()
-                .is_some_and(|t| t.elapsed() >= Duration::from_millis(BLOCK_MS));
-            if due || block.len() >= BLOCK_BYTES || (closed && !block.is_empty()) {
-                seq = seq.wrapping_add(1);
-                if let Err(e) = self.write(&mut block, seq) {
-                    crate::metrics::trace_record("write_failed");
-                    tracing::warn!(error = %e, "trace block not written");
-                }
-            }
-            if last_expiry.elapsed() >= Duration::from_secs(60) {
-                last_expiry = Instant::now();
-                if let Err(e) = self.expire(common::time::now_ms()) {
-                    tracing::warn!(error = %e, "trace expiry failed");
-                }
-            }
-            if closed {
-                return;
-            }
-        }
-    }
-
-    fn write(&self, block: &mut block::Builder, seq: u32) -> anyhow::Result<()> {
-        let records = block.records();
-        let (first, bytes) = block.take();
-        let ks = self.keyspace(first.div_euclid(HOUR_MS))?;
-        let mut key = first.to_be_bytes().to_vec();
+    fn write(&self, block: block::Block, seq: u32) -> anyhow::Result<()> {
+        let ks = self.keyspace(block.first_time.div_euclid(HOUR_MS))?;
+        let mut key = block.first_time.to_be_bytes().to_vec();
         key.extend_from_slice(&seq.to_be_bytes());
-        ks.insert(key, bytes)?;
+        ks.insert(key, lz4_flex::compress_prepend_size(&block.bytes))?;
         self.db.persist(PersistMode::Buffer)?;
-        crate::metrics::trace_records("written", records);
+        crate::metrics::trace_records("written", block.records);
         Ok(())
     }
 
@@ -213,8 +228,12 @@ impl TraceStore {
                     break 'hours;
                 }
                 let (_, value) = kv.into_inner()?;
+                let Ok(bytes) = lz4_flex::decompress_size_prepended(&value) else {
+                    crate::metrics::trace_record("unreadable_block");
+                    continue;
+                };
                 let first = out.len();
-                block::read(&value, |e| {
+                block::read(&bytes, |e| {
                     if e.matches(q) {
                         out.push(e.record());
                     }

@@ -82,14 +82,9 @@ fn hours_past_the_retention_are_dropped() {
     let store = TraceStore::open(dir.path(), 1 << 30).unwrap();
     let now = common::time::now_ms();
     let mut old = block::Builder::default();
-    old.push(&Entry {
-        time: now - (RETENTION_HOURS + 1) * HOUR_MS,
-        instance_id: INST.into(),
-        msg_id: MsgId::new(),
-        client_id: "c".into(),
-        action: TraceAction::Sub,
-    });
-    store.write(&mut old, 1).unwrap();
+    let then = now - (RETENTION_HOURS + 1) * HOUR_MS;
+    old.push(then, INST, MsgId::new(), "c", TraceAction::Sub);
+    store.write(old.take().unwrap(), 1).unwrap();
     assert_eq!(store.hours.lock().unwrap().len(), 1);
     store.expire(now).unwrap();
     assert!(store.hours.lock().unwrap().is_empty());
