@@ -98,6 +98,18 @@ describe('live broker views', () => {
     await page.getByRole('status').getByText('live/console').waitFor();
     await until('the message at the client', () => received.includes('live/console hello from the console'), 10_000);
     await shot(page, 'live-04-sent');
+
+    // Its trace: published by the backend, pushed to the client (the broker writes records every 100 ms).
+    await page.getByRole('status').getByRole('link', { name: 'trace' }).first().click();
+    const trace = page.getByRole('table', { name: 'message trace' });
+    await until('the message trace to show the push to the client', async () => {
+      await page.getByRole('button', { name: 'Search' }).click();
+      await page.getByRole('button', { name: 'Search' }).waitFor();
+      return (await trace.getByText(clientId).count()) > 0;
+    });
+    await trace.getByText('pub_mq').waitFor();
+    await trace.getByText('sub', { exact: true }).waitFor();
+    await shot(page, 'live-04b-message-trace');
   });
 
   test('kick closes the client connection', async () => {

@@ -78,7 +78,7 @@ function route(full: string) {
       return <Overview />;
     case 'instances':
       if (parts.length === 1) return <Instances />;
-      return <InstanceDetail instanceId={parts[1]} tab={parts[2] ?? 'overview'} />;
+      return <InstanceDetail instanceId={parts[1]} tab={parts[2] ?? 'overview'} params={new URLSearchParams(query)} />;
     case 'access-keys':
       return <AccessKeys />;
     case 'brokers':

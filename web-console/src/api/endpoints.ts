@@ -25,6 +25,8 @@ export type CustomAuthIdentity = S['CustomAuthIdentity'];
 export type CustomAuthIdentitySettings = S['CustomAuthIdentitySettings'];
 export type CustomAuthPermission = S['CustomAuthPermission'];
 export type ConnectBlacklistEntry = S['ConnectBlacklistEntry'];
+export type MessageTracePage = S['MessageTracePage'];
+export type MessageTraceRecord = S['MessageTraceRecord'];
 
 /** Every item of a list paged by `nextToken`. */
 async function allPages<P extends { nextToken?: string | null }, T>(fetch: (token: string) => Promise<P>, items: (page: P) => T[]): Promise<T[]> {
@@ -102,6 +104,11 @@ export const Api = {
     request<ClientEventPage>('GET', `${inst(id)}/client-events?clientId=${seg(clientId)}&pageNo=1&pageSize=${pageSize}`),
   sendMessage: (id: string, body: SendMessageRequest) => request<SendMessageResponse>('POST', `${inst(id)}/messages`, body),
 
+  queryMessageTrace: (id: string, q: { msgId?: string; clientId?: string; kind?: string }) => {
+    const params = new URLSearchParams({ pageSize: '100', reverse: 'true' });
+    for (const [k, v] of Object.entries(q)) if (v) params.set(k, v);
+    return request<MessageTracePage>('GET', `${inst(id)}/message-trace?${params}`);
+  },
   listCustomIdentities: (id: string) =>
     allPages(
       (t) => request<S['CustomAuthIdentityPage']>('GET', `${inst(id)}/custom-auth/identities?nextToken=${seg(t)}`),

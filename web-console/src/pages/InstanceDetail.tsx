@@ -13,6 +13,7 @@ import { Clients } from './instance/Clients';
 import { SendMessage } from './instance/SendMessage';
 import { Rules } from './instance/Rules';
 import { CustomAuth } from './instance/CustomAuth';
+import { MessageTrace } from './instance/MessageTrace';
 
 const TABS = [
   ['overview', 'Overview'],
@@ -24,10 +25,11 @@ const TABS = [
   ['custom-auth', 'Custom auth'],
   ['rules', 'Rules'],
   ['clients', 'Online clients'],
+  ['message-trace', 'Message trace'],
   ['send', 'Send message'],
 ] as const;
 
-export function InstanceDetail({ instanceId, tab }: { instanceId: string; tab: string }) {
+export function InstanceDetail({ instanceId, tab, params }: { instanceId: string; tab: string; params?: URLSearchParams }) {
   const inst = useAsync(() => Api.getInstance(instanceId), [instanceId]);
   if (inst.error && !inst.data)
     return (
@@ -58,6 +60,8 @@ export function InstanceDetail({ instanceId, tab }: { instanceId: string; tab: s
         return <Rules instance={i} onChange={inst.reload} />;
       case 'clients':
         return <Clients instance={i} />;
+      case 'message-trace':
+        return <MessageTrace key={params?.toString()} instance={i} msgId={params?.get('msgId') ?? ''} clientId={params?.get('clientId') ?? ''} />;
       case 'send':
         return <SendMessage instance={i} />;
       default:

@@ -3,6 +3,7 @@ import { useState } from 'preact/hooks';
 import { Api, type Instance } from '../../api/endpoints';
 import { Field, valid } from '../../components/Field';
 import { ErrorBox, FormError, Loading } from '../../components/States';
+import { href } from '../../lib/router';
 import { useAsync } from '../../lib/useAsync';
 import * as rules from '../../lib/validate';
 
@@ -13,7 +14,7 @@ export function SendMessage({ instance }: { instance: Instance }) {
   const [payload, setPayload] = useState('');
   const [qos, setQos] = useState('1');
   const [error, setError] = useState<Error | null>(null);
-  const [sent, setSent] = useState<string[]>([]);
+  const [sent, setSent] = useState<{ msgId: string; topic: string }[]>([]);
   const [busy, setBusy] = useState(false);
   if (topics.error) return <ErrorBox error={topics.error} onRetry={topics.reload} />;
   if (!topics.data) return <Loading />;
@@ -27,7 +28,7 @@ export function SendMessage({ instance }: { instance: Instance }) {
     setError(null);
     try {
       const r = await Api.sendMessage(id, { topic, payload, qos: Number(qos) });
-      setSent([`${r.msgId} → ${topic}`, ...sent].slice(0, 10));
+      setSent([{ msgId: r.msgId, topic }, ...sent].slice(0, 10));
     } catch (err) {
       setError(err as Error);
     }
@@ -66,7 +67,9 @@ export function SendMessage({ instance }: { instance: Instance }) {
           <h3>Sent</h3>
           <ul class="plain mono small">
             {sent.map((s) => (
-              <li>{s}</li>
+              <li>
+                {s.msgId} → {s.topic} <a href={href(`/instances/${id}/message-trace?msgId=${s.msgId}`)}>trace</a>
+              </li>
             ))}
           </ul>
         </div>
