@@ -37,13 +37,11 @@ pub(crate) type Handler = fn(Call) -> Answer;
 
 pub(crate) enum Availability {
     Supported(Handler),
-    /// Being built; the text says what.
-    Planned(&'static str),
     /// Not offered; the text says why.
     NotSupported(&'static str),
 }
 
-use Availability::{NotSupported, Planned, Supported};
+use Availability::{NotSupported, Supported};
 
 const CERTIFICATES: &str = "X.509 device certificate authentication is not offered";
 const DISASTER_RECOVERY: &str = "there is no cross-region disaster recovery here";
@@ -150,7 +148,9 @@ pub(crate) const ACTIONS: &[(&str, Availability)] = &[
     ("SendMessage", Supported(|call| Box::pin(messages::send(call)))),
     (
         "SetSniConfig",
-        Planned("instance selection by TLS SNI is planned; custom-auth usernames select their instance meanwhile"),
+        NotSupported(
+            "per-domain certificates and instance selection by TLS SNI are not offered: TLS listeners have one certificate, and custom-auth usernames select their instance",
+        ),
     ),
     ("TagResources", NotSupported(TAGS)),
     (
@@ -179,7 +179,7 @@ pub(crate) fn find(name: &str) -> Result<(&'static str, Handler), RpcError> {
     };
     match availability {
         Supported(handler) => Ok((listed, *handler)),
-        Planned(why) | NotSupported(why) => Err(RpcError::new(
+        NotSupported(why) => Err(RpcError::new(
             StatusCode::NOT_FOUND,
             "ApiNotSupport",
             format!("The specified API is not supported: {why}."),
@@ -236,7 +236,7 @@ mod tests {
         assert_eq!(find("Nope").unwrap_err().code, "InvalidAction.NotFound");
         let e = find("SetSniConfig").unwrap_err();
         assert_eq!((e.status, e.code.as_ref()), (StatusCode::NOT_FOUND, "ApiNotSupport"));
-        assert!(e.message.contains("planned"), "{}", e.message);
+        assert!(e.message.contains("SNI are not offered"), "{}", e.message);
         assert_eq!(find("ApplyToken").unwrap().0, "ApplyToken");
     }
 }
