@@ -35,7 +35,11 @@ async fn trace(api: &Api, fx: &Fixture, query: &str, want: usize) -> (Vec<(Strin
             })
             .collect();
         if records.len() >= want {
-            assert_eq!(page["missingNodes"], json!([]), "{page}");
+            assert_eq!(
+                (&page["missingNodes"], &page["brokersAsked"]),
+                (&json!([]), &json!(2)),
+                "{page}"
+            );
             return (records, page);
         }
         assert!(Instant::now() < deadline, "{query}: only {records:?}");

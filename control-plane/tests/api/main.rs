@@ -18,6 +18,7 @@ mod instances;
 mod isolation;
 mod limits;
 mod login_limits;
+mod message_trace;
 mod openapi;
 mod ops;
 mod outage;

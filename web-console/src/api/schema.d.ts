@@ -1014,6 +1014,12 @@ export interface components {
             token: string;
         };
         MessageTracePage: {
+            /**
+             * Format: int32
+             * @description Live brokers asked (those that sent a heartbeat within `broker_silent_secs`); 0 when none
+             *     is live, and then there are no records to show.
+             */
+            brokersAsked: number;
             /** @description Brokers that did not answer in time: their records are missing. */
             missingNodes: string[];
             /** Format: int32 */
@@ -4470,7 +4476,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description `NoBrokerAvailable`: no broker node is live (brokers hold the traces); or the database is unavailable */
+            /** @description the database is unavailable (`ServiceUnavailable`) or the request timed out (`RequestTimeout`); retry after `Retry-After` seconds */
             503: {
                 headers: {
                     [name: string]: unknown;

@@ -70,6 +70,11 @@ export function MessageTrace({ instance, msgId: initialMsgId, clientId: initialC
 function TraceTable({ instanceId, page }: { instanceId: string; page: MessageTracePage }) {
   return (
     <div class="card">
+      {page.brokersAsked === 0 ? (
+        <p class="field-error" role="alert">
+          No broker is live: the records are kept on the brokers, so none can be shown now.
+        </p>
+      ) : null}
       {page.missingNodes.length ? (
         <p class="field-error" role="alert">
           Brokers that did not answer in time (their records are missing): {page.missingNodes.join(', ')}
