@@ -69,6 +69,13 @@ macro_rules! wire_names {
                 f.write_str(self.as_str())
             }
         }
+        /// For reading a stored name back (as the database hands it over).
+        impl TryFrom<String> for $ty {
+            type Error = CustomAuthError;
+            fn try_from(s: String) -> Result<Self, Self::Error> {
+                s.parse()
+            }
+        }
         impl FromStr for $ty {
             type Err = CustomAuthError;
             fn from_str(s: &str) -> Result<Self, Self::Err> {

@@ -352,4 +352,15 @@ mod tests {
         let newer: CloseReason = serde_json::from_str("\"some new reason\"").unwrap();
         assert_eq!(newer, CloseReason::Other);
     }
+
+    #[test]
+    fn a_command_of_a_newer_control_plane_reads_as_unknown() {
+        let c: Command = serde_json::from_str(r#"{"kind":"somethingNew","field":1}"#).unwrap();
+        assert_eq!(c, Command::Unknown);
+        let q: Command = serde_json::from_str(
+            r#"{"kind":"traceQuery","requestId":"r","query":{"instanceId":"i","beginMs":0,"endMs":1,"limit":5}}"#,
+        )
+        .unwrap();
+        assert!(matches!(q, Command::TraceQuery { query, .. } if !query.newest_first && query.limit == 5));
+    }
 }

@@ -43,6 +43,16 @@ impl Params {
             .ok_or_else(|| RpcError::invalid(name, format!("The parameter {name} is mandatory for this action.")))
     }
 
+    /// A whole-number parameter, when there is one; anything else is `InvalidParameter.<Name>`.
+    pub fn number<T: std::str::FromStr>(&self, name: &str) -> Result<Option<T>, RpcError> {
+        self.get(name)
+            .map(|v| {
+                v.parse()
+                    .map_err(|_| RpcError::invalid(name, format!("{name} must be a whole number in its range.")))
+            })
+            .transpose()
+    }
+
     /// A repeated parameter `Name.1`, `Name.2`, ... in index order (the SDKs' way of sending lists).
     pub fn list(&self, name: &str) -> Vec<&str> {
         let prefix = format!("{name}.");

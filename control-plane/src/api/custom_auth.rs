@@ -13,6 +13,7 @@ use common::quotas::Quotas;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use super::paging::TokenPage;
 use crate::auth::Caller;
 use crate::crypto::Aad;
 use crate::db::custom_auth::{self as db, Filter, IdentityRow, NewIdentity, PermissionRow};
@@ -178,45 +179,6 @@ pub struct BlacklistQuery {
     pub size: Option<u32>,
 }
 
-/// A `nextToken` / `size` page: the token is the offset of the next item.
-pub(crate) struct TokenPage {
-    offset: i64,
-    size: i64,
-}
-
-impl TokenPage {
-    pub fn new(next_token: Option<&str>, size: Option<u32>) -> ApiResult<Self> {
-        let offset = match next_token {
-            None | Some("") => 0,
-            Some(t) => t
-                .parse::<i64>()
-                .ok()
-                .filter(|o| *o >= 0)
-                .ok_or_else(|| ApiError::invalid("nextToken", "is not a token this API gave"))?,
-        };
-        let size = size.unwrap_or(100);
-        if !(1..=100).contains(&size) {
-            return Err(ApiError::invalid("size", "must be 1 to 100"));
-        }
-        Ok(Self {
-            offset,
-            size: i64::from(size),
-        })
-    }
-
-    /// One more row than the page is read, to know whether another page follows.
-    fn limit(&self) -> i64 {
-        self.size + 1
-    }
-
-    /// The page's rows and the token of the next page, if any.
-    fn split<T>(&self, mut rows: Vec<T>) -> (Vec<T>, Option<String>) {
-        let more = rows.len() as i64 > self.size;
-        rows.truncate(self.size as usize);
-        (rows, more.then(|| (self.offset + self.size).to_string()))
-    }
-}
-
 fn parse_type(value: Option<&str>, field: &str) -> ApiResult<Option<IdentityType>> {
     value
         .filter(|v| !v.is_empty())
@@ -224,17 +186,16 @@ fn parse_type(value: Option<&str>, field: &str) -> ApiResult<Option<IdentityType
         .transpose()
 }
 
-impl CustomAuthIdentity {
-    fn from_row(row: IdentityRow) -> ApiResult<Self> {
-        let corrupt = |what: &str| ApiError::Internal(anyhow::anyhow!("stored custom identity has a bad {what}"));
-        Ok(Self {
-            identity_type: row.identity_type.parse().map_err(|_| corrupt("identity type"))?,
-            sign_mode: row.sign_mode.parse().map_err(|_| corrupt("sign mode"))?,
+impl From<IdentityRow> for CustomAuthIdentity {
+    fn from(row: IdentityRow) -> Self {
+        Self {
+            identity_type: row.identity_type,
+            sign_mode: row.sign_mode,
             username: row.username,
             client_id: row.client_id,
             created_at: row.created_at,
             updated_at: row.updated_at,
-        })
+        }
     }
 }
 
@@ -277,9 +238,9 @@ pub(crate) async fn put_identity(
         .encrypt(Aad::CustomIdentity(username), settings.secret.as_bytes());
     let new = NewIdentity {
         username,
-        identity_type: settings.identity_type.as_str(),
+        identity_type: settings.identity_type,
         client_id: settings.client_id.as_deref(),
-        sign_mode: settings.sign_mode.as_str(),
+        sign_mode: settings.sign_mode,
         secret_enc: &secret_enc,
     };
     let row = if update {
@@ -294,7 +255,7 @@ pub(crate) async fn put_identity(
         db::add_identity(&mut tx, instance_id, &new).await?
     };
     tx.commit().await?;
-    CustomAuthIdentity::from_row(row)
+    Ok(row.into())
 }
 
 #[utoipa::path(post, path = "/api/v1/instances/{instanceId}/custom-auth/identities", operation_id = "AddCustomAuthIdentity",
@@ -369,13 +330,10 @@ pub async fn query_custom_auth_identity(
         client_id: q.client_id.as_deref().filter(|c| !c.is_empty()),
         topic: None,
     };
-    let rows = db::identities(&state.db, &instance_id, &filter, page.limit(), page.offset).await?;
+    let rows = db::identities(&state.db, &instance_id, &filter, page.limit(), page.offset()).await?;
     let (rows, next_token) = page.split(rows);
     Ok(Json(CustomAuthIdentityPage {
-        identities: rows
-            .into_iter()
-            .map(CustomAuthIdentity::from_row)
-            .collect::<ApiResult<_>>()?,
+        identities: rows.into_iter().map(CustomAuthIdentity::from).collect(),
         next_token,
     }))
 }
@@ -392,11 +350,11 @@ fn permission_row(instance_id: &str, p: &CustomAuthPermission, quotas: &Quotas) 
         .map_err(|e| ApiError::invalid("topic", e))?;
     Ok(PermissionRow {
         instance_id: instance_id.to_string(),
-        identity_type: p.identity_type.as_str().into(),
+        identity_type: p.identity_type,
         identity: p.identity.clone(),
         topic: p.topic.clone(),
-        permit_action: p.permit_action.as_str().into(),
-        effect: p.effect.as_str().into(),
+        permit_action: p.permit_action,
+        effect: p.effect,
     })
 }
 
@@ -528,21 +486,18 @@ pub async fn query_custom_auth_permission(
         client_id: None,
         topic: q.topic.as_deref().filter(|t| !t.is_empty()),
     };
-    let rows = db::permissions(&state.db, &instance_id, &filter, page.limit(), page.offset).await?;
+    let rows = db::permissions(&state.db, &instance_id, &filter, page.limit(), page.offset()).await?;
     let (rows, next_token) = page.split(rows);
     let permissions = rows
         .into_iter()
-        .map(|r| {
-            let corrupt = |_| ApiError::Internal(anyhow::anyhow!("stored custom permission is malformed"));
-            Ok(CustomAuthPermission {
-                identity_type: r.identity_type.parse().map_err(corrupt)?,
-                permit_action: r.permit_action.parse().map_err(corrupt)?,
-                effect: r.effect.parse().map_err(corrupt)?,
-                identity: r.identity,
-                topic: r.topic,
-            })
+        .map(|r| CustomAuthPermission {
+            identity_type: r.identity_type,
+            permit_action: r.permit_action,
+            effect: r.effect,
+            identity: r.identity,
+            topic: r.topic,
         })
-        .collect::<ApiResult<_>>()?;
+        .collect();
     Ok(Json(CustomAuthPermissionPage {
         permissions,
         next_token,
@@ -624,7 +579,7 @@ pub async fn query_custom_auth_connect_black(
     instances::quotas(&state.db, &instance_id).await?;
     let page = TokenPage::new(q.next_token.as_deref(), q.size)?;
     let client_id = q.client_id.as_deref().filter(|c| !c.is_empty());
-    let rows = db::blacklist(&state.db, &instance_id, client_id, page.limit(), page.offset).await?;
+    let rows = db::blacklist(&state.db, &instance_id, client_id, page.limit(), page.offset()).await?;
     let (rows, next_token) = page.split(rows);
     Ok(Json(ConnectBlacklistPage {
         entries: rows

@@ -122,8 +122,8 @@ async fn attach_custom_auth(
         let i = row.identity;
         let secret = secrets.decrypt_string(Aad::CustomIdentity(&i.username), &i.secret_enc)?;
         let identity = CustomIdentity {
-            identity_type: i.identity_type.parse()?,
-            sign_mode: i.sign_mode.parse()?,
+            identity_type: i.identity_type,
+            sign_mode: i.sign_mode,
             username: i.username,
             secret,
             client_id: i.client_id,
@@ -134,9 +134,9 @@ async fn attach_custom_auth(
     }
     for p in rows.permissions {
         let permission = CustomPermission {
-            identity_type: p.identity_type.parse()?,
-            permit_action: p.permit_action.parse()?,
-            effect: p.effect.parse()?,
+            identity_type: p.identity_type,
+            permit_action: p.permit_action,
+            effect: p.effect,
             identity: p.identity,
             topic: p.topic,
         };

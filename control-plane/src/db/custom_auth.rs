@@ -4,15 +4,19 @@
 use chrono::{DateTime, Utc};
 use sqlx::{FromRow, PgPool};
 
+use common::custom_auth::{Effect, IdentityType, PermitAction, SignMode};
+
 use super::ConfigTx;
 use crate::error::{ApiError, ApiResult};
 
 #[derive(FromRow)]
 pub struct IdentityRow {
     pub username: String,
-    pub identity_type: String,
+    #[sqlx(try_from = "String")]
+    pub identity_type: IdentityType,
     pub client_id: Option<String>,
-    pub sign_mode: String,
+    #[sqlx(try_from = "String")]
+    pub sign_mode: SignMode,
     pub secret_enc: Vec<u8>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -28,20 +32,23 @@ pub struct InstanceIdentityRow {
 
 pub struct NewIdentity<'a> {
     pub username: &'a str,
-    pub identity_type: &'a str,
+    pub identity_type: IdentityType,
     pub client_id: Option<&'a str>,
-    pub sign_mode: &'a str,
+    pub sign_mode: SignMode,
     pub secret_enc: &'a [u8],
 }
 
 #[derive(FromRow)]
 pub struct PermissionRow {
     pub instance_id: String,
-    pub identity_type: String,
+    #[sqlx(try_from = "String")]
+    pub identity_type: IdentityType,
     pub identity: String,
     pub topic: String,
-    pub permit_action: String,
-    pub effect: String,
+    #[sqlx(try_from = "String")]
+    pub permit_action: PermitAction,
+    #[sqlx(try_from = "String")]
+    pub effect: Effect,
 }
 
 #[derive(FromRow)]
@@ -89,9 +96,9 @@ pub async fn add_identity(tx: &mut ConfigTx, instance_id: &str, new: &NewIdentit
     )))
     .bind(new.username)
     .bind(instance_id)
-    .bind(new.identity_type)
+    .bind(new.identity_type.as_str())
     .bind(new.client_id)
-    .bind(new.sign_mode)
+    .bind(new.sign_mode.as_str())
     .bind(new.secret_enc)
     .fetch_optional(tx.conn())
     .await?
@@ -112,35 +119,35 @@ pub async fn update_identity(
     )))
     .bind(new.username)
     .bind(instance_id)
-    .bind(new.identity_type)
+    .bind(new.identity_type.as_str())
     .bind(new.client_id)
-    .bind(new.sign_mode)
+    .bind(new.sign_mode.as_str())
     .bind(new.secret_enc)
     .fetch_optional(tx.conn())
     .await
 }
 
-/// Runs `statement` (a delete of one row by `$1` instance and `$2` name); false when there was none.
-async fn delete_one(
+/// Runs `statement` on one row named by `$1` (instance) and `$2` (name); false when it changed none.
+async fn change_one(
     tx: &mut ConfigTx,
     statement: &'static str,
     instance_id: &str,
     name: &str,
 ) -> Result<bool, sqlx::Error> {
     tx.touch(instance_id);
-    let deleted = sqlx::query(statement)
+    let changed = sqlx::query(statement)
         .bind(instance_id)
         .bind(name)
         .execute(tx.conn())
         .await?
         .rows_affected();
-    Ok(deleted > 0)
+    Ok(changed > 0)
 }
 
 /// False when the instance has no such identity.
 pub async fn delete_identity(tx: &mut ConfigTx, instance_id: &str, username: &str) -> Result<bool, sqlx::Error> {
     let statement = "delete from custom_auth_identities where instance_id = $1 and username = $2";
-    delete_one(tx, statement, instance_id, username).await
+    change_one(tx, statement, instance_id, username).await
 }
 
 /// Identities by username, `limit` from `offset`.
@@ -180,11 +187,11 @@ pub async fn put_permission(tx: &mut ConfigTx, p: &PermissionRow, replace: bool)
     };
     let changed = sqlx::query(statement)
         .bind(&p.instance_id)
-        .bind(&p.identity_type)
+        .bind(p.identity_type.as_str())
         .bind(&p.identity)
         .bind(&p.topic)
-        .bind(&p.permit_action)
-        .bind(&p.effect)
+        .bind(p.permit_action.as_str())
+        .bind(p.effect.as_str())
         .execute(tx.conn())
         .await?
         .rows_affected();
@@ -239,22 +246,15 @@ pub async fn permissions(
 
 /// False when the client ID is listed already.
 pub async fn add_blacklisted(tx: &mut ConfigTx, instance_id: &str, client_id: &str) -> Result<bool, sqlx::Error> {
-    tx.touch(instance_id);
-    let added = sqlx::query(
-        "insert into custom_auth_connect_blacklist (instance_id, client_id) values ($1, $2) on conflict do nothing",
-    )
-    .bind(instance_id)
-    .bind(client_id)
-    .execute(tx.conn())
-    .await?
-    .rows_affected();
-    Ok(added > 0)
+    let statement =
+        "insert into custom_auth_connect_blacklist (instance_id, client_id) values ($1, $2) on conflict do nothing";
+    change_one(tx, statement, instance_id, client_id).await
 }
 
 /// False when the client ID is not listed.
 pub async fn delete_blacklisted(tx: &mut ConfigTx, instance_id: &str, client_id: &str) -> Result<bool, sqlx::Error> {
     let statement = "delete from custom_auth_connect_blacklist where instance_id = $1 and client_id = $2";
-    delete_one(tx, statement, instance_id, client_id).await
+    change_one(tx, statement, instance_id, client_id).await
 }
 
 pub async fn blacklist(

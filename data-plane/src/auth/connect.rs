@@ -127,7 +127,7 @@ pub fn authenticate(
 /// The instance a CONNECT's username names, when this broker serves it (for the trace of a refused
 /// CONNECT; nothing is recorded for a username that names no instance).
 pub fn instance_named<'a>(dir: &'a Directory, username: &str) -> Option<&'a str> {
-    let instance_id = match username.split('|').nth(2) {
+    let instance_id = match username.splitn(3, '|').nth(2) {
         Some(id) => id,
         None => dir.custom_usernames.get(username)?,
     };

@@ -41,15 +41,6 @@ fn parsed<T: FromStr<Err = common::custom_auth::CustomAuthError>>(p: &Params, na
         .map_err(|e: common::custom_auth::CustomAuthError| RpcError::invalid(name, format!("{name} {e}.")))
 }
 
-fn size(p: &Params) -> Result<Option<u32>, RpcError> {
-    p.get("Size")
-        .map(|v| {
-            v.parse()
-                .map_err(|_| RpcError::invalid("Size", "Size must be 1 to 100."))
-        })
-        .transpose()
-}
-
 fn owned(p: &Params, name: &str) -> Option<String> {
     p.get(name).map(String::from)
 }
@@ -103,7 +94,7 @@ pub(super) async fn query_identity(call: Call) -> Result<Fields, RpcError> {
         client_id: owned(p, "ClientId"),
         identity_type: owned(p, "IdentityType"),
         next_token: owned(p, "NextToken"),
-        size: size(p)?,
+        size: p.number("Size")?,
     };
     let Json(page) =
         rest::query_custom_auth_identity(State(call.state), call.caller, Path(instance_id), Ok(Query(query)))
@@ -171,7 +162,7 @@ pub(super) async fn query_permission(call: Call) -> Result<Fields, RpcError> {
         identity_type: owned(p, "IdentityType"),
         topic: owned(p, "Topic"),
         next_token: owned(p, "NextToken"),
-        size: size(p)?,
+        size: p.number("Size")?,
     };
     let Json(page) =
         rest::query_custom_auth_permission(State(call.state), call.caller, Path(instance_id), Ok(Query(query)))
@@ -221,7 +212,7 @@ pub(super) async fn query_connect_black(call: Call) -> Result<Fields, RpcError> 
     let query = BlacklistQuery {
         client_id: owned(p, "ClientId"),
         next_token: owned(p, "NextToken"),
-        size: size(p)?,
+        size: p.number("Size")?,
     };
     let Json(page) =
         rest::query_custom_auth_connect_black(State(call.state), call.caller, Path(instance_id), Ok(Query(query)))

@@ -67,15 +67,6 @@ pub(super) async fn unregister(call: Call) -> Result<Fields, RpcError> {
     Ok(Fields::new())
 }
 
-fn page_number(name: &str, value: Option<&str>) -> Result<Option<u32>, RpcError> {
-    value
-        .map(|v| {
-            v.parse()
-                .map_err(|_| RpcError::invalid(name, format!("{name} must be a positive whole number.")))
-        })
-        .transpose()
-}
-
 /// `{DeviceCredentialClientIdList: {ClientIdList, PageNo, PageSize, Total, NextToken}}`, the numbers
 /// as strings *(compat)*. `NextToken` is the number of the next page, present while there is one;
 /// given in a request it takes the place of `PageNo`.
@@ -83,13 +74,13 @@ pub(super) async fn list_client_ids(call: Call) -> Result<Fields, RpcError> {
     let p = &call.params;
     let instance_id = p.required("InstanceId")?.to_string();
     let page_no = match p.get("NextToken") {
-        Some(token) => page_number("NextToken", Some(token))?,
-        None => page_number("PageNo", p.get("PageNo"))?,
+        Some(_) => p.number("NextToken")?,
+        None => p.number("PageNo")?,
     };
     let params = ListParams {
         group_id: Some(p.required("GroupId")?.to_string()),
         page_no,
-        page_size: page_number("PageSize", p.get("PageSize"))?,
+        page_size: p.number("PageSize")?,
     };
     let Json(page) =
         rest::list_device_credential_client_id(State(call.state), call.caller, Path(instance_id), Ok(Query(params)))

@@ -15,15 +15,6 @@ use crate::api::paging::Page;
 use crate::api::trace::{self, ClientEventRecord};
 use crate::error::ApiError;
 
-fn number<T: std::str::FromStr>(p: &Params, name: &str) -> Result<Option<T>, RpcError> {
-    p.get(name)
-        .map(|v| {
-            v.parse()
-                .map_err(|_| RpcError::invalid(name, format!("{name} must be a whole number.")))
-        })
-        .transpose()
-}
-
 /// `Reverse`: `true` newest first; anything else (or nothing) oldest first, as Alibaba's default.
 fn reverse(p: &Params) -> Result<bool, RpcError> {
     match p.get("Reverse") {
@@ -81,7 +72,7 @@ fn message_info(r: MessageTraceRecord) -> Value {
 
 /// The paging and order parameters of the paged trace actions.
 fn paging(p: &Params) -> Result<(Page, bool), RpcError> {
-    let page = Page::new(number(p, "CurrentPage")?, number(p, "PageSize")?, 20).map_err(|e| match e {
+    let page = Page::new(p.number("CurrentPage")?, p.number("PageSize")?, 20).map_err(|e| match e {
         ApiError::InvalidParameter { field, message } => {
             RpcError::invalid(if field == "pageNo" { "CurrentPage" } else { "PageSize" }, message)
         }
@@ -94,7 +85,7 @@ fn paging(p: &Params) -> Result<(Page, bool), RpcError> {
 fn span(p: &Params) -> Result<(Option<i64>, Option<i64>), RpcError> {
     p.required("BeginTime")?;
     p.required("EndTime")?;
-    Ok((number(p, "BeginTime")?, number(p, "EndTime")?))
+    Ok((p.number("BeginTime")?, p.number("EndTime")?))
 }
 
 async fn message_trace(call: &Call, req: TraceRequest, subject: &str) -> Result<MessageTracePage, RpcError> {
