@@ -72,9 +72,15 @@ impl Tracer {
         Ok(Arc::new(Self { shared }))
     }
 
-    /// Records one step of a message; never waits for the disk.
+    /// Records one step of a message; never waits for the disk. A client's publication is dated
+    /// when this broker accepted it (the ID it assigned holds that time), so it never comes after
+    /// a push of it that another thread made while this one was still routing. (SendMessage's IDs
+    /// come from the control plane, in another form: those are dated now.)
     pub fn record(&self, instance_id: &str, msg_id: MsgId, client_id: &ByteString, action: TraceAction) {
-        let time = common::time::now_ms();
+        let time = match action {
+            TraceAction::PubMqtt => msg_id.time_ms(),
+            _ => common::time::now_ms(),
+        };
         let mut buf = self.shared.shards[shard()].lock().unwrap_or_else(|e| e.into_inner());
         if buf.len() >= SHARD_BYTES {
             drop(buf);
