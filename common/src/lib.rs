@@ -2,6 +2,7 @@
 //! topic matching, MQTT credential signing and token issuing/verification. Pure and I/O-free.
 
 pub mod custom_auth;
+pub mod delta;
 pub mod names;
 pub mod qos;
 pub mod quotas;

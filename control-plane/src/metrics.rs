@@ -57,3 +57,13 @@ pub const TRACE_QUERIES_INCOMPLETE_TOTAL: &str = "cp_trace_queries_incomplete_to
 pub fn trace_query_incomplete() {
     ::metrics::counter!(TRACE_QUERIES_INCOMPLETE_TOTAL).increment(1);
 }
+
+/// Counter of configuration documents sent to brokers, by `kind`: `snapshot` or `delta`; and of
+/// their bytes. Bytes per delta follow the size of a change, bytes per snapshot the whole configuration.
+pub const CONFIG_SENT_TOTAL: &str = "cp_config_sent_total";
+pub const CONFIG_SENT_BYTES_TOTAL: &str = "cp_config_sent_bytes_total";
+
+pub fn config_sent(kind: &'static str, bytes: usize) {
+    ::metrics::counter!(CONFIG_SENT_TOTAL, "kind" => kind).increment(1);
+    ::metrics::counter!(CONFIG_SENT_BYTES_TOTAL, "kind" => kind).increment(bytes as u64);
+}

@@ -1,11 +1,14 @@
 //! The instances this broker serves, compiled from a snapshot into lookup tables and swapped
-//! atomically (`apply_snapshot`), so a reload never blocks or half-applies under live traffic.
+//! atomically (`apply_snapshot`, `apply_delta`), so a reload never blocks or half-applies under live
+//! traffic. Device credentials sit in a persistent map: a delta that changes one of a million copies
+//! a few nodes, not the million.
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
+use common::delta::{ChangedInstance, Delta, DeviceChanges};
 use common::quotas::Quotas;
 use common::rules::TargetPolicy;
 use common::snapshot::{AccessKeyGrant, DeviceCredentialEntry, InstanceConfig, Snapshot, SnapshotError};
@@ -25,7 +28,43 @@ pub enum LoadError {
     Invalid(#[from] SnapshotError),
 }
 
+/// Why a delta cannot be applied to the directory as it is; the broker then fetches the full
+/// snapshot.
+#[derive(Debug, Error, PartialEq)]
+pub enum DeltaError {
+    #[error(transparent)]
+    Damaged(#[from] SnapshotError),
+    #[error("delta from version {from} does not follow the applied version {applied}")]
+    NotNext { from: i64, applied: i64 },
+    #[error("delta changes instance {0}, which this broker does not hold")]
+    UnknownInstance(String),
+}
+
+/// A device credential as the broker keeps it, under its client ID.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceSecret {
+    pub key_id: String,
+    pub secret: String,
+}
+
+/// Device credentials by client ID.
+pub type DeviceTable = imbl::HashMap<String, DeviceSecret>;
+
+fn device_table<'a>(entries: impl IntoIterator<Item = &'a DeviceCredentialEntry>) -> DeviceTable {
+    entries
+        .into_iter()
+        .map(|d| {
+            let secret = DeviceSecret {
+                key_id: d.device_access_key_id.clone(),
+                secret: d.device_access_key_secret.clone(),
+            };
+            (d.client_id.clone(), secret)
+        })
+        .collect()
+}
+
 /// One instance, indexed for the per-packet checks.
+#[derive(Clone)]
 pub struct Instance {
     pub id: String,
     pub quotas: Quotas,
@@ -33,18 +72,23 @@ pub struct Instance {
     pub parent_topics: HashSet<String>,
     pub group_ids: HashSet<String>,
     pub access_keys: HashMap<String, AccessKeyGrant>,
-    pub device_credentials: HashMap<String, DeviceCredentialEntry>,
+    pub device_credentials: DeviceTable,
     pub revoked_jtis: HashSet<String>,
     /// Development instance: any parent topic and client id, no credentials.
     pub open: bool,
     /// Outflow, status and inflow rules (empty lists for most instances).
-    pub rules: InstanceRules,
+    pub rules: Arc<InstanceRules>,
     /// Custom-auth identities, permissions and connect blacklist.
-    pub custom: CustomAuthTable,
+    pub custom: Arc<CustomAuthTable>,
 }
 
 impl Instance {
     fn compile(cfg: &InstanceConfig) -> Self {
+        Self::compile_with(cfg, device_table(&cfg.device_credentials))
+    }
+
+    /// The instance's settings from `cfg`, with the device credentials given.
+    fn compile_with(cfg: &InstanceConfig, device_credentials: DeviceTable) -> Self {
         Self {
             id: cfg.id.clone(),
             quotas: cfg.quotas.clone(),
@@ -56,15 +100,11 @@ impl Instance {
                 .iter()
                 .map(|k| (k.access_key_id.clone(), k.clone()))
                 .collect(),
-            device_credentials: cfg
-                .device_credentials
-                .iter()
-                .map(|d| (d.device_access_key_id.clone(), d.clone()))
-                .collect(),
+            device_credentials,
             revoked_jtis: cfg.revoked_tokens.iter().map(|r| r.jti.clone()).collect(),
             open: false,
-            rules: InstanceRules::compile(&cfg.rules),
-            custom: CustomAuthTable::compile(&cfg.custom_auth),
+            rules: Arc::new(InstanceRules::compile(&cfg.rules)),
+            custom: Arc::new(CustomAuthTable::compile(&cfg.custom_auth)),
         }
     }
 
@@ -84,11 +124,11 @@ impl Instance {
             parent_topics: HashSet::new(),
             group_ids: HashSet::new(),
             access_keys: HashMap::new(),
-            device_credentials: HashMap::new(),
+            device_credentials: DeviceTable::new(),
             revoked_jtis: HashSet::new(),
             open: true,
-            rules: InstanceRules::default(),
-            custom: CustomAuthTable::default(),
+            rules: Arc::default(),
+            custom: Arc::default(),
         }
     }
 
@@ -159,6 +199,114 @@ impl Directory {
     }
 }
 
+impl Directory {
+    /// The directory `self` becomes with `delta`. As with a snapshot, an instance whose new settings
+    /// or device credentials fail validation is refused alone and keeps what it had; anything that
+    /// shows the delta does not fit what this directory holds is an error (the full snapshot mends it).
+    fn with_delta(&self, delta: &Delta, dev_instance: Option<&str>) -> Result<(Self, Vec<SnapshotError>), DeltaError> {
+        delta.check_hash()?;
+        if delta.from_version != self.version {
+            return Err(DeltaError::NotNext {
+                from: delta.from_version,
+                applied: self.version,
+            });
+        }
+        let mut refused = Vec::new();
+        let mut instances = self.instances.clone();
+        for id in &delta.content.removed_instances {
+            if Some(id.as_str()) != dev_instance {
+                instances.remove(id);
+            }
+        }
+        for changed in &delta.content.instances {
+            match self.changed_instance(changed)? {
+                Ok(instance) => {
+                    instances.insert(instance.id.clone(), Arc::new(instance));
+                }
+                Err(e) => refused.push(e),
+            }
+        }
+        for changes in &delta.content.devices {
+            let Some(current) = instances.get(&changes.instance_id).filter(|i| !i.open) else {
+                return Err(DeltaError::UnknownInstance(changes.instance_id.clone()));
+            };
+            match with_device_changes(current, changes) {
+                Ok(instance) => {
+                    instances.insert(instance.id.clone(), Arc::new(instance));
+                }
+                Err(e) => refused.push(e),
+            }
+        }
+        let custom_usernames = if delta.content.instances.is_empty() && delta.content.removed_instances.is_empty() {
+            self.custom_usernames.clone()
+        } else {
+            custom_usernames(&instances)
+        };
+        let dir = Self {
+            version: delta.version,
+            hash: delta.hash.clone(),
+            instances,
+            custom_usernames,
+            verifier: TokenVerifier::new(&delta.content.token_keys),
+            rule_policy: delta.content.rule_policy,
+        };
+        Ok((dir, refused))
+    }
+
+    /// An instance with new settings, or why it is refused. Its device credentials come with it when
+    /// it is new; otherwise they are the ones held.
+    fn changed_instance(&self, changed: &ChangedInstance) -> Result<Result<Instance, SnapshotError>, DeltaError> {
+        let cfg = &changed.config;
+        if let Err(e) = cfg.validate() {
+            return Ok(Err(e));
+        }
+        let devices = if changed.devices_included {
+            device_table(&cfg.device_credentials)
+        } else {
+            match self.instances.get(&cfg.id).filter(|i| !i.open) {
+                Some(held) => {
+                    // The held credentials must still fit the new client ID length limit.
+                    let max = cfg.quotas.max_client_id_length as usize;
+                    if let Some(client_id) = held
+                        .device_credentials
+                        .keys()
+                        .find(|c| common::names::parse_client_id(c, max).is_err())
+                    {
+                        return Ok(Err(SnapshotError::Invalid {
+                            instance: cfg.id.clone(),
+                            what: format!("device credential client id {client_id:?} is over the new limit"),
+                        }));
+                    }
+                    held.device_credentials.clone()
+                }
+                None => return Err(DeltaError::UnknownInstance(cfg.id.clone())),
+            }
+        };
+        Ok(Ok(Instance::compile_with(cfg, devices)))
+    }
+}
+
+/// `instance` with its device credentials changed, or why the change is refused (then none of it
+/// applies).
+fn with_device_changes(instance: &Instance, changes: &DeviceChanges) -> Result<Instance, SnapshotError> {
+    let max = instance.quotas.max_client_id_length as usize;
+    for d in &changes.upserts {
+        common::names::parse_client_id(&d.client_id, max).map_err(|e| SnapshotError::Invalid {
+            instance: instance.id.clone(),
+            what: format!("device credential client id {:?}: {e}", d.client_id),
+        })?;
+    }
+    let mut devices = instance.device_credentials.clone();
+    for client_id in &changes.removed {
+        devices.remove(client_id);
+    }
+    devices.extend(device_table(&changes.upserts));
+    Ok(Instance {
+        device_credentials: devices,
+        ..instance.clone()
+    })
+}
+
 /// Username -> instance of every custom-auth identity. The control plane keeps usernames unique
 /// across instances; should two instances still claim one (a hand-edited snapshot), neither gets it.
 fn custom_usernames(instances: &HashMap<String, Arc<Instance>>) -> HashMap<String, String> {
@@ -220,21 +368,42 @@ impl Directories {
     pub fn apply_snapshot(&self, snapshot: Snapshot) -> Result<Vec<SnapshotError>, SnapshotError> {
         snapshot.check_hash()?;
         let (dir, refused) = Directory::compile(&snapshot, &self.load(), self.dev_instance.as_deref());
-        for e in &refused {
-            crate::metrics::snapshot_instance_refused();
-            tracing::error!(version = dir.version, error = %e, "instance configuration refused; serving its previous one");
-        }
         tracing::info!(
             version = dir.version,
             instances = dir.instances.len(),
             refused = refused.len(),
             "snapshot applied"
         );
+        self.swap_in(dir, &refused);
+        Ok(refused)
+    }
+
+    /// Validates and applies a delta on top of the current directory (see `Directory::with_delta`).
+    /// Returns why each refused instance was refused; an error leaves the directory as it was.
+    pub fn apply_delta(&self, delta: &Delta) -> Result<Vec<SnapshotError>, DeltaError> {
+        let (dir, refused) = self.load().with_delta(delta, self.dev_instance.as_deref())?;
+        tracing::debug!(
+            from = delta.from_version,
+            version = dir.version,
+            changed = delta.content.instances.len(),
+            devices = delta.content.devices.len(),
+            refused = refused.len(),
+            "delta applied"
+        );
+        self.swap_in(dir, &refused);
+        Ok(refused)
+    }
+
+    /// Makes `dir` the live directory and tells live connections to re-check their credentials.
+    fn swap_in(&self, dir: Directory, refused: &[SnapshotError]) {
+        for e in refused {
+            crate::metrics::snapshot_instance_refused();
+            tracing::error!(version = dir.version, error = %e, "instance configuration refused; serving its previous one");
+        }
         crate::metrics::snapshot_version(dir.version);
         let version = dir.version;
         self.current.store(Arc::new(dir));
         self.changed.send_replace(version);
-        Ok(refused)
     }
 
     /// Reads, validates and applies a snapshot file.
@@ -345,6 +514,189 @@ pub(crate) mod tests {
         assert_eq!(
             (dirs.load().version, groups(&dirs, A).unwrap()),
             (1, vec!["GID_alpha".to_string()])
+        );
+    }
+
+    fn device(client_id: &str, key: &str) -> DeviceCredentialEntry {
+        DeviceCredentialEntry {
+            client_id: client_id.into(),
+            device_access_key_id: key.into(),
+            device_access_key_secret: format!("secret-of-{key}"),
+        }
+    }
+
+    fn devices(dirs: &Directories, id: &str) -> Vec<(String, String)> {
+        let mut d: Vec<(String, String)> = dirs.load().instances[id]
+            .device_credentials
+            .iter()
+            .map(|(c, s)| (c.clone(), s.key_id.clone()))
+            .collect();
+        d.sort();
+        d
+    }
+
+    fn delta(from: i64, to: i64, content: common::delta::DeltaContent) -> Delta {
+        Delta::new(from, to, content)
+    }
+
+    #[test]
+    fn a_delta_changes_devices_one_by_one_and_instances_whole() {
+        let dirs = Directories::new(None);
+        let mut a = instance(A, &["GID_alpha"]);
+        a.device_credentials = vec![device("GID_alpha@@@1", "k1"), device("GID_alpha@@@2", "k2")];
+        dirs.apply_snapshot(snapshot(4, vec![a, instance(B, &["GID_bravo"])]))
+            .unwrap();
+
+        let refused = dirs
+            .apply_delta(&delta(
+                4,
+                6,
+                common::delta::DeltaContent {
+                    instances: vec![
+                        ChangedInstance {
+                            config: instance(B, &["GID_bravo", "GID_bravo2"]),
+                            devices_included: false,
+                        },
+                        ChangedInstance {
+                            config: InstanceConfig {
+                                device_credentials: vec![device("GID_charlie@@@1", "kc")],
+                                ..instance(C, &["GID_charlie"])
+                            },
+                            devices_included: true,
+                        },
+                    ],
+                    devices: vec![DeviceChanges {
+                        instance_id: A.into(),
+                        upserts: vec![device("GID_alpha@@@2", "k2new"), device("GID_alpha@@@3", "k3")],
+                        removed: vec!["GID_alpha@@@1".into()],
+                    }],
+                    ..Default::default()
+                },
+            ))
+            .unwrap();
+        assert!(refused.is_empty(), "{refused:?}");
+        let dir = dirs.load();
+        assert_eq!(dir.version, 6);
+        assert_eq!(
+            devices(&dirs, A),
+            [
+                ("GID_alpha@@@2".into(), "k2new".into()),
+                ("GID_alpha@@@3".into(), "k3".into())
+            ]
+        );
+        assert_eq!(
+            groups(&dirs, A).unwrap(),
+            ["GID_alpha"],
+            "A's settings were not part of it"
+        );
+        assert_eq!(groups(&dirs, B).unwrap(), ["GID_bravo", "GID_bravo2"]);
+        assert_eq!(devices(&dirs, C), [("GID_charlie@@@1".into(), "kc".into())]);
+
+        dirs.apply_delta(&delta(
+            6,
+            7,
+            common::delta::DeltaContent {
+                removed_instances: vec![B.into()],
+                ..Default::default()
+            },
+        ))
+        .unwrap();
+        assert!(!dirs.load().instances.contains_key(B));
+    }
+
+    #[test]
+    fn a_delta_that_does_not_fit_is_an_error_and_changes_nothing() {
+        let dirs = Directories::new(None);
+        dirs.apply_snapshot(snapshot(4, vec![instance(A, &["GID_alpha"])]))
+            .unwrap();
+        let add = |instance_id: &str| common::delta::DeltaContent {
+            devices: vec![DeviceChanges {
+                instance_id: instance_id.into(),
+                upserts: vec![device("GID_alpha@@@1", "k1")],
+                removed: vec![],
+            }],
+            ..Default::default()
+        };
+        assert_eq!(
+            dirs.apply_delta(&delta(3, 5, add(A))),
+            Err(DeltaError::NotNext { from: 3, applied: 4 })
+        );
+        assert_eq!(
+            dirs.apply_delta(&delta(4, 5, add(B))),
+            Err(DeltaError::UnknownInstance(B.into()))
+        );
+        let settings_of_unknown = common::delta::DeltaContent {
+            instances: vec![ChangedInstance {
+                config: instance(B, &["GID_bravo"]),
+                devices_included: false,
+            }],
+            ..Default::default()
+        };
+        assert_eq!(
+            dirs.apply_delta(&delta(4, 5, settings_of_unknown)),
+            Err(DeltaError::UnknownInstance(B.into()))
+        );
+        let mut damaged = delta(4, 5, add(A));
+        damaged.content.devices[0].removed.push("GID_alpha@@@9".into());
+        assert_eq!(
+            dirs.apply_delta(&damaged),
+            Err(DeltaError::Damaged(SnapshotError::HashMismatch))
+        );
+        assert_eq!(dirs.load().version, 4);
+        assert!(devices(&dirs, A).is_empty());
+    }
+
+    #[test]
+    fn an_invalid_change_in_a_delta_is_refused_for_its_instance_alone() {
+        let dirs = Directories::new(None);
+        dirs.apply_snapshot(snapshot(
+            1,
+            vec![instance(A, &["GID_alpha"]), instance(B, &["GID_bravo"])],
+        ))
+        .unwrap();
+        let refused = dirs
+            .apply_delta(&delta(
+                1,
+                2,
+                common::delta::DeltaContent {
+                    instances: vec![ChangedInstance {
+                        config: instance(B, &["GID_bravo", "nope"]),
+                        devices_included: false,
+                    }],
+                    devices: vec![
+                        DeviceChanges {
+                            instance_id: A.into(),
+                            upserts: vec![device("GID_alpha@@@1", "k1"), device("no-group-separator", "k2")],
+                            removed: vec![],
+                        },
+                        DeviceChanges {
+                            instance_id: B.into(),
+                            upserts: vec![device("GID_bravo@@@1", "kb")],
+                            removed: vec![],
+                        },
+                    ],
+                    ..Default::default()
+                },
+            ))
+            .unwrap();
+        assert_eq!(refused.len(), 2, "{refused:?}");
+        assert!(
+            refused
+                .iter()
+                .any(|e| matches!(e, SnapshotError::Invalid { instance, .. } if instance == A))
+        );
+        assert!(
+            refused
+                .iter()
+                .any(|e| matches!(e, SnapshotError::Invalid { instance, .. } if instance == B))
+        );
+        assert_eq!(dirs.load().version, 2);
+        assert!(devices(&dirs, A).is_empty(), "none of A's refused change applies");
+        assert_eq!(groups(&dirs, B).unwrap(), ["GID_bravo"], "B keeps its settings");
+        assert_eq!(
+            devices(&dirs, B),
+            [("GID_bravo@@@1".into(), "kb".into())],
+            "B's valid devices apply"
         );
     }
 }

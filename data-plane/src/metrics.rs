@@ -22,6 +22,9 @@ const ONLINE_QUERIES: &str = "broker_online_queries_total";
 const SNAPSHOT_VERSION: &str = "broker_snapshot_version";
 const SNAPSHOT_REFUSED: &str = "broker_snapshot_refused_total";
 const SNAPSHOT_INSTANCES_REFUSED: &str = "broker_snapshot_instances_refused_total";
+const CONFIG_RECEIVED: &str = "broker_config_received_total";
+const CONFIG_RECEIVED_BYTES: &str = "broker_config_received_bytes_total";
+const DELTAS_REFUSED: &str = "broker_config_deltas_refused_total";
 const SYNC_ERRORS: &str = "broker_sync_errors_total";
 const SYNC_EVENTS_DROPPED: &str = "broker_sync_events_dropped_total";
 const SYNC_EVENTS_REFUSED: &str = "broker_sync_events_refused_total";
@@ -180,6 +183,17 @@ pub fn snapshot_version(version: i64) {
 
 pub fn snapshot_refused() {
     metrics::counter!(SNAPSHOT_REFUSED).increment(1);
+}
+
+/// A configuration document received (`snapshot` or `delta`) and its size.
+pub fn config_received(kind: &'static str, bytes: usize) {
+    metrics::counter!(CONFIG_RECEIVED, "kind" => kind).increment(1);
+    metrics::counter!(CONFIG_RECEIVED_BYTES, "kind" => kind).increment(bytes as u64);
+}
+
+/// A delta that did not fit what the broker held (the full snapshot follows).
+pub fn delta_refused() {
+    metrics::counter!(DELTAS_REFUSED).increment(1);
 }
 
 /// One instance of an applied snapshot refused (its previous configuration stays).

@@ -10,20 +10,6 @@ use test_support::net::free_port;
 use e2e::system::NODE_SECRET;
 use e2e::{Api, Broker, ControlPlane, Fixture};
 
-/// The value of a broker counter on its /metrics (0 when not exported yet).
-async fn counter(broker: &Broker, name: &str) -> f64 {
-    let url = format!("http://127.0.0.1:{}/metrics", broker.http_port);
-    let text = reqwest::get(url)
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("metrics text");
-    text.lines()
-        .filter_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse::<f64>().ok())
-        .sum()
-}
-
 async fn online(api: &Api, fx: &Fixture, cid: &str) -> bool {
     let v = api
         .ok(Method::GET, &format!("/instances/{}/sessions/{cid}", fx.instance), None)
@@ -85,7 +71,7 @@ async fn a_refused_event_is_dropped_and_the_rest_of_its_batch_arrives() {
         online(&api, &fx, &after).await,
         "the event after the refused one was lost"
     );
-    assert_eq!(counter(&broker, "broker_sync_events_refused_total").await, 1.0);
+    assert_eq!(broker.counter("broker_sync_events_refused_total").await, 1.0);
     // The trace has the good clients' connects.
     let trace = api
         .ok(

@@ -13,6 +13,7 @@ mod cluster_sessions;
 mod cluster_state;
 mod commands;
 mod custom_auth;
+mod deltas;
 mod device_trace;
 mod events;
 mod message_trace;

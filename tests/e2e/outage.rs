@@ -1,5 +1,6 @@
 //! The control plane going away: brokers keep serving from their last-known-good configuration, also
-//! across a broker restart, and what was revoked before the outage stays revoked.
+//! across a broker restart (the cached snapshot and the deltas logged after it), and what was revoked
+//! or registered before the outage stays so.
 
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
@@ -68,9 +69,14 @@ async fn a_restarted_broker_serves_from_its_cache_and_keeps_revocations() {
             json!({"token": token}),
         )
         .await;
+    let device = fx.register_device(&s.api, "registered").await;
     s.api.wait_in_sync(&["node-1"]).await;
 
     let lkg = s.broker().last_known_good();
+    assert!(
+        lkg.with_file_name("last-known-good.json.deltas").exists(),
+        "the revocation and the registration came as deltas, logged next to the snapshot"
+    );
     let mode = std::fs::metadata(&lkg)
         .expect("last-known-good file")
         .permissions()
@@ -104,5 +110,19 @@ async fn a_restarted_broker_serves_from_its_cache_and_keeps_revocations() {
     assert!(
         mqtt::refusal(valid).await.is_none(),
         "a valid token was refused after the restart"
+    );
+    let device_cid = device["clientId"].as_str().unwrap();
+    let mut registered = rumqttc::MqttOptions::new(device_cid, "127.0.0.1", port);
+    registered.set_credentials(
+        format!(
+            "DeviceCredential|{}|{}",
+            device["deviceAccessKeyId"].as_str().unwrap(),
+            fx.instance
+        ),
+        common::signing::mqtt_password(device["deviceAccessKeySecret"].as_str().unwrap(), device_cid),
+    );
+    assert!(
+        mqtt::refusal(registered).await.is_none(),
+        "a credential registered before the restart was refused after it"
     );
 }

@@ -139,6 +139,31 @@ impl Fixture {
         o
     }
 
+    /// Registers a device credential for the client ID of `device`; the API's answer.
+    pub async fn register_device(&self, api: &Api, device: &str) -> Value {
+        api.post(
+            &format!("/instances/{}/device-credentials", self.instance),
+            json!({"clientId": self.client_id(device)}),
+        )
+        .await
+    }
+
+    /// v3.1.1 options for a DeviceCredential-mode client with `credential` (an API answer) on `port`.
+    pub fn device_opts(&self, credential: &Value, port: u16) -> rumqttc::MqttOptions {
+        let client_id = credential["clientId"].as_str().expect("clientId");
+        let key_id = credential["deviceAccessKeyId"].as_str().expect("deviceAccessKeyId");
+        let secret = credential["deviceAccessKeySecret"]
+            .as_str()
+            .expect("deviceAccessKeySecret");
+        let mut o = rumqttc::MqttOptions::new(client_id, "127.0.0.1", port);
+        o.set_credentials(
+            format!("DeviceCredential|{key_id}|{}", self.instance),
+            common::signing::mqtt_password(secret, client_id),
+        );
+        o.set_keep_alive(Duration::from_secs(30));
+        o
+    }
+
     /// Applies for a token (operator call on behalf of the fixture's AccessKey).
     pub async fn token(&self, api: &Api, resources: &str, actions: &str) -> String {
         let body = json!({

@@ -209,6 +209,21 @@ impl Broker {
         self.dir.join("last-known-good.json")
     }
 
+    /// The value of a counter on the broker's /metrics, labels included in `name` (e.g.
+    /// `broker_config_received_total{kind="delta"}`); 0 when not exported yet.
+    pub async fn counter(&self, name: &str) -> f64 {
+        let url = format!("http://127.0.0.1:{}/metrics", self.http_port);
+        let text = reqwest::get(url)
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("metrics text");
+        text.lines()
+            .filter_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse::<f64>().ok())
+            .sum()
+    }
+
     pub fn mqtt_addr(&self) -> (String, u16) {
         ("127.0.0.1".into(), self.mqtt_port)
     }

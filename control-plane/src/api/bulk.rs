@@ -155,7 +155,7 @@ pub async fn batch_register_device_credential(
     caller.require_instance(&instance_id)?;
     check_count("clientIds", req.client_ids.len())?;
     let mut tx = ConfigTx::begin(&state.db).await?;
-    let quotas = tx.lock_instance(&instance_id).await?;
+    let quotas = tx.lock_instance_for_devices(&instance_id).await?;
     let known_groups: HashSet<String> = groups::ids(&mut tx, &instance_id).await?.into_iter().collect();
     let repeats = repeats(req.client_ids.iter().map(String::as_str));
 

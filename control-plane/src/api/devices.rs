@@ -125,7 +125,7 @@ pub(crate) async fn register(
 ) -> ApiResult<DeviceCredential> {
     caller.require_instance(instance_id)?;
     let mut tx = ConfigTx::begin(&state.db).await?;
-    let quotas = tx.lock_instance(instance_id).await?;
+    let quotas = tx.lock_instance_for_devices(instance_id).await?;
     let client = parse_client_id(client_id, quotas.max_client_id_length)?;
     if !groups::exists(&mut tx, instance_id, client.group_id).await? {
         return Err(no_such_group());
@@ -172,7 +172,7 @@ pub async fn refresh_device_credential(
 ) -> ApiResult<Json<DeviceCredential>> {
     caller.require_instance(&instance_id)?;
     let mut tx = ConfigTx::begin(&state.db).await?;
-    tx.lock_instance(&instance_id).await?;
+    tx.lock_instance_for_devices(&instance_id).await?;
     let key_id = devices::key_id(&mut tx, &instance_id, &client_id)
         .await?
         .ok_or(ApiError::NotFound("device credential"))?;
@@ -193,7 +193,7 @@ pub async fn unregister_device_credential(
 ) -> ApiResult<StatusCode> {
     caller.require_instance(&instance_id)?;
     let mut tx = ConfigTx::begin(&state.db).await?;
-    tx.lock_instance(&instance_id).await?;
+    tx.lock_instance_for_devices(&instance_id).await?;
     if !devices::delete(&mut tx, &instance_id, &client_id).await? {
         return Err(ApiError::NotFound("device credential"));
     }

@@ -5,6 +5,7 @@
 //! public REST API: they stay out of the OpenAPI document, and `api::router` only mounts them.
 
 pub(crate) mod commands;
+pub(crate) mod delta;
 pub(crate) mod events;
 pub(crate) mod feeds;
 pub(crate) mod heartbeat;
@@ -69,6 +70,9 @@ pub(crate) struct PollParams {
     pub after: Option<i64>,
     /// Absent = answer at once; capped at `MAX_WAIT_SECS`.
     pub wait_secs: Option<u64>,
+    /// Snapshot poll only: the broker applies deltas, so send one when the change records allow.
+    #[serde(default)]
+    pub deltas: bool,
 }
 
 impl PollParams {

@@ -11,6 +11,7 @@ use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
 use common::custom_auth::{CustomIdentity, CustomPermission};
+use common::delta::{CONFIG_KIND_HEADER, KIND_DELTA, KIND_SNAPSHOT};
 use common::rules::TargetPolicy;
 use common::snapshot::{
     AccessKeyGrant, DeviceCredentialEntry, InstanceConfig, RevokedToken, Snapshot, SnapshotContent,
@@ -34,13 +35,38 @@ pub async fn build(pool: &PgPool, secrets: &SecretBox) -> anyhow::Result<Snapsho
 /// The snapshot with the operator's rule target policy.
 pub async fn build_with(pool: &PgPool, secrets: &SecretBox, rule_policy: TargetPolicy) -> anyhow::Result<Snapshot> {
     let rows = db::snapshot::read(pool, crate::clock::now_ms()).await?;
+    let token_keys = open_token_keys(secrets, rows.token_keys)?;
+    let instances = instance_configs(pool, secrets, rows.instances).await?;
+    Ok(Snapshot::new(
+        rows.version,
+        SnapshotContent {
+            rule_policy,
+            token_keys,
+            instances: instances.into_values().collect(),
+        },
+    ))
+}
 
+/// The public keys of the token signing keys.
+pub(super) fn open_token_keys(
+    secrets: &SecretBox,
+    sealed: Vec<(String, Vec<u8>)>,
+) -> anyhow::Result<Vec<common::token::TokenPublicKey>> {
     let mut token_keys = Vec::new();
-    for (kid, enc) in rows.token_keys {
+    for (kid, enc) in sealed {
         let seed = open_seed(secrets, &kid, &enc)?;
         token_keys.push(TokenSigner::from_seed(kid, &seed).public_key().clone());
     }
+    Ok(token_keys)
+}
 
+/// The configurations of the instances in `rows`, secrets opened, with their rules and custom
+/// authentication.
+pub(super) async fn instance_configs(
+    pool: &PgPool,
+    secrets: &SecretBox,
+    rows: db::snapshot::InstancesRows,
+) -> anyhow::Result<BTreeMap<String, InstanceConfig>> {
     let mut instances: BTreeMap<String, InstanceConfig> = rows
         .instances
         .into_iter()
@@ -79,14 +105,10 @@ pub async fn build_with(pool: &PgPool, secrets: &SecretBox, rule_policy: TargetP
         });
     }
     for dev in rows.devices {
-        let secret = secrets.decrypt_string(Aad::Device(&dev.device_access_key_id), &dev.secret_enc)?;
-        instances.entry(dev.instance_id).and_modify(|i| {
-            i.device_credentials.push(DeviceCredentialEntry {
-                client_id: dev.client_id,
-                device_access_key_id: dev.device_access_key_id,
-                device_access_key_secret: secret,
-            })
-        });
+        let entry = open_device(secrets, dev.client_id, dev.device_access_key_id, &dev.secret_enc)?;
+        instances
+            .entry(dev.instance_id)
+            .and_modify(|i| i.device_credentials.push(entry));
     }
     crate::rules::snapshot::attach(pool, secrets, &mut instances).await?;
     attach_custom_auth(pool, secrets, &mut instances).await?;
@@ -98,15 +120,22 @@ pub async fn build_with(pool: &PgPool, secrets: &SecretBox, rule_policy: TargetP
             })
         });
     }
+    Ok(instances)
+}
 
-    Ok(Snapshot::new(
-        rows.version,
-        SnapshotContent {
-            rule_policy,
-            token_keys,
-            instances: instances.into_values().collect(),
-        },
-    ))
+/// A device credential with its secret opened.
+pub(super) fn open_device(
+    secrets: &SecretBox,
+    client_id: String,
+    key_id: String,
+    secret_enc: &[u8],
+) -> anyhow::Result<DeviceCredentialEntry> {
+    let secret = secrets.decrypt_string(Aad::Device(&key_id), secret_enc)?;
+    Ok(DeviceCredentialEntry {
+        client_id,
+        device_access_key_id: key_id,
+        device_access_key_secret: secret,
+    })
 }
 
 /// Fills in the custom authentication of `instances`, secrets opened. Read apart from the rest, as
@@ -154,9 +183,11 @@ async fn attach_custom_auth(
 
 /// The serialized snapshot of the latest version, shared by every broker that polls it: built once
 /// per version (decrypting every secret is the expensive part), and all brokers get the same bytes.
+/// The latest delta likewise: brokers at the same version that one change wakes get it built once.
 #[derive(Default)]
 pub(crate) struct SnapshotCache {
     last: tokio::sync::Mutex<Option<(i64, Bytes)>>,
+    last_delta: tokio::sync::Mutex<Option<(i64, i64, Bytes)>>,
 }
 
 impl SnapshotCache {
@@ -180,10 +211,36 @@ impl SnapshotCache {
         *last = Some((snapshot.version, json.clone()));
         Ok(json)
     }
+
+    /// JSON of a delta from `after` to a version at least as new as `current`, or `None` when only
+    /// the full snapshot will do.
+    pub async fn delta(
+        &self,
+        pool: &PgPool,
+        secrets: &SecretBox,
+        rule_policy: TargetPolicy,
+        after: i64,
+        current: i64,
+    ) -> anyhow::Result<Option<Bytes>> {
+        let mut last = self.last_delta.lock().await;
+        if let Some((from, version, json)) = &*last
+            && *from == after
+            && *version >= current
+        {
+            return Ok(Some(json.clone()));
+        }
+        let Some(delta) = super::delta::build(pool, secrets, rule_policy, after).await? else {
+            return Ok(None);
+        };
+        let json = Bytes::from(serde_json::to_vec(&delta)?);
+        *last = Some((after, delta.version, json.clone()));
+        Ok(Some(json))
+    }
 }
 
-/// `GET snapshot?after=<version>&waitSecs=<n>`: the full configuration as soon as its version differs
-/// from the broker's, else 204 when the wait ends.
+/// `GET snapshot?after=<version>&waitSecs=<n>[&deltas=true]`: as soon as the current version differs
+/// from the broker's, the full configuration, or with `deltas` what changed since `after` when the
+/// change records reach back that far (`Config-Kind` says which); else 204 when the wait ends.
 pub(crate) async fn snapshot(
     State(state): State<AppState>,
     _node: Node,
@@ -196,15 +253,33 @@ pub(crate) async fn snapshot(
     loop {
         let current = db::config_version(&state.db).await?;
         if params.after != Some(current) {
+            let policy = state.config.rule_policy();
+            if let Some(after) = params.after.filter(|_| params.deltas) {
+                let delta = state
+                    .snapshots
+                    .delta(&state.db, &state.secrets, policy, after, current)
+                    .await
+                    .map_err(ApiError::from)?;
+                if let Some(json) = delta {
+                    crate::metrics::config_sent(KIND_DELTA, json.len());
+                    return Ok(answer(KIND_DELTA, json));
+                }
+            }
             let json = state
                 .snapshots
-                .get(&state.db, &state.secrets, state.config.rule_policy(), current)
+                .get(&state.db, &state.secrets, policy, current)
                 .await
                 .map_err(ApiError::from)?;
-            return Ok(([(CONTENT_TYPE, "application/json")], json).into_response());
+            crate::metrics::config_sent(KIND_SNAPSHOT, json.len());
+            return Ok(answer(KIND_SNAPSHOT, json));
         }
         if waiter.wait_until(deadline).await != Wake::Changed {
             return Ok(StatusCode::NO_CONTENT.into_response());
         }
     }
+}
+
+fn answer(kind: &'static str, json: Bytes) -> Response {
+    let kind_header = axum::http::HeaderName::from_static(CONFIG_KIND_HEADER);
+    ([(CONTENT_TYPE, "application/json"), (kind_header, kind)], json).into_response()
 }

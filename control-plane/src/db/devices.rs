@@ -35,7 +35,7 @@ const COLUMNS: &str = "client_id, device_access_key_id, secret_enc, created_at, 
 /// When the client ID has a credential already: 409, or with `replace` the new key pair takes its
 /// place (a new credential: both times are reset).
 pub async fn register(tx: &mut ConfigTx, new: &NewDevice<'_>, replace: bool) -> ApiResult<DeviceRow> {
-    tx.touch(new.instance_id);
+    tx.touch_device(new.instance_id, new.client_id);
     let on_conflict = if replace {
         "on conflict (instance_id, client_id) do update set device_access_key_id = excluded.device_access_key_id,
          secret_enc = excluded.secret_enc, created_at = now(), updated_at = now()"
@@ -64,7 +64,10 @@ pub async fn register_many(
     instance_id: &str,
     new: &[NewDevice<'_>],
 ) -> Result<Vec<DeviceRow>, sqlx::Error> {
-    tx.touch(instance_id);
+    for n in new {
+        // Also the ones left as they were: a delta then carries them unchanged, which is harmless.
+        tx.touch_device(instance_id, n.client_id);
+    }
     let client_ids: Vec<&str> = new.iter().map(|n| n.client_id).collect();
     let group_ids: Vec<&str> = new.iter().map(|n| n.group_id).collect();
     let device_ids: Vec<&str> = new.iter().map(|n| n.device_id).collect();
@@ -113,7 +116,7 @@ pub async fn set_secret(
     client_id: &str,
     secret_enc: &[u8],
 ) -> Result<DeviceRow, sqlx::Error> {
-    tx.touch(instance_id);
+    tx.touch_device(instance_id, client_id);
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "update device_credentials set secret_enc = $3, updated_at = now()
          where instance_id = $1 and client_id = $2 returning {COLUMNS}"
@@ -127,7 +130,7 @@ pub async fn set_secret(
 
 /// False when the client ID has no credential.
 pub async fn delete(tx: &mut ConfigTx, instance_id: &str, client_id: &str) -> Result<bool, sqlx::Error> {
-    tx.touch(instance_id);
+    tx.touch_device(instance_id, client_id);
     let deleted = sqlx::query("delete from device_credentials where instance_id = $1 and client_id = $2")
         .bind(instance_id)
         .bind(client_id)

@@ -85,9 +85,19 @@ pub async fn exists(tx: &mut ConfigTx, instance_id: &str, group_id: &str) -> Res
     Ok(exists)
 }
 
-/// Deletes the group and its device credentials (cascade); false when the instance has no such group.
+/// Deletes the group and its device credentials (cascade, each recorded for the deltas); false when
+/// the instance has no such group.
 pub async fn delete(tx: &mut ConfigTx, instance_id: &str, group_id: &str) -> Result<bool, sqlx::Error> {
     tx.touch(instance_id);
+    let cascaded: Vec<(String,)> =
+        sqlx::query_as("select client_id from device_credentials where instance_id = $1 and group_id = $2")
+            .bind(instance_id)
+            .bind(group_id)
+            .fetch_all(tx.conn())
+            .await?;
+    for (client_id,) in cascaded {
+        tx.touch_device(instance_id, &client_id);
+    }
     let deleted = sqlx::query("delete from group_ids where instance_id = $1 and group_id = $2")
         .bind(instance_id)
         .bind(group_id)

@@ -70,15 +70,22 @@ pub struct InstanceUpdate<'a> {
 
 impl ConfigTx {
     /// The quotas of an existing instance, locking its row: concurrent changes inside one instance
-    /// (and their quota checks) take turns. Records the instance as changed. 404 when it does not
-    /// exist.
+    /// (and their quota checks) take turns. Records the instance's settings as changed. 404 when it
+    /// does not exist.
     pub async fn lock_instance(&mut self, instance_id: &str) -> ApiResult<Quotas> {
+        let quotas = self.lock_instance_for_devices(instance_id).await?;
+        self.touch(instance_id);
+        Ok(quotas)
+    }
+
+    /// As `lock_instance`, for a change to device credentials only: those are recorded one by one
+    /// (`touch_device`), so the instance's settings do not travel to brokers again.
+    pub async fn lock_instance_for_devices(&mut self, instance_id: &str) -> ApiResult<Quotas> {
         let row: Option<(Json<Quotas>,)> = sqlx::query_as("select quotas from instances where id = $1 for update")
             .bind(instance_id)
             .fetch_optional(self.conn())
             .await?;
         let (Json(quotas),) = row.ok_or(ApiError::NotFound("instance"))?;
-        self.touch(instance_id);
         Ok(quotas)
     }
 }
@@ -134,7 +141,7 @@ pub async fn create(tx: &mut ConfigTx, new: &NewInstance<'_>) -> ApiResult<Insta
     .fetch_one(tx.conn())
     .await
     .map_err(|e| unique_violation(e, new.name))?;
-    tx.touch(new.id);
+    tx.touch_created(new.id);
     Ok(row)
 }
 

@@ -11,6 +11,7 @@ mod bulk;
 mod config_changes;
 mod console;
 mod custom_auth;
+mod deltas;
 mod devices;
 mod groups;
 mod housekeeping;

@@ -100,19 +100,15 @@ pub fn authenticate(
         "DeviceCredential" => {
             let cred = instance
                 .device_credentials
-                .get(key_id)
+                .get(client_id)
                 .ok_or(AuthError::DeviceCredential)?;
-            // Compare the bound client id in constant time too: it is part of the credential.
-            let bound = constant_time_eq(cred.client_id.as_bytes(), client_id.as_bytes());
-            let signed = verify_mqtt_password(&cred.device_access_key_secret, client_id, password);
+            // Compare the key id in constant time too: it is part of the credential.
+            let bound = constant_time_eq(cred.key_id.as_bytes(), key_id.as_bytes());
+            let signed = verify_mqtt_password(&cred.secret, client_id, password);
             if !(bound & signed) {
                 return Err(AuthError::DeviceCredential);
             }
-            Ok(principal(
-                Mode::DeviceCredential,
-                Tokens::default(),
-                &cred.device_access_key_secret,
-            ))
+            Ok(principal(Mode::DeviceCredential, Tokens::default(), &cred.secret))
         }
         "Token" => {
             enabled_key(instance, key_id)?;

@@ -189,9 +189,10 @@ impl Credential {
                 .get(key)
                 .is_some_and(|k| k.enabled && fingerprint(&k.access_key_secret) == self.secret_fingerprint),
             Mode::Token => inst.access_keys.get(key).is_some_and(|k| k.enabled),
-            Mode::DeviceCredential => inst.device_credentials.get(key).is_some_and(|d| {
-                d.client_id == client_id && fingerprint(&d.device_access_key_secret) == self.secret_fingerprint
-            }),
+            Mode::DeviceCredential => inst
+                .device_credentials
+                .get(client_id)
+                .is_some_and(|d| d.key_id == key && fingerprint(&d.secret) == self.secret_fingerprint),
             Mode::Custom => inst
                 .custom
                 .identity(key)

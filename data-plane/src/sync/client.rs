@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use common::delta::{CONFIG_KIND_HEADER, Delta, KIND_DELTA};
 use common::snapshot::Snapshot;
 use common::sync::{
     COMMANDS_PATH, CommandBatch, EVENTS_PATH, EventBatch, HEARTBEAT_PATH, Heartbeat, SNAPSHOT_PATH, node_authorization,
@@ -28,11 +29,26 @@ pub enum ClientError {
     Json(#[source] serde_json::Error),
 }
 
-/// A snapshot as fetched: parsed, and the bytes the control plane sent (kept as the last-known-good
-/// file as they are, rather than serialized again).
+/// A configuration document as fetched: parsed, and the bytes the control plane sent (kept in the
+/// last-known-good cache as they are, rather than serialized again).
 pub struct Fetched {
-    pub snapshot: Snapshot,
+    pub config: Config,
     pub raw: bytes::Bytes,
+}
+
+/// The whole configuration, or what changed since the broker's version.
+pub enum Config {
+    Snapshot(Snapshot),
+    Delta(Delta),
+}
+
+impl Config {
+    pub fn version(&self) -> i64 {
+        match self {
+            Self::Snapshot(s) => s.version,
+            Self::Delta(d) => d.version,
+        }
+    }
 }
 
 pub struct Client {
@@ -84,20 +100,36 @@ impl Client {
             .header(AUTHORIZATION, &self.authorization)
     }
 
-    /// `Some(snapshot)` when the control plane has another version than `after`, `None` when the
-    /// poll ended without change.
-    pub async fn snapshot(&self, after: Option<i64>, wait_secs: u64) -> Result<Option<Fetched>, ClientError> {
+    /// `Some(configuration)` when the control plane has another version than `after`, `None` when
+    /// the poll ended without change. With `deltas` the answer may be a delta from `after`.
+    pub async fn snapshot(
+        &self,
+        after: Option<i64>,
+        wait_secs: u64,
+        deltas: bool,
+    ) -> Result<Option<Fetched>, ClientError> {
         let mut req = self.get(SNAPSHOT_PATH).query(&[("waitSecs", wait_secs)]);
         if let Some(v) = after {
             req = req.query(&[("after", v)]);
+        }
+        if deltas {
+            req = req.query(&[("deltas", true)]);
         }
         let res = checked(req.send().await)?;
         if res.status() == StatusCode::NO_CONTENT {
             return Ok(None);
         }
+        let is_delta = res
+            .headers()
+            .get(CONFIG_KIND_HEADER)
+            .is_some_and(|k| k.as_bytes() == KIND_DELTA.as_bytes());
         let raw = res.bytes().await.map_err(ClientError::Body)?;
-        let snapshot = serde_json::from_slice(&raw).map_err(ClientError::Json)?;
-        Ok(Some(Fetched { snapshot, raw }))
+        let config = if is_delta {
+            Config::Delta(serde_json::from_slice(&raw).map_err(ClientError::Json)?)
+        } else {
+            Config::Snapshot(serde_json::from_slice(&raw).map_err(ClientError::Json)?)
+        };
+        Ok(Some(Fetched { config, raw }))
     }
 
     pub async fn heartbeat(&self, beat: &Heartbeat) -> Result<(), ClientError> {

@@ -1,5 +1,8 @@
-//! The last-known-good snapshot cache: written atomically after every applied snapshot, read once at
-//! start so a broker that cannot reach the control plane still serves the instances it had.
+//! The last-known-good cache: the last full snapshot, written atomically, plus a log of the deltas
+//! applied on top of it (`<file>.deltas`, one JSON document per line, each fsynced before the next
+//! poll). Read once at start so a broker that cannot reach the control plane still serves the
+//! instances it had. The log is compacted by fetching a full snapshot once it outgrows the snapshot
+//! (`sync::watch`); writing that snapshot empties it.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
@@ -16,9 +19,44 @@ fn tmp_path(path: &Path) -> PathBuf {
     path.with_file_name(format!(".{name}.tmp"))
 }
 
+/// The delta log that goes with the snapshot file at `path`.
+pub fn delta_log_path(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map_or_else(|| "snapshot".into(), |n| n.to_string_lossy().into_owned());
+    path.with_file_name(format!("{name}.deltas"))
+}
+
+/// Replaces the snapshot file at `path` with `bytes` and empties the delta log (its deltas led to
+/// older versions). A crash in between leaves a log whose deltas no longer follow the snapshot:
+/// `load` skips them.
+pub fn write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    write_atomically(path, bytes)?;
+    match fs::remove_file(delta_log_path(path)) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// Appends one delta (as the control plane sent it: compact JSON, no line breaks) to the log and
+/// syncs it. Returns the log's length.
+pub fn append_delta(path: &Path, raw: &[u8]) -> std::io::Result<u64> {
+    let mut log = OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o600)
+        .open(delta_log_path(path))?;
+    let mut line = Vec::with_capacity(raw.len() + 1);
+    line.extend_from_slice(raw);
+    line.push(b'\n');
+    log.write_all(&line)?;
+    log.sync_data()?;
+    Ok(log.metadata()?.len())
+}
+
 /// Replaces `path` with `bytes` so that a crash leaves either the old or the new file, never a mix:
 /// tmp file (mode 0600: the snapshot holds secrets), fsync, rename, fsync of the directory.
-pub fn write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let tmp = tmp_path(path);
     // A leftover from a crash may have another mode; `mode()` only applies to files it creates.
     let _ = fs::remove_file(&tmp);
@@ -44,12 +82,38 @@ pub fn load(dirs: &Directories, path: &Path) {
     }
     match dirs.apply_file(path) {
         Ok(()) => {
-            tracing::info!(path = %path.display(), version = dirs.load().version, "serving the last-known-good snapshot")
+            let deltas = replay_deltas(dirs, &delta_log_path(path));
+            tracing::info!(path = %path.display(), version = dirs.load().version, deltas, "serving the last-known-good snapshot")
         }
         Err(e) => {
             tracing::warn!(path = %path.display(), error = %e, "last-known-good snapshot unusable; waiting for the control plane")
         }
     }
+}
+
+/// Applies the logged deltas that follow the applied version, in order, and stops at the first
+/// that does not (a torn last line after a crash, or a log older than the snapshot). Returns how
+/// many were applied.
+fn replay_deltas(dirs: &Directories, log: &Path) -> usize {
+    let Ok(bytes) = fs::read(log) else {
+        return 0;
+    };
+    let mut applied = 0;
+    for line in bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+        let Ok(delta) = serde_json::from_slice::<common::delta::Delta>(line) else {
+            tracing::warn!(log = %log.display(), "unreadable delta in the last-known-good log; stopping there");
+            break;
+        };
+        if delta.version <= dirs.load().version {
+            continue;
+        }
+        if let Err(e) = dirs.apply_delta(&delta) {
+            tracing::warn!(log = %log.display(), error = %e, "logged delta does not apply; stopping there");
+            break;
+        }
+        applied += 1;
+    }
+    applied
 }
 
 #[cfg(test)]
@@ -102,5 +166,60 @@ mod tests {
         let dirs = Directories::new(None);
         load(&dirs, &path);
         assert_eq!(dirs.load().version, 42);
+    }
+
+    #[test]
+    fn logged_deltas_are_replayed_until_one_does_not_follow() {
+        use common::delta::{Delta, DeltaContent};
+        use common::snapshot::Snapshot;
+
+        use crate::directory::tests::{instance, snapshot};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lkg.json");
+        let id = "mqtt-aaaaaaaaaaaa";
+        write(
+            &path,
+            &serde_json::to_vec(&snapshot(3, vec![instance(id, &["GID_alpha"])])).unwrap(),
+        )
+        .unwrap();
+        let changed = |from: i64, to: i64, groups: &[&str]| {
+            let content = DeltaContent {
+                instances: vec![common::delta::ChangedInstance {
+                    config: instance(id, groups),
+                    devices_included: false,
+                }],
+                ..DeltaContent::default()
+            };
+            serde_json::to_vec(&Delta::new(from, to, content)).unwrap()
+        };
+        append_delta(&path, &changed(3, 4, &["GID_alpha", "GID_bravo"])).unwrap();
+        append_delta(&path, &changed(4, 6, &["GID_charlie"])).unwrap();
+        // Does not follow 6: replay stops before it, and before anything after it.
+        append_delta(&path, &changed(5, 7, &["GID_delta1"])).unwrap();
+        append_delta(&path, &changed(7, 8, &["GID_echo1"])).unwrap();
+        let dirs = Directories::new(None);
+        load(&dirs, &path);
+        let dir = dirs.load();
+        assert_eq!(dir.version, 6);
+        assert!(dir.instances[id].group_ids.contains("GID_charlie"));
+
+        // A torn last line (a crash while appending) is where replay stops too.
+        let log = delta_log_path(&path);
+        let mut bytes = fs::read(&log).unwrap();
+        let first_line = bytes.iter().position(|b| *b == b'\n').unwrap() + 1;
+        bytes.truncate(first_line + 20);
+        fs::write(&log, &bytes).unwrap();
+        let dirs = Directories::new(None);
+        load(&dirs, &path);
+        assert_eq!(dirs.load().version, 4);
+        assert_eq!(fs::metadata(&log).unwrap().permissions().mode() & 0o777, 0o600);
+
+        // A new snapshot empties the log.
+        write(
+            &path,
+            &serde_json::to_vec(&Snapshot::new(9, Default::default())).unwrap(),
+        )
+        .unwrap();
+        assert!(!log.exists());
     }
 }

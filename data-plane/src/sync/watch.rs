@@ -1,24 +1,50 @@
-//! The configuration watch: long-polls the snapshot, validates and swaps it in (live sessions are
-//! re-checked by the swap; an invalid instance is refused alone), and writes the bytes it was sent as
-//! last-known-good.
+//! The configuration watch: long-polls the configuration, asking for deltas once it holds a version;
+//! validates and swaps in each snapshot or delta (live sessions are re-checked by the swap; an invalid
+//! instance is refused alone), and keeps what it was sent as last-known-good: a snapshot replaces the
+//! cache, a delta is appended to its log. A delta that does not fit, or a log grown past the snapshot,
+//! makes the next poll ask for the full snapshot.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
+
+use common::delta::Delta;
+use common::snapshot::Snapshot;
 
 use crate::core::Broker;
 use crate::directory::Directories;
 use crate::sync::backoff::Backoff;
-use crate::sync::client::{Client, Fetched, WAIT_SECS};
+use crate::sync::client::{Client, Config, Fetched, WAIT_SECS};
 use crate::sync::{LinkState, lkg};
+
+/// A delta log shorter than this is never compacted (small snapshots would otherwise be fetched
+/// again for every few changes).
+const MIN_LOG_BEFORE_COMPACTION: u64 = 1 << 20;
+
+/// What the next poll asks for.
+#[derive(Debug, PartialEq)]
+enum Next {
+    /// A delta from the version held (or the snapshot if the control plane cannot make one).
+    Delta,
+    /// The full snapshot at the next change: the log is due for compaction, or a snapshot was refused.
+    FullOnChange,
+    /// The full snapshot at once: a delta did not fit what the broker holds.
+    FullNow,
+}
 
 pub async fn run(client: Arc<Client>, state: Arc<LinkState>, broker: Arc<Broker>, cache: PathBuf) {
     // From a cache: ask only for something newer; from nothing: for the snapshot at once.
     let applied = broker.dirs.load().version;
     let mut after = (applied > 0).then_some(applied);
+    let mut next = Next::Delta;
     let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
     loop {
-        match client.snapshot(after, WAIT_SECS).await {
+        let (ask_after, deltas) = match next {
+            Next::Delta => (after, after.is_some()),
+            Next::FullOnChange => (after, false),
+            Next::FullNow => (None, false),
+        };
+        match client.snapshot(ask_after, WAIT_SECS, deltas).await {
             Ok(None) => {
                 backoff.reset();
                 state.set_fetch_error(None);
@@ -26,9 +52,12 @@ pub async fn run(client: Arc<Client>, state: Arc<LinkState>, broker: Arc<Broker>
             Ok(Some(fetched)) => {
                 backoff.reset();
                 state.set_fetch_error(None);
-                // Poll past a refused version too: asking again would only fetch the same refusal.
-                after = Some(fetched.snapshot.version);
-                apply(&state, &broker.dirs, &cache, fetched).await;
+                let version = fetched.config.version();
+                next = apply(&state, &broker.dirs, &cache, fetched).await;
+                if next != Next::FullNow {
+                    // Poll past a refused version too: asking again would only fetch the same refusal.
+                    after = Some(version);
+                }
             }
             Err(e) => {
                 let delay = backoff.next_delay();
@@ -41,38 +70,102 @@ pub async fn run(client: Arc<Client>, state: Arc<LinkState>, broker: Arc<Broker>
     }
 }
 
-/// Applies a fetched snapshot and keeps the bytes it was read from as the last-known-good file.
-async fn apply(state: &LinkState, dirs: &Directories, cache: &std::path::Path, Fetched { snapshot, raw }: Fetched) {
+/// Applies what was fetched and keeps it as last-known-good; says what to ask for next.
+async fn apply(state: &LinkState, dirs: &Directories, cache: &Path, Fetched { config, raw }: Fetched) -> Next {
+    match config {
+        Config::Snapshot(snapshot) => apply_snapshot(state, dirs, cache, snapshot, raw).await,
+        Config::Delta(delta) => apply_delta(state, dirs, cache, &delta, raw).await,
+    }
+}
+
+async fn apply_snapshot(
+    state: &LinkState,
+    dirs: &Directories,
+    cache: &Path,
+    snapshot: Snapshot,
+    raw: bytes::Bytes,
+) -> Next {
     let version = snapshot.version;
+    crate::metrics::config_received("snapshot", raw.len());
     match dirs.apply_snapshot(snapshot) {
         Err(e) => {
             crate::metrics::snapshot_refused();
             tracing::error!(version, error = %e, "snapshot refused; keeping the current one");
             state.set_refused(Some(format!("snapshot version {version} refused: {e}")));
             state.beat_now.notify_one();
-            return;
+            return Next::FullOnChange;
         }
-        Ok(refused) if refused.is_empty() => state.set_refused(None),
-        Ok(refused) => {
-            let why: Vec<String> = refused.iter().map(ToString::to_string).collect();
-            state.set_refused(Some(format!(
-                "snapshot version {version} applied without {} refused instance(s): {}",
-                why.len(),
-                why.join("; ")
-            )));
-        }
+        Ok(refused) => report_refusals(state, version, &refused),
     }
     state.beat_now.notify_one();
     let path = cache.to_path_buf();
     // fsync can take a while: off this thread, so that heartbeats and commands go on meanwhile.
     let written = tokio::task::spawn_blocking(move || lkg::write(&path, &raw)).await;
-    match written {
-        Ok(Ok(())) => tracing::debug!(version, "last-known-good snapshot written"),
-        Ok(Err(e)) => {
-            tracing::error!(version, path = %cache.display(), error = %e, "cannot write the last-known-good snapshot");
-            state.set_fetch_error(Some(format!("cannot write {}: {e}", cache.display())));
+    keep_written(state, cache, version, written.map(|r| r.map(|()| 0)));
+    Next::Delta
+}
+
+async fn apply_delta(state: &LinkState, dirs: &Directories, cache: &Path, delta: &Delta, raw: bytes::Bytes) -> Next {
+    let version = delta.version;
+    crate::metrics::config_received("delta", raw.len());
+    match dirs.apply_delta(delta) {
+        Err(e) => {
+            crate::metrics::delta_refused();
+            tracing::warn!(from = delta.from_version, version, error = %e, "delta does not apply; fetching the full snapshot");
+            return Next::FullNow;
         }
-        Err(e) => tracing::error!(error = %e, "last-known-good writer failed"),
+        Ok(refused) => report_refusals(state, version, &refused),
+    }
+    state.beat_now.notify_one();
+    let path = cache.to_path_buf();
+    let written = tokio::task::spawn_blocking(move || lkg::append_delta(&path, &raw)).await;
+    let log_len = keep_written(state, cache, version, written);
+    let snapshot_len = std::fs::metadata(cache).map_or(0, |m| m.len());
+    if log_len > snapshot_len.max(MIN_LOG_BEFORE_COMPACTION) {
+        tracing::info!(
+            log_len,
+            snapshot_len,
+            "delta log outgrew the snapshot; compacting with the next full snapshot"
+        );
+        return Next::FullOnChange;
+    }
+    Next::Delta
+}
+
+fn report_refusals(state: &LinkState, version: i64, refused: &[common::snapshot::SnapshotError]) {
+    if refused.is_empty() {
+        state.set_refused(None);
+        return;
+    }
+    let why: Vec<String> = refused.iter().map(ToString::to_string).collect();
+    state.set_refused(Some(format!(
+        "snapshot version {version} applied without {} refused instance(s): {}",
+        why.len(),
+        why.join("; ")
+    )));
+}
+
+/// Reports how writing the cache went; returns the delta log's length (0 when unknown).
+fn keep_written(
+    state: &LinkState,
+    cache: &Path,
+    version: i64,
+    written: Result<std::io::Result<u64>, tokio::task::JoinError>,
+) -> u64 {
+    match written {
+        Ok(Ok(len)) => {
+            tracing::debug!(version, "last-known-good written");
+            len
+        }
+        Ok(Err(e)) => {
+            tracing::error!(version, path = %cache.display(), error = %e, "cannot write the last-known-good cache");
+            state.set_fetch_error(Some(format!("cannot write {}: {e}", cache.display())));
+            0
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "last-known-good writer failed");
+            0
+        }
     }
 }
 
@@ -85,7 +178,10 @@ mod tests {
     /// As fetched; pretty-printed, so that bytes written as sent differ from a serialization.
     fn fetched(snapshot: Snapshot) -> Fetched {
         let raw = serde_json::to_vec_pretty(&snapshot).unwrap().into();
-        Fetched { snapshot, raw }
+        Fetched {
+            config: Config::Snapshot(snapshot),
+            raw,
+        }
     }
 
     #[tokio::test]
