@@ -48,6 +48,11 @@ pub struct Heartbeat {
     pub software_version: String,
     pub applied_version: i64,
     pub applied_hash: String,
+    /// `config_digest::of_instances` of what the broker serves at `applied_version` (hex), absent
+    /// while it refuses some instance; the control plane compares it with its own and, on a
+    /// mismatch, sends the full snapshot next.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_digest: Option<String>,
     /// Why the last snapshot was refused or could not be fetched, if it was.
     pub last_error: Option<String>,
     pub connections: u64,

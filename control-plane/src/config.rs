@@ -61,6 +61,9 @@ pub struct Config {
     pub rule_targets_allow_private: bool,
     /// How long TestRule waits for the broker's answer before 504 `RuleTestTimeout`.
     pub rule_test_timeout_secs: u64,
+    /// How often the full configuration is built to check brokers' digests against (when it changed
+    /// since the last build); 0 = never.
+    pub config_check_secs: u64,
 }
 
 impl Config {
@@ -102,6 +105,7 @@ impl Default for Config {
             rule_targets_allow_loopback: false,
             rule_targets_allow_private: false,
             rule_test_timeout_secs: 10,
+            config_check_secs: 300,
         }
     }
 }
@@ -238,6 +242,11 @@ pub struct CliOptions {
     #[arg(long, env = "CP_RULE_TEST_TIMEOUT_SECS")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rule_test_timeout_secs: Option<u64>,
+    /// Seconds between builds of the full configuration that brokers' digests are checked against;
+    /// 0 = never [default: 300].
+    #[arg(long, env = "CP_CONFIG_CHECK_SECS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub config_check_secs: Option<u64>,
 }
 
 impl CliOptions {

@@ -67,3 +67,11 @@ pub fn config_sent(kind: &'static str, bytes: usize) {
     ::metrics::counter!(CONFIG_SENT_TOTAL, "kind" => kind).increment(1);
     ::metrics::counter!(CONFIG_SENT_BYTES_TOTAL, "kind" => kind).increment(bytes as u64);
 }
+
+/// Counter of heartbeats whose configuration digest differed from the control plane's at the same
+/// version (the broker then gets the full snapshot).
+pub const CONFIG_DIGEST_MISMATCHES_TOTAL: &str = "cp_config_digest_mismatches_total";
+
+pub fn config_digest_mismatch() {
+    ::metrics::counter!(CONFIG_DIGEST_MISMATCHES_TOTAL).increment(1);
+}

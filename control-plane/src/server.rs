@@ -153,6 +153,7 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     telemetry::metrics_handle();
     let housekeeping = tokio::spawn(crate::housekeeping::run(state.db.clone()));
+    let config_check = tokio::spawn(crate::broker_link::digest_check::run(state.clone()));
     let listener_task = tokio::spawn(state.feeds.clone().run(
         state.config.database_url.clone(),
         Duration::from_millis(state.config.database_acquire_timeout_ms),
@@ -170,6 +171,7 @@ pub async fn serve(
     };
     let result = http::serve(listener, app(state), limits, shutdown).await;
     housekeeping.abort();
+    config_check.abort();
     listener_task.abort();
     Ok(result?)
 }

@@ -3,11 +3,12 @@
 //! traffic. Device credentials sit in a persistent map: a delta that changes one of a million copies
 //! a few nodes, not the million.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
+use common::config_digest::{self, Digest};
 use common::delta::{ChangedInstance, Delta, DeviceChanges};
 use common::quotas::Quotas;
 use common::rules::TargetPolicy;
@@ -50,17 +51,27 @@ pub struct DeviceSecret {
 /// Device credentials by client ID.
 pub type DeviceTable = imbl::HashMap<String, DeviceSecret>;
 
-fn device_table<'a>(entries: impl IntoIterator<Item = &'a DeviceCredentialEntry>) -> DeviceTable {
-    entries
-        .into_iter()
-        .map(|d| {
-            let secret = DeviceSecret {
-                key_id: d.device_access_key_id.clone(),
-                secret: d.device_access_key_secret.clone(),
-            };
-            (d.client_id.clone(), secret)
-        })
-        .collect()
+impl DeviceSecret {
+    fn digest(&self, client_id: &str) -> Digest {
+        config_digest::device(client_id, &self.key_id, &self.secret)
+    }
+}
+
+/// The table of `entries` and its digest.
+fn device_table<'a>(entries: impl IntoIterator<Item = &'a DeviceCredentialEntry>) -> (DeviceTable, Digest) {
+    let mut table = DeviceTable::new();
+    let mut digest = 0;
+    for d in entries {
+        let secret = DeviceSecret {
+            key_id: d.device_access_key_id.clone(),
+            secret: d.device_access_key_secret.clone(),
+        };
+        digest ^= secret.digest(&d.client_id);
+        if let Some(replaced) = table.insert(d.client_id.clone(), secret) {
+            digest ^= replaced.digest(&d.client_id);
+        }
+    }
+    (table, digest)
 }
 
 /// One instance, indexed for the per-packet checks.
@@ -80,6 +91,10 @@ pub struct Instance {
     pub rules: Arc<InstanceRules>,
     /// Custom-auth identities, permissions and connect blacklist.
     pub custom: Arc<CustomAuthTable>,
+    /// `config_digest::settings` of what it was compiled from.
+    settings_digest: Digest,
+    /// XOR of `config_digest::device` of its device credentials, kept up to date per credential.
+    devices_digest: Digest,
 }
 
 impl Instance {
@@ -87,9 +102,16 @@ impl Instance {
         Self::compile_with(cfg, device_table(&cfg.device_credentials))
     }
 
-    /// The instance's settings from `cfg`, with the device credentials given.
-    fn compile_with(cfg: &InstanceConfig, device_credentials: DeviceTable) -> Self {
+    /// `config_digest::instance` of what the instance holds.
+    fn digest(&self) -> Digest {
+        config_digest::instance(&self.id, self.settings_digest, self.devices_digest)
+    }
+
+    /// The instance's settings from `cfg`, with the device credentials given (and their digest).
+    fn compile_with(cfg: &InstanceConfig, (device_credentials, devices_digest): (DeviceTable, Digest)) -> Self {
         Self {
+            settings_digest: config_digest::settings(cfg),
+            devices_digest,
             id: cfg.id.clone(),
             quotas: cfg.quotas.clone(),
             reject_duplicate_client_id: cfg.reject_duplicate_client_id,
@@ -125,6 +147,8 @@ impl Instance {
             group_ids: HashSet::new(),
             access_keys: HashMap::new(),
             device_credentials: DeviceTable::new(),
+            settings_digest: 0,
+            devices_digest: 0,
             revoked_jtis: HashSet::new(),
             open: true,
             rules: Arc::default(),
@@ -148,6 +172,8 @@ pub struct Directory {
     pub verifier: TokenVerifier,
     /// Which addresses webhook targets may reach.
     pub rule_policy: TargetPolicy,
+    /// Instances whose latest configuration was refused (they serve an older one, or none), and why.
+    pub refused: BTreeMap<String, String>,
 }
 
 impl Directory {
@@ -159,7 +185,22 @@ impl Directory {
             custom_usernames: HashMap::new(),
             verifier: TokenVerifier::default(),
             rule_policy: TargetPolicy::default(),
+            refused: BTreeMap::new(),
         }
+    }
+
+    /// `config_digest::of_instances` of what this directory serves, or `None` while some instance
+    /// is refused (it then differs from the control plane's by design).
+    pub fn digest(&self) -> Option<Digest> {
+        if !self.refused.is_empty() {
+            return None;
+        }
+        Some(
+            self.instances
+                .values()
+                .filter(|i| !i.open)
+                .fold(0, |all, i| all ^ i.digest()),
+        )
     }
 
     /// Compiles every valid instance of `snapshot`. An instance that fails validation is refused
@@ -194,6 +235,7 @@ impl Directory {
             custom_usernames,
             verifier: TokenVerifier::new(&snapshot.content.token_keys),
             rule_policy: snapshot.content.rule_policy,
+            refused: refusal_map(BTreeMap::new(), &refused),
         };
         (dir, refused)
     }
@@ -213,14 +255,17 @@ impl Directory {
         }
         let mut refused = Vec::new();
         let mut instances = self.instances.clone();
+        let mut still_refused = self.refused.clone();
         for id in &delta.content.removed_instances {
             if Some(id.as_str()) != dev_instance {
                 instances.remove(id);
+                still_refused.remove(id);
             }
         }
         for changed in &delta.content.instances {
             match self.changed_instance(changed)? {
                 Ok(instance) => {
+                    still_refused.remove(&instance.id);
                     instances.insert(instance.id.clone(), Arc::new(instance));
                 }
                 Err(e) => refused.push(e),
@@ -249,6 +294,7 @@ impl Directory {
             custom_usernames,
             verifier: TokenVerifier::new(&delta.content.token_keys),
             rule_policy: delta.content.rule_policy,
+            refused: refusal_map(still_refused, &refused),
         };
         Ok((dir, refused))
     }
@@ -277,7 +323,7 @@ impl Directory {
                             what: format!("device credential client id {client_id:?} is over the new limit"),
                         }));
                     }
-                    held.device_credentials.clone()
+                    (held.device_credentials.clone(), held.devices_digest)
                 }
                 None => return Err(DeltaError::UnknownInstance(cfg.id.clone())),
             }
@@ -297,14 +343,35 @@ fn with_device_changes(instance: &Instance, changes: &DeviceChanges) -> Result<I
         })?;
     }
     let mut devices = instance.device_credentials.clone();
-    for client_id in &changes.removed {
-        devices.remove(client_id);
+    let mut digest = instance.devices_digest;
+    let removed = changes
+        .removed
+        .iter()
+        .chain(changes.upserts.iter().map(|u| &u.client_id));
+    for client_id in removed {
+        if let Some(gone) = devices.remove(client_id) {
+            digest ^= gone.digest(client_id);
+        }
     }
-    devices.extend(device_table(&changes.upserts));
+    let (added, added_digest) = device_table(&changes.upserts);
+    devices.extend(added);
     Ok(Instance {
         device_credentials: devices,
+        devices_digest: digest ^ added_digest,
         ..instance.clone()
     })
+}
+
+/// `held` with the instances of `refused` added (the error names them).
+fn refusal_map(mut held: BTreeMap<String, String>, refused: &[SnapshotError]) -> BTreeMap<String, String> {
+    for e in refused {
+        let instance = match e {
+            SnapshotError::Invalid { instance, .. } => instance.clone(),
+            SnapshotError::HashMismatch => String::new(),
+        };
+        held.insert(instance, e.to_string());
+    }
+    held
 }
 
 /// Username -> instance of every custom-auth identity. The control plane keeps usernames unique
@@ -602,6 +669,16 @@ pub(crate) mod tests {
         ))
         .unwrap();
         assert!(!dirs.load().instances.contains_key(B));
+
+        // What it holds now digests as the same configuration sent whole would.
+        let mut a = instance(A, &["GID_alpha"]);
+        a.device_credentials = vec![device("GID_alpha@@@3", "k3"), device("GID_alpha@@@2", "k2new")];
+        let mut c = instance(C, &["GID_charlie"]);
+        c.device_credentials = vec![device("GID_charlie@@@1", "kc")];
+        assert_eq!(dirs.load().digest(), Some(config_digest::of_instances([&a, &c])));
+        let whole = Directories::new(None);
+        whole.apply_snapshot(snapshot(7, vec![c, a])).unwrap();
+        assert_eq!(whole.load().digest(), dirs.load().digest());
     }
 
     #[test]

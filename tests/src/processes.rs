@@ -83,6 +83,8 @@ impl ControlPlane {
             .env("CP_BROKER_NODES", &self.nodes)
             // Rule tests point webhooks at receivers on this machine.
             .env("CP_RULE_TARGETS_ALLOW_LOOPBACK", "true")
+            // Brokers' configuration digests checked every second, not every five minutes.
+            .env("CP_CONFIG_CHECK_SECS", "1")
             .env("RUST_LOG", "info")
             .stdout(log_file(&self.dir, "control-plane.log"))
             .stderr(log_file(&self.dir, "control-plane.log"))
@@ -101,6 +103,11 @@ impl ControlPlane {
             "the control plane was not ready within 30 s (see {}/control-plane.log)",
             self.dir.display()
         );
+    }
+
+    /// The value of a counter on the control plane's /metrics (as `Broker::counter`).
+    pub async fn counter(&self, name: &str) -> f64 {
+        counter_at(&format!("{}/metrics", self.url), name).await
     }
 
     /// SIGKILL: the process vanishes without any goodbye.
@@ -212,16 +219,7 @@ impl Broker {
     /// The value of a counter on the broker's /metrics, labels included in `name` (e.g.
     /// `broker_config_received_total{kind="delta"}`); 0 when not exported yet.
     pub async fn counter(&self, name: &str) -> f64 {
-        let url = format!("http://127.0.0.1:{}/metrics", self.http_port);
-        let text = reqwest::get(url)
-            .await
-            .expect("metrics")
-            .text()
-            .await
-            .expect("metrics text");
-        text.lines()
-            .filter_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse::<f64>().ok())
-            .sum()
+        counter_at(&format!("http://127.0.0.1:{}/metrics", self.http_port), name).await
     }
 
     pub fn mqtt_addr(&self) -> (String, u16) {
@@ -235,4 +233,17 @@ impl Drop for Broker {
             stop(&mut c, "TERM");
         }
     }
+}
+
+/// The value of counter `name` (labels included) in the Prometheus text at `url`; 0 when absent.
+async fn counter_at(url: &str, name: &str) -> f64 {
+    let text = reqwest::get(url)
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    text.lines()
+        .filter_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse::<f64>().ok())
+        .sum()
 }

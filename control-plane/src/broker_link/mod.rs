@@ -6,6 +6,7 @@
 
 pub(crate) mod commands;
 pub(crate) mod delta;
+pub(crate) mod digest_check;
 pub(crate) mod events;
 pub(crate) mod feeds;
 pub(crate) mod heartbeat;

@@ -10,6 +10,7 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
+use common::config_digest::{self, Digest};
 use common::custom_auth::{CustomIdentity, CustomPermission};
 use common::delta::{CONFIG_KIND_HEADER, KIND_DELTA, KIND_SNAPSHOT};
 use common::rules::TargetPolicy;
@@ -188,6 +189,9 @@ async fn attach_custom_auth(
 pub(crate) struct SnapshotCache {
     last: tokio::sync::Mutex<Option<(i64, Bytes)>>,
     last_delta: tokio::sync::Mutex<Option<(i64, i64, Bytes)>>,
+    /// Version and `config_digest` of the last full build: what brokers' digests are checked
+    /// against. Apart from `last`, so heartbeats never wait for a build.
+    digest: std::sync::Mutex<Option<(i64, Digest)>>,
 }
 
 impl SnapshotCache {
@@ -208,8 +212,15 @@ impl SnapshotCache {
         }
         let snapshot = build_with(pool, secrets, rule_policy).await?;
         let json = Bytes::from(serde_json::to_vec(&snapshot)?);
+        let digest = config_digest::of_instances(&snapshot.content.instances);
+        *self.digest.lock().expect("digest lock") = Some((snapshot.version, digest));
         *last = Some((snapshot.version, json.clone()));
         Ok(json)
+    }
+
+    /// The version of the last full build and the digest of its instances.
+    pub fn built_digest(&self) -> Option<(i64, Digest)> {
+        *self.digest.lock().expect("digest lock")
     }
 
     /// JSON of a delta from `after` to a version at least as new as `current`, or `None` when only
@@ -243,7 +254,7 @@ impl SnapshotCache {
 /// change records reach back that far (`Config-Kind` says which); else 204 when the wait ends.
 pub(crate) async fn snapshot(
     State(state): State<AppState>,
-    _node: Node,
+    node: Node,
     params: Result<Query<PollParams>, QueryRejection>,
 ) -> ApiResult<Response> {
     let params = PollParams::parse(params)?;
@@ -252,9 +263,11 @@ pub(crate) async fn snapshot(
     let mut waiter = state.feeds.config();
     loop {
         let current = db::config_version(&state.db).await?;
-        if params.after != Some(current) {
+        // A broker whose digest differed gets the full snapshot at once, whatever it asks for.
+        let full_due = params.deltas && db::brokers::full_snapshot_due(&state.db, &node.id).await?;
+        if params.after != Some(current) || full_due {
             let policy = state.config.rule_policy();
-            if let Some(after) = params.after.filter(|_| params.deltas) {
+            if let Some(after) = params.after.filter(|_| params.deltas && !full_due) {
                 let delta = state
                     .snapshots
                     .delta(&state.db, &state.secrets, policy, after, current)
@@ -271,6 +284,9 @@ pub(crate) async fn snapshot(
                 .await
                 .map_err(ApiError::from)?;
             crate::metrics::config_sent(KIND_SNAPSHOT, json.len());
+            if full_due {
+                db::brokers::set_full_snapshot_due(&state.db, &node.id, false).await?;
+            }
             return Ok(answer(KIND_SNAPSHOT, json));
         }
         if waiter.wait_until(deadline).await != Wake::Changed {

@@ -171,3 +171,29 @@ pub(super) async fn observe_boot(conn: &mut PgConnection, node_id: &str, boot_id
     }
     Ok(true)
 }
+
+/// Marks (or clears) that the node's next snapshot poll gets the full snapshot. Marking wakes the
+/// waiting polls (on every replica), so the node's poll answers without waiting for a change.
+pub async fn set_full_snapshot_due(pool: &PgPool, node_id: &str, due: bool) -> Result<(), sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("update broker_nodes set full_snapshot_due = $2, updated_at = now() where id = $1")
+        .bind(node_id)
+        .bind(due)
+        .execute(&mut *tx)
+        .await?;
+    if due {
+        sqlx::query("select pg_notify($1, (select version from config_version)::text)")
+            .bind(super::CONFIG_CHANNEL)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await
+}
+
+pub async fn full_snapshot_due(pool: &PgPool, node_id: &str) -> Result<bool, sqlx::Error> {
+    let due: Option<(bool,)> = sqlx::query_as("select full_snapshot_due from broker_nodes where id = $1")
+        .bind(node_id)
+        .fetch_optional(pool)
+        .await?;
+    Ok(due.is_some_and(|(d,)| d))
+}

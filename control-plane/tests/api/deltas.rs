@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use common::config_digest;
 use common::delta::{CONFIG_KIND_HEADER, Delta, KIND_DELTA, KIND_SNAPSHOT};
 use common::snapshot::{InstanceConfig, Snapshot};
 use common::sync::SNAPSHOT_PATH;
@@ -205,4 +206,45 @@ async fn without_the_records_a_broker_gets_the_full_snapshot() {
     s.create_topic(&a, "U").await;
     let d = delta(&s, &node, current).await;
     assert_eq!(d.content.instances[0].config.parent_topics, ["T", "U"]);
+}
+
+async fn heartbeat(s: &TestServer, node: &Node, applied_version: i64, digest: &str) {
+    let beat = common::sync::Heartbeat {
+        boot_id: "boot-1".into(),
+        applied_version,
+        config_digest: Some(digest.into()),
+        ..Default::default()
+    };
+    s.node(
+        node,
+        Method::POST,
+        common::sync::HEARTBEAT_PATH,
+        Some(serde_json::to_value(beat).unwrap()),
+    )
+    .await
+    .expect(204);
+}
+
+#[tokio::test]
+async fn a_broker_whose_digest_differs_gets_the_full_snapshot_once() {
+    let s = TestServer::start().await;
+    let node = s.create_node("node-f").await;
+    let a = s.create_instance("alpha").await;
+    s.create_group(&a, "GID_alpha").await;
+    register(&s, &a, "GID_alpha@@@1").await;
+    let snap = full(&s, &node).await;
+    s.create_topic(&a, "T").await;
+
+    // The digest of what the control plane built at that version: deltas go on.
+    let ours = config_digest::to_hex(config_digest::of_instances(&snap.content.instances));
+    heartbeat(&s, &node, snap.version, &ours).await;
+    assert_eq!(kind(&poll(&s, &node, snap.version).await), KIND_DELTA);
+    // Another version's digest is not compared.
+    heartbeat(&s, &node, snap.version - 1, &"0".repeat(32)).await;
+    assert_eq!(kind(&poll(&s, &node, snap.version).await), KIND_DELTA);
+
+    // A broker that holds something else at that version gets the full snapshot, then deltas again.
+    heartbeat(&s, &node, snap.version, &"0".repeat(32)).await;
+    assert_eq!(kind(&poll(&s, &node, snap.version).await), KIND_SNAPSHOT);
+    assert_eq!(kind(&poll(&s, &node, snap.version).await), KIND_DELTA);
 }

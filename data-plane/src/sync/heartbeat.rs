@@ -39,6 +39,7 @@ pub async fn run(
             software_version: env!("CARGO_PKG_VERSION").to_string(),
             applied_version: dir.version,
             applied_hash: dir.hash.clone(),
+            config_digest: dir.digest().map(common::config_digest::to_hex),
             last_error: state.last_error(),
             connections,
             subscriptions,

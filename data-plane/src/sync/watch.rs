@@ -95,7 +95,7 @@ async fn apply_snapshot(
             state.beat_now.notify_one();
             return Next::FullOnChange;
         }
-        Ok(refused) => report_refusals(state, version, &refused),
+        Ok(_) => report_refusals(state, version, dirs),
     }
     state.beat_now.notify_one();
     let path = cache.to_path_buf();
@@ -114,7 +114,7 @@ async fn apply_delta(state: &LinkState, dirs: &Directories, cache: &Path, delta:
             tracing::warn!(from = delta.from_version, version, error = %e, "delta does not apply; fetching the full snapshot");
             return Next::FullNow;
         }
-        Ok(refused) => report_refusals(state, version, &refused),
+        Ok(_) => report_refusals(state, version, dirs),
     }
     state.beat_now.notify_one();
     let path = cache.to_path_buf();
@@ -132,12 +132,15 @@ async fn apply_delta(state: &LinkState, dirs: &Directories, cache: &Path, delta:
     Next::Delta
 }
 
-fn report_refusals(state: &LinkState, version: i64, refused: &[common::snapshot::SnapshotError]) {
-    if refused.is_empty() {
+/// Reports the instances the directory holds refused, also those refused by an earlier delta and
+/// not changed since.
+fn report_refusals(state: &LinkState, version: i64, dirs: &Directories) {
+    let dir = dirs.load();
+    if dir.refused.is_empty() {
         state.set_refused(None);
         return;
     }
-    let why: Vec<String> = refused.iter().map(ToString::to_string).collect();
+    let why: Vec<&str> = dir.refused.values().map(String::as_str).collect();
     state.set_refused(Some(format!(
         "snapshot version {version} applied without {} refused instance(s): {}",
         why.len(),
