@@ -6,8 +6,10 @@
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use std::collections::BTreeMap;
+
 use crate::rules::TargetPolicy;
-use crate::snapshot::{DeviceCredentialEntry, InstanceConfig, SnapshotError};
+use crate::snapshot::{DeviceCredentialEntry, InstanceConfig, Snapshot, SnapshotContent, SnapshotError};
 use crate::token::TokenPublicKey;
 
 /// `Config-Kind` answer header of the snapshot poll: which of the two documents the body is.
@@ -101,6 +103,81 @@ impl Delta {
         }
         Ok(())
     }
+}
+
+/// The snapshot that `snapshot` followed by `deltas` amounts to: each delta that starts where the
+/// previous one ended is folded in, one that ends at or before it is skipped, and the first that
+/// leaves a gap ends the fold. Pure bookkeeping, no validation (a broker validates what it serves).
+/// Used to compact a broker's cache, and as the reference of what applying deltas means.
+pub fn fold(snapshot: Snapshot, deltas: impl IntoIterator<Item = Delta>) -> Snapshot {
+    let mut version = snapshot.version;
+    let SnapshotContent {
+        token_keys,
+        instances,
+        rule_policy,
+    } = snapshot.content;
+    let (mut token_keys, mut rule_policy) = (token_keys, rule_policy);
+    // Device credentials by client ID while folding: a delta changes a few of many.
+    let mut held: BTreeMap<String, (InstanceConfig, BTreeMap<String, DeviceCredentialEntry>)> = instances
+        .into_iter()
+        .map(|mut i| {
+            let devices = std::mem::take(&mut i.device_credentials)
+                .into_iter()
+                .map(|d| (d.client_id.clone(), d))
+                .collect();
+            (i.id.clone(), (i, devices))
+        })
+        .collect();
+    for delta in deltas {
+        if delta.version <= version {
+            continue;
+        }
+        if delta.from_version != version {
+            break;
+        }
+        let content = delta.content;
+        for id in &content.removed_instances {
+            held.remove(id);
+        }
+        for changed in content.instances {
+            let mut config = changed.config;
+            let devices = if changed.devices_included {
+                std::mem::take(&mut config.device_credentials)
+                    .into_iter()
+                    .map(|d| (d.client_id.clone(), d))
+                    .collect()
+            } else {
+                held.remove(&config.id).map(|(_, d)| d).unwrap_or_default()
+            };
+            held.insert(config.id.clone(), (config, devices));
+        }
+        for changes in content.devices {
+            if let Some((_, devices)) = held.get_mut(&changes.instance_id) {
+                for client_id in &changes.removed {
+                    devices.remove(client_id);
+                }
+                devices.extend(changes.upserts.into_iter().map(|d| (d.client_id.clone(), d)));
+            }
+        }
+        token_keys = content.token_keys;
+        rule_policy = content.rule_policy;
+        version = delta.version;
+    }
+    let instances = held
+        .into_values()
+        .map(|(mut config, devices)| {
+            config.device_credentials = devices.into_values().collect();
+            config
+        })
+        .collect();
+    Snapshot::new(
+        version,
+        SnapshotContent {
+            token_keys,
+            instances,
+            rule_policy,
+        },
+    )
 }
 
 #[cfg(test)]

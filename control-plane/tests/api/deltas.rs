@@ -2,11 +2,9 @@
 //! carry the settings of changed instances and device credentials one by one; the full snapshot
 //! when the records do not reach back to the broker's version.
 
-use std::collections::BTreeMap;
-
 use common::config_digest;
-use common::delta::{CONFIG_KIND_HEADER, Delta, KIND_DELTA, KIND_SNAPSHOT};
-use common::snapshot::{InstanceConfig, Snapshot};
+use common::delta::{CONFIG_KIND_HEADER, Delta, KIND_DELTA, KIND_SNAPSHOT, fold};
+use common::snapshot::Snapshot;
 use common::sync::SNAPSHOT_PATH;
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -54,38 +52,6 @@ async fn register(s: &TestServer, instance: &str, client_id: &str) -> Value {
     .expect(201)
 }
 
-/// What a broker does with a delta, on plain configurations: the reference the broker's own
-/// application is checked against in its tests.
-fn replay(held: &mut BTreeMap<String, InstanceConfig>, delta: &Delta) {
-    for id in &delta.content.removed_instances {
-        held.remove(id);
-    }
-    for changed in &delta.content.instances {
-        let mut config = changed.config.clone();
-        if !changed.devices_included {
-            config.device_credentials = held[&config.id].device_credentials.clone();
-        }
-        held.insert(config.id.clone(), config);
-    }
-    for changes in &delta.content.devices {
-        let devices = &mut held.get_mut(&changes.instance_id).unwrap().device_credentials;
-        devices.retain(|d| {
-            !changes.removed.contains(&d.client_id) && !changes.upserts.iter().any(|u| u.client_id == d.client_id)
-        });
-        devices.extend(changes.upserts.iter().cloned());
-    }
-}
-
-fn by_id(instances: Vec<InstanceConfig>) -> BTreeMap<String, InstanceConfig> {
-    instances
-        .into_iter()
-        .map(|mut i| {
-            i.device_credentials.sort_by(|a, b| a.client_id.cmp(&b.client_id));
-            (i.id.clone(), i)
-        })
-        .collect()
-}
-
 #[tokio::test]
 async fn a_delta_carries_only_what_changed_and_replays_to_the_snapshot() {
     let s = TestServer::start().await;
@@ -95,8 +61,8 @@ async fn a_delta_carries_only_what_changed_and_replays_to_the_snapshot() {
     s.create_group(&a, "GID_alpha").await;
     s.create_group(&a, "GID_alpha2").await;
     let start = full(&s, &node).await;
-    let mut held = by_id(start.content.instances.clone());
     let mut version = start.version;
+    let mut deltas = Vec::new();
 
     // One device: the delta holds it alone, no instance settings, nothing of the other instance.
     let cred = register(&s, &a, "GID_alpha@@@one").await;
@@ -115,7 +81,7 @@ async fn a_delta_carries_only_what_changed_and_replays_to_the_snapshot() {
         upserted[0].device_access_key_secret,
         cred["deviceAccessKeySecret"].as_str().unwrap()
     );
-    replay(&mut held, &d);
+    deltas.push(d.clone());
     version = d.version;
 
     // A delta from an older version covers every change since, once.
@@ -134,7 +100,7 @@ async fn a_delta_carries_only_what_changed_and_replays_to_the_snapshot() {
     let mut upserted: Vec<&str> = changes.upserts.iter().map(|u| u.client_id.as_str()).collect();
     upserted.sort();
     assert_eq!(upserted, ["GID_alpha2@@@three", "GID_alpha@@@two"]);
-    replay(&mut held, &d);
+    deltas.push(d.clone());
     version = d.version;
 
     // Settings of one instance: that instance alone, without its devices.
@@ -144,7 +110,7 @@ async fn a_delta_carries_only_what_changed_and_replays_to_the_snapshot() {
     assert_eq!(d.content.instances[0].config.id, b);
     assert!(!d.content.instances[0].devices_included);
     assert!(d.content.devices.is_empty());
-    replay(&mut held, &d);
+    deltas.push(d.clone());
     version = d.version;
 
     // A new instance comes whole, with the credentials registered since it was created.
@@ -156,7 +122,7 @@ async fn a_delta_carries_only_what_changed_and_replays_to_the_snapshot() {
     assert!(new.devices_included);
     assert_eq!(new.config.device_credentials.len(), 1);
     assert!(d.content.devices.is_empty(), "not twice: {:?}", d.content.devices);
-    replay(&mut held, &d);
+    deltas.push(d.clone());
     version = d.version;
 
     // Deleting a group removes its credentials one by one; deleting an instance removes it.
@@ -169,9 +135,10 @@ async fn a_delta_carries_only_what_changed_and_replays_to_the_snapshot() {
     let d = delta(&s, &node, version).await;
     assert_eq!(d.content.removed_instances, [b]);
     assert_eq!(d.content.devices[0].removed, ["GID_alpha@@@two"]);
-    replay(&mut held, &d);
+    deltas.push(d.clone());
 
-    assert_eq!(held, by_id(full(&s, &node).await.content.instances));
+    // The snapshot and the deltas fold into the snapshot of now, to the byte.
+    assert_eq!(fold(start, deltas), full(&s, &node).await);
 }
 
 #[tokio::test]

@@ -1,15 +1,131 @@
 //! The last-known-good cache: the last full snapshot, written atomically, plus a log of the deltas
 //! applied on top of it (`<file>.deltas`, one JSON document per line, each fsynced before the next
 //! poll). Read once at start so a broker that cannot reach the control plane still serves the
-//! instances it had. The log is compacted by fetching a full snapshot once it outgrows the snapshot
-//! (`sync::watch`); writing that snapshot empties it.
+//! instances it had. Once the log outgrows the snapshot, a background thread folds it into a new
+//! snapshot file (`common::delta::fold`) while appends go on; a full snapshot from the control plane
+//! replaces both.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use common::delta::Delta;
+use common::snapshot::Snapshot;
 
 use crate::directory::Directories;
+
+/// A delta log shorter than this is not compacted, whatever the snapshot's size.
+const MIN_LOG_BEFORE_COMPACTION: u64 = 1 << 20;
+
+/// The cache files of one broker, written from the configuration watch.
+pub struct Cache {
+    path: PathBuf,
+    /// Held while a file of the cache is replaced, appended to or read as a pair.
+    files: Mutex<()>,
+    /// Bumped by every full snapshot written: a compaction that started before is dropped.
+    generation: AtomicU64,
+    compacting: AtomicBool,
+    min_log: u64,
+}
+
+impl Cache {
+    pub fn new(path: PathBuf) -> Arc<Self> {
+        Self::with_min_log(path, MIN_LOG_BEFORE_COMPACTION)
+    }
+
+    fn with_min_log(path: PathBuf, min_log: u64) -> Arc<Self> {
+        Arc::new(Self {
+            path,
+            files: Mutex::new(()),
+            generation: AtomicU64::new(0),
+            compacting: AtomicBool::new(false),
+            min_log,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// A full snapshot as received: replaces the file and empties the log.
+    pub fn write_snapshot(&self, bytes: &[u8]) -> std::io::Result<()> {
+        let _files = self.files.lock().expect("cache lock");
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        write(&self.path, bytes)
+    }
+
+    /// A delta as received: appended to the log; starts a compaction once the log outgrows the
+    /// snapshot.
+    pub fn append_delta(self: &Arc<Self>, raw: &[u8]) -> std::io::Result<()> {
+        let log_len = {
+            let _files = self.files.lock().expect("cache lock");
+            append_delta(&self.path, raw)?
+        };
+        let snapshot_len = fs::metadata(&self.path).map_or(0, |m| m.len());
+        if log_len > snapshot_len.max(self.min_log) && !self.compacting.swap(true, Ordering::SeqCst) {
+            let cache = Arc::clone(self);
+            let started = std::thread::Builder::new()
+                .name("lkg-compaction".into())
+                .spawn(move || {
+                    if let Err(e) = cache.compact() {
+                        tracing::error!(path = %cache.path.display(), error = %e, "cannot compact the last-known-good cache");
+                    }
+                    cache.compacting.store(false, Ordering::SeqCst);
+                });
+            if started.is_err() {
+                self.compacting.store(false, Ordering::SeqCst);
+            }
+        }
+        Ok(())
+    }
+
+    /// Folds the log as it is now into a new snapshot file; deltas appended meanwhile stay in the
+    /// log, after it.
+    fn compact(&self) -> std::io::Result<()> {
+        let generation = self.generation.load(Ordering::SeqCst);
+        let (snapshot, log) = {
+            let _files = self.files.lock().expect("cache lock");
+            (fs::read(&self.path)?, fs::read(delta_log_path(&self.path))?)
+        };
+        let started = std::time::Instant::now();
+        let snapshot: Snapshot = serde_json::from_slice(&snapshot)?;
+        let from = snapshot.version;
+        let folded = common::delta::fold(snapshot, logged_deltas(&log));
+        let bytes = serde_json::to_vec(&folded)?;
+        let _files = self.files.lock().expect("cache lock");
+        if self.generation.load(Ordering::SeqCst) != generation {
+            return Ok(());
+        }
+        write_atomically(&self.path, &bytes)?;
+        let log_path = delta_log_path(&self.path);
+        let now = fs::read(&log_path)?;
+        write_atomically(&log_path, now.get(log.len()..).unwrap_or_default())?;
+        tracing::info!(
+            from,
+            to = folded.version,
+            bytes = bytes.len(),
+            took_ms = started.elapsed().as_millis() as u64,
+            "last-known-good log folded into its snapshot"
+        );
+        Ok(())
+    }
+
+    /// Whether a compaction is running (tests wait for it).
+    #[cfg(test)]
+    fn is_compacting(&self) -> bool {
+        self.compacting.load(Ordering::SeqCst)
+    }
+}
+
+/// The deltas of a log, in order, up to the first unreadable line (a torn last line after a crash).
+fn logged_deltas(log: &[u8]) -> impl Iterator<Item = Delta> + '_ {
+    log.split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map_while(|line| serde_json::from_slice::<Delta>(line).ok())
+}
 
 /// The temporary file next to `path` (same directory, so the rename cannot cross file systems).
 fn tmp_path(path: &Path) -> PathBuf {
@@ -30,7 +146,7 @@ pub fn delta_log_path(path: &Path) -> PathBuf {
 /// Replaces the snapshot file at `path` with `bytes` and empties the delta log (its deltas led to
 /// older versions). A crash in between leaves a log whose deltas no longer follow the snapshot:
 /// `load` skips them.
-pub fn write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+fn write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     write_atomically(path, bytes)?;
     match fs::remove_file(delta_log_path(path)) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
@@ -40,7 +156,7 @@ pub fn write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 
 /// Appends one delta (as the control plane sent it: compact JSON, no line breaks) to the log and
 /// syncs it. Returns the log's length.
-pub fn append_delta(path: &Path, raw: &[u8]) -> std::io::Result<u64> {
+fn append_delta(path: &Path, raw: &[u8]) -> std::io::Result<u64> {
     let mut log = OpenOptions::new()
         .append(true)
         .create(true)
@@ -99,11 +215,7 @@ fn replay_deltas(dirs: &Directories, log: &Path) -> usize {
         return 0;
     };
     let mut applied = 0;
-    for line in bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-        let Ok(delta) = serde_json::from_slice::<common::delta::Delta>(line) else {
-            tracing::warn!(log = %log.display(), "unreadable delta in the last-known-good log; stopping there");
-            break;
-        };
+    for delta in logged_deltas(&bytes) {
         if delta.version <= dirs.load().version {
             continue;
         }
@@ -221,5 +333,61 @@ mod tests {
         )
         .unwrap();
         assert!(!log.exists());
+    }
+
+    #[test]
+    fn an_outgrown_log_is_folded_into_the_snapshot_while_appends_go_on() {
+        use common::delta::{Delta, DeltaContent, DeviceChanges};
+        use common::snapshot::DeviceCredentialEntry;
+
+        use crate::directory::tests::{instance, snapshot};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lkg.json");
+        let id = "mqtt-aaaaaaaaaaaa";
+        // Any log outgrows this small snapshot: compactions start at once and overlap appends.
+        let cache = Cache::with_min_log(path.clone(), 0);
+        let first = snapshot(3, vec![instance(id, &["GID_alpha"])]);
+        cache.write_snapshot(&serde_json::to_vec(&first).unwrap()).unwrap();
+        for v in 3..40 {
+            let content = DeltaContent {
+                devices: vec![DeviceChanges {
+                    instance_id: id.into(),
+                    upserts: vec![DeviceCredentialEntry {
+                        client_id: format!("GID_alpha@@@{v}"),
+                        device_access_key_id: format!("k{v}"),
+                        device_access_key_secret: "s".into(),
+                    }],
+                    removed: vec![],
+                }],
+                ..DeltaContent::default()
+            };
+            cache
+                .append_delta(&serde_json::to_vec(&Delta::new(v, v + 1, content)).unwrap())
+                .unwrap();
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while cache.is_compacting() {
+            assert!(std::time::Instant::now() < deadline, "compaction did not end");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+
+        let on_disk: Snapshot = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+        on_disk.check_hash().unwrap();
+        assert!(
+            on_disk.version > 3,
+            "the log was folded in (snapshot at {})",
+            on_disk.version
+        );
+        for file in [path.clone(), delta_log_path(&path)] {
+            assert_eq!(fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
+        }
+        let dirs = Directories::new(None);
+        load(&dirs, &path);
+        let dir = dirs.load();
+        assert_eq!(
+            dir.version, 40,
+            "snapshot and what is left of the log reach the last delta"
+        );
+        assert_eq!(dir.instances[id].device_credentials.len(), 37);
     }
 }

@@ -1,8 +1,8 @@
 //! The configuration watch: long-polls the configuration, asking for deltas once it holds a version;
 //! validates and swaps in each snapshot or delta (live sessions are re-checked by the swap; an invalid
 //! instance is refused alone), and keeps what it was sent as last-known-good: a snapshot replaces the
-//! cache, a delta is appended to its log. A delta that does not fit, or a log grown past the snapshot,
-//! makes the next poll ask for the full snapshot.
+//! cache, a delta is appended to its log (`lkg::Cache`). A delta that does not fit makes the next poll
+//! ask for the full snapshot.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -17,22 +17,19 @@ use crate::sync::backoff::Backoff;
 use crate::sync::client::{Client, Config, Fetched, WAIT_SECS};
 use crate::sync::{LinkState, lkg};
 
-/// A delta log shorter than this is never compacted (small snapshots would otherwise be fetched
-/// again for every few changes).
-const MIN_LOG_BEFORE_COMPACTION: u64 = 1 << 20;
-
 /// What the next poll asks for.
 #[derive(Debug, PartialEq)]
 enum Next {
     /// A delta from the version held (or the snapshot if the control plane cannot make one).
     Delta,
-    /// The full snapshot at the next change: the log is due for compaction, or a snapshot was refused.
+    /// The full snapshot at the next change: a snapshot was refused.
     FullOnChange,
     /// The full snapshot at once: a delta did not fit what the broker holds.
     FullNow,
 }
 
 pub async fn run(client: Arc<Client>, state: Arc<LinkState>, broker: Arc<Broker>, cache: PathBuf) {
+    let cache = lkg::Cache::new(cache);
     // From a cache: ask only for something newer; from nothing: for the snapshot at once.
     let applied = broker.dirs.load().version;
     let mut after = (applied > 0).then_some(applied);
@@ -71,7 +68,12 @@ pub async fn run(client: Arc<Client>, state: Arc<LinkState>, broker: Arc<Broker>
 }
 
 /// Applies what was fetched and keeps it as last-known-good; says what to ask for next.
-async fn apply(state: &LinkState, dirs: &Directories, cache: &Path, Fetched { config, raw }: Fetched) -> Next {
+async fn apply(
+    state: &LinkState,
+    dirs: &Directories,
+    cache: &Arc<lkg::Cache>,
+    Fetched { config, raw }: Fetched,
+) -> Next {
     match config {
         Config::Snapshot(snapshot) => apply_snapshot(state, dirs, cache, snapshot, raw).await,
         Config::Delta(delta) => apply_delta(state, dirs, cache, &delta, raw).await,
@@ -81,7 +83,7 @@ async fn apply(state: &LinkState, dirs: &Directories, cache: &Path, Fetched { co
 async fn apply_snapshot(
     state: &LinkState,
     dirs: &Directories,
-    cache: &Path,
+    cache: &Arc<lkg::Cache>,
     snapshot: Snapshot,
     raw: bytes::Bytes,
 ) -> Next {
@@ -98,14 +100,20 @@ async fn apply_snapshot(
         Ok(_) => report_refusals(state, version, dirs),
     }
     state.beat_now.notify_one();
-    let path = cache.to_path_buf();
+    let files = Arc::clone(cache);
     // fsync can take a while: off this thread, so that heartbeats and commands go on meanwhile.
-    let written = tokio::task::spawn_blocking(move || lkg::write(&path, &raw)).await;
-    keep_written(state, cache, version, written.map(|r| r.map(|()| 0)));
+    let written = tokio::task::spawn_blocking(move || files.write_snapshot(&raw)).await;
+    keep_written(state, cache.path(), version, written);
     Next::Delta
 }
 
-async fn apply_delta(state: &LinkState, dirs: &Directories, cache: &Path, delta: &Delta, raw: bytes::Bytes) -> Next {
+async fn apply_delta(
+    state: &LinkState,
+    dirs: &Directories,
+    cache: &Arc<lkg::Cache>,
+    delta: &Delta,
+    raw: bytes::Bytes,
+) -> Next {
     let version = delta.version;
     crate::metrics::config_received("delta", raw.len());
     match dirs.apply_delta(delta) {
@@ -117,18 +125,9 @@ async fn apply_delta(state: &LinkState, dirs: &Directories, cache: &Path, delta:
         Ok(_) => report_refusals(state, version, dirs),
     }
     state.beat_now.notify_one();
-    let path = cache.to_path_buf();
-    let written = tokio::task::spawn_blocking(move || lkg::append_delta(&path, &raw)).await;
-    let log_len = keep_written(state, cache, version, written);
-    let snapshot_len = std::fs::metadata(cache).map_or(0, |m| m.len());
-    if log_len > snapshot_len.max(MIN_LOG_BEFORE_COMPACTION) {
-        tracing::info!(
-            log_len,
-            snapshot_len,
-            "delta log outgrew the snapshot; compacting with the next full snapshot"
-        );
-        return Next::FullOnChange;
-    }
+    let files = Arc::clone(cache);
+    let written = tokio::task::spawn_blocking(move || files.append_delta(&raw)).await;
+    keep_written(state, cache.path(), version, written);
     Next::Delta
 }
 
@@ -148,27 +147,20 @@ fn report_refusals(state: &LinkState, version: i64, dirs: &Directories) {
     )));
 }
 
-/// Reports how writing the cache went; returns the delta log's length (0 when unknown).
+/// Reports how writing the cache went.
 fn keep_written(
     state: &LinkState,
     cache: &Path,
     version: i64,
-    written: Result<std::io::Result<u64>, tokio::task::JoinError>,
-) -> u64 {
+    written: Result<std::io::Result<()>, tokio::task::JoinError>,
+) {
     match written {
-        Ok(Ok(len)) => {
-            tracing::debug!(version, "last-known-good written");
-            len
-        }
+        Ok(Ok(())) => tracing::debug!(version, "last-known-good written"),
         Ok(Err(e)) => {
             tracing::error!(version, path = %cache.display(), error = %e, "cannot write the last-known-good cache");
             state.set_fetch_error(Some(format!("cannot write {}: {e}", cache.display())));
-            0
         }
-        Err(e) => {
-            tracing::error!(error = %e, "last-known-good writer failed");
-            0
-        }
+        Err(e) => tracing::error!(error = %e, "last-known-good writer failed"),
     }
 }
 
@@ -190,7 +182,7 @@ mod tests {
     #[tokio::test]
     async fn a_refused_snapshot_is_reported_not_applied_nor_cached() {
         let dir = tempfile::tempdir().unwrap();
-        let cache = dir.path().join("lkg.json");
+        let cache = lkg::Cache::new(dir.path().join("lkg.json"));
         let (state, dirs) = (LinkState::new(), Directories::new(None));
 
         apply(
@@ -201,7 +193,7 @@ mod tests {
         )
         .await;
         assert_eq!((dirs.load().version, state.last_error()), (3, None));
-        let cached = std::fs::read(&cache).unwrap();
+        let cached = std::fs::read(cache.path()).unwrap();
 
         let mut bad = Snapshot::new(4, SnapshotContent::default());
         bad.hash = "0".repeat(64);
@@ -213,7 +205,7 @@ mod tests {
             state.last_error()
         );
         assert_eq!(
-            std::fs::read(&cache).unwrap(),
+            std::fs::read(cache.path()).unwrap(),
             cached,
             "the cache keeps the last good one"
         );
@@ -231,7 +223,7 @@ mod tests {
     #[tokio::test]
     async fn a_refused_instance_is_reported_while_the_rest_is_applied_and_cached() {
         let dir = tempfile::tempdir().unwrap();
-        let cache = dir.path().join("lkg.json");
+        let cache = lkg::Cache::new(dir.path().join("lkg.json"));
         let (state, dirs) = (LinkState::new(), Directories::new(None));
         let content = |groups: &[&str]| SnapshotContent {
             instances: vec![crate::directory::tests::instance("mqtt-bbbbbbbbbbbb", groups)],
@@ -246,7 +238,7 @@ mod tests {
             "{error}"
         );
         assert_eq!(
-            std::fs::read(&cache).unwrap(),
+            std::fs::read(cache.path()).unwrap(),
             fetched(Snapshot::new(6, content(&["nope"]))).raw,
             "what the control plane sent, byte for byte, is the last-known-good"
         );
