@@ -51,6 +51,9 @@ pub struct DeviceSecret {
 /// Device credentials by client ID.
 pub type DeviceTable = imbl::HashMap<String, DeviceSecret>;
 
+/// Instances by id: persistent too, so a delta's copy of the directory costs what it changes.
+pub type InstanceTable = imbl::HashMap<String, Arc<Instance>>;
+
 impl DeviceSecret {
     fn digest(&self, client_id: &str) -> Digest {
         config_digest::device(client_id, &self.key_id, &self.secret)
@@ -166,7 +169,7 @@ impl Instance {
 pub struct Directory {
     pub version: i64,
     pub hash: String,
-    pub instances: HashMap<String, Arc<Instance>>,
+    pub instances: InstanceTable,
     /// Which instance a custom-auth username belongs to (usernames are unique across the deployment).
     pub custom_usernames: HashMap<String, String>,
     pub verifier: TokenVerifier,
@@ -174,6 +177,8 @@ pub struct Directory {
     pub rule_policy: TargetPolicy,
     /// Instances whose latest configuration was refused (they serve an older one, or none), and why.
     pub refused: BTreeMap<String, String>,
+    /// `config_digest::of_instances` of the instances served, kept up to date per changed instance.
+    digest: Digest,
 }
 
 impl Directory {
@@ -181,26 +186,19 @@ impl Directory {
         Self {
             version: 0,
             hash: String::new(),
-            instances: HashMap::new(),
+            instances: InstanceTable::new(),
             custom_usernames: HashMap::new(),
             verifier: TokenVerifier::default(),
             rule_policy: TargetPolicy::default(),
             refused: BTreeMap::new(),
+            digest: 0,
         }
     }
 
     /// `config_digest::of_instances` of what this directory serves, or `None` while some instance
     /// is refused (it then differs from the control plane's by design).
     pub fn digest(&self) -> Option<Digest> {
-        if !self.refused.is_empty() {
-            return None;
-        }
-        Some(
-            self.instances
-                .values()
-                .filter(|i| !i.open)
-                .fold(0, |all, i| all ^ i.digest()),
-        )
+        self.refused.is_empty().then_some(self.digest)
     }
 
     /// Compiles every valid instance of `snapshot`. An instance that fails validation is refused
@@ -208,7 +206,7 @@ impl Directory {
     /// configuration never stops the others' changes. Returns why each refused instance was refused.
     fn compile(snapshot: &Snapshot, previous: &Directory, dev_instance: Option<&str>) -> (Self, Vec<SnapshotError>) {
         let mut refused = Vec::new();
-        let mut instances: HashMap<String, Arc<Instance>> = HashMap::with_capacity(snapshot.content.instances.len());
+        let mut instances = InstanceTable::new();
         for cfg in &snapshot.content.instances {
             match cfg.validate() {
                 Ok(()) => {
@@ -231,11 +229,12 @@ impl Directory {
         let dir = Self {
             version: snapshot.version,
             hash: snapshot.hash.clone(),
-            instances,
             custom_usernames,
             verifier: TokenVerifier::new(&snapshot.content.token_keys),
             rule_policy: snapshot.content.rule_policy,
             refused: refusal_map(BTreeMap::new(), &refused),
+            digest: instances_digest(&instances),
+            instances,
         };
         (dir, refused)
     }
@@ -256,9 +255,12 @@ impl Directory {
         let mut refused = Vec::new();
         let mut instances = self.instances.clone();
         let mut still_refused = self.refused.clone();
+        let mut digest = self.digest;
         for id in &delta.content.removed_instances {
             if Some(id.as_str()) != dev_instance {
-                instances.remove(id);
+                if let Some(gone) = instances.remove(id) {
+                    digest ^= gone.digest();
+                }
                 still_refused.remove(id);
             }
         }
@@ -266,7 +268,7 @@ impl Directory {
             match self.changed_instance(changed)? {
                 Ok(instance) => {
                     still_refused.remove(&instance.id);
-                    instances.insert(instance.id.clone(), Arc::new(instance));
+                    digest ^= swap_instance(&mut instances, instance);
                 }
                 Err(e) => refused.push(e),
             }
@@ -276,9 +278,7 @@ impl Directory {
                 return Err(DeltaError::UnknownInstance(changes.instance_id.clone()));
             };
             match with_device_changes(current, changes) {
-                Ok(instance) => {
-                    instances.insert(instance.id.clone(), Arc::new(instance));
-                }
+                Ok(instance) => digest ^= swap_instance(&mut instances, instance),
                 Err(e) => refused.push(e),
             }
         }
@@ -295,6 +295,7 @@ impl Directory {
             verifier: TokenVerifier::new(&delta.content.token_keys),
             rule_policy: delta.content.rule_policy,
             refused: refusal_map(still_refused, &refused),
+            digest,
         };
         Ok((dir, refused))
     }
@@ -330,6 +331,23 @@ impl Directory {
         };
         Ok(Ok(Instance::compile_with(cfg, devices)))
     }
+}
+
+/// Puts `instance` in place of the one with its id; returns what that does to the directory's digest.
+fn swap_instance(instances: &mut InstanceTable, instance: Instance) -> Digest {
+    let added = instance.digest();
+    match instances.insert(instance.id.clone(), Arc::new(instance)) {
+        Some(old) if !old.open => added ^ old.digest(),
+        _ => added,
+    }
+}
+
+/// The digest of the (not open) instances.
+fn instances_digest(instances: &InstanceTable) -> Digest {
+    instances
+        .values()
+        .filter(|i| !i.open)
+        .fold(0, |all, i| all ^ i.digest())
 }
 
 /// `instance` with its device credentials changed, or why the change is refused (then none of it
@@ -376,7 +394,7 @@ fn refusal_map(mut held: BTreeMap<String, String>, refused: &[SnapshotError]) ->
 
 /// Username -> instance of every custom-auth identity. The control plane keeps usernames unique
 /// across instances; should two instances still claim one (a hand-edited snapshot), neither gets it.
-fn custom_usernames(instances: &HashMap<String, Arc<Instance>>) -> HashMap<String, String> {
+fn custom_usernames(instances: &InstanceTable) -> HashMap<String, String> {
     let mut owners: HashMap<String, String> = HashMap::new();
     let mut contested = HashSet::new();
     for inst in instances.values() {

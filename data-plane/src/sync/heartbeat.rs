@@ -13,6 +13,9 @@ use crate::sync::LinkState;
 use crate::sync::client::Client;
 
 pub const INTERVAL: Duration = Duration::from_secs(2);
+/// Beats asked for right after a swap come at most this often: a burst of deltas (hundreds a second
+/// while credentials are registered one by one) is reported once, not once each.
+const MIN_GAP: Duration = Duration::from_millis(100);
 
 pub async fn run(
     client: Arc<Client>,
@@ -25,11 +28,17 @@ pub async fn run(
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut rates = Rates::default();
     let mut instance_rates = InstanceRates::default();
+    let mut last_beat: Option<Instant> = None;
     loop {
         tokio::select! {
             _ = ticks.tick() => {}
-            _ = state.beat_now.notified() => {}
+            _ = state.beat_now.notified() => {
+                if let Some(gap) = last_beat.and_then(|t| MIN_GAP.checked_sub(t.elapsed())) {
+                    tokio::time::sleep(gap).await;
+                }
+            }
         }
+        last_beat = Some(Instant::now());
         let (messages_in, messages_out) = rates.update(&prometheus.render());
         let dir = broker.dirs.load();
         let (connections, subscriptions) = broker.totals();
