@@ -293,7 +293,8 @@ async fn a_change_on_one_replica_wakes_polls_on_another() {
         .as_i64()
         .unwrap();
 
-    let snap_path = format!("{SNAPSHOT_PATH}?after={version}&waitSecs=30");
+    // Replica B answers with a delta made from the change records replica A wrote.
+    let snap_path = format!("{SNAPSHOT_PATH}?after={version}&waitSecs=30&deltas=true");
     let cmd_path = format!("{COMMANDS_PATH}?after=0&waitSecs=30");
     let polls = async {
         tokio::join!(
@@ -319,7 +320,10 @@ async fn a_change_on_one_replica_wakes_polls_on_another() {
         "polls on replica B answered {:?} after the changes on replica A began",
         started.elapsed()
     );
-    assert!(snap.expect(200)["version"].as_i64().unwrap() > version);
+    assert_eq!(snap.headers[common::delta::CONFIG_KIND_HEADER], common::delta::KIND_DELTA);
+    let delta = snap.expect(200);
+    assert!(delta["version"].as_i64().unwrap() > version);
+    assert_eq!(delta["instances"][0]["config"]["parentTopics"], json!(["T"]));
     let batch: CommandBatch = serde_json::from_value(cmds.expect(200)).unwrap();
     assert_eq!(batch.commands.len(), 1);
     assert!(started.elapsed() < Duration::from_secs(1));
