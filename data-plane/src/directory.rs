@@ -126,7 +126,15 @@ impl Instance {
                 .map(|k| (k.access_key_id.clone(), k.clone()))
                 .collect(),
             device_credentials,
-            revoked_jtis: cfg.revoked_tokens.iter().map(|r| r.jti.clone()).collect(),
+            // An expired token is refused for its expiry anyway: its revocation need not be kept.
+            revoked_jtis: {
+                let now = common::time::now_ms();
+                cfg.revoked_tokens
+                    .iter()
+                    .filter(|r| r.exp_ms > now)
+                    .map(|r| r.jti.clone())
+                    .collect()
+            },
             open: false,
             rules: Arc::new(InstanceRules::compile(&cfg.rules)),
             custom: Arc::new(CustomAuthTable::compile(&cfg.custom_auth)),

@@ -320,7 +320,10 @@ async fn a_change_on_one_replica_wakes_polls_on_another() {
         "polls on replica B answered {:?} after the changes on replica A began",
         started.elapsed()
     );
-    assert_eq!(snap.headers[common::delta::CONFIG_KIND_HEADER], common::delta::KIND_DELTA);
+    assert_eq!(
+        snap.headers[common::delta::CONFIG_KIND_HEADER],
+        common::delta::KIND_DELTA
+    );
     let delta = snap.expect(200);
     assert!(delta["version"].as_i64().unwrap() > version);
     assert_eq!(delta["instances"][0]["config"]["parentTopics"], json!(["T"]));
