@@ -425,8 +425,17 @@ fn custom_usernames(instances: &InstanceTable) -> HashMap<String, String> {
 pub struct Directories {
     current: ArcSwap<Directory>,
     dev_instance: Option<String>,
-    /// Bumped on every applied snapshot, so live connections re-check their credentials.
+    /// Bumped on every applied snapshot or delta (rules, cluster usage follow it).
     changed: tokio::sync::watch::Sender<i64>,
+    /// Per instance, bumped when a snapshot or a delta changes it: live connections re-check their
+    /// credentials on it, so a delta wakes the connections of the instances it touched, not all.
+    instance_changed: std::sync::Mutex<HashMap<String, tokio::sync::watch::Sender<i64>>>,
+}
+
+/// Which instances a swap changed.
+enum Touched<'a> {
+    All,
+    Some(Vec<&'a str>),
 }
 
 impl Directories {
@@ -439,12 +448,22 @@ impl Directories {
             current: ArcSwap::from_pointee(empty),
             dev_instance,
             changed: tokio::sync::watch::channel(0).0,
+            instance_changed: Default::default(),
         }
     }
 
-    /// Fires after each applied snapshot.
+    /// Fires after each applied snapshot or delta.
     pub fn watch(&self) -> tokio::sync::watch::Receiver<i64> {
         self.changed.subscribe()
+    }
+
+    /// Fires after each applied snapshot, and each delta that changes `instance_id`.
+    pub fn watch_instance(&self, instance_id: &str) -> tokio::sync::watch::Receiver<i64> {
+        let mut senders = self.instance_changed.lock().unwrap_or_else(|p| p.into_inner());
+        senders
+            .entry(instance_id.to_string())
+            .or_insert_with(|| tokio::sync::watch::channel(0).0)
+            .subscribe()
     }
 
     pub fn dev_instance(&self) -> Option<String> {
@@ -467,7 +486,7 @@ impl Directories {
             refused = refused.len(),
             "snapshot applied"
         );
-        self.swap_in(dir, &refused);
+        self.swap_in(dir, &refused, Touched::All);
         Ok(refused)
     }
 
@@ -483,12 +502,18 @@ impl Directories {
             refused = refused.len(),
             "delta applied"
         );
-        self.swap_in(dir, &refused);
+        let content = &delta.content;
+        let touched = content.removed_instances.iter().map(String::as_str);
+        let touched = touched
+            .chain(content.instances.iter().map(|i| i.config.id.as_str()))
+            .chain(content.devices.iter().map(|d| d.instance_id.as_str()));
+        self.swap_in(dir, &refused, Touched::Some(touched.collect()));
         Ok(refused)
     }
 
-    /// Makes `dir` the live directory and tells live connections to re-check their credentials.
-    fn swap_in(&self, dir: Directory, refused: &[SnapshotError]) {
+    /// Makes `dir` the live directory and tells live connections of the touched instances to re-check
+    /// their credentials.
+    fn swap_in(&self, dir: Directory, refused: &[SnapshotError], touched: Touched<'_>) {
         for e in refused {
             crate::metrics::snapshot_instance_refused();
             tracing::error!(version = dir.version, error = %e, "instance configuration refused; serving its previous one");
@@ -497,6 +522,26 @@ impl Directories {
         let version = dir.version;
         self.current.store(Arc::new(dir));
         self.changed.send_replace(version);
+        let mut senders = self.instance_changed.lock().unwrap_or_else(|p| p.into_inner());
+        match touched {
+            Touched::All => {
+                // Instances nobody listens to any more are forgotten here.
+                senders.retain(|_, tx| tx.receiver_count() > 0);
+                for tx in senders.values() {
+                    tx.send_replace(version);
+                }
+            }
+            Touched::Some(ids) => {
+                for id in ids {
+                    if let Some(tx) = senders.get(id) {
+                        tx.send_replace(version);
+                        if tx.receiver_count() == 0 {
+                            senders.remove(id);
+                        }
+                    }
+                }
+            }
+        }
     }
 
     /// Reads, validates and applies a snapshot file.
@@ -801,5 +846,34 @@ pub(crate) mod tests {
             [("GID_bravo@@@1".into(), "kb".into())],
             "B's valid devices apply"
         );
+    }
+
+    #[test]
+    fn a_delta_signals_the_instances_it_touches_and_a_snapshot_all() {
+        let dirs = Directories::new(None);
+        dirs.apply_snapshot(snapshot(
+            1,
+            vec![instance(A, &["GID_alpha"]), instance(B, &["GID_bravo"])],
+        ))
+        .unwrap();
+        let (mut a, b) = (dirs.watch_instance(A), dirs.watch_instance(B));
+        let devices_of_a = common::delta::DeltaContent {
+            devices: vec![DeviceChanges {
+                instance_id: A.into(),
+                upserts: vec![device("GID_alpha@@@1", "k1")],
+                removed: vec![],
+            }],
+            ..Default::default()
+        };
+        dirs.apply_delta(&delta(1, 2, devices_of_a)).unwrap();
+        assert!(a.has_changed().unwrap());
+        assert!(!b.has_changed().unwrap(), "B's connections are left alone");
+        a.mark_unchanged();
+        dirs.apply_snapshot(snapshot(
+            3,
+            vec![instance(A, &["GID_alpha"]), instance(B, &["GID_bravo"])],
+        ))
+        .unwrap();
+        assert!(a.has_changed().unwrap() && b.has_changed().unwrap());
     }
 }

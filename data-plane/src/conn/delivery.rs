@@ -30,7 +30,7 @@ pub struct Delivery {
     window_size: usize,
     window: Rc<RefCell<Window>>,
     freed: Rc<Notify>,
-    /// Configuration changes: credentials are re-checked when a new one is applied.
+    /// Configuration changes of the client's instance: credentials are re-checked on each.
     config: tokio::sync::watch::Receiver<i64>,
     /// The last read of the offline queue failed (its store did not answer): read again after
     /// `FETCH_RETRY`, since nothing else may wake the connection while messages wait there.
@@ -47,7 +47,7 @@ enum Stop {
 
 impl Delivery {
     pub fn new(ctx: Rc<ConnCtx>, window_size: usize, parked: BTreeMap<u64, u16>) -> Self {
-        let config = ctx.broker.dirs.watch();
+        let config = ctx.broker.dirs.watch_instance(&ctx.instance_id);
         Self {
             ctx,
             window_size,
