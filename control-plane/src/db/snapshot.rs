@@ -114,8 +114,13 @@ pub async fn read(pool: &PgPool, now_ms: i64) -> Result<SnapshotRows, sqlx::Erro
     })
 }
 
+/// A delta with more device-credential changes than this is not made: the full snapshot (built once
+/// and shared by every broker) is then as good and cheaper for the control plane.
+pub const MAX_DELTA_DEVICE_CHANGES: i64 = 100_000;
+
 /// What changed after version `after`, or `None` when the change records cannot tell: `after` is
-/// below `config_history.floor` (pruned) or above the current version (the database was reset).
+/// below `config_history.floor` (pruned) or above the current version (the database was reset); also
+/// `None` when more than `MAX_DELTA_DEVICE_CHANGES` device credentials changed since.
 pub async fn read_delta(pool: &PgPool, now_ms: i64, after: i64) -> Result<Option<DeltaRows>, sqlx::Error> {
     let mut tx = begin_read(pool).await?;
     // Planned for the versions asked each time: a cached generic plan cannot know that the range
@@ -147,18 +152,22 @@ pub async fn read_delta(pool: &PgPool, now_ms: i64, after: i64) -> Result<Option
     let settings = read_instances(&mut tx, now_ms, Some(&existing), Some(&whole)).await?;
     // Instances carried whole or removed need no item changes.
     let skip: Vec<String> = changed.into_iter().filter(|c| c.1 || !c.2).map(|c| c.0).collect();
-    let device_changes = sqlx::query_as(
+    let device_changes: Vec<DeviceChangeRow> = sqlx::query_as(
         "select c.instance_id, c.client_id, d.device_access_key_id, d.secret_enc
          from (select distinct instance_id, client_id from config_device_changes
                where version > $1 and version <= $2 and not (instance_id = any($3))) c
          left join device_credentials d on d.instance_id = c.instance_id and d.client_id = c.client_id
-         order by c.instance_id, c.client_id",
+         order by c.instance_id, c.client_id limit $4",
     )
     .bind(after)
     .bind(version)
     .bind(&skip)
+    .bind(MAX_DELTA_DEVICE_CHANGES + 1)
     .fetch_all(&mut *tx)
     .await?;
+    if device_changes.len() as i64 > MAX_DELTA_DEVICE_CHANGES {
+        return Ok(None);
+    }
     tx.commit().await?;
     Ok(Some(DeltaRows {
         version,

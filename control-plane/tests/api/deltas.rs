@@ -215,3 +215,31 @@ async fn a_broker_whose_digest_differs_gets_the_full_snapshot_once() {
     assert_eq!(kind(&poll(&s, &node, snap.version).await), KIND_SNAPSHOT);
     assert_eq!(kind(&poll(&s, &node, snap.version).await), KIND_DELTA);
 }
+
+#[tokio::test]
+async fn a_delta_too_large_to_be_worth_it_is_a_snapshot() {
+    let s = TestServer::start().await;
+    let node = s.create_node("node-g").await;
+    let a = s.create_instance("alpha").await;
+    let after = full(&s, &node).await.version;
+    // One more recorded device change than a delta carries (as a long absence would leave).
+    let mut tx = s.state.db.begin().await.unwrap();
+    let (version,): (i64,) = sqlx::query_as("update config_version set version = version + 1 returning version")
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    sqlx::query(
+        "insert into config_device_changes (version, instance_id, client_id)
+         select $1, $2, 'GID_alpha@@@' || g from generate_series(1, $3) g",
+    )
+    .bind(version)
+    .bind(&a)
+    .bind(100_001_i64)
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let r = poll(&s, &node, after).await;
+    assert_eq!(kind(&r), KIND_SNAPSHOT);
+    assert_eq!(r.expect(200)["version"], version);
+}
