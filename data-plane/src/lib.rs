@@ -9,6 +9,7 @@ mod cluster;
 pub mod config;
 mod conn;
 mod core;
+mod device_table;
 mod directory;
 mod events;
 mod http;
@@ -21,6 +22,8 @@ pub mod server;
 mod store;
 mod sync;
 mod sys;
+#[cfg(test)]
+mod test_alloc;
 mod tls;
 mod trace;
 mod ws;

@@ -192,7 +192,7 @@ impl Credential {
             Mode::DeviceCredential => inst
                 .device_credentials
                 .get(client_id)
-                .is_some_and(|d| d.key_id == key && fingerprint(&d.secret) == self.secret_fingerprint),
+                .is_some_and(|d| &*d.key_id == key && fingerprint(&d.secret) == self.secret_fingerprint),
             Mode::Custom => inst
                 .custom
                 .identity(key)
