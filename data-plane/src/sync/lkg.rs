@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use common::delta::Delta;
 use common::snapshot::Snapshot;
 
-use crate::directory::Directories;
+use crate::directory::{Directories, LoadError};
 
 /// A delta log shorter than this is not compacted, whatever the snapshot's size.
 const MIN_LOG_BEFORE_COMPACTION: u64 = 1 << 20;
@@ -120,11 +120,14 @@ impl Cache {
     }
 }
 
-/// The deltas of a log, in order, up to the first unreadable line (a torn last line after a crash).
+/// The deltas of a log, in order, up to the first unreadable or damaged line (a torn last line after
+/// a crash).
 fn logged_deltas(log: &[u8]) -> impl Iterator<Item = Delta> + '_ {
-    log.split(|b| *b == b'\n')
-        .filter(|l| !l.is_empty())
-        .map_while(|line| serde_json::from_slice::<Delta>(line).ok())
+    log.split(|b| *b == b'\n').filter(|l| !l.is_empty()).map_while(|line| {
+        serde_json::from_slice::<Delta>(line)
+            .ok()
+            .filter(|d| d.check_hash().is_ok())
+    })
 }
 
 /// The temporary file next to `path` (same directory, so the rename cannot cross file systems).
@@ -196,10 +199,10 @@ pub fn load(dirs: &Directories, path: &Path) {
         tracing::info!(path = %path.display(), "no last-known-good snapshot yet; waiting for the control plane");
         return;
     }
-    match dirs.apply_file(path) {
-        Ok(()) => {
-            let deltas = replay_deltas(dirs, &delta_log_path(path));
-            tracing::info!(path = %path.display(), version = dirs.load().version, deltas, "serving the last-known-good snapshot")
+    let served = read_cache(path).and_then(|snapshot| Ok(dirs.apply_snapshot(snapshot)?));
+    match served {
+        Ok(_) => {
+            tracing::info!(path = %path.display(), version = dirs.load().version, "serving the last-known-good snapshot")
         }
         Err(e) => {
             tracing::warn!(path = %path.display(), error = %e, "last-known-good snapshot unusable; waiting for the control plane")
@@ -207,25 +210,16 @@ pub fn load(dirs: &Directories, path: &Path) {
     }
 }
 
-/// Applies the logged deltas that follow the applied version, in order, and stops at the first
-/// that does not (a torn last line after a crash, or a log older than the snapshot). Returns how
-/// many were applied.
-fn replay_deltas(dirs: &Directories, log: &Path) -> usize {
-    let Ok(bytes) = fs::read(log) else {
-        return 0;
-    };
-    let mut applied = 0;
-    for delta in logged_deltas(&bytes) {
-        if delta.version <= dirs.load().version {
-            continue;
-        }
-        if let Err(e) = dirs.apply_delta(&delta) {
-            tracing::warn!(log = %log.display(), error = %e, "logged delta does not apply; stopping there");
-            break;
-        }
-        applied += 1;
-    }
-    applied
+/// The cached snapshot with the logged deltas that follow it folded in, up to the first that does
+/// not (a torn last line after a crash, or a log older than the snapshot). Folded rather than
+/// applied one by one: a logged batch of a thousand credentials would otherwise copy much of a
+/// large instance's table for each delta.
+fn read_cache(path: &Path) -> Result<Snapshot, LoadError> {
+    let raw = fs::read(path).map_err(|e| LoadError::Read(path.display().to_string(), e))?;
+    let snapshot: Snapshot = serde_json::from_slice(&raw)?;
+    snapshot.check_hash()?;
+    let log = fs::read(delta_log_path(path)).unwrap_or_default();
+    Ok(common::delta::fold(snapshot, logged_deltas(&log)))
 }
 
 #[cfg(test)]
