@@ -12,12 +12,12 @@ use common::config_digest::{self, Digest};
 use common::delta::{ChangedInstance, Delta, DeviceChanges};
 use common::quotas::Quotas;
 use common::rules::TargetPolicy;
-use common::snapshot::{AccessKeyGrant, DeviceCredentialEntry, InstanceConfig, Snapshot, SnapshotError};
+use common::snapshot::{AccessKeyGrant, InstanceConfig, Snapshot, SnapshotError};
 use common::token::TokenVerifier;
 use thiserror::Error;
 
 use crate::auth::CustomAuthTable;
-pub use crate::device_table::{DeviceSecret, DeviceTable};
+pub use crate::device_table::DeviceTable;
 use crate::rules::compiled::InstanceRules;
 
 #[derive(Debug, Error)]
@@ -45,27 +45,6 @@ pub enum DeltaError {
 /// Instances by id: persistent too, so a delta's copy of the directory costs what it changes.
 pub type InstanceTable = imbl::HashMap<String, Arc<Instance>>;
 
-fn device_digest(client_id: &str, d: &DeviceSecret) -> Digest {
-    config_digest::device(client_id, &d.key_id, &d.secret)
-}
-
-/// The table of `entries` and its digest.
-fn device_table<'a>(entries: impl IntoIterator<Item = &'a DeviceCredentialEntry>) -> (DeviceTable, Digest) {
-    let mut table = DeviceTable::new();
-    let mut digest = 0;
-    for d in entries {
-        let secret = DeviceSecret {
-            key_id: d.device_access_key_id.as_str().into(),
-            secret: d.device_access_key_secret.as_str().into(),
-        };
-        digest ^= device_digest(&d.client_id, &secret);
-        if let Some(replaced) = table.insert(&d.client_id, secret) {
-            digest ^= device_digest(&d.client_id, &replaced);
-        }
-    }
-    (table, digest)
-}
-
 /// One instance, indexed for the per-packet checks.
 #[derive(Clone)]
 pub struct Instance {
@@ -85,25 +64,22 @@ pub struct Instance {
     pub custom: Arc<CustomAuthTable>,
     /// `config_digest::settings` of what it was compiled from.
     settings_digest: Digest,
-    /// XOR of `config_digest::device` of its device credentials, kept up to date per credential.
-    devices_digest: Digest,
 }
 
 impl Instance {
     fn compile(cfg: &InstanceConfig) -> Self {
-        Self::compile_with(cfg, device_table(&cfg.device_credentials))
+        Self::compile_with(cfg, DeviceTable::from_entries(&cfg.device_credentials))
     }
 
     /// `config_digest::instance` of what the instance holds.
     fn digest(&self) -> Digest {
-        config_digest::instance(&self.id, self.settings_digest, self.devices_digest)
+        config_digest::instance(&self.id, self.settings_digest, self.device_credentials.digest())
     }
 
-    /// The instance's settings from `cfg`, with the device credentials given (and their digest).
-    fn compile_with(cfg: &InstanceConfig, (device_credentials, devices_digest): (DeviceTable, Digest)) -> Self {
+    /// The instance's settings from `cfg`, with the device credentials given.
+    fn compile_with(cfg: &InstanceConfig, device_credentials: DeviceTable) -> Self {
         Self {
             settings_digest: config_digest::settings(cfg),
-            devices_digest,
             id: cfg.id.clone(),
             quotas: cfg.quotas.clone(),
             reject_duplicate_client_id: cfg.reject_duplicate_client_id,
@@ -148,7 +124,6 @@ impl Instance {
             access_keys: HashMap::new(),
             device_credentials: DeviceTable::new(),
             settings_digest: 0,
-            devices_digest: 0,
             revoked_jtis: HashSet::new(),
             open: true,
             rules: Arc::default(),
@@ -305,7 +280,7 @@ impl Directory {
             return Ok(Err(e));
         }
         let devices = if changed.devices_included {
-            device_table(&cfg.device_credentials)
+            DeviceTable::from_entries(&cfg.device_credentials)
         } else {
             match self.instances.get(&cfg.id).filter(|i| !i.open) {
                 Some(held) => {
@@ -324,7 +299,7 @@ impl Directory {
                             what: format!("device credential client id {client_id:?} is over the new limit"),
                         }));
                     }
-                    (held.device_credentials.clone(), held.devices_digest)
+                    held.device_credentials.clone()
                 }
                 None => return Err(DeltaError::UnknownInstance(cfg.id.clone())),
             }
@@ -361,27 +336,14 @@ fn with_device_changes(instance: &Instance, changes: &DeviceChanges) -> Result<I
         })?;
     }
     let mut devices = instance.device_credentials.clone();
-    let mut digest = instance.devices_digest;
-    let removed = changes
-        .removed
-        .iter()
-        .chain(changes.upserts.iter().map(|u| &u.client_id));
-    for client_id in removed {
-        if let Some(gone) = devices.remove(client_id) {
-            digest ^= device_digest(client_id, &gone);
-        }
+    for client_id in &changes.removed {
+        devices.remove(client_id);
     }
     for d in &changes.upserts {
-        let secret = DeviceSecret {
-            key_id: d.device_access_key_id.as_str().into(),
-            secret: d.device_access_key_secret.as_str().into(),
-        };
-        digest ^= device_digest(&d.client_id, &secret);
-        devices.insert(&d.client_id, secret);
+        devices.upsert(d);
     }
     Ok(Instance {
         device_credentials: devices,
-        devices_digest: digest,
         ..instance.clone()
     })
 }
@@ -553,7 +515,7 @@ impl Directories {
 
 #[cfg(test)]
 pub(crate) mod tests {
-    use common::snapshot::SnapshotContent;
+    use common::snapshot::{DeviceCredentialEntry, SnapshotContent};
 
     use super::*;
 
