@@ -8,9 +8,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::delta::Delta;
-use common::snapshot::Snapshot;
-
 use crate::core::Broker;
 use crate::directory::Directories;
 use crate::sync::backoff::Backoff;
@@ -67,66 +64,48 @@ pub async fn run(client: Arc<Client>, state: Arc<LinkState>, broker: Arc<Broker>
     }
 }
 
-/// Applies what was fetched and keeps it as last-known-good; says what to ask for next.
+/// Applies what was fetched and keeps it as last-known-good (a snapshot replaces the cache, a delta
+/// is appended to its log); says what to ask for next.
 async fn apply(
     state: &LinkState,
     dirs: &Directories,
     cache: &Arc<lkg::Cache>,
     Fetched { config, raw }: Fetched,
 ) -> Next {
+    let version = config.version();
+    let is_delta = matches!(config, Config::Delta(_));
     match config {
-        Config::Snapshot(snapshot) => apply_snapshot(state, dirs, cache, snapshot, raw).await,
-        Config::Delta(delta) => apply_delta(state, dirs, cache, &delta, raw).await,
-    }
-}
-
-async fn apply_snapshot(
-    state: &LinkState,
-    dirs: &Directories,
-    cache: &Arc<lkg::Cache>,
-    snapshot: Snapshot,
-    raw: bytes::Bytes,
-) -> Next {
-    let version = snapshot.version;
-    crate::metrics::config_received("snapshot", raw.len());
-    match dirs.apply_snapshot(snapshot) {
-        Err(e) => {
-            crate::metrics::snapshot_refused();
-            tracing::error!(version, error = %e, "snapshot refused; keeping the current one");
-            state.set_refused(Some(format!("snapshot version {version} refused: {e}")));
-            state.beat_now.notify_one();
-            return Next::FullOnChange;
+        Config::Snapshot(snapshot) => {
+            crate::metrics::config_received("snapshot", raw.len());
+            if let Err(e) = dirs.apply_snapshot(snapshot) {
+                crate::metrics::snapshot_refused();
+                tracing::error!(version, error = %e, "snapshot refused; keeping the current one");
+                state.set_refused(Some(format!("snapshot version {version} refused: {e}")));
+                state.beat_now.notify_one();
+                return Next::FullOnChange;
+            }
         }
-        Ok(_) => report_refusals(state, version, dirs),
+        Config::Delta(delta) => {
+            crate::metrics::config_received("delta", raw.len());
+            if let Err(e) = dirs.apply_delta(&delta) {
+                crate::metrics::delta_refused();
+                tracing::warn!(from = delta.from_version, version, error = %e, "delta does not apply; fetching the full snapshot");
+                return Next::FullNow;
+            }
+        }
     }
+    report_refusals(state, version, dirs);
     state.beat_now.notify_one();
     let files = Arc::clone(cache);
     // fsync can take a while: off this thread, so that heartbeats and commands go on meanwhile.
-    let written = tokio::task::spawn_blocking(move || files.write_snapshot(&raw)).await;
-    keep_written(state, cache.path(), version, written);
-    Next::Delta
-}
-
-async fn apply_delta(
-    state: &LinkState,
-    dirs: &Directories,
-    cache: &Arc<lkg::Cache>,
-    delta: &Delta,
-    raw: bytes::Bytes,
-) -> Next {
-    let version = delta.version;
-    crate::metrics::config_received("delta", raw.len());
-    match dirs.apply_delta(delta) {
-        Err(e) => {
-            crate::metrics::delta_refused();
-            tracing::warn!(from = delta.from_version, version, error = %e, "delta does not apply; fetching the full snapshot");
-            return Next::FullNow;
+    let written = tokio::task::spawn_blocking(move || {
+        if is_delta {
+            files.append_delta(&raw)
+        } else {
+            files.write_snapshot(&raw)
         }
-        Ok(_) => report_refusals(state, version, dirs),
-    }
-    state.beat_now.notify_one();
-    let files = Arc::clone(cache);
-    let written = tokio::task::spawn_blocking(move || files.append_delta(&raw)).await;
+    })
+    .await;
     keep_written(state, cache.path(), version, written);
     Next::Delta
 }

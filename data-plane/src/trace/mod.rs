@@ -244,6 +244,8 @@ impl TraceStore {
                         out.push(e.record());
                     }
                 });
+                // Records of one block are in the order they were made: newest first for ties
+                // within a millisecond, which the stable sort below keeps.
                 if q.newest_first {
                     out[first..].reverse();
                 }
