@@ -230,6 +230,9 @@ pub enum Command {
     Unknown,
 }
 
+/// How long brokers keep message trace records *(compat: Alibaba keeps traces 3 days)*.
+pub const TRACE_RETENTION_HOURS: i64 = 72;
+
 /// Which message-trace records a broker returns: of one instance, in `[begin_ms, end_ms)`, of the
 /// message `msg_id` and/or of the client `client_id`, the oldest (or newest) `limit`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -21,8 +21,8 @@ use crate::db::{self, instances};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::state::AppState;
 
-/// How far back traces reach (brokers keep them 3 days).
-const RETENTION_MS: i64 = 3 * 24 * 3_600_000;
+/// How far back traces reach: as long as brokers keep them.
+const RETENTION_MS: i64 = common::sync::TRACE_RETENTION_HOURS * 3_600_000;
 
 #[derive(Deserialize, IntoParams)]
 #[serde(rename_all = "camelCase")]

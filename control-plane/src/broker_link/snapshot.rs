@@ -262,9 +262,9 @@ pub(crate) async fn snapshot(
     // Subscribe before reading: a change committed after the read still wakes us.
     let mut waiter = state.feeds.config();
     loop {
-        let current = db::config_version(&state.db).await?;
         // A broker whose digest differed gets the full snapshot at once, whatever it asks for.
-        let full_due = params.deltas && db::brokers::full_snapshot_due(&state.db, &node.id).await?;
+        let (current, due) = db::brokers::poll_state(&state.db, &node.id).await?;
+        let full_due = params.deltas && due;
         if params.after != Some(current) || full_due {
             let policy = state.config.rule_policy();
             if let Some(after) = params.after.filter(|_| params.deltas && !full_due) {

@@ -190,10 +190,14 @@ pub async fn set_full_snapshot_due(pool: &PgPool, node_id: &str, due: bool) -> R
     tx.commit().await
 }
 
-pub async fn full_snapshot_due(pool: &PgPool, node_id: &str) -> Result<bool, sqlx::Error> {
-    let due: Option<(bool,)> = sqlx::query_as("select full_snapshot_due from broker_nodes where id = $1")
-        .bind(node_id)
-        .fetch_optional(pool)
-        .await?;
-    Ok(due.is_some_and(|(d,)| d))
+/// The current configuration version, and whether the node's next snapshot poll gets the full
+/// snapshot: what a snapshot poll reads each time it wakes, in one query.
+pub async fn poll_state(pool: &PgPool, node_id: &str) -> Result<(i64, bool), sqlx::Error> {
+    sqlx::query_as(
+        "select v.version, coalesce((select full_snapshot_due from broker_nodes where id = $1), false)
+         from config_version v",
+    )
+    .bind(node_id)
+    .fetch_one(pool)
+    .await
 }

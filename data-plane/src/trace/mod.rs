@@ -24,8 +24,8 @@ use ntex_bytes::ByteString;
 
 use crate::message::MsgId;
 
-/// How long records are kept at most *(compat: Alibaba keeps traces 3 days)*.
-const RETENTION_HOURS: i64 = 72;
+/// How long records are kept at most.
+const RETENTION_HOURS: i64 = common::sync::TRACE_RETENTION_HOURS;
 const HOUR_MS: i64 = 3_600_000;
 /// How often the writer takes the buffers.
 const WRITE_EVERY: Duration = Duration::from_millis(100);
