@@ -132,18 +132,17 @@ fn logged_deltas(log: &[u8]) -> impl Iterator<Item = Delta> + '_ {
 
 /// The temporary file next to `path` (same directory, so the rename cannot cross file systems).
 fn tmp_path(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map_or_else(|| "snapshot".into(), |n| n.to_string_lossy().into_owned());
-    path.with_file_name(format!(".{name}.tmp"))
+    path.with_file_name(format!(".{}.tmp", file_name(path)))
 }
 
 /// The delta log that goes with the snapshot file at `path`.
-pub fn delta_log_path(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map_or_else(|| "snapshot".into(), |n| n.to_string_lossy().into_owned());
-    path.with_file_name(format!("{name}.deltas"))
+fn delta_log_path(path: &Path) -> PathBuf {
+    path.with_file_name(format!("{}.deltas", file_name(path)))
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map_or_else(|| "snapshot".into(), |n| n.to_string_lossy().into_owned())
 }
 
 /// Replaces the snapshot file at `path` with `bytes` and empties the delta log (its deltas led to
