@@ -1,5 +1,5 @@
 """Prints bench/run's results as one Markdown table with the ratio ours/Mosquitto (and ours/best peer
-when rumqttd ran too) per scenario
+when rumqttd or rmqttd ran too) per scenario
 (cluster/ours for the scenarios run on a cluster of three brokers; for "rules": ours with rules over
 ours without, "rules-off"), and one row per rule target."""
 
@@ -27,7 +27,7 @@ def main(path, fd_limit):
     print("| scenario | broker | rate (msg/s or conn/s) | p50 ms | p99 ms | lost | dup | CPU % | peak RSS MiB | B/idle conn | ours/mosquitto |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for name, brokers in by.items():
-        for broker in ("ours", "mosquitto", "rumqttd", "cluster"):
+        for broker in ("ours", "mosquitto", "rumqttd", "rmqttd", "cluster"):
             r = brokers.get(broker)
             if r is None:
                 continue
@@ -45,7 +45,7 @@ def main(path, fd_limit):
                 orate = other.get("connects_per_s") or other.get("msgs_per_s")
                 if rate and orate:
                     ratio = f"{rate / orate:.2f}x" if broker == "ours" else f"cluster/ours {rate / orate:.2f}x"
-            peers = {p: brokers[p] for p in ("mosquitto", "rumqttd") if p in brokers and not brokers[p].get("skipped")}
+            peers = {p: brokers[p] for p in ("mosquitto", "rumqttd", "rmqttd") if p in brokers and not brokers[p].get("skipped")}
             peer_rates = {p: (r.get("connects_per_s") or r.get("msgs_per_s")) for p, r in peers.items()}
             peer_rates = {p: v for p, v in peer_rates.items() if v}
             if broker == "ours" and rate and len(peer_rates) > 1:
