@@ -44,6 +44,8 @@ enum Scenario {
     Fanin,
     Qos0,
     Connstorm,
+    /// Connections each subscribed to a topic of its own, left idle: broker memory per connection.
+    Idle,
     Offline,
     /// p2p; the rule targets' receivers run here when `--rule-webhook-listen`/`--rule-nats` are given.
     Rules,
@@ -302,7 +304,8 @@ async fn run(a: RunArgs) -> Result<()> {
         Scenario::Fanout => scenarios::fanout(&settings).await?,
         Scenario::Fanin => scenarios::fanin(&settings).await?,
         Scenario::Qos0 => scenarios::qos0(&settings).await?,
-        Scenario::Connstorm => scenarios::connstorm(&settings).await?,
+        Scenario::Connstorm => scenarios::connstorm(&settings, false).await?,
+        Scenario::Idle => scenarios::connstorm(&settings, true).await?,
         Scenario::Offline => scenarios::offline(&settings).await?,
         Scenario::Rules => {
             let mut sinks = Vec::new();

@@ -294,10 +294,19 @@ async fn subscribe_qos0(c: &mut Conn, mut sub: rumqttc::Subscribe) -> Result<()>
     }
 }
 
-/// Connect rate with authentication, then broker memory per idle connection.
-pub async fn connstorm(s: &Settings) -> Result<Report> {
+/// Connect rate with authentication, then broker memory per idle connection; `subscribed`: each
+/// client also subscribes to a topic of its own (scenario "idle": what a device costs at rest).
+pub async fn connstorm(s: &Settings, subscribed: bool) -> Result<Report> {
     let before = proc_stats::memory(&s.broker_pids).map(|m| m.0);
-    let ids: Vec<_> = (0..s.clients).map(|i| (i, s.client_id("idle", i), vec![])).collect();
+    let ids: Vec<_> = (0..s.clients)
+        .map(|i| {
+            let filters = match subscribed {
+                true => vec![format!("{}/idle/{i}", s.parent)],
+                false => vec![],
+            };
+            (i, s.client_id("idle", i), filters)
+        })
+        .collect();
     let cpu = CpuWindow::start(&s.broker_pids);
     let started = Instant::now();
     let conns = connect_all(s, ids, true).await?;
@@ -306,7 +315,7 @@ pub async fn connstorm(s: &Settings) -> Result<Report> {
     tokio::time::sleep(Duration::from_secs(2)).await;
     let after = proc_stats::memory(&s.broker_pids);
     let mut report = Report {
-        scenario: "connstorm".into(),
+        scenario: if subscribed { "idle" } else { "connstorm" }.into(),
         elapsed_s: elapsed,
         ..Default::default()
     };
