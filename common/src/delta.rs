@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 
 use crate::rules::TargetPolicy;
-use crate::snapshot::{DeviceCredentialEntry, InstanceConfig, Snapshot, SnapshotContent, SnapshotError};
+use crate::snapshot::{DeviceCredentialEntry, InstanceConfig, Snapshot, SnapshotContent, SnapshotError, is_default};
 use crate::token::TokenPublicKey;
 
 /// `Config-Kind` answer header of the snapshot poll: which of the two documents the body is.
@@ -46,10 +46,6 @@ pub struct DeltaContent {
     /// Device credentials added, replaced or removed, per instance.
     #[serde(default)]
     pub devices: Vec<DeviceChanges>,
-}
-
-fn is_default<T: Default + PartialEq>(v: &T) -> bool {
-    *v == T::default()
 }
 
 /// An instance's new settings. Its `device_credentials` are the whole list when `devices_included`

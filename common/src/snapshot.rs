@@ -34,7 +34,8 @@ pub struct SnapshotContent {
     pub rule_policy: TargetPolicy,
 }
 
-fn is_default<T: Default + PartialEq>(v: &T) -> bool {
+/// For `skip_serializing_if`: a field at its default is left out (older readers default it again).
+pub(crate) fn is_default<T: Default + PartialEq>(v: &T) -> bool {
     *v == T::default()
 }
 

@@ -64,9 +64,10 @@ pub struct DeltaRows {
 
 /// Instances with what they hold, each list ordered by instance (and then by name or id).
 pub struct InstancesRows {
-    /// (instance id, name) of parent topics, (instance id, group id) of groups.
     pub instances: Vec<InstanceRow>,
+    /// (instance id, name).
     pub parent_topics: Vec<(String, String)>,
+    /// (instance id, group id).
     pub group_ids: Vec<(String, String)>,
     pub access_keys: Vec<GrantRow>,
     pub devices: Vec<DeviceRow>,
