@@ -43,7 +43,8 @@ pub enum DeltaError {
 }
 
 /// Instances by id: persistent too, so a delta's copy of the directory costs what it changes.
-pub type InstanceTable = imbl::HashMap<String, Arc<Instance>>;
+pub type InstanceTable =
+    imbl::GenericHashMap<String, Arc<Instance>, crate::FastHash, imbl::shared_ptr::DefaultSharedPtr>;
 
 /// One instance, indexed for the per-packet checks.
 #[derive(Clone)]
@@ -51,8 +52,8 @@ pub struct Instance {
     pub id: String,
     pub quotas: Quotas,
     pub reject_duplicate_client_id: bool,
-    pub parent_topics: HashSet<String>,
-    pub group_ids: HashSet<String>,
+    pub parent_topics: HashSet<String, crate::FastHash>,
+    pub group_ids: HashSet<String, crate::FastHash>,
     pub access_keys: HashMap<String, AccessKeyGrant>,
     pub device_credentials: DeviceTable,
     pub revoked_jtis: HashSet<String>,
@@ -119,8 +120,8 @@ impl Instance {
                 ..Quotas::default()
             },
             reject_duplicate_client_id: false,
-            parent_topics: HashSet::new(),
-            group_ids: HashSet::new(),
+            parent_topics: HashSet::default(),
+            group_ids: HashSet::default(),
             access_keys: HashMap::new(),
             device_credentials: DeviceTable::new(),
             settings_digest: 0,

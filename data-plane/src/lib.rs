@@ -5,6 +5,7 @@
 //! `conn` and the commands accepted and pushed (its own thread writes them).
 
 mod auth;
+mod clock;
 mod cluster;
 pub mod config;
 mod conn;
@@ -27,3 +28,10 @@ mod test_alloc;
 mod tls;
 mod trace;
 mod ws;
+
+/// The hasher of the maps every message looks into (sessions, subscriptions, parent topics, the
+/// rate limiter): foldhash, the hasher hashbrown itself defaults to, about 3x faster than the
+/// standard SipHash on short keys (SipHash was 3.7 % of the broker's CPU at QoS 0 saturation).
+/// Keys there are client-chosen (client IDs, topic levels): its per-process random seed keeps
+/// colliding keys from being precomputed, which is the flooding the standard hasher guards against.
+pub(crate) type FastHash = foldhash::fast::RandomState;

@@ -21,7 +21,7 @@ impl MsgId {
         static COUNTER: AtomicU64 = AtomicU64::new(0);
         let boot = *BOOT.get_or_init(rand::random);
         let n = COUNTER.fetch_add(1, Ordering::Relaxed) & 0xFFFF_FFFF_FFFF;
-        let ms = (common::time::now_ms().max(0) as u128) & 0xFFFF_FFFF_FFFF;
+        let ms = (crate::clock::now_ms().max(0) as u128) & 0xFFFF_FFFF_FFFF;
         Self((ms << 80) | (u128::from(boot) << 48) | u128::from(n))
     }
 
@@ -75,7 +75,9 @@ pub struct Properties {
     pub response_topic: Option<ByteString>,
     pub correlation_data: Option<Bytes>,
     /// Absolute end of the message expiry interval (ms since the epoch): after it the message is
-    /// not delivered, and subscribers are sent what is left of the interval.
+    /// not delivered, and subscribers are sent what is left of the interval. Stamped and read with
+    /// `clock::now_ms` only: the precise clock runs up to a tick ahead of it, and a message stamped
+    /// with one and read with the other would be sent a second more than it was given.
     pub expires_at_ms: Option<i64>,
 }
 

@@ -6,7 +6,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use ntex_bytes::ByteString;
-use tokio::sync::Notify;
 
 use super::sink::Sink;
 use crate::auth::Credential;
@@ -40,9 +39,9 @@ pub struct ConnCtx {
     /// The session outlives the connection.
     pub persistent: bool,
     pub credential: RefCell<Credential>,
-    /// `$SYS/uploadToken` replaced a token: the delivery task re-reads the expiry timetable.
-    pub credential_changed: Notify,
     pub sink: Sink,
+    /// Also the delivery task's one wake-up: whatever it should look at again (a replaced token's
+    /// timetable, an acknowledgement that freed window room, a drained socket) wakes it here.
     pub mailbox: Arc<Mailbox>,
     /// The client's maximum packet size (MQTT 5): larger messages are not sent to it.
     pub max_packet_size: Option<u32>,
@@ -51,7 +50,6 @@ pub struct ConnCtx {
     /// The socket's write buffer is over its high-water mark (the client does not read): nothing
     /// more is written until it drains.
     pub write_blocked: Cell<bool>,
-    pub write_unblocked: Notify,
     pub ending: Cell<Option<Ending>>,
     /// What the protocol side saw end the connection (keep-alive timeout, a malformed packet, a
     /// refused PUBLISH, the peer gone): the `tcpclean` event's reason when nothing above says more.
@@ -98,7 +96,7 @@ impl ConnCtx {
     pub fn set_write_blocked(&self, blocked: bool) {
         self.write_blocked.set(blocked);
         if !blocked {
-            self.write_unblocked.notify_one();
+            self.mailbox.wake();
         }
     }
 

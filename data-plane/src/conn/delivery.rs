@@ -12,7 +12,6 @@ use common::qos::QoS;
 use common::sync::TraceAction;
 use common::token::TokenError;
 use ntex_mqtt::v5::codec::DisconnectReasonCode;
-use tokio::sync::Notify;
 
 use super::context::{ConnCtx, Ending};
 use super::sink::{Receiver, Sent};
@@ -29,7 +28,6 @@ pub struct Delivery {
     ctx: Rc<ConnCtx>,
     window_size: usize,
     window: Rc<RefCell<Window>>,
-    freed: Rc<Notify>,
     /// Configuration changes of the client's instance: credentials are re-checked on each.
     config: tokio::sync::watch::Receiver<i64>,
     /// The last read of the offline queue failed (its store did not answer): read again after
@@ -52,7 +50,6 @@ impl Delivery {
             ctx,
             window_size,
             window: Rc::new(RefCell::new(Window::resuming(parked))),
-            freed: Rc::new(Notify::new()),
             config,
             store_unread: false,
         }
@@ -130,7 +127,7 @@ impl Delivery {
             let sleep = async {
                 match deadline {
                     Some(at) => {
-                        let ms = (at - common::time::now_ms()).clamp(0, i64::from(u32::MAX));
+                        let ms = (at - crate::clock::now_ms()).clamp(0, i64::from(u32::MAX));
                         ntex::time::sleep(ntex::time::Millis(ms as u32)).await
                     }
                     None => std::future::pending::<()>().await,
@@ -144,9 +141,8 @@ impl Delivery {
             };
             tokio::select! {
                 _ = store_retry => {}
+                // Messages, signals, acknowledgements, a replaced token, a drained socket.
                 _ = self.ctx.mailbox.changed() => {}
-                _ = self.freed.notified() => {}
-                _ = self.ctx.credential_changed.notified() => {}
                 // Seen here, so marked again for the check at the top of the loop.
                 changed = self.config.changed() => if changed.is_ok() { self.config.mark_changed() },
                 _ = sleep => {}
@@ -156,19 +152,19 @@ impl Delivery {
 
     /// Acknowledged stored messages leave the offline queue; every acknowledgement frees window room.
     fn watch_acks(&self) {
-        let (window, freed, ctx) = (self.window.clone(), self.freed.clone(), self.ctx.clone());
+        let (window, ctx) = (self.window.clone(), self.ctx.clone());
         self.ctx.sink.on_ack(move |id, lost| {
             if !lost && let Some(Some(seq)) = window.borrow_mut().inflight.remove(&id) {
                 ack_stored(&ctx, seq);
             }
             // Lost: the message stays stored; the next connection resends it.
-            freed.notify_one();
+            ctx.mailbox.wake();
         });
     }
 
     /// Sends due token notices; true when a token has expired and the connection must end.
     fn token_timetable(&self) -> bool {
-        let due = self.ctx.credential.borrow_mut().tokens.take_due(common::time::now_ms());
+        let due = self.ctx.credential.borrow_mut().tokens.take_due(crate::clock::now_ms());
         for (kind, exp) in due.notices {
             self.ctx
                 .sink
@@ -272,7 +268,8 @@ impl Delivery {
                 if !ctx.sink.is_open() {
                     return false;
                 }
-                ctx.write_unblocked.notified().await;
+                // Any wake-up is a reason to look again (see ConnCtx::mailbox).
+                ctx.mailbox.changed().await;
             }
         } else {
             // QoS 2 runs alone so that ntex-mqtt's in-order ack check never sees it interleaved.
@@ -285,7 +282,7 @@ impl Delivery {
                 if !ctx.sink.is_open() {
                     return false;
                 }
-                self.freed.notified().await;
+                ctx.mailbox.changed().await;
             }
             // QoS 1 is written right after this, without an await in between.
             if !ctx.sink.ready().await {
@@ -293,7 +290,7 @@ impl Delivery {
             }
         }
         // Checked after the waits: a message can expire while it waits for window room.
-        let now = common::time::now_ms();
+        let now = crate::clock::now_ms();
         if out.msg.expired(now) {
             // Past its message expiry interval: not delivered (MQTT 5, 3.3.2.3.3).
             metrics::dropped("expired");

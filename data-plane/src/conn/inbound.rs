@@ -154,7 +154,7 @@ impl Conn {
                 };
                 match uploaded {
                     Ok(()) => {
-                        ctx.credential_changed.notify_one();
+                        ctx.mailbox.wake();
                         self.drop_uncovered_subscriptions(inst).await;
                         Ok(())
                     }

@@ -16,7 +16,6 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use ntex_bytes::ByteString;
-use tokio::sync::Notify;
 
 pub use self::context::ConnCtx;
 use self::context::OutboundAliases;
@@ -216,13 +215,11 @@ pub async fn connect(
         peer: info.peer,
         persistent: info.persistent,
         credential: RefCell::new(credential),
-        credential_changed: Notify::new(),
         sink,
         mailbox,
         max_packet_size: info.max_packet_size,
         aliases: RefCell::new(OutboundAliases::new(info.topic_alias_max)),
         write_blocked: Cell::new(false),
-        write_unblocked: Notify::new(),
         counters: broker.usage.counters(&inst.id),
         ending: Cell::new(None),
         close_reason: Cell::new(None),

@@ -118,7 +118,8 @@ impl Mailbox {
         true
     }
 
-    /// Wakes the delivery task without a message (a persistent session's stored queue grew).
+    /// Wakes the delivery task without a message: something else it watches changed (a persistent
+    /// session's stored queue grew, an acknowledgement freed window room, ...).
     pub fn wake(&self) {
         self.notify.notify_one();
     }

@@ -3,28 +3,19 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+#[derive(Default)]
 pub struct RateLimiter {
-    /// Theoretical arrival time per instance, in ms since `epoch`.
-    tat: Mutex<HashMap<String, f64>>,
-    epoch: Instant,
-}
-
-impl Default for RateLimiter {
-    fn default() -> Self {
-        Self {
-            tat: Mutex::new(HashMap::new()),
-            epoch: Instant::now(),
-        }
-    }
+    /// Theoretical arrival time per instance, in ms of `clock::monotonic_ms`.
+    tat: Mutex<HashMap<String, f64, crate::FastHash>>,
 }
 
 impl RateLimiter {
     /// Accounts `messages` against `per_second` and returns how long the caller should wait.
     pub fn acquire(&self, instance_id: &str, per_second: u32, messages: u32) -> Duration {
         let limit = f64::from(per_second.max(1));
-        let now = self.epoch.elapsed().as_secs_f64() * 1000.0;
+        let now = crate::clock::monotonic_ms();
         let mut rates = self.tat.lock().unwrap_or_else(|p| p.into_inner());
         // Two calls per publish: look up by &str, allocate the key only for a new instance.
         if !rates.contains_key(instance_id) {

@@ -19,7 +19,7 @@ impl Broker {
     /// Publishes a will if the credentials that left it still hold and still allow its topic.
     pub async fn fire_will(&self, mut will: DeferredWill) {
         let dir = self.dirs.load();
-        let now = common::time::now_ms();
+        let now = crate::clock::now_ms();
         if let Some(secs) = will.expiry_secs {
             will.msg.props.get_or_insert_default().expires_at_ms = Some(now + i64::from(secs) * 1000);
         }

@@ -79,7 +79,7 @@ impl Tracer {
     pub fn record(&self, instance_id: &str, msg_id: MsgId, client_id: &ByteString, action: TraceAction) {
         let time = match action {
             TraceAction::PubMqtt => msg_id.time_ms(),
-            _ => common::time::now_ms(),
+            _ => crate::clock::now_ms(),
         };
         let mut buf = self.shared.shards[shard()].lock().unwrap_or_else(|e| e.into_inner());
         if buf.len() >= SHARD_BYTES {

@@ -5,12 +5,12 @@
 //! Why it is long (about 440 lines): registration, takeover and expiry share the shard locks and the
 //! write-through to `SessionRecords`, and must be read together.
 
-use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeMap, HashMap};
-use std::hash::{Hash, Hasher};
+use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::{Closed, ConnHandle, Expired, OpenError, OpenRequest, Opened, Recipient, SessionRegistry, SubscribeError};
+use crate::FastHash;
 use crate::core::mailbox::Ctl;
 use crate::core::offline::{PersistedSession, PersistedSub, SessionRecords};
 use crate::core::seam::{Seam, SeamResult, done};
@@ -54,9 +54,11 @@ const SHARDS: usize = 16;
 /// Persistence stripes: writers of one session are serialized, writers of others mostly are not.
 const STRIPES: usize = 64;
 
-type Shard = HashMap<String, HashMap<String, Session>>;
+type Shard = HashMap<String, HashMap<String, Session, FastHash>, FastHash>;
 
 pub struct LocalSessions {
+    /// Picks a client's shard and write stripe.
+    hasher: FastHash,
     shards: [Mutex<Shard>; SHARDS],
     /// Persistent sessions per instance (their quota is checked on every new one).
     persistent: Mutex<HashMap<String, usize>>,
@@ -69,24 +71,23 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-fn slot(instance_id: &str, client_id: &str, n: usize) -> usize {
-    let mut h = DefaultHasher::new();
-    (instance_id, client_id).hash(&mut h);
-    (h.finish() % n as u64) as usize
-}
-
 impl LocalSessions {
     pub fn new(records: Arc<dyn SessionRecords>) -> Self {
         Self {
-            shards: std::array::from_fn(|_| Mutex::new(HashMap::new())),
+            hasher: FastHash::default(),
+            shards: std::array::from_fn(|_| Mutex::new(HashMap::default())),
             persistent: Mutex::new(HashMap::new()),
             write_order: std::array::from_fn(|_| Mutex::new(())),
             records,
         }
     }
 
+    fn slot(&self, instance_id: &str, client_id: &str, n: usize) -> usize {
+        (self.hasher.hash_one((instance_id, client_id)) % n as u64) as usize
+    }
+
     fn shard(&self, instance_id: &str, client_id: &str) -> MutexGuard<'_, Shard> {
-        lock(&self.shards[slot(instance_id, client_id, SHARDS)])
+        lock(&self.shards[self.slot(instance_id, client_id, SHARDS)])
     }
 
     /// Runs `f` on the session, if there is one.
@@ -101,7 +102,7 @@ impl LocalSessions {
     /// go one at a time and each writes what is current when it runs, so the last write always
     /// reflects the last change, whatever order the callers' changes were made in.
     fn persist(&self, instance_id: &str, client_id: &str) -> SeamResult<()> {
-        let _order = lock(&self.write_order[slot(instance_id, client_id, STRIPES)]);
+        let _order = lock(&self.write_order[self.slot(instance_id, client_id, STRIPES)]);
         let current = self.with(instance_id, client_id, |s| s.persistent.then(|| s.record()));
         match current.flatten() {
             Some(record) => self.records.save(instance_id, client_id, &record),

@@ -7,6 +7,7 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use crate::FastHash;
 use common::qos::QoS;
 use common::topic;
 
@@ -171,7 +172,7 @@ impl Subscribers {
 /// One level of the trie.
 #[derive(Default)]
 struct Node {
-    literal: HashMap<Box<str>, Node>,
+    literal: HashMap<Box<str>, Node, FastHash>,
     plus: Option<Box<Node>>,
     /// Subscribers of `<path>/#` (which also matches `<path>` itself).
     hash: Subscribers,
@@ -255,12 +256,12 @@ impl Node {
 struct InstanceIndex {
     root: Node,
     /// Wildcard filters per parent topic (a per-instance quota counts them).
-    wildcards: HashMap<Box<str>, usize>,
+    wildcards: HashMap<Box<str>, usize, FastHash>,
 }
 
 #[derive(Default)]
 pub struct SubscriptionIndex {
-    instances: HashMap<Box<str>, InstanceIndex>,
+    instances: HashMap<Box<str>, InstanceIndex, FastHash>,
     len: usize,
 }
 
