@@ -7,7 +7,7 @@ Usage: python3 bench/ranges.py run-1.jsonl run-2.jsonl run-3.jsonl"""
 import json
 import sys
 
-BROKERS = ("ours", "mosquitto", "rumqttd", "rmqttd", "cluster")
+BROKERS = ("ours", "mosquitto", "rumqttd", "rmqttd", "cluster", "floor")
 PEERS = ("mosquitto", "rumqttd", "rmqttd")
 
 

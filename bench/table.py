@@ -27,7 +27,7 @@ def main(path, fd_limit):
     print("| scenario | broker | rate (msg/s or conn/s) | p50 ms | p99 ms | lost | dup | CPU % | peak RSS MiB | B/idle conn | ours/mosquitto |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for name, brokers in by.items():
-        for broker in ("ours", "mosquitto", "rumqttd", "rmqttd", "cluster"):
+        for broker in ("ours", "mosquitto", "rumqttd", "rmqttd", "cluster", "floor"):
             r = brokers.get(broker)
             if r is None:
                 continue
