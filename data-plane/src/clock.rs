@@ -8,42 +8,38 @@
 //! seconds, a rate limiter with a one-second burst), and never ahead of the precise clock.
 
 /// Milliseconds since the Unix epoch, at most one kernel tick old.
-#[cfg(target_os = "linux")]
 pub fn now_ms() -> i64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: `ts` is a valid, writable timespec owned by this frame; the call writes only into it.
-    if unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut ts) } == 0 {
+    #[cfg(target_os = "linux")]
+    if let Some(ts) = read(libc::CLOCK_REALTIME_COARSE) {
         return ts.tv_sec * 1000 + ts.tv_nsec / 1_000_000;
     }
     common::time::now_ms()
 }
 
-/// Elsewhere: the precise clock.
-#[cfg(not(target_os = "linux"))]
-pub fn now_ms() -> i64 {
-    common::time::now_ms()
-}
-
-/// Milliseconds on a clock that never steps back (since boot on Linux), at most one kernel tick
-/// old: for intervals, which a wall clock set back by NTP would stretch.
-#[cfg(target_os = "linux")]
+/// Milliseconds on a clock that never steps back, at most one kernel tick old: for intervals,
+/// which a wall clock set back by NTP would stretch.
 pub fn monotonic_ms() -> f64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: as in `now_ms`.
-    if unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) } == 0 {
-        return ts.tv_sec as f64 * 1000.0 + ts.tv_nsec as f64 / 1_000_000.0;
+    #[cfg(target_os = "linux")]
+    {
+        // Without the coarse clock (kernels before 2.6.32), the precise one of the same epoch.
+        let ts = read(libc::CLOCK_MONOTONIC_COARSE)
+            .or_else(|| read(libc::CLOCK_MONOTONIC))
+            .expect("every Linux has CLOCK_MONOTONIC");
+        ts.tv_sec as f64 * 1000.0 + ts.tv_nsec as f64 / 1_000_000.0
     }
-    precise_monotonic_ms()
+    #[cfg(not(target_os = "linux"))]
+    {
+        static EPOCH: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+        EPOCH.get_or_init(std::time::Instant::now).elapsed().as_secs_f64() * 1000.0
+    }
 }
 
-#[cfg(not(target_os = "linux"))]
-pub fn monotonic_ms() -> f64 {
-    precise_monotonic_ms()
-}
-
-fn precise_monotonic_ms() -> f64 {
-    static EPOCH: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
-    EPOCH.get_or_init(std::time::Instant::now).elapsed().as_secs_f64() * 1000.0
+/// The time of `clock`; None when this kernel does not have it.
+#[cfg(target_os = "linux")]
+fn read(clock: libc::clockid_t) -> Option<libc::timespec> {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid, writable timespec owned by this frame; the call writes only into it.
+    (unsafe { libc::clock_gettime(clock, &mut ts) } == 0).then_some(ts)
 }
 
 #[cfg(test)]

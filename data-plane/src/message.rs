@@ -75,10 +75,17 @@ pub struct Properties {
     pub response_topic: Option<ByteString>,
     pub correlation_data: Option<Bytes>,
     /// Absolute end of the message expiry interval (ms since the epoch): after it the message is
-    /// not delivered, and subscribers are sent what is left of the interval. Stamped and read with
-    /// `clock::now_ms` only: the precise clock runs up to a tick ahead of it, and a message stamped
-    /// with one and read with the other would be sent a second more than it was given.
+    /// not delivered, and subscribers are sent what is left of the interval. Set by `deadline`, on
+    /// `clock::now_ms`; what is left must be read on that clock too (the precise clock runs up to a
+    /// tick ahead: a deadline set on it and read on the coarse one told a subscriber 101 s of 100).
     pub expires_at_ms: Option<i64>,
+}
+
+impl Properties {
+    /// The end of an expiry interval of `secs` that starts now.
+    pub fn deadline(secs: u32) -> i64 {
+        crate::clock::now_ms() + i64::from(secs) * 1000
+    }
 }
 
 impl Properties {

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::Broker;
 use super::wills::DeferredWill;
+use crate::message::Properties;
 use crate::metrics;
 
 impl Broker {
@@ -19,9 +20,9 @@ impl Broker {
     /// Publishes a will if the credentials that left it still hold and still allow its topic.
     pub async fn fire_will(&self, mut will: DeferredWill) {
         let dir = self.dirs.load();
-        let now = crate::clock::now_ms();
+        let now = common::time::now_ms();
         if let Some(secs) = will.expiry_secs {
-            will.msg.props.get_or_insert_default().expires_at_ms = Some(now + i64::from(secs) * 1000);
+            will.msg.props.get_or_insert_default().expires_at_ms = Some(Properties::deadline(secs));
         }
         let allowed = will
             .credential

@@ -42,7 +42,7 @@ fn properties(
         content_type: content_type.map(own),
         response_topic: response_topic.map(own),
         correlation_data: correlation.map(|c| Bytes::copy_from_slice(c)),
-        expires_at_ms: expiry_secs.map(|s| crate::clock::now_ms() + i64::from(s) * 1000),
+        expires_at_ms: expiry_secs.map(Properties::deadline),
     }
 }
 
