@@ -59,6 +59,8 @@ pub enum Packet {
     Will,
     /// A message not delivered to a client (its credentials do not cover it).
     Deliver,
+    /// A packet that breaks the protocol (malformed, oversize, unexpected): the connection ends.
+    Frame,
 }
 
 impl Packet {
@@ -71,6 +73,7 @@ impl Packet {
             Self::Session => "session",
             Self::Will => "will",
             Self::Deliver => "deliver",
+            Self::Frame => "frame",
         }
     }
 }

@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use anyhow::Context;
 use ntex::SharedCfg;
-use ntex::service::Service as _;
 use ntex::time::Seconds;
 use ntex_mqtt::{MqttServiceConfig, QoS};
 
@@ -15,7 +14,7 @@ use crate::config::Config;
 use crate::core::{Broker, Limits, Parts};
 use crate::directory::Directories;
 use crate::http;
-use crate::mqtt::mqtt_service;
+use crate::mqtt::{mqtt_entry, v3};
 use crate::store::FjallStore;
 
 /// Accept queue of every MQTT listener. std's `TcpListener::bind` asks for 128: a connection storm
@@ -38,6 +37,7 @@ fn mqtt_config(cfg: &Config) -> SharedCfg {
     SharedCfg::new("MQTT")
         .add(ntex::io::IoConfig::new().set_read_buf(READ_BUF_HIGH, READ_BUF_LOW, 128))
         .add(
+            // The MQTT 5 side (ntex-mqtt's server); MQTT 3.1.1 takes its limits from `v3::Limits`.
             MqttServiceConfig::new()
                 .set_max_qos(QoS::ExactlyOnce)
                 // Frames above this are refused by the codec before any buffering (10 MB attacks).
@@ -153,44 +153,51 @@ pub fn run(cfg: Config) -> anyhow::Result<()> {
     let mqtt_cfg = mqtt_config(&cfg);
     let workers = cfg.workers.max(1);
     let housekeeping_secs = cfg.housekeeping_secs;
+    let (max_frame_size, max_inflight) = (cfg.max_frame_size, cfg.max_inflight);
     sys.block_on(async move {
+        let limits = v3::Limits {
+            max_frame: max_frame_size,
+            max_inflight,
+        };
+        let serve = |entry: crate::mqtt::Entry| {
+            ntex::service::fn_service(move |io: ntex::io::Io| {
+                let entry = entry.clone();
+                async move {
+                    entry.serve(io.boxed()).await;
+                    Ok::<_, std::io::Error>(())
+                }
+            })
+        };
         let b = broker.clone();
         let mut server = ntex::server::build()
             .workers(workers)
             // Graceful stop: connections get this long to finish before they are dropped.
             .shutdown_timeout(Seconds(10))
             .listen("mqtt", listener, mqtt_cfg.clone(), async move |_| {
-                mqtt_service!(b, false)
+                serve(mqtt_entry!(b, false, limits))
             })?;
         if let Some(l) = ws_listener {
             let b = broker.clone();
             server = server.listen("mqtt-ws", l, mqtt_cfg.clone(), async move |_| {
-                let mqtt = ntex::Pipeline::new(
-                    (),
-                    mqtt_service!(b, false).map_err(|e| std::io::Error::other(format!("mqtt: {e:?}"))),
-                );
-                crate::ws::http_service(mqtt.bind())
+                crate::ws::http_service(mqtt_entry!(b, false, limits))
             })?;
         }
         if let Some((l, tls)) = tls_listener {
             let b = broker.clone();
             server = server.listen("mqtt-tls", l, mqtt_cfg.clone(), async move |_| {
-                let mqtt = ntex::Pipeline::new(
-                    (),
-                    mqtt_service!(b, false).map_err(|e| std::io::Error::other(format!("mqtt: {e:?}"))),
-                );
-                ntex::service(ntex_tls::rustls::TlsAcceptor::new(tls.clone()))
-                    .and_then(async move |io: ntex::io::Io<_>| mqtt.call(io.boxed()).await)
+                let entry = mqtt_entry!(b, false, limits);
+                ntex::service(ntex_tls::rustls::TlsAcceptor::new(tls.clone())).and_then(
+                    async move |io: ntex::io::Io<_>| {
+                        entry.serve(io.boxed()).await;
+                        Ok::<_, std::io::Error>(())
+                    },
+                )
             })?;
         }
         if let Some((l, tls)) = wss_listener {
             let b = broker.clone();
             server = server.listen("mqtt-wss", l, mqtt_cfg.clone(), async move |_| {
-                let mqtt = ntex::Pipeline::new(
-                    (),
-                    mqtt_service!(b, false).map_err(|e| std::io::Error::other(format!("mqtt: {e:?}"))),
-                );
-                let http = ntex::Pipeline::new((), crate::ws::http_service(mqtt.bind()));
+                let http = ntex::Pipeline::new((), crate::ws::http_service(mqtt_entry!(b, false, limits)));
                 ntex::service(ntex_tls::rustls::TlsAcceptor::new(tls.clone())).and_then(
                     async move |io: ntex::io::Io<_>| {
                         http.call(io)
@@ -202,7 +209,9 @@ pub fn run(cfg: Config) -> anyhow::Result<()> {
         }
         if let Some(l) = dev_listener {
             let b = broker.clone();
-            server = server.listen("mqtt-dev", l, mqtt_cfg, async move |_| mqtt_service!(b, true))?;
+            server = server.listen("mqtt-dev", l, mqtt_cfg, async move |_| {
+                serve(mqtt_entry!(b, true, limits))
+            })?;
         }
         ntex::rt::spawn(broker.clone().run_will_timer());
         let housekeeping = Duration::from_secs(housekeeping_secs.max(1));

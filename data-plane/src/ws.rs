@@ -5,22 +5,20 @@
 use std::io;
 
 use ntex::http::{self, HttpService, Request, Response, error::DispatchError, h1, header};
-use ntex::io::{Filter, Io, IoBoxed, Layer};
-use ntex::{PipelineBinding, Service, ws};
+use ntex::io::{Filter, Io, Layer};
+use ntex::{Service, ws};
 
 pub const PATH: &str = "/mqtt";
 
 /// The HTTP service of a WebSocket listener; upgraded connections go to `mqtt`.
-pub fn http_service<F: Filter>(
-    mqtt: PipelineBinding<IoBoxed, (), io::Error>,
-) -> impl Service<(), Io<F>, Res = (), Error = DispatchError> {
+pub fn http_service<F: Filter>(mqtt: crate::mqtt::Entry) -> impl Service<(), Io<F>, Res = (), Error = DispatchError> {
     HttpService::new(async |_| Ok::<_, io::Error>(Response::NotFound().body("MQTT over WebSocket is served at /mqtt")))
         .h1_control(async move |msg: h1::Control<_, _>| {
             let ack = match msg {
                 h1::Control::Upgrade(ctl) => {
                     let (ack, io, req, codec) = ctl.handle();
                     let io = upgrade(io, req, codec).await?;
-                    mqtt.call(io.boxed()).await?;
+                    mqtt.serve(io.boxed()).await;
                     ack
                 }
                 _ => msg.ack(),

@@ -9,6 +9,7 @@ mod inbound;
 mod order;
 pub mod sink;
 mod window;
+pub mod wire3;
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;

@@ -1,21 +1,23 @@
-//! One outbound interface over the v3 and v5 ntex-mqtt sinks: deliveries with their MQTT 5
-//! properties (v3 clients get topic, payload and flags), broker notices, and closing with a
-//! reason. Packet ids come from the caller's own allocator; QoS 1 uses the non-blocking send plus
+//! One outbound interface over our MQTT 3.1.1 writer (`wire3`) and ntex-mqtt's v5 sink:
+//! deliveries with their MQTT 5 properties (v3 clients get topic, payload and flags), broker
+//! notices, and closing with a reason. Packet ids come from the caller's own allocator; QoS 1 uses the non-blocking send plus
 //! the ack callback, so nothing ever awaits a subscriber inside a publish handler.
 
 use std::cell::RefCell;
 use std::num::NonZeroU16;
+use std::rc::Rc;
 
 use common::qos::QoS;
 use ntex_bytes::{ByteString, Bytes};
-use ntex_mqtt::{v3, v5};
+use ntex_mqtt::v5;
 
 use super::context::OutboundAliases;
+use super::wire3::Wire3;
 use crate::core::mailbox::Outbound;
 
 #[derive(Clone)]
 pub enum Sink {
-    V3(v3::MqttSink),
+    V3(Rc<Wire3>),
     V5(v5::MqttSink),
 }
 
@@ -97,7 +99,7 @@ impl Sink {
     /// Registers the PUBACK callback: (packet id, connection lost).
     pub fn on_ack(&self, f: impl Fn(u16, bool) + 'static) {
         match self {
-            Self::V3(s) => s.publish_ack_cb(move |id: NonZeroU16, lost| f(id.get(), lost)),
+            Self::V3(w) => w.on_ack(f),
             Self::V5(s) => s.publish_ack_cb(move |ack: v5::codec::PublishAck, lost| f(ack.packet_id.get(), lost)),
         }
     }
@@ -106,7 +108,7 @@ impl Sink {
     pub fn send_notice(&self, topic: &'static str, payload: Bytes) -> bool {
         let topic = ByteString::from_static(topic);
         match self {
-            Self::V3(s) => s.publish(topic).send_at_most_once(payload).is_ok(),
+            Self::V3(w) => w.publish(topic, payload, ntex_mqtt::QoS::AtMostOnce, false, 0, false),
             Self::V5(s) => s.publish(topic).send_at_most_once(payload).is_ok(),
         }
     }
@@ -116,14 +118,7 @@ impl Sink {
     pub fn send(&self, out: &Outbound, id: u16, dup: bool, to: &Receiver<'_>, now_ms: i64) -> Sent {
         let payload = out.msg.payload.clone();
         let ok = match self {
-            Self::V3(s) => {
-                let b = s.publish(out.msg.topic.clone());
-                let b = if out.retain { b.retain() } else { b };
-                match out.qos {
-                    QoS::AtMostOnce => b.send_at_most_once(payload).is_ok(),
-                    _ => s.is_ready() && b.packet_id(id).dup(dup).send_at_least_once_no_block(payload).is_ok(),
-                }
-            }
+            Self::V3(w) => w.publish(out.msg.topic.clone(), payload, ntex_qos(out.qos), out.retain, id, dup),
             Self::V5(s) => {
                 let make = |topic| {
                     s.publish(topic)
@@ -147,14 +142,7 @@ impl Sink {
     pub async fn send_exactly_once(&self, out: &Outbound, id: u16, to: &Receiver<'_>, now_ms: i64) -> Sent {
         let payload = out.msg.payload.clone();
         let ok = match self {
-            Self::V3(s) => {
-                let b = s.publish(out.msg.topic.clone()).packet_id(id);
-                let b = if out.retain { b.retain() } else { b };
-                match b.send_exactly_once(payload).await {
-                    Ok(rec) => rec.release().await.is_ok(),
-                    Err(_) => false,
-                }
-            }
+            Self::V3(w) => w.exactly_once(out.msg.topic.clone(), payload, out.retain, id).await,
             Self::V5(s) => {
                 let make = |topic| {
                     s.publish(topic)

@@ -1,21 +1,95 @@
-//! MQTT 3.1.1 answers: CONNACK return codes, a refused PUBLISH or unauthorized SUBSCRIBE closes the
-//! connection *(compat)*, a filter over a quota gets SUBACK 0x80.
+//! MQTT 3.1.1 connections on a connection loop of our own: one task per connection reads packets
+//! with ntex-mqtt's v3 codec straight off ntex's `Io`, hands them to `conn`, and answers. No
+//! ntex-mqtt server pipeline sits in between (its services, readiness futures and dispatcher held
+//! about 7 KB per idle connection; see BENCHMARKS.md). Answers *(compat)*: CONNACK return codes, a
+//! refused PUBLISH or unauthorized SUBSCRIBE closes the connection, a filter over a quota gets
+//! SUBACK 0x80.
 
+use std::collections::BTreeSet;
+use std::num::NonZeroU16;
+use std::rc::Rc;
 use std::sync::Arc;
+use std::task::Poll;
 
-use ntex_bytes::Bytes;
-use ntex_mqtt::{Control, v3};
+use futures_util::StreamExt;
+use futures_util::future::LocalBoxFuture;
+use futures_util::stream::FuturesOrdered;
+use ntex::io::{IoBoxed, RecvError};
+use ntex::util::Either;
+use ntex_bytes::{ByteString, Bytes, BytesMut};
+use ntex_mqtt::v3::codec::{
+    Codec, ConnectAck, ConnectAckReason, Decoded, LastWill, Packet, Publish, SubscribeReturnCode,
+};
 
-use super::{HandlerError, MAX_FILTERS_PER_PACKET, St, peer};
+use super::{CONNECT_TIMEOUT, MAX_FILTERS_PER_PACKET, peer};
 use crate::conn::sink::{Sink, ntex_qos, qos_of};
-use crate::conn::{self, ConnectInfo, ConnectRefusal, Inbound, Refusal, Will};
+use crate::conn::wire3::Wire3;
+use crate::conn::{self, Conn, ConnectInfo, ConnectRefusal, Inbound, Refusal, Will};
 use crate::core::Broker;
 use crate::core::subscriptions::SubOptions;
+use crate::events::CloseReason;
 use crate::message::Message;
-use crate::metrics::{self, Packet};
+use crate::metrics::{self, Packet as Counted};
 
-pub async fn connect(broker: &Arc<Broker>, dev: bool, msg: v3::Connect) -> Result<v3::ConnectAck<St>, HandlerError> {
-    let pkt = msg.packet();
+/// What every MQTT 3.1.1 connection of a listener may do.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Largest packet (remaining length) read or written; larger ones end the connection.
+    pub max_frame: u32,
+    /// PUBLISHes of one client being routed at once; the connection reads no further meanwhile.
+    pub max_inflight: u16,
+}
+
+/// Serves one MQTT 3.1.1 connection from its CONNECT to its end.
+pub async fn serve(broker: Arc<Broker>, dev: bool, limits: Limits, io: IoBoxed) {
+    let codec = Codec::new();
+    codec.set_max_size(limits.max_frame);
+    let wire = Rc::new(Wire3::new(io.get_ref(), codec));
+    let first = ntex::time::timeout_checked(CONNECT_TIMEOUT, io.recv(&wire.codec)).await;
+    let connect = match first {
+        Ok(Ok(Some(Decoded::Packet(Packet::Connect(connect), _)))) => connect,
+        Ok(Ok(Some(_))) => return protocol_error(&io, "first_packet_not_connect").await,
+        Ok(Err(Either::Left(e))) => {
+            tracing::info!(peer = %peer(&io), error = %e, "malformed CONNECT");
+            return protocol_error(&io, "malformed").await;
+        }
+        // Silent past the connect timeout, or gone.
+        Err(()) | Ok(Ok(None) | Err(Either::Right(_))) => return,
+    };
+    // Boxed: authentication and session set-up are large futures, finished before the loop runs.
+    let Some((conn, keep_alive)) = Box::pin(accept(&broker, dev, &io, &wire, *connect)).await else {
+        let _ = io.shutdown().await;
+        return;
+    };
+    let session = Session {
+        conn,
+        io,
+        wire,
+        routing: FuturesOrdered::new(),
+        partial: None,
+        awaiting_release: BTreeSet::new(),
+        max_inflight: usize::from(limits.max_inflight.max(1)),
+        keep_alive: super::idle_timeout(keep_alive),
+    };
+    session.run().await;
+}
+
+/// A connection that broke the protocol before it had a session: counted, logged, closed.
+async fn protocol_error(io: &IoBoxed, reason: &'static str) {
+    metrics::refused(Counted::Frame, reason);
+    tracing::info!(peer = %peer(io), reason, "connection refused: protocol error");
+    let _ = io.shutdown().await;
+}
+
+/// Authenticates the CONNECT and writes the CONNACK; the session's connection and keep-alive when
+/// accepted.
+async fn accept(
+    broker: &Arc<Broker>,
+    dev: bool,
+    io: &IoBoxed,
+    wire: &Rc<Wire3>,
+    pkt: ntex_mqtt::v3::codec::Connect,
+) -> Option<(Rc<Conn>, u16)> {
     // Everything kept is copied: a slice of the packet would keep the whole read buffer alive.
     let info = ConnectInfo {
         client_id: pkt.client_id.to_string(),
@@ -24,108 +98,308 @@ pub async fn connect(broker: &Arc<Broker>, dev: bool, msg: v3::Connect) -> Resul
         clean_start: pkt.clean_session,
         persistent: !pkt.clean_session,
         session_expiry_secs: None,
-        will: pkt.last_will.as_ref().map(|w| Will {
-            msg: Message::new(
-                w.topic.to_string(),
-                Bytes::copy_from_slice(&w.message),
-                qos_of(w.qos),
-                w.retain,
-            ),
-            delay_secs: 0,
-            expiry_secs: None,
-        }),
-        peer: peer(msg.io()),
+        will: pkt.last_will.as_ref().map(will),
+        peer: peer(io),
         receive_max: u16::MAX,
         max_packet_size: None,
         topic_alias_max: 0,
     };
+    let refuse = |code| {
+        wire.write(Packet::ConnectAck(ConnectAck {
+            session_present: false,
+            return_code: code,
+        }));
+        None
+    };
     // MQTT 3.1.1 (3.1.3-8): an empty client ID needs a clean session.
     if info.client_id.is_empty() && !info.clean_start {
-        return Ok(msg.identifier_rejected());
+        return refuse(ConnectAckReason::IdentifierRejected);
     }
-    let keep_alive = pkt.keep_alive;
-    match conn::connect(broker, dev, info, Sink::V3(msg.sink())).await {
-        Ok(c) => Ok(msg
-            .ack(c.conn, c.session_present)
-            .idle_timeout(super::idle_timeout(keep_alive))),
-        Err(ConnectRefusal::NotAuthorized) => Ok(msg.not_authorized()),
-        Err(ConnectRefusal::IdentifierRejected) => Ok(msg.identifier_rejected()),
-        Err(ConnectRefusal::QuotaExceeded | ConnectRefusal::Unavailable) => Ok(msg.service_unavailable()),
+    match conn::connect(broker, dev, info, Sink::V3(wire.clone())).await {
+        Ok(c) => {
+            wire.write(Packet::ConnectAck(ConnectAck {
+                session_present: c.session_present,
+                return_code: ConnectAckReason::ConnectionAccepted,
+            }));
+            wire.accepted();
+            Some((c.conn, pkt.keep_alive))
+        }
+        Err(ConnectRefusal::NotAuthorized) => refuse(ConnectAckReason::NotAuthorized),
+        Err(ConnectRefusal::IdentifierRejected) => refuse(ConnectAckReason::IdentifierRejected),
+        Err(ConnectRefusal::QuotaExceeded | ConnectRefusal::Unavailable) => {
+            refuse(ConnectAckReason::ServiceUnavailable)
+        }
     }
 }
 
-pub async fn publish(ses: &v3::Session<St>, p: v3::Publish) -> Result<(), HandlerError> {
-    let turn = ses.publish_turn();
-    let payload: Bytes = p.read_all().await.map_err(|_| HandlerError::Payload)?;
-    let inbound = Inbound {
-        topic: p.packet().topic.clone(),
-        payload,
-        qos: qos_of(p.qos()),
-        retain: p.retain(),
-        props: None,
-    };
-    // v3 has no reason codes: a refused publish closes the connection *(compat)*.
-    ses.on_publish(inbound, turn).await.map_err(HandlerError::Refused)
+fn will(w: &LastWill) -> Will {
+    Will {
+        msg: Message::new(
+            w.topic.to_string(),
+            Bytes::copy_from_slice(&w.message),
+            qos_of(w.qos),
+            w.retain,
+        ),
+        delay_secs: 0,
+        expiry_secs: None,
+    }
 }
 
-pub async fn protocol(
-    ses: &v3::Session<St>,
-    mut msg: v3::ProtocolMessage,
-) -> Result<v3::ProtocolMessageAck, HandlerError> {
-    let mut refuse = false;
-    let open = ses.ctx.credential.borrow().mode == crate::auth::Mode::Open;
-    match &mut msg {
-        v3::ProtocolMessage::Subscribe(s) => {
-            for (n, mut sub) in s.iter_mut().enumerate() {
-                if n >= MAX_FILTERS_PER_PACKET {
-                    metrics::refused(Packet::Subscribe, "too_many_filters");
-                    sub.fail();
-                    continue;
-                }
-                let opts = SubOptions::qos(qos_of(sub.qos()));
-                match ses.on_subscribe(sub.topic(), opts).await {
-                    Ok(q) => sub.confirm(ntex_qos(q)),
-                    // Unknown parent topic / not covered: disconnect *(compat)*, except on the
-                    // development listener (plain MQTT); quotas: SUBACK 0x80.
-                    Err(Refusal::NotAuthorized) if !open => refuse = true,
-                    Err(_) => sub.fail(),
+/// A PUBLISH routed (or refused), waiting for its turn to be acknowledged.
+struct Routed {
+    qos: ntex_mqtt::QoS,
+    packet_id: Option<NonZeroU16>,
+    result: Result<(), Refusal>,
+}
+
+/// What the loop wakes up for.
+enum Event {
+    Packet(Decoded),
+    Routed(Routed),
+    End(CloseReason),
+}
+
+/// An accepted connection's loop state.
+struct Session {
+    conn: Rc<Conn>,
+    io: IoBoxed,
+    wire: Rc<Wire3>,
+    /// PUBLISHes being routed, oldest first: MQTT wants their acknowledgements in this order.
+    routing: FuturesOrdered<LocalBoxFuture<'static, Routed>>,
+    /// A PUBLISH whose payload is still arriving (at most the codec's frame limit).
+    partial: Option<(Publish, BytesMut)>,
+    /// QoS 2 packet ids routed and answered with PUBREC, until their PUBREL (bounded by the id space).
+    awaiting_release: BTreeSet<u16>,
+    max_inflight: usize,
+    keep_alive: ntex::time::Seconds,
+}
+
+impl Session {
+    async fn run(mut self) {
+        let reason = loop {
+            if !self.keep_alive.is_zero() {
+                self.io.start_timer(self.keep_alive);
+            }
+            let step = match self.next_event().await {
+                Event::Packet(d) => self.on_packet(d).await,
+                Event::Routed(r) => self.on_routed(r),
+                Event::End(reason) => Err(reason),
+            };
+            if let Err(reason) = step {
+                break reason;
+            }
+        };
+        self.conn.ctx.note_close(reason);
+        // Routes under way end with the connection, as they would with its handlers.
+        drop(std::mem::take(&mut self.routing));
+        let _ = self.io.shutdown().await;
+        self.wire.wake();
+    }
+
+    /// The next packet, finished route or end of the connection. Reading pauses while
+    /// `max_inflight` PUBLISHes are being routed, and while the client does not read what was
+    /// written to it (write back-pressure, which deliveries see too).
+    async fn next_event(&mut self) -> Event {
+        std::future::poll_fn(|cx| {
+            if let Poll::Ready(Some(r)) = self.routing.poll_next_unpin(cx) {
+                return Poll::Ready(Event::Routed(r));
+            }
+            if self.routing.len() >= self.max_inflight {
+                return Poll::Pending;
+            }
+            loop {
+                return match self.io.poll_recv(&self.wire.codec, cx) {
+                    Poll::Pending => Poll::Pending,
+                    Poll::Ready(Ok(d)) => Poll::Ready(Event::Packet(d)),
+                    Poll::Ready(Err(RecvError::WriteBackpressure)) => {
+                        self.conn.ctx.set_write_blocked(true);
+                        match self.io.poll_flush(cx, false) {
+                            Poll::Pending => Poll::Pending,
+                            Poll::Ready(Ok(())) => {
+                                self.conn.ctx.set_write_blocked(false);
+                                self.wire.wake();
+                                continue;
+                            }
+                            Poll::Ready(Err(_)) => Poll::Ready(Event::End(CloseReason::SocketIoException)),
+                        }
+                    }
+                    Poll::Ready(Err(RecvError::KeepAlive)) => Poll::Ready(Event::End(CloseReason::NoHeart)),
+                    Poll::Ready(Err(RecvError::Decoder(e))) => {
+                        metrics::refused(Counted::Frame, "malformed");
+                        tracing::info!(client_id = %self.conn.ctx.client_id, error = %e, "malformed packet: connection closed");
+                        Poll::Ready(Event::End(CloseReason::InvalidParam))
+                    }
+                    Poll::Ready(Err(RecvError::PeerGone(Some(_)))) => {
+                        Poll::Ready(Event::End(CloseReason::SocketIoException))
+                    }
+                    Poll::Ready(Err(RecvError::PeerGone(None))) => Poll::Ready(Event::End(CloseReason::ClosedByClient)),
+                };
+            }
+        })
+        .await
+    }
+
+    async fn on_packet(&mut self, decoded: Decoded) -> Result<(), CloseReason> {
+        match decoded {
+            Decoded::Publish(p, payload, _) if payload.len() < p.payload_size as usize => {
+                self.partial = Some((p, BytesMut::from(payload)));
+                Ok(())
+            }
+            Decoded::Publish(p, payload, _) => self.publish(p, payload),
+            Decoded::PayloadChunk(chunk, eof) => {
+                let Some((_, buf)) = self.partial.as_mut() else {
+                    return self.violation("unexpected_payload");
+                };
+                buf.extend_from_slice(&chunk);
+                match eof {
+                    true => {
+                        let (p, buf) = self.partial.take().expect("checked above");
+                        self.publish(p, buf.freeze())
+                    }
+                    false => Ok(()),
                 }
             }
+            Decoded::Packet(packet, _) => self.on_control(packet).await,
         }
-        v3::ProtocolMessage::Unsubscribe(u) => {
-            for (n, filter) in u.iter().enumerate() {
-                if n >= MAX_FILTERS_PER_PACKET {
-                    metrics::refused(Packet::Unsubscribe, "too_many_filters");
-                    break;
-                }
-                ses.on_unsubscribe(filter).await;
+    }
+
+    async fn on_control(&mut self, packet: Packet) -> Result<(), CloseReason> {
+        let answer = match packet {
+            Packet::PublishAck { packet_id } => {
+                self.wire.puback(packet_id.get());
+                return Ok(());
             }
+            Packet::PublishReceived { packet_id } if self.wire.qos2_step(packet_id.get(), false) => return Ok(()),
+            Packet::PublishComplete { packet_id } if self.wire.qos2_step(packet_id.get(), true) => return Ok(()),
+            // Answered whether or not the id was awaited (MQTT 3.1.1, 4.3.3: PUBREL may be resent).
+            Packet::PublishRelease { packet_id } => {
+                self.awaiting_release.remove(&packet_id.get());
+                Packet::PublishComplete { packet_id }
+            }
+            Packet::Subscribe {
+                packet_id,
+                topic_filters,
+            } => match Box::pin(subscribe(&self.conn, topic_filters)).await {
+                Some(status) => Packet::SubscribeAck { packet_id, status },
+                None => return Err(CloseReason::ResourceAuthFailed),
+            },
+            Packet::Unsubscribe {
+                packet_id,
+                topic_filters,
+            } => {
+                Box::pin(unsubscribe(&self.conn, topic_filters)).await;
+                Packet::UnsubscribeAck { packet_id }
+            }
+            Packet::PingRequest => Packet::PingResponse,
+            Packet::Disconnect => {
+                self.conn.on_disconnect_packet(false);
+                return Err(CloseReason::DisconnectedByClient);
+            }
+            // A second CONNECT, a packet only a server sends, an ack of nothing under way.
+            _ => return self.violation("unexpected_packet"),
+        };
+        match self.wire.write(answer) {
+            true => Ok(()),
+            false => Err(CloseReason::SocketIoException),
         }
-        v3::ProtocolMessage::Disconnect(_) => ses.on_disconnect_packet(false),
-        _ => {}
     }
-    if refuse {
-        ses.ctx.note_close(crate::events::CloseReason::ResourceAuthFailed);
-        // A token client may have a `$SYS/tokenInvalidNotice` queued; let it leave first.
-        ntex::time::sleep(crate::sys::NOTICE_FLUSH).await;
-        return Ok(msg.disconnect());
+
+    fn violation(&self, reason: &'static str) -> Result<(), CloseReason> {
+        metrics::refused(Counted::Frame, reason);
+        tracing::info!(client_id = %self.conn.ctx.client_id, reason, "protocol violation: connection closed");
+        Err(CloseReason::InvalidParam)
     }
-    Ok(match msg {
-        v3::ProtocolMessage::Subscribe(s) => s.ack(),
-        v3::ProtocolMessage::Unsubscribe(u) => u.ack(),
-        other => other.ack(),
-    })
+
+    /// Starts routing a PUBLISH; its turn among the client's PUBLISHes is taken now.
+    fn publish(&mut self, p: Publish, payload: Bytes) -> Result<(), CloseReason> {
+        if let Some(id) = p.packet_id
+            && p.qos == ntex_mqtt::QoS::ExactlyOnce
+            && self.awaiting_release.contains(&id.get())
+        {
+            // A resent QoS 2 PUBLISH already routed: answered again, not routed twice.
+            return match self.wire.write(Packet::PublishReceived { packet_id: id }) {
+                true => Ok(()),
+                false => Err(CloseReason::SocketIoException),
+            };
+        }
+        let turn = self.conn.publish_turn();
+        let conn = self.conn.clone();
+        let (qos, packet_id) = (p.qos, p.packet_id);
+        let inbound = Inbound {
+            topic: p.topic,
+            payload,
+            qos: qos_of(qos),
+            retain: p.retain,
+            props: None,
+        };
+        self.routing.push_back(Box::pin(async move {
+            Routed {
+                qos,
+                packet_id,
+                result: conn.on_publish(inbound, turn).await,
+            }
+        }));
+        Ok(())
+    }
+
+    /// Acknowledges a routed PUBLISH; a refused one closes the connection *(compat)*: v3 has no
+    /// reason codes.
+    fn on_routed(&mut self, r: Routed) -> Result<(), CloseReason> {
+        if let Err(refusal) = r.result {
+            return Err(match refusal {
+                Refusal::NotAuthorized => CloseReason::ResourceAuthFailed,
+                _ => CloseReason::InvalidParam,
+            });
+        }
+        let answer = match (r.qos, r.packet_id) {
+            (ntex_mqtt::QoS::AtLeastOnce, Some(packet_id)) => Packet::PublishAck { packet_id },
+            (ntex_mqtt::QoS::ExactlyOnce, Some(packet_id)) => {
+                self.awaiting_release.insert(packet_id.get());
+                Packet::PublishReceived { packet_id }
+            }
+            _ => return Ok(()),
+        };
+        match self.wire.write(answer) {
+            true => Ok(()),
+            false => Err(CloseReason::SocketIoException),
+        }
+    }
 }
 
-/// Write back-pressure reaches the connection; v3 has nothing to send on a stop (handling it keeps
-/// ntex-mqtt from warning on every close).
-pub async fn control(
-    ses: &v3::Session<St>,
-    ctl: Control<HandlerError>,
-) -> Result<Option<v3::codec::Encoded>, HandlerError> {
-    match ctl {
-        Control::WrBackpressure(w) => ses.ctx.set_write_blocked(w.enabled()),
-        Control::Stop(reason) => ses.ctx.note_close(super::stop_reason(&reason)),
+/// Checks and records a SUBSCRIBE's filters: their SUBACK codes, or None when one is not covered
+/// by the client's credentials (the connection closes without a SUBACK *(compat)*, except on the
+/// development listener).
+async fn subscribe(conn: &Conn, filters: Vec<(ByteString, ntex_mqtt::QoS)>) -> Option<Vec<SubscribeReturnCode>> {
+    let open = conn.ctx.credential.borrow().mode == crate::auth::Mode::Open;
+    let mut status = Vec::with_capacity(filters.len().min(MAX_FILTERS_PER_PACKET + 1));
+    for (n, (filter, qos)) in filters.iter().enumerate() {
+        if n >= MAX_FILTERS_PER_PACKET {
+            metrics::refused(Counted::Subscribe, "too_many_filters");
+            status.push(SubscribeReturnCode::Failure);
+            continue;
+        }
+        let code = match conn.on_subscribe(filter, SubOptions::qos(qos_of(*qos))).await {
+            Ok(q) => SubscribeReturnCode::Success(ntex_qos(q)),
+            Err(Refusal::NotAuthorized) if !open => {
+                conn.ctx.note_close(CloseReason::ResourceAuthFailed);
+                // A token client may have a `$SYS/tokenInvalidNotice` queued; let it leave first.
+                ntex::time::sleep(crate::sys::NOTICE_FLUSH).await;
+                return None;
+            }
+            // Quotas, invalid filters: SUBACK 0x80.
+            Err(_) => SubscribeReturnCode::Failure,
+        };
+        status.push(code);
     }
-    Ok(None)
+    Some(status)
+}
+
+async fn unsubscribe(conn: &Conn, filters: Vec<ByteString>) {
+    for (n, filter) in filters.iter().enumerate() {
+        if n >= MAX_FILTERS_PER_PACKET {
+            metrics::refused(Counted::Unsubscribe, "too_many_filters");
+            break;
+        }
+        conn.on_unsubscribe(filter).await;
+    }
 }
