@@ -75,6 +75,14 @@ async fn garbage_truncated_and_huge_frames() {
     assert_eq!(v3::collect(&mut sev, 20, 10).await.len(), 20);
     let closed = attacks.await.unwrap();
     assert!(closed.iter().all(|c| *c), "every bad connection was closed: {closed:?}");
+    // Each refusal is counted with its reason.
+    let frame = |reason| b.counter("broker_refusals_total", &[("packet", "frame"), ("reason", reason)]);
+    assert_eq!(
+        frame("first_packet_not_connect"),
+        2.0,
+        "the HTTP request and the 0xff bytes"
+    );
+    assert_eq!(frame("malformed"), 2.0, "the 10 MB frame and the bad remaining length");
 
     // Still serving new clients afterwards, and the process is alive.
     let (c, mut ev, _) = v3::connect(b.sig_opts("GID_test@@@after")).await.unwrap();
@@ -87,4 +95,98 @@ async fn garbage_truncated_and_huge_frames() {
         b.child.as_mut().unwrap().try_wait().unwrap().is_none(),
         "broker still running"
     );
+}
+
+/// Reads frames until one of `kind` (upper nibble of the first byte) arrives; None when the broker
+/// closes the connection or `secs` pass first.
+fn read_until(s: &mut TcpStream, buf: &mut bytes::BytesMut, kind: u8, secs: u64) -> Option<Vec<u8>> {
+    s.set_read_timeout(Some(Duration::from_secs(secs))).unwrap();
+    loop {
+        while let Some((first, body)) = wire::split_frame(buf) {
+            if first >> 4 == kind {
+                return Some(body);
+            }
+        }
+        let mut chunk = [0u8; 4096];
+        match s.read(&mut chunk) {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
+/// A connected client that breaks the protocol (a second CONNECT, a packet only a server sends,
+/// a PUBREC of nothing under way) is closed and counted; a resent QoS 2 PUBLISH is answered again but
+/// routed once (MQTT 3.1.1, 4.3.3).
+#[tokio::test]
+async fn protocol_violations_close_and_qos2_resends_are_routed_once() {
+    let b = BrokerProc::start(&snapshot());
+    let port = b.port;
+    let violations = tokio::task::spawn_blocking(move || {
+        let mut closed = Vec::new();
+        for (n, extra) in [
+            connect_packet("GID_test@@@again"),
+            vec![0x20, 0x02, 0x00, 0x00],
+            vec![0x50, 0x02, 0x00, 0x09],
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let mut bytes = connect_packet(&format!("GID_test@@@viol{n}"));
+            bytes.extend(extra);
+            closed.push(send_raw(port, &bytes, 15));
+        }
+        closed
+    });
+    assert_eq!(
+        violations.await.unwrap(),
+        vec![true; 3],
+        "every violating connection was closed"
+    );
+    assert_eq!(
+        b.counter(
+            "broker_refusals_total",
+            &[("packet", "frame"), ("reason", "unexpected_packet")]
+        ),
+        3.0
+    );
+
+    let (sub, mut sev, _) = v3::connect(b.sig_opts("GID_test@@@q2sub")).await.unwrap();
+    sub.subscribe("T/q2", QoS::ExactlyOnce).await.unwrap();
+    v3::suback(&mut sev).await;
+    let exchange = tokio::task::spawn_blocking(move || {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let mut buf = bytes::BytesMut::new();
+        s.write_all(&connect_packet("GID_test@@@q2pub")).unwrap();
+        assert!(read_until(&mut s, &mut buf, 2, 10).is_some(), "CONNACK");
+        // PUBLISH QoS 2, packet id 7, sent twice (the second with DUP) before any PUBREL.
+        let publish = |dup: u8| {
+            let mut p = vec![0x34 | dup];
+            let body = [&[0x00, 0x04][..], b"T/q2", &[0x00, 0x07], b"once"].concat();
+            put_len(&mut p, body.len());
+            p.extend(body);
+            p
+        };
+        s.write_all(&publish(0)).unwrap();
+        assert_eq!(read_until(&mut s, &mut buf, 5, 10), Some(vec![0x00, 0x07]), "PUBREC");
+        s.write_all(&publish(0x08)).unwrap();
+        assert_eq!(
+            read_until(&mut s, &mut buf, 5, 10),
+            Some(vec![0x00, 0x07]),
+            "PUBREC again"
+        );
+        s.write_all(&[0x62, 0x02, 0x00, 0x07]).unwrap();
+        assert_eq!(read_until(&mut s, &mut buf, 7, 10), Some(vec![0x00, 0x07]), "PUBCOMP");
+        // A PUBREL of an id already released is answered too (the client may resend it).
+        s.write_all(&[0x62, 0x02, 0x00, 0x07]).unwrap();
+        assert_eq!(
+            read_until(&mut s, &mut buf, 7, 10),
+            Some(vec![0x00, 0x07]),
+            "PUBCOMP again"
+        );
+    });
+    exchange.await.unwrap();
+    let got = v3::drain(&mut sev, 2.0).await;
+    assert_eq!(got.len(), 1, "routed once: {got:?}");
+    assert_eq!(&got[0].payload[..], b"once");
 }
