@@ -80,8 +80,9 @@ pub struct Connected {
 /// The protocol side of a connection: the ntex-mqtt session state.
 pub struct Conn {
     pub ctx: Rc<ConnCtx>,
-    /// Its delay already capped by the session's lifetime.
-    will: RefCell<Option<Will>>,
+    /// Its delay already capped by the session's lifetime (boxed: most clients have none, and
+    /// inline it would make every connection 136 bytes larger).
+    will: RefCell<Option<Box<Will>>>,
     /// The client sent DISCONNECT.
     clean_disconnect: Cell<bool>,
     /// A `$SYS/tokenInvalidNotice` was queued: a refusal that closes the connection waits for it.
@@ -233,10 +234,12 @@ pub async fn connect(
     } else {
         0
     };
-    let will = info.will.map(|w| Will {
-        delay_secs: w.delay_secs.min(session_left),
-        msg: w.msg.published_by(ctx.client_id.clone()),
-        expiry_secs: w.expiry_secs,
+    let will = info.will.map(|w| {
+        Box::new(Will {
+            delay_secs: w.delay_secs.min(session_left),
+            msg: w.msg.published_by(ctx.client_id.clone()),
+            expiry_secs: w.expiry_secs,
+        })
     });
     let window = usize::from(broker.limits.max_inflight.min(info.receive_max.max(1)));
     ntex::rt::spawn(Delivery::new(ctx.clone(), window, session.parked).run());

@@ -5,15 +5,13 @@
 //! refused PUBLISH or unauthorized SUBSCRIBE closes the connection, a filter over a quota gets
 //! SUBACK 0x80.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, VecDeque};
 use std::num::NonZeroU16;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::task::Poll;
 
-use futures_util::StreamExt;
 use futures_util::future::LocalBoxFuture;
-use futures_util::stream::FuturesOrdered;
 use ntex::io::{IoBoxed, RecvError};
 use ntex::util::Either;
 use ntex_bytes::{ByteString, Bytes, BytesMut};
@@ -47,7 +45,8 @@ pub async fn serve(broker: Arc<Broker>, dev: bool, limits: Limits, io: IoBoxed) 
     let wire = Rc::new(Wire3::new(io.get_ref(), codec));
     let first = ntex::time::timeout_checked(CONNECT_TIMEOUT, io.recv(&wire.codec)).await;
     let connect = match first {
-        Ok(Ok(Some(Decoded::Packet(Packet::Connect(connect), _)))) => connect,
+        // Unboxed here: a box emptied by a move would be freed only when this function ends.
+        Ok(Ok(Some(Decoded::Packet(Packet::Connect(connect), _)))) => *connect,
         Ok(Ok(Some(_))) => return protocol_error(&io, "first_packet_not_connect").await,
         Ok(Err(Either::Left(e))) => {
             tracing::info!(peer = %peer(&io), error = %e, "malformed CONNECT");
@@ -57,7 +56,7 @@ pub async fn serve(broker: Arc<Broker>, dev: bool, limits: Limits, io: IoBoxed) 
         Err(()) | Ok(Ok(None) | Err(Either::Right(_))) => return,
     };
     // Boxed: authentication and session set-up are large futures, finished before the loop runs.
-    let Some((conn, keep_alive)) = Box::pin(accept(&broker, dev, &io, &wire, *connect)).await else {
+    let Some((conn, keep_alive)) = Box::pin(accept(&broker, dev, &io, &wire, connect)).await else {
         let _ = io.shutdown().await;
         return;
     };
@@ -65,7 +64,7 @@ pub async fn serve(broker: Arc<Broker>, dev: bool, limits: Limits, io: IoBoxed) 
         conn,
         io,
         wire,
-        routing: FuturesOrdered::new(),
+        routing: Routing::default(),
         partial: None,
         awaiting_release: BTreeSet::new(),
         max_inflight: usize::from(limits.max_inflight.max(1)),
@@ -152,6 +151,48 @@ struct Routed {
     result: Result<(), Refusal>,
 }
 
+/// PUBLISHes being routed, oldest first: MQTT wants their acknowledgements in this order. A
+/// plain queue polled whole (it holds at most `max_inflight`, and a route usually finishes on its
+/// first poll), which allocates nothing while empty, unlike `FuturesOrdered`.
+#[derive(Default)]
+struct Routing(VecDeque<Route>);
+
+enum Route {
+    Going(LocalBoxFuture<'static, Routed>),
+    Done(Routed),
+}
+
+impl Routing {
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn push(&mut self, route: LocalBoxFuture<'static, Routed>) {
+        self.0.push_back(Route::Going(route));
+    }
+
+    /// The oldest route once it and every route before it finished.
+    fn poll_next(&mut self, cx: &mut std::task::Context<'_>) -> Poll<Routed> {
+        for route in self.0.iter_mut() {
+            if let Route::Going(f) = route
+                && let Poll::Ready(r) = f.as_mut().poll(cx)
+            {
+                *route = Route::Done(r);
+            }
+        }
+        match self.0.front() {
+            Some(Route::Done(_)) => match self.0.pop_front() {
+                Some(Route::Done(r)) => Poll::Ready(r),
+                _ => unreachable!("the front was checked"),
+            },
+            _ => Poll::Pending,
+        }
+    }
+}
+
+/// The answer to a packet that had to wait for the broker (SUBSCRIBE, UNSUBSCRIBE).
+type Later = LocalBoxFuture<'static, Result<Packet, CloseReason>>;
+
 /// What the loop wakes up for.
 enum Event {
     Packet(Decoded),
@@ -164,10 +205,9 @@ struct Session {
     conn: Rc<Conn>,
     io: IoBoxed,
     wire: Rc<Wire3>,
-    /// PUBLISHes being routed, oldest first: MQTT wants their acknowledgements in this order.
-    routing: FuturesOrdered<LocalBoxFuture<'static, Routed>>,
-    /// A PUBLISH whose payload is still arriving (at most the codec's frame limit).
-    partial: Option<(Publish, BytesMut)>,
+    routing: Routing,
+    /// A PUBLISH whose payload is still arriving (at most the codec's frame limit; boxed, as rare).
+    partial: Option<Box<(Publish, BytesMut)>>,
     /// QoS 2 packet ids routed and answered with PUBREC, until their PUBREL (bounded by the id space).
     awaiting_release: BTreeSet<u16>,
     max_inflight: usize,
@@ -181,7 +221,11 @@ impl Session {
                 self.io.start_timer(self.keep_alive);
             }
             let step = match self.next_event().await {
-                Event::Packet(d) => self.on_packet(d).await,
+                Event::Packet(d) => match self.on_packet(d) {
+                    Ok(Some(later)) => later.await.and_then(|answer| self.answer(answer)),
+                    Ok(None) => Ok(()),
+                    Err(reason) => Err(reason),
+                },
                 Event::Routed(r) => self.on_routed(r),
                 Event::End(reason) => Err(reason),
             };
@@ -201,7 +245,7 @@ impl Session {
     /// written to it (write back-pressure, which deliveries see too).
     async fn next_event(&mut self) -> Event {
         std::future::poll_fn(|cx| {
-            if let Poll::Ready(Some(r)) = self.routing.poll_next_unpin(cx) {
+            if let Poll::Ready(r) = self.routing.poll_next(cx) {
                 return Poll::Ready(Event::Routed(r));
             }
             if self.routing.len() >= self.max_inflight {
@@ -239,38 +283,40 @@ impl Session {
         .await
     }
 
-    async fn on_packet(&mut self, decoded: Decoded) -> Result<(), CloseReason> {
+    /// Handles a packet; what needs to wait (SUBSCRIBE, UNSUBSCRIBE) comes back as a boxed future
+    /// of its answer, so that the loop's own state stays small.
+    fn on_packet(&mut self, decoded: Decoded) -> Result<Option<Later>, CloseReason> {
         match decoded {
             Decoded::Publish(p, payload, _) if payload.len() < p.payload_size as usize => {
-                self.partial = Some((p, BytesMut::from(payload)));
-                Ok(())
+                self.partial = Some(Box::new((p, BytesMut::from(payload))));
+                Ok(None)
             }
-            Decoded::Publish(p, payload, _) => self.publish(p, payload),
+            Decoded::Publish(p, payload, _) => self.publish(p, payload).map(|()| None),
             Decoded::PayloadChunk(chunk, eof) => {
-                let Some((_, buf)) = self.partial.as_mut() else {
-                    return self.violation("unexpected_payload");
+                let Some(partial) = self.partial.as_mut() else {
+                    return self.violation("unexpected_payload").map(|()| None);
                 };
-                buf.extend_from_slice(&chunk);
+                partial.1.extend_from_slice(&chunk);
                 match eof {
                     true => {
-                        let (p, buf) = self.partial.take().expect("checked above");
-                        self.publish(p, buf.freeze())
+                        let (p, buf) = *self.partial.take().expect("checked above");
+                        self.publish(p, buf.freeze()).map(|()| None)
                     }
-                    false => Ok(()),
+                    false => Ok(None),
                 }
             }
-            Decoded::Packet(packet, _) => self.on_control(packet).await,
+            Decoded::Packet(packet, _) => self.on_control(packet),
         }
     }
 
-    async fn on_control(&mut self, packet: Packet) -> Result<(), CloseReason> {
+    fn on_control(&mut self, packet: Packet) -> Result<Option<Later>, CloseReason> {
         let answer = match packet {
             Packet::PublishAck { packet_id } => {
                 self.wire.puback(packet_id.get());
-                return Ok(());
+                return Ok(None);
             }
-            Packet::PublishReceived { packet_id } if self.wire.qos2_step(packet_id.get(), false) => return Ok(()),
-            Packet::PublishComplete { packet_id } if self.wire.qos2_step(packet_id.get(), true) => return Ok(()),
+            Packet::PublishReceived { packet_id } if self.wire.qos2_step(packet_id.get(), false) => return Ok(None),
+            Packet::PublishComplete { packet_id } if self.wire.qos2_step(packet_id.get(), true) => return Ok(None),
             // Answered whether or not the id was awaited (MQTT 3.1.1, 4.3.3: PUBREL may be resent).
             Packet::PublishRelease { packet_id } => {
                 self.awaiting_release.remove(&packet_id.get());
@@ -279,16 +325,24 @@ impl Session {
             Packet::Subscribe {
                 packet_id,
                 topic_filters,
-            } => match Box::pin(subscribe(&self.conn, topic_filters)).await {
-                Some(status) => Packet::SubscribeAck { packet_id, status },
-                None => return Err(CloseReason::ResourceAuthFailed),
-            },
+            } => {
+                let conn = self.conn.clone();
+                return Ok(Some(Box::pin(async move {
+                    match subscribe(&conn, topic_filters).await {
+                        Some(status) => Ok(Packet::SubscribeAck { packet_id, status }),
+                        None => Err(CloseReason::ResourceAuthFailed),
+                    }
+                })));
+            }
             Packet::Unsubscribe {
                 packet_id,
                 topic_filters,
             } => {
-                Box::pin(unsubscribe(&self.conn, topic_filters)).await;
-                Packet::UnsubscribeAck { packet_id }
+                let conn = self.conn.clone();
+                return Ok(Some(Box::pin(async move {
+                    unsubscribe(&conn, topic_filters).await;
+                    Ok(Packet::UnsubscribeAck { packet_id })
+                })));
             }
             Packet::PingRequest => Packet::PingResponse,
             Packet::Disconnect => {
@@ -296,9 +350,13 @@ impl Session {
                 return Err(CloseReason::DisconnectedByClient);
             }
             // A second CONNECT, a packet only a server sends, an ack of nothing under way.
-            _ => return self.violation("unexpected_packet"),
+            _ => return self.violation("unexpected_packet").map(|()| None),
         };
-        match self.wire.write(answer) {
+        self.answer(answer).map(|()| None)
+    }
+
+    fn answer(&self, packet: Packet) -> Result<(), CloseReason> {
+        match self.wire.write(packet) {
             true => Ok(()),
             false => Err(CloseReason::SocketIoException),
         }
@@ -317,10 +375,7 @@ impl Session {
             && self.awaiting_release.contains(&id.get())
         {
             // A resent QoS 2 PUBLISH already routed: answered again, not routed twice.
-            return match self.wire.write(Packet::PublishReceived { packet_id: id }) {
-                true => Ok(()),
-                false => Err(CloseReason::SocketIoException),
-            };
+            return self.answer(Packet::PublishReceived { packet_id: id });
         }
         let turn = self.conn.publish_turn();
         let conn = self.conn.clone();
@@ -332,7 +387,7 @@ impl Session {
             retain: p.retain,
             props: None,
         };
-        self.routing.push_back(Box::pin(async move {
+        self.routing.push(Box::pin(async move {
             Routed {
                 qos,
                 packet_id,
@@ -359,10 +414,7 @@ impl Session {
             }
             _ => return Ok(()),
         };
-        match self.wire.write(answer) {
-            true => Ok(()),
-            false => Err(CloseReason::SocketIoException),
-        }
+        self.answer(answer)
     }
 }
 
