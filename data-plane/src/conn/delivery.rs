@@ -1,4 +1,5 @@
-//! The per-connection delivery task (runs on the connection's worker): takes signals and messages
+//! A connection's delivery (runs on its worker: inside the connection's own task for MQTT 3.1.1,
+//! in a task beside ntex-mqtt's for MQTT 5): takes signals and messages
 //! from the mailbox and, for persistent sessions, from the offline queue in order, within an
 //! in-flight window (our own packet ids), deleting stored messages once acknowledged. It also keeps
 //! the connection's credentials honest: configuration changes and token expiry end it. When it ends

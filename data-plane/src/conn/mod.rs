@@ -20,7 +20,7 @@ use ntex_bytes::ByteString;
 
 pub use self::context::ConnCtx;
 use self::context::OutboundAliases;
-use self::delivery::Delivery;
+pub use self::delivery::Delivery;
 pub use self::inbound::{Inbound, Refusal};
 use self::sink::Sink;
 use crate::auth;
@@ -75,6 +75,9 @@ pub struct Connected {
     pub session_present: bool,
     /// The client ID the broker chose for an empty one (development listener).
     pub assigned_client_id: Option<String>,
+    /// What the broker sends the client: the caller runs it (`Delivery::run`) for as long as the
+    /// connection lives, in the connection's own task or spawned beside it.
+    pub delivery: Delivery,
 }
 
 /// The protocol side of a connection: the ntex-mqtt session state.
@@ -125,7 +128,7 @@ fn record_refusal(broker: &Broker, instance_id: &str, info: &ConnectInfo, reason
     });
 }
 
-/// Authenticates and registers a connection, and starts its delivery task.
+/// Authenticates and registers a connection, and prepares its delivery.
 pub async fn connect(
     broker: &Arc<Broker>,
     dev: bool,
@@ -242,7 +245,7 @@ pub async fn connect(
         })
     });
     let window = usize::from(broker.limits.max_inflight.min(info.receive_max.max(1)));
-    ntex::rt::spawn(Delivery::new(ctx.clone(), window, session.parked).run());
+    let delivery = Delivery::new(ctx.clone(), window, session.parked);
     metrics::connected();
     ctx.event(EventType::Connect);
     let conn = Rc::new(Conn {
@@ -256,5 +259,6 @@ pub async fn connect(
         conn,
         session_present: session.present,
         assigned_client_id,
+        delivery,
     })
 }

@@ -56,7 +56,7 @@ pub async fn serve(broker: Arc<Broker>, dev: bool, limits: Limits, io: IoBoxed) 
         Err(()) | Ok(Ok(None) | Err(Either::Right(_))) => return,
     };
     // Boxed: authentication and session set-up are large futures, finished before the loop runs.
-    let Some((conn, keep_alive)) = Box::pin(accept(&broker, dev, &io, &wire, connect)).await else {
+    let Some((conn, keep_alive, delivery)) = Box::pin(accept(&broker, dev, &io, &wire, connect)).await else {
         let _ = io.shutdown().await;
         return;
     };
@@ -70,7 +70,9 @@ pub async fn serve(broker: Arc<Broker>, dev: bool, limits: Limits, io: IoBoxed) 
         max_inflight: usize::from(limits.max_inflight.max(1)),
         keep_alive: super::idle_timeout(keep_alive),
     };
-    session.run().await;
+    // One task per connection: the loop and the delivery run side by side in it (a task of its
+    // own for the delivery would cost about 200 bytes more, and a cross-task wake-up per ack).
+    futures_util::future::join(session.run(), delivery.run()).await;
 }
 
 /// A connection that broke the protocol before it had a session: counted, logged, closed.
@@ -80,15 +82,15 @@ async fn protocol_error(io: &IoBoxed, reason: &'static str) {
     let _ = io.shutdown().await;
 }
 
-/// Authenticates the CONNECT and writes the CONNACK; the session's connection and keep-alive when
-/// accepted.
+/// Authenticates the CONNECT and writes the CONNACK; the session's connection, keep-alive and
+/// delivery when accepted.
 async fn accept(
     broker: &Arc<Broker>,
     dev: bool,
     io: &IoBoxed,
     wire: &Rc<Wire3>,
     pkt: ntex_mqtt::v3::codec::Connect,
-) -> Option<(Rc<Conn>, u16)> {
+) -> Option<(Rc<Conn>, u16, conn::Delivery)> {
     // Everything kept is copied: a slice of the packet would keep the whole read buffer alive.
     let info = ConnectInfo {
         client_id: pkt.client_id.to_string(),
@@ -121,7 +123,7 @@ async fn accept(
                 return_code: ConnectAckReason::ConnectionAccepted,
             }));
             wire.accepted();
-            Some((c.conn, pkt.keep_alive))
+            Some((c.conn, pkt.keep_alive, c.delivery))
         }
         Err(ConnectRefusal::NotAuthorized) => refuse(ConnectAckReason::NotAuthorized),
         Err(ConnectRefusal::IdentifierRejected) => refuse(ConnectAckReason::IdentifierRejected),

@@ -95,6 +95,8 @@ pub async fn connect(broker: &Arc<Broker>, dev: bool, msg: v5::Connect) -> Resul
     let keep_alive = pkt.keep_alive;
     let code = match conn::connect(broker, dev, info, Sink::V5(msg.sink())).await {
         Ok(c) => {
+            // ntex-mqtt owns this connection's task: the delivery runs in one of its own.
+            ntex::rt::spawn(c.delivery.run());
             let assigned = c.assigned_client_id.map(ntex_bytes::ByteString::from);
             let ack = msg.ack(c.conn);
             // A client that turns keep-alive off is told the server's: silent connections do not
