@@ -124,6 +124,12 @@ impl Message {
         }
     }
 
+    /// A message built from a packet's topic and payload, both copied: a slice would keep the
+    /// connection's whole read buffer alive for as long as the message lives (a will does).
+    pub fn copied(topic: &str, payload: &[u8], qos: QoS, retain: bool) -> Self {
+        Self::new(topic.to_owned(), Bytes::copy_from_slice(payload), qos, retain)
+    }
+
     pub fn published_by(mut self, client_id: ByteString) -> Self {
         self.publisher = client_id;
         self

@@ -159,22 +159,18 @@ pub fn run(cfg: Config) -> anyhow::Result<()> {
             max_frame: max_frame_size,
             max_inflight,
         };
-        // Each connection runs in a task of its own, and the listener's service returns at once:
-        // ntex-server keeps a service call's future boxed (with every wrapper around it) for as
-        // long as it runs, about 1.5 KB per connection against the task's 0.7 KB. What it gave in
-        // exchange we do not use: its per-worker connection cap (instances have quotas) and the
-        // wait for calls to end on a graceful stop (clients do not end MQTT connections on their own).
+        // Plain listeners: the connection goes straight to its entry (`Entry::spawn`).
         let serve = |entry: crate::mqtt::Entry| {
             ntex::service::fn_service(move |io: ntex::io::Io| {
-                let entry = entry.clone();
-                ntex::rt::spawn(async move { entry.serve(io.boxed()).await });
+                entry.spawn(io.boxed());
                 std::future::ready(Ok::<_, std::io::Error>(()))
             })
         };
         let b = broker.clone();
         let mut server = ntex::server::build()
             .workers(workers)
-            // Graceful stop: connections get this long to finish before they are dropped.
+            // Graceful stop: what still runs inside a service call (a TLS handshake, a WebSocket
+            // upgrade) gets this long; MQTT connections run in tasks of their own (`Entry::spawn`).
             .shutdown_timeout(Seconds(10))
             .listen("mqtt", listener, mqtt_cfg.clone(), async move |_| {
                 serve(mqtt_entry!(b, false, limits))
@@ -191,7 +187,7 @@ pub fn run(cfg: Config) -> anyhow::Result<()> {
                 let entry = mqtt_entry!(b, false, limits);
                 ntex::service(ntex_tls::rustls::TlsAcceptor::new(tls.clone())).and_then(
                     async move |io: ntex::io::Io<_>| {
-                        entry.serve(io.boxed()).await;
+                        entry.spawn(io.boxed());
                         Ok::<_, std::io::Error>(())
                     },
                 )

@@ -18,7 +18,7 @@ pub fn http_service<F: Filter>(mqtt: crate::mqtt::Entry) -> impl Service<(), Io<
                 h1::Control::Upgrade(ctl) => {
                     let (ack, io, req, codec) = ctl.handle();
                     let io = upgrade(io, req, codec).await?;
-                    mqtt.serve(io.boxed()).await;
+                    mqtt.spawn(io.boxed());
                     ack
                 }
                 _ => msg.ack(),

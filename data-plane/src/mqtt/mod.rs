@@ -43,6 +43,14 @@ fn idle_timeout(secs: u16) -> ntex::time::Seconds {
     ntex::time::Seconds(secs.saturating_add(secs / 2))
 }
 
+/// Ends a connection that broke the protocol before it had a session: counted, logged once (with
+/// `detail`, when there is one), closed.
+async fn refuse_connection(io: &ntex::io::IoBoxed, reason: &'static str, detail: &str) {
+    crate::metrics::refused(crate::metrics::Packet::Frame, reason);
+    tracing::info!(peer = %peer(io), reason, detail, "connection refused: protocol error");
+    let _ = io.shutdown().await;
+}
+
 /// The session state ntex-mqtt keeps per MQTT 5 connection.
 pub type St = Rc<Conn>;
 

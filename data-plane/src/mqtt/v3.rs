@@ -10,6 +10,7 @@ use std::num::NonZeroU16;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::task::Poll;
+use std::time::Duration;
 
 use futures_util::future::LocalBoxFuture;
 use ntex::io::{IoBoxed, RecvError};
@@ -19,7 +20,7 @@ use ntex_mqtt::v3::codec::{
     Codec, ConnectAck, ConnectAckReason, Decoded, LastWill, Packet, Publish, SubscribeReturnCode,
 };
 
-use super::{CONNECT_TIMEOUT, MAX_FILTERS_PER_PACKET, peer};
+use super::{MAX_FILTERS_PER_PACKET, peer};
 use crate::conn::sink::{Sink, ntex_qos, qos_of};
 use crate::conn::wire3::Wire3;
 use crate::conn::{self, Conn, ConnectInfo, ConnectRefusal, Inbound, Refusal, Will};
@@ -39,19 +40,19 @@ pub struct Limits {
 }
 
 /// Serves one MQTT 3.1.1 connection from its CONNECT to its end.
-pub async fn serve(broker: Arc<Broker>, dev: bool, limits: Limits, io: IoBoxed) {
+/// `connect_within`: what is left of the connect timeout for the rest of the CONNECT.
+pub async fn serve(broker: Arc<Broker>, dev: bool, limits: Limits, io: IoBoxed, connect_within: Duration) {
     let codec = Codec::new();
     codec.set_max_size(limits.max_frame);
     let wire = Rc::new(Wire3::new(io.get_ref(), codec));
-    let first = ntex::time::timeout_checked(CONNECT_TIMEOUT, io.recv(&wire.codec)).await;
+    let first = ntex::time::timeout_checked(connect_within, io.recv(&wire.codec)).await;
     let connect = match first {
         // Unboxed here: a box emptied by a move would be freed only when this function ends.
         Ok(Ok(Some(Decoded::Packet(Packet::Connect(connect), _)))) => *connect,
-        Ok(Ok(Some(_))) => return protocol_error(&io, "first_packet_not_connect").await,
-        Ok(Err(Either::Left(e))) => {
-            tracing::info!(peer = %peer(&io), error = %e, "malformed CONNECT");
-            return protocol_error(&io, "malformed").await;
-        }
+        // The entry saw a CONNECT's first bytes, so this cannot be another packet; the arm is
+        // here for completeness.
+        Ok(Ok(Some(_))) => return super::refuse_connection(&io, "first_packet_not_connect", "").await,
+        Ok(Err(Either::Left(e))) => return super::refuse_connection(&io, "malformed", &e.to_string()).await,
         // Silent past the connect timeout, or gone.
         Err(()) | Ok(Ok(None) | Err(Either::Right(_))) => return,
     };
@@ -73,13 +74,6 @@ pub async fn serve(broker: Arc<Broker>, dev: bool, limits: Limits, io: IoBoxed) 
     // One task per connection: the loop and the delivery run side by side in it (a task of its
     // own for the delivery would cost about 200 bytes more, and a cross-task wake-up per ack).
     futures_util::future::join(session.run(), delivery.run()).await;
-}
-
-/// A connection that broke the protocol before it had a session: counted, logged, closed.
-async fn protocol_error(io: &IoBoxed, reason: &'static str) {
-    metrics::refused(Counted::Frame, reason);
-    tracing::info!(peer = %peer(io), reason, "connection refused: protocol error");
-    let _ = io.shutdown().await;
 }
 
 /// Authenticates the CONNECT and writes the CONNACK; the session's connection, keep-alive and
@@ -135,12 +129,7 @@ async fn accept(
 
 fn will(w: &LastWill) -> Will {
     Will {
-        msg: Message::new(
-            w.topic.to_string(),
-            Bytes::copy_from_slice(&w.message),
-            qos_of(w.qos),
-            w.retain,
-        ),
+        msg: Message::copied(&w.topic, &w.message, qos_of(w.qos), w.retain),
         delay_secs: 0,
         expiry_secs: None,
     }
@@ -218,16 +207,17 @@ struct Session {
 
 impl Session {
     async fn run(mut self) {
+        self.reset_keep_alive();
         let reason = loop {
-            if !self.keep_alive.is_zero() {
-                self.io.start_timer(self.keep_alive);
-            }
             let step = match self.next_event().await {
-                Event::Packet(d) => match self.on_packet(d) {
-                    Ok(Some(later)) => later.await.and_then(|answer| self.answer(answer)),
-                    Ok(None) => Ok(()),
-                    Err(reason) => Err(reason),
-                },
+                Event::Packet(d) => {
+                    self.reset_keep_alive();
+                    match self.on_packet(d) {
+                        Ok(Some(later)) => later.await.and_then(|answer| self.answer(answer)),
+                        Ok(None) => Ok(()),
+                        Err(reason) => Err(reason),
+                    }
+                }
                 Event::Routed(r) => self.on_routed(r),
                 Event::End(reason) => Err(reason),
             };
@@ -240,6 +230,13 @@ impl Session {
         drop(std::mem::take(&mut self.routing));
         let _ = self.io.shutdown().await;
         self.wire.wake();
+    }
+
+    /// Anything the client sends keeps the connection alive for another 1.5 keep-alives.
+    fn reset_keep_alive(&self) {
+        if !self.keep_alive.is_zero() {
+            self.io.start_timer(self.keep_alive);
+        }
     }
 
     /// The next packet, finished route or end of the connection. Reading pauses while

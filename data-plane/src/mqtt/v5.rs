@@ -65,13 +65,7 @@ pub async fn connect(broker: &Arc<Broker>, dev: bool, msg: v5::Connect) -> Resul
             None,
         );
         Will {
-            msg: Message::new(
-                w.topic.to_string(),
-                Bytes::copy_from_slice(&w.message),
-                qos_of(w.qos),
-                w.retain,
-            )
-            .with_props(props),
+            msg: Message::copied(&w.topic, &w.message, qos_of(w.qos), w.retain).with_props(props),
             delay_secs: w.will_delay_interval_sec.unwrap_or(0),
             expiry_secs: w.message_expiry_interval.map(|e| e.get()),
         }

@@ -190,3 +190,32 @@ async fn protocol_violations_close_and_qos2_resends_are_routed_once() {
     assert_eq!(got.len(), 1, "routed once: {got:?}");
     assert_eq!(&got[0].payload[..], b"once");
 }
+
+/// The connect timeout (10 s) counts from the connection, not from the CONNECT's first bytes: a
+/// client that sends its protocol level after 6 s and nothing more is closed at 10 s, not at 16.
+#[tokio::test]
+async fn a_trickled_connect_gets_ten_seconds_in_all() {
+    let b = BrokerProc::start(&snapshot());
+    let port = b.port;
+    let closed_after = tokio::task::spawn_blocking(move || {
+        let connect = connect_packet("GID_test@@@trickle");
+        let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let started = std::time::Instant::now();
+        s.write_all(&connect[..1]).unwrap();
+        std::thread::sleep(Duration::from_secs(6));
+        // The rest of the fixed header, the protocol name and level: enough to tell the version.
+        s.write_all(&connect[1..10]).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let mut buf = [0u8; 16];
+        let n = s.read(&mut buf).unwrap_or(0);
+        (n, started.elapsed())
+    })
+    .await
+    .unwrap();
+    assert_eq!(closed_after.0, 0, "closed without an answer");
+    assert!(
+        closed_after.1 < Duration::from_secs(13),
+        "closed after {:?}",
+        closed_after.1
+    );
+}
