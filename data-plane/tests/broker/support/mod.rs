@@ -255,15 +255,27 @@ impl BrokerProc {
         .await;
     }
 
-    /// The broker's resident memory (VmRSS) in bytes.
-    pub fn rss_bytes(&self) -> u64 {
+    /// A field of the broker process's `/proc/<pid>/status`, trimmed.
+    pub fn proc_status(&self, field: &str) -> String {
         let pid = self.child.as_ref().expect("broker running").id();
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-        let kb: u64 = status
+        let prefix = format!("{field}:");
+        status
             .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .expect("VmRSS in /proc/<pid>/status");
+            .find_map(|l| l.strip_prefix(prefix.as_str()))
+            .unwrap_or_else(|| panic!("{field} in /proc/{pid}/status"))
+            .trim()
+            .to_string()
+    }
+
+    /// The broker's resident memory (VmRSS) in bytes.
+    pub fn rss_bytes(&self) -> u64 {
+        let kb: u64 = self
+            .proc_status("VmRSS")
+            .trim_end_matches("kB")
+            .trim()
+            .parse()
+            .expect("VmRSS in kB");
         kb * 1024
     }
 
