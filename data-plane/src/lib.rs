@@ -14,6 +14,7 @@ mod device_table;
 mod directory;
 mod events;
 mod http;
+mod listeners;
 mod message;
 mod metrics;
 mod mqtt;

@@ -29,6 +29,7 @@ const SYNC_ERRORS: &str = "broker_sync_errors_total";
 const SYNC_EVENTS_DROPPED: &str = "broker_sync_events_dropped_total";
 const SYNC_EVENTS_REFUSED: &str = "broker_sync_events_refused_total";
 const STORE_ERRORS: &str = "broker_store_errors_total";
+const ACCEPT_ERRORS: &str = "broker_accept_errors_total";
 const WILLS: &str = "broker_wills_total";
 const CLUSTER_LINK: &str = "broker_cluster_link_up";
 const CLUSTER_ERRORS: &str = "broker_cluster_errors_total";
@@ -222,6 +223,11 @@ pub fn sync_events_refused(n: u64) {
 /// A durable-store operation failed (`op`: enqueue, ack, session, retained, ...).
 pub fn store_error(op: &'static str) {
     metrics::counter!(STORE_ERRORS, "op" => op).increment(1);
+}
+
+/// An accept that failed for want of resources (descriptors, memory); the listener pauses.
+pub fn accept_error() {
+    metrics::counter!(ACCEPT_ERRORS).increment(1);
 }
 
 /// A will message: `outcome` is published, cancelled or refused.

@@ -1,7 +1,7 @@
-//! Process wiring: store, snapshot, housekeeping, the HTTP side thread, and the ntex MQTT server
-//! on every core. Returns when the server stops (SIGTERM / SIGINT, graceful).
+//! Process wiring: store, snapshot, housekeeping, the HTTP side thread, and the MQTT listeners'
+//! worker threads, one per core. Returns when the broker stops (SIGTERM / SIGINT).
 
-use std::net::TcpListener;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,13 +14,9 @@ use crate::config::Config;
 use crate::core::{Broker, Limits, Parts};
 use crate::directory::Directories;
 use crate::http;
-use crate::mqtt::{mqtt_entry, v3};
+use crate::listeners::{self, Listener, Transport};
+use crate::mqtt::v3;
 use crate::store::FjallStore;
-
-/// Accept queue of every MQTT listener. std's `TcpListener::bind` asks for 128: a connection storm
-/// overflows it, and every dropped SYN costs its client a one-second retransmit (the kernel caps
-/// this at `net.core.somaxconn`).
-const BACKLOG: i32 = 4096;
 
 /// Read buffer of a connection (ntex's default is 16 KiB). massif at 1,000 idle connections found
 /// about one read buffer live per connection (held by the connection or ntex's buffer cache; which
@@ -28,10 +24,6 @@ const BACKLOG: i32 = 4096;
 /// fan-out throughput did not drop (a larger frame grows the buffer in steps of this size).
 const READ_BUF_HIGH: usize = 4 * 1024 - 24;
 const READ_BUF_LOW: usize = 512 + 24;
-
-fn tcp_listener(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
-    ntex::server::create_tcp_listener(addr, BACKLOG)
-}
 
 fn mqtt_config(cfg: &Config) -> SharedCfg {
     SharedCfg::new("MQTT")
@@ -112,106 +104,49 @@ pub fn run(cfg: Config) -> anyhow::Result<()> {
         crate::sync::spawn(link, broker.clone(), prometheus, cluster)?;
     }
 
-    let listener = tcp_listener(cfg.listen).with_context(|| format!("binding {}", cfg.listen))?;
-    tracing::info!(addr = %listener.local_addr()?, "mqtt listener");
-    let ws_listener = match cfg.ws_listen {
-        Some(addr) => {
-            let l = tcp_listener(addr).with_context(|| format!("binding {addr}"))?;
-            tracing::info!(addr = %l.local_addr()?, path = crate::ws::PATH, "mqtt websocket listener");
-            Some(l)
-        }
-        None => None,
-    };
+    let workers = cfg.workers.max(1);
     let tls = match (cfg.tls_listen.or(cfg.wss_listen), &cfg.tls_cert, &cfg.tls_key) {
         (None, _, _) => None,
         (Some(_), Some(cert), Some(key)) => Some(crate::tls::server_config(cert, key)?),
         (Some(_), _, _) => anyhow::bail!("TLS listeners need tls_cert and tls_key"),
     };
-    let bind = |addr: std::net::SocketAddr, what: &str| -> anyhow::Result<TcpListener> {
-        let l = tcp_listener(addr).with_context(|| format!("binding {addr}"))?;
-        tracing::info!(addr = %l.local_addr()?, "{what} listener");
-        Ok(l)
+    let bind = |addr: SocketAddr, transport: Transport| -> anyhow::Result<Listener> {
+        Listener::bind(addr, workers, transport).with_context(|| format!("binding {addr}"))
     };
-    let tls_listener = match (cfg.tls_listen, &tls) {
-        (Some(addr), Some(tls)) => Some((bind(addr, "mqtt tls")?, tls.clone())),
-        _ => None,
-    };
-    let wss_listener = match (cfg.wss_listen, &tls) {
-        (Some(addr), Some(tls)) => Some((bind(addr, "mqtt secure websocket (/mqtt)")?, tls.clone())),
-        _ => None,
-    };
-    let dev_listener = match cfg.dev_listen {
-        Some(addr) => {
-            let l = tcp_listener(addr).with_context(|| format!("binding {addr}"))?;
-            tracing::warn!(addr = %l.local_addr()?, instance = %cfg.dev_instance, "DEVELOPMENT listener without authentication");
-            Some(l)
-        }
-        None => None,
-    };
+    let mut listeners = Vec::new();
+    let l = bind(cfg.listen, Transport::Mqtt { dev: false })?;
+    tracing::info!(addr = %l.local_addr()?, "mqtt listener");
+    listeners.push(l);
+    if let Some(addr) = cfg.ws_listen {
+        let l = bind(addr, Transport::WebSocket)?;
+        tracing::info!(addr = %l.local_addr()?, path = crate::ws::PATH, "mqtt websocket listener");
+        listeners.push(l);
+    }
+    if let (Some(addr), Some(tls)) = (cfg.tls_listen, &tls) {
+        let l = bind(addr, Transport::Tls(tls.clone()))?;
+        tracing::info!(addr = %l.local_addr()?, "mqtt tls listener");
+        listeners.push(l);
+    }
+    if let (Some(addr), Some(tls)) = (cfg.wss_listen, &tls) {
+        let l = bind(addr, Transport::SecureWebSocket(tls.clone()))?;
+        tracing::info!(addr = %l.local_addr()?, path = crate::ws::PATH, "mqtt secure websocket listener");
+        listeners.push(l);
+    }
+    if let Some(addr) = cfg.dev_listen {
+        let l = bind(addr, Transport::Mqtt { dev: true })?;
+        tracing::warn!(addr = %l.local_addr()?, instance = %cfg.dev_instance, "DEVELOPMENT listener without authentication");
+        listeners.push(l);
+    }
 
     let sys = ntex::rt::System::build().name("broker").build(ntex::rt::DefaultRuntime);
-    let mqtt_cfg = mqtt_config(&cfg);
-    let workers = cfg.workers.max(1);
+    let io_cfg = mqtt_config(&cfg);
     let housekeeping_secs = cfg.housekeeping_secs;
-    let (max_frame_size, max_inflight) = (cfg.max_frame_size, cfg.max_inflight);
-    sys.block_on(async move {
-        let limits = v3::Limits {
-            max_frame: max_frame_size,
-            max_inflight,
-        };
-        // Plain listeners: the connection goes straight to its entry (`Entry::spawn`).
-        let serve = |entry: crate::mqtt::Entry| {
-            ntex::service::fn_service(move |io: ntex::io::Io| {
-                entry.spawn(io.boxed());
-                std::future::ready(Ok::<_, std::io::Error>(()))
-            })
-        };
-        let b = broker.clone();
-        let mut server = ntex::server::build()
-            .workers(workers)
-            // Graceful stop: what still runs inside a service call (a TLS handshake, a WebSocket
-            // upgrade) gets this long; MQTT connections run in tasks of their own (`Entry::spawn`).
-            .shutdown_timeout(Seconds(10))
-            .listen("mqtt", listener, mqtt_cfg.clone(), async move |_| {
-                serve(mqtt_entry!(b, false, limits))
-            })?;
-        if let Some(l) = ws_listener {
-            let b = broker.clone();
-            server = server.listen("mqtt-ws", l, mqtt_cfg.clone(), async move |_| {
-                crate::ws::http_service(mqtt_entry!(b, false, limits))
-            })?;
-        }
-        if let Some((l, tls)) = tls_listener {
-            let b = broker.clone();
-            server = server.listen("mqtt-tls", l, mqtt_cfg.clone(), async move |_| {
-                let entry = mqtt_entry!(b, false, limits);
-                ntex::service(ntex_tls::rustls::TlsAcceptor::new(tls.clone())).and_then(
-                    async move |io: ntex::io::Io<_>| {
-                        entry.spawn(io.boxed());
-                        Ok::<_, std::io::Error>(())
-                    },
-                )
-            })?;
-        }
-        if let Some((l, tls)) = wss_listener {
-            let b = broker.clone();
-            server = server.listen("mqtt-wss", l, mqtt_cfg.clone(), async move |_| {
-                let http = ntex::Pipeline::new((), crate::ws::http_service(mqtt_entry!(b, false, limits)));
-                ntex::service(ntex_tls::rustls::TlsAcceptor::new(tls.clone())).and_then(
-                    async move |io: ntex::io::Io<_>| {
-                        http.call(io)
-                            .await
-                            .map_err(|e| std::io::Error::other(format!("http: {e:?}")))
-                    },
-                )
-            })?;
-        }
-        if let Some(l) = dev_listener {
-            let b = broker.clone();
-            server = server.listen("mqtt-dev", l, mqtt_cfg, async move |_| {
-                serve(mqtt_entry!(b, true, limits))
-            })?;
-        }
+    let limits = v3::Limits {
+        max_frame: cfg.max_frame_size,
+        max_inflight: cfg.max_inflight,
+    };
+    let mut workers = sys.block_on(async move {
+        let workers = listeners::start(listeners, workers, &broker, limits, &io_cfg);
         ntex::rt::spawn(broker.clone().run_will_timer());
         let housekeeping = Duration::from_secs(housekeeping_secs.max(1));
         let sweeper = broker.clone();
@@ -219,17 +154,33 @@ pub fn run(cfg: Config) -> anyhow::Result<()> {
             loop {
                 sweeper.expire_sessions().await;
                 let b = sweeper.clone();
-                // Retention touches the disk: keep it off the accept loop's thread.
+                // Retention touches the disk: keep it off the workers.
                 let _ = ntex::rt::spawn_blocking(move || b.expire_offline_messages()).await;
                 ntex::time::sleep(housekeeping).await;
             }
         });
-        if let Err(e) = server.run().await {
-            tracing::error!(error = ?e, "mqtt server failed");
+        let signal = stop_signal().await?;
+        tracing::info!(signal, "stopping: the workers close their connections");
+        for worker in &workers {
+            worker.stop();
         }
-        tracing::info!("mqtt server stopped");
-        Ok::<_, anyhow::Error>(())
+        Ok::<_, anyhow::Error>(workers)
     })?;
+    for worker in &mut workers {
+        let _ = worker.join();
+    }
+    tracing::info!("mqtt server stopped");
     crate::core::offline::OfflineQueue::flush(store.as_ref()).context("final store flush")?;
     Ok(())
+}
+
+/// Waits for SIGTERM or SIGINT and names it.
+async fn stop_signal() -> anyhow::Result<&'static str> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("listening for SIGINT")?;
+    Ok(tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    })
 }

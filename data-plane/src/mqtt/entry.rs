@@ -37,11 +37,8 @@ impl Entry {
         }
     }
 
-    /// Serves a connection in a task of its own, so that the listener's service call returns at
-    /// once: ntex-server keeps a call's future boxed (with every wrapper around it) for as long as
-    /// it runs, about 1.5 KB per connection against the task's 0.7 KB. What it gave in exchange
-    /// we do not use: its per-worker connection cap (instances have quotas) and the wait for calls
-    /// to end on a graceful stop (clients do not end MQTT connections on their own).
+    /// Serves a connection in a task of its own on the current worker (the one that accepted it,
+    /// `listeners.rs`), so that the accept loop, or a TLS or WebSocket handshake's task, goes on.
     pub fn spawn(&self, io: IoBoxed) {
         let entry = self.clone();
         ntex::rt::spawn(async move { entry.serve(io).await });

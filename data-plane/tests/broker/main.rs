@@ -10,6 +10,7 @@ mod hardening_auth;
 mod hardening_limits;
 mod hardening_store;
 mod instance_options;
+mod listeners;
 mod offline;
 mod python_alibaba;
 mod python_interop;

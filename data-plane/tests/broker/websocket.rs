@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::support::*;
 
-fn handshake(port: u16, path: &str) -> String {
+pub(crate) fn handshake(port: u16, path: &str) -> String {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     write!(

@@ -165,7 +165,46 @@ impl BrokerProc {
         Self::prepare(snap, true, &[]).started()
     }
 
+    /// Starts the broker process and waits until its listeners answer.
     pub fn spawn(&mut self) {
+        self.launch();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            // The development listener is bound last, after the TLS configuration is read: a test
+            // that uses it at once must not find it closed.
+            if TcpStream::connect(("127.0.0.1", self.port)).is_ok()
+                && TcpStream::connect(("127.0.0.1", self.http_port)).is_ok()
+                && self
+                    .dev_port
+                    .is_none_or(|p| TcpStream::connect(("127.0.0.1", p)).is_ok())
+            {
+                return;
+            }
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("broker exited early ({status}):\n{}", self.log());
+            }
+            assert!(Instant::now() < deadline, "broker did not start:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// A broker that is expected to refuse its configuration: starts it and waits (at most
+    /// `secs`) for it to exit by itself.
+    pub fn start_to_exit(snap: &Snapshot, env: &[(&str, &str)], secs: u64) -> (Self, std::process::ExitStatus) {
+        let mut b = Self::prepare(snap, false, env);
+        b.launch();
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            if let Some(status) = b.child.as_mut().unwrap().try_wait().unwrap() {
+                b.child = None;
+                return (b, status);
+            }
+            assert!(Instant::now() < deadline, "broker did not exit:\n{}", b.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn launch(&mut self) {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -205,24 +244,6 @@ impl BrokerProc {
             std::thread::spawn(move || std::io::copy(&mut { out }, &mut log));
         }
         self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            // The development listener is bound last, after the TLS configuration is read: a test
-            // that uses it at once must not find it closed.
-            if TcpStream::connect(("127.0.0.1", self.port)).is_ok()
-                && TcpStream::connect(("127.0.0.1", self.http_port)).is_ok()
-                && self
-                    .dev_port
-                    .is_none_or(|p| TcpStream::connect(("127.0.0.1", p)).is_ok())
-            {
-                return;
-            }
-            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!("broker exited early ({status}):\n{}", self.log());
-            }
-            assert!(Instant::now() < deadline, "broker did not start:\n{}", self.log());
-            std::thread::sleep(Duration::from_millis(50));
-        }
     }
 
     pub fn kill9(&mut self) {
