@@ -94,16 +94,11 @@ fn reuse_port_socket(addr: SocketAddr) -> io::Result<TcpListener> {
     Ok(socket.into())
 }
 
-/// Starts `workers` worker threads, each accepting on its own socket of every listener; the
-/// caller stops them (`Arbiter::stop`) when the broker stops.
-pub fn start(
-    listeners: Vec<Listener>,
-    workers: usize,
-    broker: &Arc<Broker>,
-    limits: v3::Limits,
-    io_cfg: &SharedCfg,
-) -> Vec<Arbiter> {
-    let workers = workers.max(1);
+/// Starts one worker thread per socket of a listener (every listener has one per worker), each
+/// accepting on its own socket of every listener; the caller stops them (`Arbiter::stop`) when the
+/// broker stops.
+pub fn start(listeners: Vec<Listener>, broker: &Arc<Broker>, limits: v3::Limits, io_cfg: &SharedCfg) -> Vec<Arbiter> {
+    let workers = listeners.first().map_or(0, |l| l.sockets.len());
     let mut per_worker: Vec<Vec<(Transport, TcpListener)>> = (0..workers).map(|_| Vec::new()).collect();
     for listener in listeners {
         for (worker, socket) in listener.sockets.into_iter().enumerate() {

@@ -146,7 +146,7 @@ pub fn run(cfg: Config) -> anyhow::Result<()> {
         max_inflight: cfg.max_inflight,
     };
     let mut workers = sys.block_on(async move {
-        let workers = listeners::start(listeners, workers, &broker, limits, &io_cfg);
+        let workers = listeners::start(listeners, &broker, limits, &io_cfg);
         ntex::rt::spawn(broker.clone().run_will_timer());
         let housekeeping = Duration::from_secs(housekeeping_secs.max(1));
         let sweeper = broker.clone();
