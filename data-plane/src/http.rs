@@ -75,6 +75,7 @@ pub fn spawn(
 
 async fn metrics(State(state): State<AppState>) -> String {
     crate::metrics::offline_messages(state.broker.offline_message_count());
+    crate::metrics::publish_message_counts();
     // Refreshes the per-rule queue gauges.
     if let Some(rules) = state.broker.rules() {
         rules.stats();

@@ -1,6 +1,9 @@
 //! Every metric the broker exports, named once with its labels (Prometheus on `/metrics`; the
 //! table in docs/broker.md describes them). Callers use these functions, never a name literal.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
 use common::qos::QoS;
 
 const CONNECTS: &str = "broker_connects_total";
@@ -122,19 +125,44 @@ pub fn offline_dropped(reason: &'static str, n: u64) {
     metrics::counter!(OFFLINE_DROPPED, "reason" => reason).increment(n);
 }
 
+/// Message counts by direction and QoS of one thread. Only that thread writes them, so a plain
+/// load and store suffices; aligned to a cache line of its own. A shared counter's atomic adds
+/// (two per message in the exporter's registry) bounced one cache line between the workers' cores:
+/// 2.4 % of the broker's CPU in a fan-out profile.
+#[repr(align(64))]
+#[derive(Default)]
+struct ThreadMessages([[AtomicU64; 3]; 2]);
+
+/// Every thread's counts, for `publish_message_counts` (a thread that ends leaves its counts here).
+static ALL_MESSAGES: Mutex<Vec<Arc<ThreadMessages>>> = Mutex::new(Vec::new());
+
 thread_local! {
-    /// Message counters by direction and QoS, resolved once per worker thread: the `counter!`
-    /// macro hashes its name and labels into the registry on every call, which showed up in QoS 0
-    /// profiles. Workers start after the recorder is installed, so these are never no-op handles.
-    static MESSAGES: [[metrics::Counter; 3]; 2] = [
-        [QoS::AtMostOnce, QoS::AtLeastOnce, QoS::ExactlyOnce].map(|q| metrics::counter!(MESSAGES_IN, "qos" => q.label())),
-        [QoS::AtMostOnce, QoS::AtLeastOnce, QoS::ExactlyOnce].map(|q| metrics::counter!(MESSAGES_OUT, "qos" => q.label())),
-    ];
+    static MESSAGES: Arc<ThreadMessages> = {
+        let mine = Arc::new(ThreadMessages::default());
+        ALL_MESSAGES.lock().unwrap_or_else(|e| e.into_inner()).push(mine.clone());
+        mine
+    };
 }
 
 /// One message received from (`out` false) or sent to (`out` true) a client.
 pub fn message(out: bool, qos: QoS) {
-    MESSAGES.with(|m| m[usize::from(out)][usize::from(qos.level())].increment(1));
+    MESSAGES.with(|m| {
+        let count = &m.0[usize::from(out)][usize::from(qos.level())];
+        count.store(count.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+    });
+}
+
+/// Brings `broker_messages_in_total` / `broker_messages_out_total` up to the sum of every thread's
+/// counts; called before each render of the metrics.
+pub fn publish_message_counts() {
+    let all = ALL_MESSAGES.lock().unwrap_or_else(|e| e.into_inner());
+    for (dir, name) in [MESSAGES_IN, MESSAGES_OUT].into_iter().enumerate() {
+        for qos in [QoS::AtMostOnce, QoS::AtLeastOnce, QoS::ExactlyOnce] {
+            let level = usize::from(qos.level());
+            let total: u64 = all.iter().map(|m| m.0[dir][level].load(Ordering::Relaxed)).sum();
+            metrics::counter!(name, "qos" => qos.label()).absolute(total);
+        }
+    }
 }
 
 pub fn refused(packet: Packet, reason: &'static str) {

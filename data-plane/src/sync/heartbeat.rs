@@ -39,6 +39,7 @@ pub async fn run(
             }
         }
         last_beat = Some(Instant::now());
+        crate::metrics::publish_message_counts();
         let (messages_in, messages_out) = rates.update(&prometheus.render());
         let dir = broker.dirs.load();
         let (connections, subscriptions) = broker.totals();

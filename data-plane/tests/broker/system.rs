@@ -144,3 +144,38 @@ async fn status_events_metrics_and_reload() {
     assert_eq!(&v3::collect(&mut ev, 1, 10).await[0].payload[..], b"kept");
     assert!(b.log().contains("snapshot reload refused"));
 }
+
+/// The message counters are kept per worker thread and summed when /metrics is read: every message
+/// in and out is there, by QoS (out at the QoS it was delivered with).
+#[tokio::test]
+async fn message_counters_count_every_message_by_qos() {
+    let b = BrokerProc::start(&snapshot());
+    let (sub, mut sev, _) = v3::connect(b.sig_opts("GID_test@@@count_sub")).await.unwrap();
+    sub.subscribe("T/count", QoS::AtLeastOnce).await.unwrap();
+    v3::suback(&mut sev).await;
+    let (publisher, mut pev, _) = v3::connect(b.sig_opts("GID_test@@@count_pub")).await.unwrap();
+    let drive = tokio::spawn(async move { v3::drain(&mut pev, 5.0).await });
+    for i in 0..3 {
+        publisher
+            .publish("T/count", QoS::AtLeastOnce, false, format!("one {i}"))
+            .await
+            .unwrap();
+    }
+    for i in 0..2 {
+        publisher
+            .publish("T/count", QoS::AtMostOnce, false, format!("zero {i}"))
+            .await
+            .unwrap();
+    }
+    assert_eq!(v3::collect(&mut sev, 5, 10).await.len(), 5);
+    let count = |name: &str, qos: &str| b.counter(name, &[("qos", qos)]);
+    assert_eq!(count("broker_messages_in_total", "1"), 3.0);
+    assert_eq!(count("broker_messages_in_total", "0"), 2.0);
+    assert_eq!(count("broker_messages_out_total", "1"), 3.0);
+    assert_eq!(count("broker_messages_out_total", "0"), 2.0);
+    assert_eq!(
+        count("broker_messages_in_total", "2") + count("broker_messages_out_total", "2"),
+        0.0
+    );
+    drive.abort();
+}
