@@ -66,7 +66,7 @@ impl Listener {
         // Port 0 became a real port: the other sockets join that one.
         let addr = first.local_addr()?;
         let mut sockets = vec![first];
-        for _ in 1..workers.max(1) {
+        for _ in 1..workers {
             sockets.push(reuse_port_socket(addr)?);
         }
         Ok(Self { transport, sockets })

@@ -14,22 +14,20 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// a broker's heap is many small per-connection blocks spread over those arenas: each first touch
 /// then zeroes 2 MiB, and half-used huge pages stay resident. Measured (BENCHMARKS.md, "Transparent
 /// huge pages"): about a fifth of the broker's CPU per connect went to zeroing huge pages, and
-/// without them p2p costs less CPU per message and an idle connection less memory. Per process (`prctl`), so the host's setting stays as the operator chose it; it also covers
-/// hosts where THP is "always" rather than "madvise". The kernel checks it at each page fault, so
-/// memory mapped before this call is covered too.
+/// without them p2p costs less CPU per message and an idle connection less memory. Per process
+/// (`prctl`), so the host's setting stays as the operator chose it; it also covers hosts where THP
+/// is "always" rather than "madvise". The kernel checks it at each page fault, so memory mapped
+/// before this call (argument parsing, logging set-up) is covered too.
 fn disable_transparent_huge_pages() {
     // SAFETY: PR_SET_THP_DISABLE takes integer arguments only and touches no memory of ours.
     if unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) } != 0 {
         // Old kernels (before 3.15) lack it; the broker then runs as before, only heavier.
-        eprintln!(
-            "broker: could not disable transparent huge pages: {}",
-            std::io::Error::last_os_error()
-        );
+        let error = std::io::Error::last_os_error();
+        tracing::warn!(%error, "could not turn transparent huge pages off");
     }
 }
 
 fn main() -> std::process::ExitCode {
-    disable_transparent_huge_pages();
     let args = config::Args::parse();
     // The store engine is chatty at info; its warnings still show.
     let filter = EnvFilter::try_from_default_env()
@@ -42,6 +40,7 @@ fn main() -> std::process::ExitCode {
     } else {
         tracing_subscriber::fmt().with_ansi(ansi).with_env_filter(filter).init();
     }
+    disable_transparent_huge_pages();
     let cfg = match config::Config::load(&args) {
         Ok(c) => c,
         Err(e) => {

@@ -38,9 +38,7 @@ fn connect_packet(client_id: &str) -> Vec<u8> {
 async fn garbage_truncated_and_huge_frames() {
     let b = BrokerProc::start(&snapshot());
     // A healthy subscriber that must keep working throughout.
-    let (sub, mut sev, _) = v3::connect(b.sig_opts("GID_test@@@healthy")).await.unwrap();
-    sub.subscribe("T/ok", QoS::AtLeastOnce).await.unwrap();
-    v3::suback(&mut sev).await;
+    let (_sub, mut sev) = v3::subscribed(b.sig_opts("GID_test@@@healthy"), "T/ok", QoS::AtLeastOnce).await;
     let (publ, pev, _) = v3::connect(b.sig_opts("GID_test@@@healthypub")).await.unwrap();
     let _d = v3::drive(pev);
 
@@ -151,9 +149,7 @@ async fn protocol_violations_close_and_qos2_resends_are_routed_once() {
         3.0
     );
 
-    let (sub, mut sev, _) = v3::connect(b.sig_opts("GID_test@@@q2sub")).await.unwrap();
-    sub.subscribe("T/q2", QoS::ExactlyOnce).await.unwrap();
-    v3::suback(&mut sev).await;
+    let (_sub, mut sev) = v3::subscribed(b.sig_opts("GID_test@@@q2sub"), "T/q2", QoS::ExactlyOnce).await;
     let exchange = tokio::task::spawn_blocking(move || {
         let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
         let mut buf = bytes::BytesMut::new();

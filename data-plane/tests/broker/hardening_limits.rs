@@ -416,9 +416,7 @@ async fn a_subscriber_that_stops_reading_costs_bounded_memory() {
 #[tokio::test]
 async fn large_messages_to_short_topics_arrive_intact() {
     let b = BrokerProc::start(&snapshot());
-    let (s3, mut ev3, _) = v3::connect(b.sig_opts("GID_test@@@big3")).await.unwrap();
-    s3.subscribe("T/b", QoS::ExactlyOnce).await.unwrap();
-    v3::suback(&mut ev3).await;
+    let (_s3, mut ev3) = v3::subscribed(b.sig_opts("GID_test@@@big3"), "T/b", QoS::ExactlyOnce).await;
     let (s5, mut ev5, _) =
         v5::connect(b.v5_opts("GID_test@@@big5", &sig_user(INST), &sig_pass("GID_test@@@big5"))).await;
     s5.subscribe("T/b", Q5::ExactlyOnce).await.unwrap();

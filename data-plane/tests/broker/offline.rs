@@ -283,9 +283,7 @@ async fn v5_clean_start_and_expiry_are_independent() {
 #[tokio::test]
 async fn v5_will_waits_for_its_delay_and_a_reconnect_cancels_it() {
     let b = BrokerProc::start(&snapshot());
-    let (sub, mut sev, _) = v3::connect(b.sig_opts("GID_test@@@watcher")).await.unwrap();
-    sub.subscribe("T/will/#", QoS::AtLeastOnce).await.unwrap();
-    v3::suback(&mut sev).await;
+    let (_sub, mut sev) = v3::subscribed(b.sig_opts("GID_test@@@watcher"), "T/will/#", QoS::AtLeastOnce).await;
     let with_will = |id: &str, delay: u32| {
         let mut o = v5::opts(&b, id, false, 60);
         o.set_last_will(v5::will(&format!("T/will/{id}"), "gone", delay));

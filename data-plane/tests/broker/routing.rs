@@ -136,9 +136,7 @@ async fn a_publish_whose_payload_arrives_in_pieces_keeps_its_place() {
     use crate::support::raw::Raw;
     use crate::support::wire::{self, Version};
     let b = BrokerProc::start(&snapshot());
-    let (sub, mut sev, _) = v3::connect(b.sig_opts("GID_test@@@ordered-sub")).await.unwrap();
-    sub.subscribe("T/order", QoS::AtMostOnce).await.unwrap();
-    v3::suback(&mut sev).await;
+    let (_sub, mut sev) = v3::subscribed(b.sig_opts("GID_test@@@ordered-sub"), "T/order", QoS::AtMostOnce).await;
     let cid = "GID_test@@@ordered-pub";
     let mut raw = Raw::login(b.port, Version::V3, cid, &sig_user(INST), &sig_pass(cid)).await;
     for round in 0..5 {

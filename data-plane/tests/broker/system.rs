@@ -150,9 +150,7 @@ async fn status_events_metrics_and_reload() {
 #[tokio::test]
 async fn message_counters_count_every_message_by_qos() {
     let b = BrokerProc::start(&snapshot());
-    let (sub, mut sev, _) = v3::connect(b.sig_opts("GID_test@@@count_sub")).await.unwrap();
-    sub.subscribe("T/count", QoS::AtLeastOnce).await.unwrap();
-    v3::suback(&mut sev).await;
+    let (_sub, mut sev) = v3::subscribed(b.sig_opts("GID_test@@@count_sub"), "T/count", QoS::AtLeastOnce).await;
     let (publisher, mut pev, _) = v3::connect(b.sig_opts("GID_test@@@count_pub")).await.unwrap();
     let drive = tokio::spawn(async move { v3::drain(&mut pev, 5.0).await });
     for i in 0..3 {

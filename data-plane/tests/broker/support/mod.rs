@@ -393,9 +393,7 @@ pub fn persistent(mut o: rumqttc::MqttOptions) -> rumqttc::MqttOptions {
 
 /// Connects with a persistent session, subscribes to `filter` at QoS 1 and leaves.
 pub async fn away_subscribed(o: rumqttc::MqttOptions, filter: &str) {
-    let (c, mut ev, _) = v3::connect(persistent(o)).await.unwrap();
-    c.subscribe(filter, rumqttc::QoS::AtLeastOnce).await.unwrap();
-    v3::suback(&mut ev).await;
+    let (c, mut ev) = v3::subscribed(persistent(o), filter, rumqttc::QoS::AtLeastOnce).await;
     c.disconnect().await.unwrap();
     let _ = v3::drain(&mut ev, 0.2).await;
 }

@@ -6,6 +6,18 @@ pub use test_support::mqtt::*;
 
 use super::BrokerProc;
 
+/// A client connected with `o` and subscribed to `filter` (SUBACK read).
+pub async fn subscribed(
+    o: rumqttc::MqttOptions,
+    filter: &str,
+    qos: rumqttc::QoS,
+) -> (rumqttc::AsyncClient, rumqttc::EventLoop) {
+    let (c, mut ev, _) = connect(o).await.unwrap();
+    c.subscribe(filter, qos).await.unwrap();
+    suback(&mut ev).await;
+    (c, ev)
+}
+
 /// Publishes QoS 1 messages (topic, payload, retain) from a clean MQTT 3.1.1 client of the default
 /// instance and waits for every PUBACK.
 pub async fn publish_acked(b: &BrokerProc, messages: &[(&str, &[u8], bool)]) {
