@@ -58,6 +58,9 @@ struct Shared {
     secret: String,
     got: Arc<Mutex<Vec<Received>>>,
     status: Arc<AtomicU16>,
+    /// Statuses for the requests about one client (`clientId` of a JSON body, or the
+    /// `x-mq-client-id` header), instead of `status`.
+    status_of: Arc<Mutex<HashMap<String, u16>>>,
 }
 
 pub struct Receiver {
@@ -81,12 +84,19 @@ async fn hook(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Statu
         (Some(ts), Some(sig)) => signature_ok(s.secret.as_bytes(), ts, &body, sig),
         _ => false,
     };
+    let client = serde_json::from_slice::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| v["clientId"].as_str().map(str::to_string))
+        .or_else(|| headers.get("x-mq-client-id").cloned());
+    let status = client
+        .and_then(|c| s.status_of.lock().unwrap().get(&c).copied())
+        .unwrap_or_else(|| s.status.load(Ordering::Relaxed));
     s.got.lock().unwrap().push(Received {
         headers,
         body: body.to_vec(),
         signed,
     });
-    StatusCode::from_u16(s.status.load(Ordering::Relaxed)).unwrap()
+    StatusCode::from_u16(status).unwrap()
 }
 
 impl Receiver {
@@ -101,6 +111,7 @@ impl Receiver {
             secret: secret.to_string(),
             got: Arc::default(),
             status: Arc::new(AtomicU16::new(200)),
+            status_of: Arc::default(),
         };
         let app = axum::Router::new()
             .route("/hook", axum::routing::post(hook))
@@ -119,6 +130,15 @@ impl Receiver {
     /// The status every following request is answered with.
     pub fn answer(&self, status: u16) {
         self.shared.status.store(status, Ordering::Relaxed);
+    }
+
+    /// The status every following request about `client_id` is answered with.
+    pub fn answer_client(&self, client_id: &str, status: u16) {
+        self.shared
+            .status_of
+            .lock()
+            .unwrap()
+            .insert(client_id.to_string(), status);
     }
 
     pub fn got(&self) -> Vec<Received> {

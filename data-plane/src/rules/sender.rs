@@ -1,18 +1,20 @@
-//! A rule's sender: drains its outbox into its target. It reads the oldest items in batches,
-//! splits a batch into one lane per client (publisher, or the client whose status changed) and
-//! runs up to `concurrency` lanes at once; a lane sends its items one after the other, each until
-//! it is delivered, dead-lettered, or dropped from the outbox (overflow, age). So per rule, one
-//! client's items reach the target in the order the broker accepted them, and an item is sent
-//! only after the one before it of the same client is done. Retries wait with capped exponential
-//! backoff; a batch ends when all its lanes are done. Each rule has its own task: a dead target
-//! holds only its own rule's items.
+//! A rule's sender: drains its outbox into its target. It reads the oldest items, queues them in
+//! one lane per client (publisher, or the client whose status changed) and keeps up to
+//! `concurrency` lanes sending at once; as soon as one lane's attempt ends, the next waiting lane
+//! starts, and new items are read as the queue empties, so no item waits for a slow lane of
+//! another client. A lane sends its client's items one after the other, each until it is
+//! delivered, dead-lettered, or dropped from the outbox (overflow, age). So per rule, one client's
+//! items reach the target in the order the broker accepted them, and an item is sent only after
+//! the one before it of the same client is done. Retries wait with capped exponential backoff,
+//! per lane. Each rule has its own task: a dead target holds only its own rule's items.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
 use common::rules::DeadLetter;
 use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
 
 use super::dead::DeadLetters;
 use super::outbox::{Outbox, appended_at_ms};
@@ -31,7 +33,7 @@ pub struct Settings {
     pub retry_max: Duration,
     /// Lanes (clients) of one rule sent at once.
     pub concurrency: usize,
-    /// Items read from an outbox at a time.
+    /// Items read from the outbox and waiting to be sent, at most.
     pub batch: usize,
 }
 
@@ -54,105 +56,203 @@ pub struct Sender {
     pub dead: Arc<DeadLetters>,
 }
 
+/// One client's items read and not yet done, oldest first.
+struct Lane {
+    items: VecDeque<(u64, Item)>,
+    backoff: Backoff,
+    /// An attempt of this lane is under way (its items are out of `items` meanwhile).
+    sending: bool,
+}
+
+/// What one attempt of a lane came to: the items still to send (the one to retry first), and how
+/// many items it removed from the outbox.
+struct Step {
+    client: String,
+    rest: Vec<(u64, Item)>,
+    backoff: Backoff,
+    removed: usize,
+}
+
+/// The items read and waiting, per client, and which clients may start an attempt, in the order
+/// their oldest waiting item was read.
+#[derive(Default)]
+struct Lanes {
+    by_client: HashMap<String, Lane>,
+    ready: VecDeque<String>,
+    /// Items in `by_client` not currently being sent.
+    waiting: usize,
+}
+
+impl Lanes {
+    fn push(&mut self, item: (u64, Item), settings: &Settings) {
+        let client = item.1.client_id();
+        let lane = match self.by_client.get_mut(client) {
+            Some(lane) => lane,
+            None => self.by_client.entry(client.to_string()).or_insert_with(|| Lane {
+                items: VecDeque::new(),
+                backoff: Backoff::new(settings.retry_min, settings.retry_max),
+                sending: false,
+            }),
+        };
+        if lane.items.is_empty() && !lane.sending {
+            self.ready.push_back(client.to_string());
+        }
+        lane.items.push_back(item);
+        self.waiting += 1;
+    }
+
+    /// The next client's first items (up to `CHUNK`), its lane marked as sending.
+    fn start(&mut self) -> Option<(String, Vec<(u64, Item)>, Backoff)> {
+        let client = self.ready.pop_front()?;
+        let lane = self.by_client.get_mut(&client)?;
+        let n = lane.items.len().min(CHUNK);
+        let items: Vec<_> = lane.items.drain(..n).collect();
+        self.waiting -= n;
+        lane.sending = true;
+        let backoff = std::mem::replace(&mut lane.backoff, Backoff::new(Duration::ZERO, Duration::ZERO));
+        Some((client, items, backoff))
+    }
+
+    /// An attempt ended: what it left goes back to the front of its lane, in order.
+    fn finish(&mut self, step: Step) {
+        let Some(lane) = self.by_client.get_mut(&step.client) else {
+            return;
+        };
+        lane.sending = false;
+        lane.backoff = step.backoff;
+        self.waiting += step.rest.len();
+        for item in step.rest.into_iter().rev() {
+            lane.items.push_front(item);
+        }
+        if lane.items.is_empty() {
+            self.by_client.remove(&step.client);
+        } else {
+            self.ready.push_back(step.client);
+        }
+    }
+}
+
 impl Sender {
     pub async fn run(self) {
         let st = &self.state;
-        // Seqs only grow, and every item before the first of the previous read is gone.
-        let mut from = 0;
+        let settings = self.settings;
+        let limit = settings.batch.max(1);
+        let mut lanes = Lanes::default();
+        let mut attempts = FuturesUnordered::new();
+        // Seqs only grow and an append is visible with every one before it, so each read goes on
+        // after the last item read: it never walks over the tombstones of removed items.
+        let mut next_read = 0;
+        // Removals not yet handed to the OS.
+        let mut unpersisted = 0;
         loop {
-            let head = match self.outbox.head(&st.rule_id, from, self.settings.batch.max(1)) {
-                Ok(h) => h,
-                Err(e) => {
-                    crate::metrics::store_error("rule_outbox");
-                    tracing::error!(rule = %st.rule_id, error = %e, "cannot read a rule outbox");
-                    tokio::time::sleep(self.settings.retry_max).await;
-                    continue;
+            if lanes.waiting < limit {
+                match self.outbox.head(&st.rule_id, next_read, limit - lanes.waiting) {
+                    Ok(head) => {
+                        for (seq, raw) in head {
+                            next_read = seq + 1;
+                            match Item::decode(&raw) {
+                                Some(item) => lanes.push((seq, item), &settings),
+                                None => {
+                                    if self.outbox.remove(st, seq).unwrap_or(false) {
+                                        st.dropped("corrupt", 1);
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        crate::metrics::store_error("rule_outbox");
+                        tracing::error!(rule = %st.rule_id, error = %e, "cannot read a rule outbox");
+                        tokio::time::sleep(settings.retry_max).await;
+                        continue;
+                    }
                 }
-            };
-            if let Some((seq, _)) = head.first() {
-                from = *seq;
             }
-            if head.is_empty() {
+            while attempts.len() < settings.concurrency.max(1)
+                && let Some((client, items, backoff)) = lanes.start()
+            {
+                attempts.push(self.attempt(client, items, backoff));
+            }
+            if attempts.is_empty() {
+                // Nothing waiting either: every waiting lane would have started.
+                self.persist(&mut unpersisted);
                 st.drained();
                 // A permit stored by an append made since the read wakes this at once.
                 st.wake.notified().await;
                 continue;
             }
-            let mut lanes: Vec<Vec<(u64, Item)>> = Vec::new();
-            let mut lane_of: HashMap<String, usize> = HashMap::new();
-            for (seq, raw) in head {
-                let Some(item) = Item::decode(&raw) else {
-                    if self.outbox.remove(st, seq).unwrap_or(false) {
-                        st.dropped("corrupt", 1);
-                    }
-                    continue;
-                };
-                let next = lanes.len();
-                let i = *lane_of.entry(item.client_id().to_string()).or_insert(next);
-                if i == next {
-                    lanes.push(Vec::new());
+            tokio::select! {
+                Some(step) = attempts.next() => {
+                    unpersisted += step.removed;
+                    lanes.finish(step);
                 }
-                lanes[i].push((seq, item));
+                _ = st.wake.notified(), if lanes.waiting < limit => {}
             }
-            futures_util::stream::iter(lanes)
-                .for_each_concurrent(self.settings.concurrency.max(1), |lane| self.lane(lane))
-                .await;
-            // Removals of delivered items reach the OS once per batch: after kill -9 at most one
-            // batch is sent again (at least once).
-            if let Err(e) = self.outbox.persist() {
-                tracing::error!(rule = %st.rule_id, error = %e, "cannot persist a rule outbox");
+            // Removals reach the OS once per `batch` of them (and when the outbox empties): after
+            // kill -9 at most that many are sent again (at least once).
+            if unpersisted >= limit {
+                self.persist(&mut unpersisted);
             }
         }
     }
 
-    /// Sends one client's items in order. Targets that can pipeline (NATS) get up to `CHUNK`
-    /// items at once and answer for each in order; the first one to retry stops the chunk, and
-    /// it and everything after it are sent again after the backoff.
-    async fn lane(&self, lane: Vec<(u64, Item)>) {
+    fn persist(&self, unpersisted: &mut usize) {
+        if *unpersisted == 0 {
+            return;
+        }
+        *unpersisted = 0;
+        if let Err(e) = self.outbox.persist() {
+            tracing::error!(rule = %self.state.rule_id, error = %e, "cannot persist a rule outbox");
+        }
+    }
+
+    /// One attempt of one client's lane: its first items that are still due, sent in order.
+    /// Targets that can pipeline (NATS) get them all at once and answer for each in order; the
+    /// first one to retry stops the attempt, and it and everything after it come back (after the
+    /// backoff) to be sent again.
+    async fn attempt(&self, client: String, items: Vec<(u64, Item)>, mut backoff: Backoff) -> Step {
         let st = &self.state;
-        let mut backoff = Backoff::new(self.settings.retry_min, self.settings.retry_max);
+        let mut removed = 0;
         let mut i = 0;
-        while i < lane.len() {
-            let mut chunk = Vec::new();
-            for (seq, item) in &lane[i..lane.len().min(i + CHUNK)] {
-                if self.expired(*seq) {
-                    if chunk.is_empty() {
-                        if self.outbox.remove(st, *seq).unwrap_or(false) {
-                            st.dropped("age", 1);
-                        }
-                        i += 1;
-                        continue;
+        let mut chunk = Vec::new();
+        for (seq, item) in &items {
+            if self.expired(*seq) {
+                if chunk.is_empty() {
+                    if self.outbox.remove(st, *seq).unwrap_or(false) {
+                        st.dropped("age", 1);
+                        removed += 1;
                     }
-                    break;
+                    i += 1;
+                    continue;
                 }
-                // Dropped by an overflow while it waited: nothing left to send.
-                if !self.outbox.contains(&st.rule_id, *seq) {
-                    if chunk.is_empty() {
-                        i += 1;
-                        continue;
-                    }
-                    break;
+                break;
+            }
+            // Dropped by an overflow while it waited: nothing left to send.
+            if !self.outbox.contains(&st.rule_id, *seq) {
+                if chunk.is_empty() {
+                    i += 1;
+                    continue;
                 }
-                chunk.push(Attempt {
-                    rule_id: &st.rule_id,
-                    instance_id: &st.instance_id,
-                    item,
-                });
+                break;
             }
-            if chunk.is_empty() {
-                continue;
-            }
+            chunk.push(Attempt {
+                rule_id: &st.rule_id,
+                instance_id: &st.instance_id,
+                item,
+            });
+        }
+        let mut retry = None;
+        if !chunk.is_empty() {
             let outcomes = self.target.send_all(chunk).await;
-            let mut retry = None;
             for outcome in outcomes {
-                let (seq, item) = &lane[i];
+                let (seq, item) = &items[i];
                 match outcome {
                     Outcome::Delivered { .. } => {
-                        let _ = self.outbox.remove(st, *seq);
+                        removed += usize::from(self.outbox.remove(st, *seq).unwrap_or(false));
                         st.delivered();
                     }
                     Outcome::Refused { status, error } => {
-                        let _ = self.outbox.remove(st, *seq);
+                        removed += usize::from(self.outbox.remove(st, *seq).unwrap_or(false));
                         st.dead_lettered(&error);
                         tracing::warn!(rule = %st.rule_id, instance = %st.instance_id, status, error = %error, "rule delivery dead-lettered");
                         self.dead.push(dead_letter(st, item, status, error));
@@ -164,15 +264,21 @@ impl Sender {
                 }
                 i += 1;
             }
-            match retry {
-                Some(error) => {
-                    st.failed(&error);
-                    let delay = backoff.next_delay();
-                    tracing::debug!(rule = %st.rule_id, error = %error, retry_in_ms = delay.as_millis() as u64, "rule delivery failed");
-                    tokio::time::sleep(delay).await;
-                }
-                None => backoff.reset(),
+        }
+        match retry {
+            Some(error) => {
+                st.failed(&error);
+                let delay = backoff.next_delay();
+                tracing::debug!(rule = %st.rule_id, error = %error, retry_in_ms = delay.as_millis() as u64, "rule delivery failed");
+                tokio::time::sleep(delay).await;
             }
+            None => backoff.reset(),
+        }
+        Step {
+            client,
+            rest: items.into_iter().skip(i).collect(),
+            backoff,
+            removed,
         }
     }
 

@@ -253,6 +253,39 @@ async fn a_target_down_for_a_while_gets_everything_in_order_per_client() {
     assert_eq!(stat_u64(&b, &r, "delivered"), 45);
 }
 
+/// A client whose deliveries the target keeps refusing with 503 is retried on its own: the other
+/// clients' later messages are sent meanwhile (a sender that waited for every client of what it
+/// had read before reading on would hold them until the 503s stopped).
+#[tokio::test]
+async fn a_client_being_retried_does_not_hold_back_the_others() {
+    let hook = Receiver::start(SECRET).await;
+    let stuck = "GID_test@@@stuck";
+    hook.answer_client(stuck, 503);
+    let r = rule(1, outflow(&["T/#"]), webhook(&hook.url(), WebhookFormat::Json));
+    let b = start(&with_rules(vec![r.clone()], true));
+    publish_from(&b, &[stuck], "T/first", 1).await;
+    wait_until(10, "the stuck client's retries", || stat_u64(&b, &r, "failed") >= 2).await;
+
+    let others = ["GID_test@@@o1", "GID_test@@@o2"];
+    publish_from(&b, &others, "T/later", 10).await;
+    wait_until(10, "the other clients' messages", || {
+        let got = hook.got();
+        let delivered = got.iter().filter(|g| g.json()["clientId"] != stuck).count();
+        delivered >= 20
+    })
+    .await;
+    let later: Vec<String> = payloads_once(&hook.got())
+        .into_iter()
+        .filter(|p| !p.starts_with(stuck))
+        .collect();
+    assert_in_order_per_client(&later, &others, 10);
+    assert_eq!(stat_u64(&b, &r, "queued"), 1, "the stuck client's message waits");
+
+    hook.answer_client(stuck, 200);
+    wait_until(10, "an empty outbox", || stat_u64(&b, &r, "queued") == 0).await;
+    assert_eq!(stat_u64(&b, &r, "delivered"), 21);
+}
+
 #[tokio::test]
 async fn an_outbox_survives_kill_9_of_its_broker() {
     let port = test_support::net::free_port();
