@@ -64,6 +64,13 @@ struct Lane {
     sending: bool,
 }
 
+/// A lane's first items, taken out of it for one attempt.
+struct Turn {
+    client: String,
+    items: Vec<(u64, Item)>,
+    backoff: Backoff,
+}
+
 /// What one attempt of a lane came to: the items still to send (the one to retry first), and how
 /// many items it removed from the outbox.
 struct Step {
@@ -102,7 +109,7 @@ impl Lanes {
     }
 
     /// The next client's first items (up to `CHUNK`), its lane marked as sending.
-    fn start(&mut self) -> Option<(String, Vec<(u64, Item)>, Backoff)> {
+    fn start(&mut self) -> Option<Turn> {
         let client = self.ready.pop_front()?;
         let lane = self.by_client.get_mut(&client)?;
         let n = lane.items.len().min(CHUNK);
@@ -110,7 +117,7 @@ impl Lanes {
         self.waiting -= n;
         lane.sending = true;
         let backoff = std::mem::replace(&mut lane.backoff, Backoff::new(Duration::ZERO, Duration::ZERO));
-        Some((client, items, backoff))
+        Some(Turn { client, items, backoff })
     }
 
     /// An attempt ended: what it left goes back to the front of its lane, in order.
@@ -169,9 +176,9 @@ impl Sender {
                 }
             }
             while attempts.len() < settings.concurrency.max(1)
-                && let Some((client, items, backoff)) = lanes.start()
+                && let Some(turn) = lanes.start()
             {
-                attempts.push(self.attempt(client, items, backoff));
+                attempts.push(self.attempt(turn));
             }
             if attempts.is_empty() {
                 // Nothing waiting either: every waiting lane would have started.
@@ -210,7 +217,12 @@ impl Sender {
     /// Targets that can pipeline (NATS) get them all at once and answer for each in order; the
     /// first one to retry stops the attempt, and it and everything after it come back (after the
     /// backoff) to be sent again.
-    async fn attempt(&self, client: String, items: Vec<(u64, Item)>, mut backoff: Backoff) -> Step {
+    async fn attempt(&self, turn: Turn) -> Step {
+        let Turn {
+            client,
+            items,
+            mut backoff,
+        } = turn;
         let st = &self.state;
         let mut removed = 0;
         let mut i = 0;
