@@ -10,7 +10,9 @@
 //! Why it is long (about 490 lines): the three seams share one keyspace, its sequence counter and its
 //! skipping of unreadable records; splitting them would spread one on-disk format over several files.
 
+pub(crate) mod background;
 pub(crate) mod codec;
+mod journal_sync;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -50,6 +52,7 @@ pub struct FjallStore {
     last_seq: Sequence,
     /// Queued messages and their bytes per instance (the `age` keyspace holds each one's size).
     usage: Mutex<HashMap<String, Usage>>,
+    _journal_sync: journal_sync::JournalSync,
 }
 
 fn now_ms() -> u64 {
@@ -156,7 +159,7 @@ fn skip_corrupt(what: &'static str, key: &[u8]) {
 impl FjallStore {
     pub fn open(dir: &Path) -> StoreResult<Self> {
         // Journal writes reach the OS on every `flush()`; that is what survives kill -9.
-        let db = Database::builder(dir).manual_journal_persist(true).open()?;
+        let db = background::below_workers(|| Database::builder(dir).manual_journal_persist(true).open())?;
         let sessions = db.keyspace("sessions", KeyspaceCreateOptions::default)?;
         let queue = db.keyspace("queue", KeyspaceCreateOptions::default)?;
         let age = db.keyspace("age", KeyspaceCreateOptions::default)?;
@@ -173,6 +176,7 @@ impl FjallStore {
             last_seq = last_seq.max(seq);
         }
         Ok(Self {
+            _journal_sync: journal_sync::JournalSync::start(db.clone(), dir),
             db,
             sessions,
             queue,

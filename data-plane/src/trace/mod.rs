@@ -151,7 +151,8 @@ fn hour_name(hour: i64) -> String {
 impl TraceStore {
     fn open(dir: &Path, max_bytes: u64) -> anyhow::Result<Self> {
         std::fs::create_dir_all(dir)?;
-        let db = Database::builder(dir).manual_journal_persist(true).open()?;
+        let db =
+            crate::store::background::below_workers(|| Database::builder(dir).manual_journal_persist(true).open())?;
         let mut hours = BTreeMap::new();
         for name in db.list_keyspace_names() {
             if let Some(hour) = name.strip_prefix('h').and_then(|h| h.parse::<i64>().ok()) {

@@ -459,3 +459,27 @@ async fn the_broker_runs_without_transparent_huge_pages() {
     let b = BrokerProc::start(&snapshot());
     assert_eq!(b.proc_status("THP_enabled"), "0");
 }
+
+/// The embedded store's flush and compaction threads run at nice 10, below the MQTT workers (a
+/// 64 MiB memtable flush took ~300 ms of a core from them at once), and a thread of its own starts
+/// the journal's write-back (so the store's sync under its journal lock finds little to write):
+/// see `store/background.rs` and `store/journal_sync.rs`.
+#[tokio::test]
+async fn the_store_works_in_the_background_below_the_mqtt_workers() {
+    let b = BrokerProc::start(&snapshot());
+    let threads = b.threads();
+    let store: Vec<i64> = threads
+        .iter()
+        .filter(|(n, _)| n == "fjall:worker")
+        .map(|(_, nice)| *nice)
+        .collect();
+    assert!(!store.is_empty(), "store threads in {threads:?}");
+    assert!(store.iter().all(|n| *n == 10), "store threads at nice 10: {threads:?}");
+    let workers: Vec<i64> = threads
+        .iter()
+        .filter(|(n, _)| n.starts_with("broker:worker"))
+        .map(|(_, nice)| *nice)
+        .collect();
+    assert!(!workers.is_empty() && workers.iter().all(|n| *n == 0), "{threads:?}");
+    assert!(threads.iter().any(|(n, _)| n == "store-sync"), "{threads:?}");
+}

@@ -289,6 +289,23 @@ impl BrokerProc {
             .to_string()
     }
 
+    /// The broker's threads: name and nice value (from `/proc/<pid>/task/<tid>/stat`).
+    pub fn threads(&self) -> Vec<(String, i64)> {
+        let pid = self.child.as_ref().expect("broker running").id();
+        let mut out = Vec::new();
+        for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap().flatten() {
+            let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+            let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+            // Fields after the parenthesised name: state is field 3, nice field 19.
+            let Some((_, rest)) = stat.rsplit_once(") ") else {
+                continue;
+            };
+            let nice = rest.split(' ').nth(16).and_then(|n| n.parse().ok()).unwrap_or(0);
+            out.push((comm.trim_end().to_string(), nice));
+        }
+        out
+    }
+
     /// The broker's resident memory (VmRSS) in bytes.
     pub fn rss_bytes(&self) -> u64 {
         let kb: u64 = self
