@@ -276,7 +276,12 @@ pub fn cluster_error(kind: &'static str) {
 
 /// A message sent to (`out`) or received from (`in`) other brokers.
 pub fn cluster_message(direction: &'static str) {
-    metrics::counter!(CLUSTER_MESSAGES, "direction" => direction).increment(1);
+    cluster_messages(direction, 1);
+}
+
+/// `n` messages sent to or received from other brokers at once.
+pub fn cluster_messages(direction: &'static str, n: u64) {
+    metrics::counter!(CLUSTER_MESSAGES, "direction" => direction).increment(n);
 }
 
 /// NATS subscriptions this broker holds for its subscribers.

@@ -5,22 +5,31 @@
 //! are pipelined: the task does not wait for one acknowledgement before sending the next; their
 //! acknowledgements are awaited in the order they were sent, by one task, which runs each one's
 //! follow-up (telling the node that holds the session) in that order too: the notices of one
-//! publisher's messages reach that node in stream order.
+//! publisher's messages reach that node in stream order. Items for one node (deliveries, inbox
+//! notices) that are waiting together go out as one NATS message per node: under load, many per
+//! message, which spares NATS and both brokers a message's fixed cost each; when the queue holds
+//! one, it goes alone at once, so nothing waits to be batched.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_nats::HeaderMap;
 use async_nats::jetstream::context::Publish;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use tokio::sync::{mpsc, oneshot};
 
 use super::link::Link;
+use super::wire;
 use crate::metrics;
 
 /// Publishes waiting for the task at most; beyond it, core publishes are dropped (counted) and
 /// stream publishes refused (their publisher is not acknowledged).
 const MAX_PENDING: usize = 100_000;
+/// Jobs taken from the queue at a time.
+const TAKE: usize = 256;
+/// Bytes of items in one NATS message at most (nats-server's default limit is 1 MiB); an item
+/// larger than this goes alone.
+const BATCH_BYTES: usize = 64 << 10;
 
 pub type StreamAck = oneshot::Receiver<Result<u64, String>>;
 
@@ -33,6 +42,8 @@ enum Job {
         headers: HeaderMap,
         payload: Bytes,
     },
+    /// An item for a client of the node whose subject this is (`wire::encode_item`).
+    Item { subject: String, item: Bytes },
     Stream {
         subject: String,
         publish: Publish,
@@ -83,6 +94,15 @@ impl Funnel {
         });
     }
 
+    /// At most once, like `core`: an item for a node, sent with the others waiting for that node.
+    pub fn item(&self, subject: String, item: Bytes) {
+        if !self.admit() {
+            metrics::cluster_error("funnel_full");
+            return;
+        }
+        let _ = self.tx.send(Job::Item { subject, item });
+    }
+
     /// Into a stream; the receiver resolves with the stream sequence once JetStream has it, after
     /// `then` ran with it.
     pub fn stream(&self, subject: String, publish: Publish, then: Option<AfterAck>) -> StreamAck {
@@ -105,35 +125,81 @@ impl Funnel {
 async fn run(link: Arc<Link>, mut rx: mpsc::UnboundedReceiver<Job>, pending: Arc<AtomicUsize>) {
     let (acks, acks_rx) = mpsc::unbounded_channel();
     tokio::spawn(settle_in_order(acks_rx));
-    while let Some(job) = rx.recv().await {
-        pending.fetch_sub(1, Ordering::Relaxed);
-        match job {
-            Job::Core {
-                subject,
-                headers,
-                payload,
-            } => {
-                if let Err(e) = link.client.publish_with_headers(subject, headers, payload).await {
-                    metrics::cluster_error("publish");
-                    tracing::debug!(error = %e, "cluster publish failed");
-                } else {
-                    metrics::cluster_message("out");
+    let mut jobs = Vec::with_capacity(TAKE);
+    let mut batches = Batches::default();
+    while rx.recv_many(&mut jobs, TAKE).await > 0 {
+        pending.fetch_sub(jobs.len(), Ordering::Relaxed);
+        for job in jobs.drain(..) {
+            match job {
+                Job::Item { subject, item } => batches.add(&link, subject, &item).await,
+                Job::Core {
+                    subject,
+                    headers,
+                    payload,
+                } => {
+                    // Everything queued before goes first: the connection's order is the callers'.
+                    batches.flush(&link).await;
+                    publish(&link, subject, headers, payload, 1).await;
+                }
+                Job::Stream {
+                    subject,
+                    publish,
+                    done,
+                    then,
+                } => {
+                    batches.flush(&link).await;
+                    match link.js.send_publish(subject, publish).await {
+                        Ok(ack) => {
+                            let _ = acks.send(Pending { ack, done, then });
+                        }
+                        Err(e) => {
+                            metrics::cluster_error("jetstream");
+                            let _ = done.send(Err(e.to_string()));
+                        }
+                    }
                 }
             }
-            Job::Stream {
-                subject,
-                publish,
-                done,
-                then,
-            } => match link.js.send_publish(subject, publish).await {
-                Ok(ack) => {
-                    let _ = acks.send(Pending { ack, done, then });
-                }
-                Err(e) => {
-                    metrics::cluster_error("jetstream");
-                    let _ = done.send(Err(e.to_string()));
-                }
-            },
+        }
+        batches.flush(&link).await;
+    }
+}
+
+async fn publish(link: &Link, subject: String, headers: HeaderMap, payload: Bytes, messages: u64) {
+    if let Err(e) = link.client.publish_with_headers(subject, headers, payload).await {
+        metrics::cluster_error("publish");
+        tracing::debug!(error = %e, "cluster publish failed");
+    } else {
+        metrics::cluster_messages("out", messages);
+    }
+}
+
+/// Items waiting to go, per node subject (a cluster has a handful of nodes: a list is enough).
+#[derive(Default)]
+struct Batches {
+    open: Vec<(String, BytesMut, u64)>,
+}
+
+impl Batches {
+    async fn add(&mut self, link: &Link, subject: String, item: &[u8]) {
+        let at = match self.open.iter().position(|(s, ..)| *s == subject) {
+            Some(at) => at,
+            None => {
+                self.open.push((subject, BytesMut::new(), 0));
+                self.open.len() - 1
+            }
+        };
+        let (_, bytes, count) = &mut self.open[at];
+        bytes.extend_from_slice(item);
+        *count += 1;
+        if bytes.len() >= BATCH_BYTES {
+            let (subject, bytes, count) = self.open.swap_remove(at);
+            publish(link, subject, wire::items_headers(), bytes.freeze(), count).await;
+        }
+    }
+
+    async fn flush(&mut self, link: &Link) {
+        for (subject, bytes, count) in self.open.drain(..) {
+            publish(link, subject, wire::items_headers(), bytes.freeze(), count).await;
         }
     }
 }

@@ -30,7 +30,7 @@ use super::recent::{Notice, RecentNotices};
 use super::sessions::ClusterSessions;
 use super::state::ClusterState;
 use super::subject::key_token;
-use super::wire::{self, Op};
+use super::wire::{self, ItemKind};
 use crate::core::mailbox::Outbound;
 use crate::core::offline::{OfflineLimits, OfflineQueue, QueueEntry, Queued};
 use crate::core::seam::{Seam, SeamError, SeamResult, done};
@@ -238,7 +238,7 @@ impl Inbox {
             );
         }
         for n in notices {
-            self.funnel.core(n.subject, n.headers, n.payload);
+            self.funnel.item(n.subject, n.item);
         }
     }
 
@@ -559,11 +559,9 @@ impl Inbox {
             Some(o) if o.online => {
                 let notice = Notice {
                     subject: self.link.names.node(&o.node),
-                    headers: wire::node_headers(Op::Inbox, instance, client, Some(seq)),
-                    payload: wire::encode_delivery(&out),
+                    item: wire::encode_item(ItemKind::Inbox, instance, client, seq, &out),
                 };
-                self.funnel
-                    .core(notice.subject.clone(), notice.headers.clone(), notice.payload.clone());
+                self.funnel.item(notice.subject.clone(), notice.item.clone());
                 self.recent
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())

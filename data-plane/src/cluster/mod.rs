@@ -33,7 +33,7 @@ use self::sessions::ClusterSessions;
 use self::state::{ClusterState, SessionRecord};
 use self::subject::parse_key;
 use self::usage::ClusterQuotas;
-use self::wire::Op;
+use self::wire::{ItemKind, Op};
 use crate::core::Parts;
 use crate::core::mailbox::Ctl;
 use crate::core::offline::{PersistedSession, SessionRecords};
@@ -200,24 +200,13 @@ async fn serve_node(
 ) {
     let mut sub = subscribe_until_done(&link, link.names.node(&link.node), "node").await;
     while let Some(m) = sub.next().await {
-        let Some((op, instance, client, seq)) = m.headers.as_ref().and_then(wire::parse_node_headers) else {
-            metrics::cluster_error("undecodable");
-            continue;
-        };
-        match op {
-            Op::Deliver => {
-                if let (Some(out), Some(conn)) = (wire::decode_delivery(&m.payload), local.live(&instance, &client))
-                    && conn.mailbox.push(out).is_err()
-                {
-                    metrics::dropped(metrics::DROP_QUEUE_FULL);
-                }
-            }
-            Op::Inbox => {
-                if let (Some(out), Some(seq)) = (wire::decode_delivery(&m.payload), seq) {
-                    inbox.deliver_here(&instance, &client, seq, out);
-                }
-            }
-            Op::TakeOver => {
+        match m.headers.as_ref().and_then(wire::parse_op) {
+            Some(Op::Items) => take_items(&m.payload, &local, &inbox),
+            Some(Op::TakeOver) => {
+                let Some((instance, client)) = m.headers.as_ref().and_then(wire::parse_takeover) else {
+                    metrics::cluster_error("undecodable");
+                    continue;
+                };
                 local.signal(&instance, &client, Ctl::TakenOver);
                 if wills.cancel(&instance, &client).await.unwrap_or(false) {
                     metrics::will("cancelled");
@@ -230,8 +219,32 @@ async fn serve_node(
                     let _ = link.client.publish(reply, Bytes::new()).await;
                 }
             }
+            None => metrics::cluster_error("undecodable"),
         }
     }
+}
+
+/// Hands the deliveries and inbox notices of one node message to their clients, in order.
+fn take_items(payload: &[u8], local: &LocalSessions, inbox: &Inbox) {
+    let mut taken = 0;
+    for item in wire::decode_items(payload) {
+        let Ok(item) = item else {
+            metrics::cluster_error("undecodable");
+            break;
+        };
+        taken += 1;
+        match item.kind {
+            ItemKind::Deliver => {
+                if let Some(conn) = local.live(item.instance, item.client)
+                    && conn.mailbox.push(item.out).is_err()
+                {
+                    metrics::dropped(metrics::DROP_QUEUE_FULL);
+                }
+            }
+            ItemKind::Inbox => inbox.deliver_here(item.instance, item.client, item.seq, item.out),
+        }
+    }
+    metrics::cluster_messages("in", taken);
 }
 
 /// Subscribes to `subject`, retrying every second: these subscriptions last as long as the broker,

@@ -6,7 +6,6 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use async_nats::HeaderMap;
 use bytes::Bytes;
 
 /// How far back notices are sent again: more than a dead connection takes to be noticed, at once
@@ -18,8 +17,8 @@ pub const MAX_BYTES: usize = 16 << 20;
 
 pub struct Notice {
     pub subject: String,
-    pub headers: HeaderMap,
-    pub payload: Bytes,
+    /// The notice as `wire::encode_item` made it.
+    pub item: Bytes,
 }
 
 #[derive(Default)]
@@ -30,7 +29,7 @@ pub struct RecentNotices {
 
 impl RecentNotices {
     pub fn record(&mut self, now: Instant, notice: Notice) {
-        self.bytes += notice.payload.len();
+        self.bytes += notice.item.len();
         self.kept.push_back((now, notice));
         self.trim(now);
     }
@@ -42,8 +41,7 @@ impl RecentNotices {
             .iter()
             .map(|(_, n)| Notice {
                 subject: n.subject.clone(),
-                headers: n.headers.clone(),
-                payload: n.payload.clone(),
+                item: n.item.clone(),
             })
             .collect()
     }
@@ -53,7 +51,7 @@ impl RecentNotices {
             if now.duration_since(*at) <= WINDOW && self.bytes <= MAX_BYTES {
                 break;
             }
-            self.bytes -= n.payload.len();
+            self.bytes -= n.item.len();
             self.kept.pop_front();
         }
     }
@@ -66,8 +64,7 @@ mod tests {
     fn notice(subject: &str, len: usize) -> Notice {
         Notice {
             subject: subject.into(),
-            headers: HeaderMap::new(),
-            payload: Bytes::from(vec![0u8; len]),
+            item: Bytes::from(vec![0u8; len]),
         }
     }
 

@@ -20,7 +20,7 @@ use super::inbox::Inbox;
 use super::link::Link;
 use super::state::ClusterState;
 use super::subject::key_token;
-use super::wire::{self, Op};
+use super::wire::{self, ItemKind};
 use crate::core::mailbox::Outbound;
 use crate::core::offline::{OfflineLimits, OfflineQueue, QueueEntry};
 use crate::core::router::{FanOut, LocalRouter, MessageRouter, Routed, Scope, TooManyWildcards};
@@ -252,9 +252,8 @@ impl ClusterRouter {
                         retain: false,
                         sub_ids: Vec::new(),
                     };
-                    let headers = wire::node_headers(Op::Deliver, instance, target, None);
-                    self.funnel
-                        .core(names.node(&o.node), headers, wire::encode_delivery(&out));
+                    let item = wire::encode_item(ItemKind::Deliver, instance, target, 0, &out);
+                    self.funnel.item(names.node(&o.node), item);
                 }
             }
             None => {

@@ -20,7 +20,7 @@ use bytes::Bytes;
 
 use super::link::Link;
 use super::state::{ClusterState, SessionRecord};
-use super::wire::{self, Op};
+use super::wire;
 use crate::core::offline::PersistedSub;
 use crate::core::seam::{Seam, SeamError, SeamResult};
 use crate::core::sessions::{
@@ -248,7 +248,7 @@ impl ClusterSessions {
 
     /// Tells the node that held a client's connection that another one took it over.
     async fn take_over_from(&self, node: &str, instance: &str, client: &str) {
-        let headers = wire::node_headers(Op::TakeOver, instance, client, None);
+        let headers = wire::takeover_headers(instance, client);
         let request = self
             .link
             .client

@@ -1,11 +1,11 @@
 //! What brokers send each other over NATS: a routed message is the stored-message encoding
-//! (`store::codec`) of the message; what is addressed to one node carries its kind and subject
-//! matter in headers.
+//! (`store::codec`) of the message; deliveries and inbox notices for one node's clients travel as
+//! items, several in one NATS message; a takeover request carries its subject matter in headers.
 
 use std::sync::Arc;
 
 use async_nats::HeaderMap;
-use bytes::Bytes;
+use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::core::mailbox::Outbound;
 use crate::message::Message;
@@ -14,15 +14,12 @@ use crate::store::codec::{self, Delivery};
 pub const OP: &str = "Mq-Op";
 pub const INSTANCE: &str = "Mq-Instance";
 pub const CLIENT: &str = "Mq-Client";
-pub const SEQ: &str = "Mq-Seq";
 
 /// What a message to one node is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op {
-    /// A live delivery to one of the node's clients (P2P to a clean session, or QoS 0).
-    Deliver,
-    /// A persistent session of the node has a new message in its inbox (body included).
-    Inbox,
+    /// Items for the node's clients (`encode_item`), one after the other.
+    Items,
     /// Another broker took this client over: close it here.
     TakeOver,
 }
@@ -30,20 +27,37 @@ pub enum Op {
 impl Op {
     fn as_str(self) -> &'static str {
         match self {
-            Self::Deliver => "deliver",
-            Self::Inbox => "inbox",
+            Self::Items => "items",
             Self::TakeOver => "takeover",
         }
     }
 
     pub fn parse(s: &str) -> Option<Self> {
         match s {
-            "deliver" => Some(Self::Deliver),
-            "inbox" => Some(Self::Inbox),
+            "items" => Some(Self::Items),
             "takeover" => Some(Self::TakeOver),
             _ => None,
         }
     }
+}
+
+/// What an item brings one client of a node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ItemKind {
+    /// A live delivery (P2P to a clean session, or QoS 0).
+    Deliver = 1,
+    /// A persistent session has a new message in its inbox at this stream sequence (body included).
+    Inbox = 2,
+}
+
+/// One item of a node's message, read back.
+pub struct Item<'a> {
+    pub kind: ItemKind,
+    pub instance: &'a str,
+    pub client: &'a str,
+    /// The stream sequence of an inbox item (0 for a delivery).
+    pub seq: u64,
+    pub out: Outbound,
 }
 
 /// A routed message, as it travels.
@@ -66,6 +80,67 @@ pub fn encode_delivery(out: &Outbound) -> Bytes {
     Bytes::from(codec::encode(&out.msg, &delivery))
 }
 
+/// An item for one client of a node: kind, stream sequence, instance, client ID (each with its
+/// length), then the delivery's length and its stored-message encoding. Items are appended to one
+/// another as they are, so a batch is their concatenation.
+pub fn encode_item(kind: ItemKind, instance: &str, client: &str, seq: u64, out: &Outbound) -> Bytes {
+    let delivery = encode_delivery(out);
+    let mut item = BytesMut::with_capacity(17 + instance.len() + client.len() + delivery.len());
+    item.put_u8(kind as u8);
+    item.put_u64(seq);
+    // Instance IDs and client IDs are short (MQTT strings at most, 65,535 bytes).
+    item.put_u16(instance.len() as u16);
+    item.put_slice(instance.as_bytes());
+    item.put_u16(client.len() as u16);
+    item.put_slice(client.as_bytes());
+    item.put_u32(delivery.len() as u32);
+    item.put_slice(&delivery);
+    item.freeze()
+}
+
+/// The items of a node's message, in order; a malformed one ends the list with `Err(())`.
+pub fn decode_items(mut raw: &[u8]) -> impl Iterator<Item = Result<Item<'_>, ()>> + '_ {
+    std::iter::from_fn(move || {
+        if raw.is_empty() {
+            return None;
+        }
+        let item = read_item(&mut raw);
+        if item.is_none() {
+            raw = &[];
+        }
+        Some(item.ok_or(()))
+    })
+}
+
+fn read_item<'a>(raw: &mut &'a [u8]) -> Option<Item<'a>> {
+    fn take<'a>(raw: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
+        let (head, rest) = raw.split_at_checked(n)?;
+        *raw = rest;
+        Some(head)
+    }
+    fn text<'a>(raw: &mut &'a [u8]) -> Option<&'a str> {
+        let len = u16::from_be_bytes(take(raw, 2)?.try_into().ok()?);
+        std::str::from_utf8(take(raw, usize::from(len))?).ok()
+    }
+    let kind = match take(raw, 1)?[0] {
+        1 => ItemKind::Deliver,
+        2 => ItemKind::Inbox,
+        _ => return None,
+    };
+    let seq = u64::from_be_bytes(take(raw, 8)?.try_into().ok()?);
+    let instance = text(raw)?;
+    let client = text(raw)?;
+    let len = u32::from_be_bytes(take(raw, 4)?.try_into().ok()?);
+    let out = decode_delivery(take(raw, usize::try_from(len).ok()?)?)?;
+    Some(Item {
+        kind,
+        instance,
+        client,
+        seq,
+        out,
+    })
+}
+
 pub fn decode_message(payload: &[u8]) -> Option<Message> {
     codec::decode(payload).map(|(msg, _)| msg)
 }
@@ -79,23 +154,98 @@ pub fn decode_delivery(payload: &[u8]) -> Option<Outbound> {
     })
 }
 
-/// Headers of a message to a node about one client.
-pub fn node_headers(op: Op, instance: &str, client: &str, seq: Option<u64>) -> HeaderMap {
+/// Headers of a node message of items.
+pub fn items_headers() -> HeaderMap {
     let mut h = HeaderMap::new();
-    h.insert(OP, op.as_str());
-    h.insert(INSTANCE, instance);
-    h.insert(CLIENT, client);
-    if let Some(seq) = seq {
-        h.insert(SEQ, seq.to_string().as_str());
-    }
+    h.insert(OP, Op::Items.as_str());
     h
 }
 
-/// (op, instance, client, seq) of a message to a node.
-pub fn parse_node_headers(h: &HeaderMap) -> Option<(Op, String, String, Option<u64>)> {
-    let op = Op::parse(h.get(OP)?.as_str())?;
+/// Headers of a takeover request for one client.
+pub fn takeover_headers(instance: &str, client: &str) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    h.insert(OP, Op::TakeOver.as_str());
+    h.insert(INSTANCE, instance);
+    h.insert(CLIENT, client);
+    h
+}
+
+/// What a message to a node is.
+pub fn parse_op(h: &HeaderMap) -> Option<Op> {
+    Op::parse(h.get(OP)?.as_str())
+}
+
+/// (instance, client) of a takeover request.
+pub fn parse_takeover(h: &HeaderMap) -> Option<(String, String)> {
     let instance = h.get(INSTANCE)?.as_str().to_string();
     let client = h.get(CLIENT)?.as_str().to_string();
-    let seq = h.get(SEQ).and_then(|s| s.as_str().parse().ok());
-    Some((op, instance, client, seq))
+    Some((instance, client))
+}
+
+#[cfg(test)]
+mod tests {
+    use common::qos::QoS;
+
+    use super::*;
+
+    fn out(topic: &str, qos: QoS) -> Outbound {
+        Outbound {
+            msg: Arc::new(Message::new(
+                topic,
+                ntex_bytes::Bytes::from_static(b"payload"),
+                qos,
+                false,
+            )),
+            qos,
+            retain: false,
+            sub_ids: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn items_of_a_batch_come_back_in_order() {
+        let mut batch = BytesMut::new();
+        batch.extend_from_slice(&encode_item(
+            ItemKind::Deliver,
+            "mqtt-a",
+            "c1",
+            0,
+            &out("p/p2p/c1", QoS::AtMostOnce),
+        ));
+        batch.extend_from_slice(&encode_item(
+            ItemKind::Inbox,
+            "mqtt-b",
+            "c2",
+            42,
+            &out("p/x", QoS::AtLeastOnce),
+        ));
+        let items: Vec<_> = decode_items(&batch).map(Result::unwrap).collect();
+        assert_eq!(items.len(), 2);
+        let (a, b) = (&items[0], &items[1]);
+        assert_eq!(
+            (a.kind, a.instance, a.client, a.seq),
+            (ItemKind::Deliver, "mqtt-a", "c1", 0)
+        );
+        assert_eq!((&*a.out.msg.topic, a.out.qos), ("p/p2p/c1", QoS::AtMostOnce));
+        assert_eq!(
+            (b.kind, b.instance, b.client, b.seq),
+            (ItemKind::Inbox, "mqtt-b", "c2", 42)
+        );
+        assert_eq!((&*b.out.msg.topic, b.out.qos), ("p/x", QoS::AtLeastOnce));
+    }
+
+    #[test]
+    fn a_malformed_item_ends_the_batch_after_the_good_ones() {
+        let good = encode_item(ItemKind::Deliver, "mqtt-a", "c1", 0, &out("p/p2p/c1", QoS::AtLeastOnce));
+        for cut in [1, 9, 12, good.len() - 1] {
+            let mut batch = BytesMut::from(&good[..]);
+            batch.extend_from_slice(&good[..cut]);
+            let items: Vec<_> = decode_items(&batch).collect();
+            assert_eq!(items.len(), 2, "cut at {cut}");
+            assert!(items[0].is_ok() && items[1].is_err(), "cut at {cut}");
+        }
+        let mut unknown = BytesMut::from(&good[..]);
+        unknown[0] = 9;
+        assert!(matches!(decode_items(&unknown).collect::<Vec<_>>()[..], [Err(())]));
+    }
 }
