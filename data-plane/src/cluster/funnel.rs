@@ -131,7 +131,11 @@ async fn run(link: Arc<Link>, mut rx: mpsc::UnboundedReceiver<Job>, pending: Arc
         pending.fetch_sub(jobs.len(), Ordering::Relaxed);
         for job in jobs.drain(..) {
             match job {
-                Job::Item { subject, item } => batches.add(&link, subject, &item).await,
+                Job::Item { subject, item } => {
+                    let mut full = Vec::new();
+                    batches.add(subject, &item, &mut full);
+                    send(&link, full).await;
+                }
                 Job::Core {
                     subject,
                     headers,
@@ -176,31 +180,61 @@ async fn publish(link: &Link, subject: String, headers: HeaderMap, payload: Byte
 /// Items waiting to go, per node subject (a cluster has a handful of nodes: a list is enough).
 #[derive(Default)]
 struct Batches {
-    open: Vec<(String, BytesMut, u64)>,
+    open: Vec<Batch>,
+}
+
+/// One NATS message of items for one node.
+struct Batch {
+    subject: String,
+    bytes: BytesMut,
+    items: u64,
 }
 
 impl Batches {
-    async fn add(&mut self, link: &Link, subject: String, item: &[u8]) {
-        let at = match self.open.iter().position(|(s, ..)| *s == subject) {
+    /// Adds an item; batches that are full are moved to `ready`.
+    fn add(&mut self, subject: String, item: &[u8], ready: &mut Vec<Batch>) {
+        let at = self.open.iter().position(|b| b.subject == subject);
+        // A batch does not grow past the bound by a large item: what waits goes first, so a
+        // message is never larger than the bound or its one item.
+        if let Some(at) = at
+            && self.open[at].bytes.len() + item.len() > BATCH_BYTES
+        {
+            ready.push(self.open.swap_remove(at));
+        }
+        let at = match self.open.iter().position(|b| b.subject == subject) {
             Some(at) => at,
             None => {
-                self.open.push((subject, BytesMut::new(), 0));
+                self.open.push(Batch {
+                    subject,
+                    bytes: BytesMut::new(),
+                    items: 0,
+                });
                 self.open.len() - 1
             }
         };
-        let (_, bytes, count) = &mut self.open[at];
-        bytes.extend_from_slice(item);
-        *count += 1;
-        if bytes.len() >= BATCH_BYTES {
-            let (subject, bytes, count) = self.open.swap_remove(at);
-            publish(link, subject, wire::items_headers(), bytes.freeze(), count).await;
+        let batch = &mut self.open[at];
+        batch.bytes.extend_from_slice(item);
+        batch.items += 1;
+        if batch.bytes.len() >= BATCH_BYTES {
+            ready.push(self.open.swap_remove(at));
         }
     }
 
+    /// Moves every batch to `ready`.
+    fn close(&mut self, ready: &mut Vec<Batch>) {
+        ready.append(&mut self.open);
+    }
+
     async fn flush(&mut self, link: &Link) {
-        for (subject, bytes, count) in self.open.drain(..) {
-            publish(link, subject, wire::items_headers(), bytes.freeze(), count).await;
-        }
+        let mut ready = Vec::new();
+        self.close(&mut ready);
+        send(link, ready).await;
+    }
+}
+
+async fn send(link: &Link, ready: Vec<Batch>) {
+    for b in ready {
+        publish(link, b.subject, wire::items_headers(), b.bytes.freeze(), b.items).await;
     }
 }
 
@@ -215,5 +249,48 @@ async fn settle_in_order(mut acks: mpsc::UnboundedReceiver<Pending>) {
             _ => {}
         }
         let _ = done.send(res);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn contents(ready: &[Batch]) -> Vec<(&str, usize, u64)> {
+        ready
+            .iter()
+            .map(|b| (b.subject.as_str(), b.bytes.len(), b.items))
+            .collect()
+    }
+
+    #[test]
+    fn items_wait_per_node_in_order_within_the_bound() {
+        let mut batches = Batches::default();
+        let mut ready = Vec::new();
+        batches.add("n.a".into(), b"a1", &mut ready);
+        batches.add("n.b".into(), b"b1", &mut ready);
+        batches.add("n.a".into(), b"a2", &mut ready);
+        assert!(ready.is_empty(), "nothing is full yet");
+        batches.close(&mut ready);
+        assert_eq!(contents(&ready), [("n.a", 4, 2), ("n.b", 2, 1)]);
+        assert_eq!(&ready[0].bytes[..], b"a1a2");
+
+        // A large item does not join what waits: that goes first, then the item alone.
+        let mut ready = Vec::new();
+        let large = vec![7u8; BATCH_BYTES - 1];
+        batches.add("n.a".into(), b"a3", &mut ready);
+        batches.add("n.a".into(), &large, &mut ready);
+        assert_eq!(contents(&ready), [("n.a", 2, 1)]);
+        batches.add("n.a".into(), b"a4", &mut ready);
+        assert_eq!(contents(&ready), [("n.a", 2, 1), ("n.a", BATCH_BYTES - 1, 1)]);
+        batches.close(&mut ready);
+        assert_eq!(contents(&ready)[2], ("n.a", 2, 1));
+
+        // One larger than the bound goes alone at once.
+        let mut ready = Vec::new();
+        batches.add("n.b".into(), &vec![0u8; BATCH_BYTES + 10], &mut ready);
+        assert_eq!(contents(&ready), [("n.b", BATCH_BYTES + 10, 1)]);
+        batches.close(&mut ready);
+        assert_eq!(ready.len(), 1);
     }
 }
