@@ -53,11 +53,12 @@ impl Auth {
     }
 }
 
-/// Where and how to connect; `source_ips` spreads connections over 127.0.0.x when one address's
-/// ephemeral ports would not be enough.
+/// Where and how to connect: client number `n` connects to `addrs[n % addrs.len()]` (several
+/// brokers of a cluster take turns); `source_ips` spreads connections over 127.0.0.x when one
+/// address's ephemeral ports would not be enough.
 #[derive(Clone, Debug)]
 pub struct Target {
-    pub addr: SocketAddr,
+    pub addrs: Vec<SocketAddr>,
     pub auth: Auth,
     pub source_ips: Vec<IpAddr>,
 }
@@ -80,10 +81,8 @@ impl Target {
                 .bind(SocketAddr::new(ip, 0))
                 .with_context(|| format!("bind {ip}"))?;
         }
-        let stream = socket
-            .connect(self.addr)
-            .await
-            .with_context(|| format!("connect {}", self.addr))?;
+        let addr = self.addrs[n % self.addrs.len()];
+        let stream = socket.connect(addr).await.with_context(|| format!("connect {addr}"))?;
         stream.set_nodelay(true)?;
         let mut conn = Framed::new(
             stream,

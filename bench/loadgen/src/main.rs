@@ -107,9 +107,10 @@ struct RunArgs {
     /// Broker process to read CPU and memory from; repeat it for a cluster (figures are summed).
     #[arg(long)]
     broker_pid: Vec<u32>,
-    /// Where subscribers connect (another broker of a cluster); default: `--addr`, like publishers.
+    /// Where subscribers connect (another broker of a cluster; repeated, the subscribers take turns
+    /// over the brokers); default: `--addr`, like publishers.
     #[arg(long)]
-    sub_addr: Option<SocketAddr>,
+    sub_addr: Vec<SocketAddr>,
     /// Pause between connecting the subscribers and connecting the publishers, in milliseconds
     /// (a cluster's brokers learn of other brokers' sessions and subscriptions through NATS).
     #[arg(long, default_value_t = 0)]
@@ -241,7 +242,7 @@ fn write_snapshot(a: SnapshotArgs) -> Result<()> {
 }
 
 async fn run(a: RunArgs) -> Result<()> {
-    if !a.addr.ip().is_loopback() || a.sub_addr.is_some_and(|s| !s.ip().is_loopback()) {
+    if !a.addr.ip().is_loopback() || a.sub_addr.iter().any(|s| !s.ip().is_loopback()) {
         bail!("loadgen only talks to loopback addresses");
     }
     let c = a.creds;
@@ -277,13 +278,17 @@ async fn run(a: RunArgs) -> Result<()> {
         .map(|i| IpAddr::V4(Ipv4Addr::new(127, 0, 0, i)))
         .collect();
     let target = conn::Target {
-        addr: a.addr,
+        addrs: vec![a.addr],
         auth,
         source_ips,
     };
     let settings = scenarios::Settings {
         sub_target: conn::Target {
-            addr: a.sub_addr.unwrap_or(a.addr),
+            addrs: if a.sub_addr.is_empty() {
+                vec![a.addr]
+            } else {
+                a.sub_addr
+            },
             ..target.clone()
         },
         target,
