@@ -149,12 +149,18 @@ impl Sender {
         // Seqs only grow and an append is visible with every one before it, so each read goes on
         // after the last item read: it never walks over the tombstones of removed items.
         let mut next_read = 0;
+        // Items may wait past `next_read`: the last read filled all the room it had, or an append
+        // woke the sender since. Otherwise a read would find nothing, so none is made.
+        let mut unread = true;
         // Removals not yet handed to the OS.
         let mut unpersisted = 0;
         loop {
-            if lanes.waiting < limit {
-                match self.outbox.head(&st.rule_id, next_read, limit - lanes.waiting) {
+            let looked = unread && lanes.waiting < limit;
+            if looked {
+                let room = limit - lanes.waiting;
+                match self.outbox.head(&st.rule_id, next_read, room) {
                     Ok(head) => {
+                        unread = head.len() == room;
                         for (seq, raw) in head {
                             next_read = seq + 1;
                             match Item::decode(&raw) {
@@ -181,11 +187,17 @@ impl Sender {
                 attempts.push(self.attempt(turn));
             }
             if attempts.is_empty() {
+                if !looked {
+                    // Before calling the outbox drained, a read makes sure.
+                    unread = true;
+                    continue;
+                }
                 // Nothing waiting either: every waiting lane would have started.
                 self.persist(&mut unpersisted);
                 st.drained();
                 // A permit stored by an append made since the read wakes this at once.
                 st.wake.notified().await;
+                unread = true;
                 continue;
             }
             tokio::select! {
@@ -193,7 +205,7 @@ impl Sender {
                     unpersisted += step.removed;
                     lanes.finish(step);
                 }
-                _ = st.wake.notified(), if lanes.waiting < limit => {}
+                _ = st.wake.notified(), if lanes.waiting < limit => unread = true,
             }
             // Removals reach the OS once per `batch` of them (and when the outbox empties): after
             // kill -9 at most that many are sent again (at least once).
