@@ -10,7 +10,7 @@
 //! Why it is long (about 490 lines): the three seams share one keyspace, its sequence counter and its
 //! skipping of unreadable records; splitting them would spread one on-disk format over several files.
 
-pub(crate) mod background;
+mod background;
 pub(crate) mod codec;
 mod journal_sync;
 
@@ -161,14 +161,20 @@ fn skip_corrupt(what: &'static str, key: &[u8]) {
 /// insert and removal over on its own, one `write` system call each (a stored QoS 1 message took
 /// three: its record, its age entry and the persist). fjall keeps a keyspace's options from its
 /// creation, so keyspaces made before this option still write on every change (correct, slower).
-fn keyspace_options() -> KeyspaceCreateOptions {
+pub(crate) fn keyspace_options() -> KeyspaceCreateOptions {
     KeyspaceCreateOptions::default().manual_journal_persist(true)
+}
+
+/// Opens a database as the broker keeps them (the store, the message trace): journal writes reach
+/// the OS on every `persist()` (what survives kill -9), and its background threads run below the
+/// MQTT workers.
+pub(crate) fn open_database(dir: &Path) -> fjall::Result<Database> {
+    background::below_workers(|| Database::builder(dir).manual_journal_persist(true).open())
 }
 
 impl FjallStore {
     pub fn open(dir: &Path) -> StoreResult<Self> {
-        // Journal writes reach the OS on every `persist()`; that is what survives kill -9.
-        let db = background::below_workers(|| Database::builder(dir).manual_journal_persist(true).open())?;
+        let db = open_database(dir)?;
         let sessions = db.keyspace("sessions", keyspace_options)?;
         let queue = db.keyspace("queue", keyspace_options)?;
         let age = db.keyspace("age", keyspace_options)?;

@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::sync::{TraceAction, TraceQuery, TraceRecord};
-use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
+use fjall::{Database, Keyspace, PersistMode};
 use ntex_bytes::ByteString;
 
 use crate::message::MsgId;
@@ -151,12 +151,11 @@ fn hour_name(hour: i64) -> String {
 impl TraceStore {
     fn open(dir: &Path, max_bytes: u64) -> anyhow::Result<Self> {
         std::fs::create_dir_all(dir)?;
-        let db =
-            crate::store::background::below_workers(|| Database::builder(dir).manual_journal_persist(true).open())?;
+        let db = crate::store::open_database(dir)?;
         let mut hours = BTreeMap::new();
         for name in db.list_keyspace_names() {
             if let Some(hour) = name.strip_prefix('h').and_then(|h| h.parse::<i64>().ok()) {
-                hours.insert(hour, db.keyspace(&name, KeyspaceCreateOptions::default)?);
+                hours.insert(hour, db.keyspace(&name, crate::store::keyspace_options)?);
             }
         }
         Ok(Self {
@@ -171,7 +170,7 @@ impl TraceStore {
         if let Some(ks) = hours.get(&hour) {
             return Ok(ks.clone());
         }
-        let ks = self.db.keyspace(&hour_name(hour), KeyspaceCreateOptions::default)?;
+        let ks = self.db.keyspace(&hour_name(hour), crate::store::keyspace_options)?;
         hours.insert(hour, ks.clone());
         Ok(ks)
     }
