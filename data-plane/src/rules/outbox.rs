@@ -92,6 +92,9 @@ impl Outbox {
                     break;
                 }
                 let (k, v) = kv.into_inner()?;
+                if let Some((_, seq)) = parse_key(&k) {
+                    usage.evicted_through = seq;
+                }
                 self.ks.remove(k)?;
                 usage.items = usage.items.saturating_sub(1);
                 usage.bytes = usage.bytes.saturating_sub(v.len() as u64);
@@ -127,21 +130,22 @@ impl Outbox {
         Ok(out)
     }
 
-    /// Whether the item is still there (an overflow may have dropped it while it was retried).
-    pub fn contains(&self, rule: &str, seq: u64) -> bool {
-        self.ks.contains_key(key(rule, seq)).unwrap_or(false)
+    /// Whether an item read from the outbox is still there: an overflow may have dropped it while
+    /// it waited. Overflows drop the oldest items first, so this needs no read of the store.
+    pub fn contains(&self, st: &RuleState, seq: u64) -> bool {
+        seq > st.usage.lock().unwrap_or_else(|p| p.into_inner()).evicted_through
     }
 
-    /// Removes a delivered (or given up) item; false when it was gone already.
-    pub fn remove(&self, st: &RuleState, seq: u64) -> StoreResult<bool> {
-        let k = key(&st.rule_id, seq);
+    /// Removes a delivered (or given up) item of `size` bytes, read from the outbox and removed
+    /// only once by its sender; false when an overflow dropped it already.
+    pub fn remove(&self, st: &RuleState, seq: u64, size: usize) -> StoreResult<bool> {
         let mut usage = st.usage.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(v) = self.ks.get(&k)? else {
+        if seq <= usage.evicted_through {
             return Ok(false);
-        };
-        self.ks.remove(k)?;
+        }
+        self.ks.remove(key(&st.rule_id, seq))?;
         usage.items = usage.items.saturating_sub(1);
-        usage.bytes = usage.bytes.saturating_sub(v.len() as u64);
+        usage.bytes = usage.bytes.saturating_sub(size as u64);
         Ok(true)
     }
 
@@ -149,11 +153,19 @@ impl Outbox {
     pub fn purge(&self, st: &RuleState) -> StoreResult<u64> {
         let mut usage = st.usage.lock().unwrap_or_else(|p| p.into_inner());
         let mut n = 0;
+        let mut last = usage.evicted_through;
         for kv in self.ks.prefix(prefix(&st.rule_id)) {
-            self.ks.remove(kv.key()?)?;
+            let k = kv.key()?;
+            if let Some((_, seq)) = parse_key(&k) {
+                last = last.max(seq);
+            }
+            self.ks.remove(k)?;
             n += 1;
         }
-        *usage = Usage::default();
+        *usage = Usage {
+            evicted_through: last,
+            ..Usage::default()
+        };
         drop(usage);
         self.persist()?;
         Ok(n)
@@ -187,9 +199,13 @@ mod tests {
             assert_eq!(st.stats().dropped, 2);
             assert!(st.stats().overflowing);
             assert_eq!(outbox.append(&st, &[9; 10], true).unwrap(), Appended::DroppedQos0);
-            assert!(outbox.remove(&st, head[0].0).unwrap());
-            assert!(!outbox.remove(&st, head[0].0).unwrap(), "removed once");
-            assert_eq!(st.usage().items, 2);
+            // The evicted ones are known gone without a read; a removal does not count them again.
+            let evicted = st.usage().evicted_through;
+            assert!(!outbox.contains(&st, evicted));
+            assert!(outbox.contains(&st, head[0].0));
+            assert!(!outbox.remove(&st, evicted, 10).unwrap(), "gone already");
+            assert!(outbox.remove(&st, head[0].0, 10).unwrap());
+            assert_eq!((st.usage().items, st.usage().bytes), (2, 20));
             outbox.persist().unwrap();
         }
         let store = FjallStore::open(dir.path()).unwrap();

@@ -56,9 +56,17 @@ pub struct Sender {
     pub dead: Arc<DeadLetters>,
 }
 
+/// An item read from the outbox.
+struct Queued {
+    seq: u64,
+    /// Its size in the outbox.
+    size: usize,
+    item: Item,
+}
+
 /// One client's items read and not yet done, oldest first.
 struct Lane {
-    items: VecDeque<(u64, Item)>,
+    items: VecDeque<Queued>,
     backoff: Backoff,
     /// An attempt of this lane is under way (its items are out of `items` meanwhile).
     sending: bool,
@@ -67,7 +75,7 @@ struct Lane {
 /// A lane's first items, taken out of it for one attempt.
 struct Turn {
     client: String,
-    items: Vec<(u64, Item)>,
+    items: Vec<Queued>,
     backoff: Backoff,
 }
 
@@ -75,7 +83,7 @@ struct Turn {
 /// many items it removed from the outbox.
 struct Step {
     client: String,
-    rest: Vec<(u64, Item)>,
+    rest: Vec<Queued>,
     backoff: Backoff,
     removed: usize,
 }
@@ -91,8 +99,8 @@ struct Lanes {
 }
 
 impl Lanes {
-    fn push(&mut self, item: (u64, Item), settings: &Settings) {
-        let client = item.1.client_id();
+    fn push(&mut self, item: Queued, settings: &Settings) {
+        let client = item.item.client_id();
         let lane = match self.by_client.get_mut(client) {
             Some(lane) => lane,
             None => self.by_client.entry(client.to_string()).or_insert_with(|| Lane {
@@ -163,10 +171,11 @@ impl Sender {
                         unread = head.len() == room;
                         for (seq, raw) in head {
                             next_read = seq + 1;
+                            let size = raw.len();
                             match Item::decode(&raw) {
-                                Some(item) => lanes.push((seq, item), &settings),
+                                Some(item) => lanes.push(Queued { seq, size, item }, &settings),
                                 None => {
-                                    if self.outbox.remove(st, seq).unwrap_or(false) {
+                                    if self.outbox.remove(st, seq, size).unwrap_or(false) {
                                         st.dropped("corrupt", 1);
                                     }
                                 }
@@ -239,10 +248,10 @@ impl Sender {
         let mut removed = 0;
         let mut i = 0;
         let mut chunk = Vec::new();
-        for (seq, item) in &items {
+        for Queued { seq, size, item } in &items {
             if self.expired(*seq) {
                 if chunk.is_empty() {
-                    if self.outbox.remove(st, *seq).unwrap_or(false) {
+                    if self.outbox.remove(st, *seq, *size).unwrap_or(false) {
                         st.dropped("age", 1);
                         removed += 1;
                     }
@@ -252,7 +261,7 @@ impl Sender {
                 break;
             }
             // Dropped by an overflow while it waited: nothing left to send.
-            if !self.outbox.contains(&st.rule_id, *seq) {
+            if !self.outbox.contains(st, *seq) {
                 if chunk.is_empty() {
                     i += 1;
                     continue;
@@ -269,14 +278,14 @@ impl Sender {
         if !chunk.is_empty() {
             let outcomes = self.target.send_all(chunk).await;
             for outcome in outcomes {
-                let (seq, item) = &items[i];
+                let Queued { seq, size, item } = &items[i];
                 match outcome {
                     Outcome::Delivered { .. } => {
-                        removed += usize::from(self.outbox.remove(st, *seq).unwrap_or(false));
+                        removed += usize::from(self.outbox.remove(st, *seq, *size).unwrap_or(false));
                         st.delivered();
                     }
                     Outcome::Refused { status, error } => {
-                        removed += usize::from(self.outbox.remove(st, *seq).unwrap_or(false));
+                        removed += usize::from(self.outbox.remove(st, *seq, *size).unwrap_or(false));
                         st.dead_lettered(&error);
                         tracing::warn!(rule = %st.rule_id, instance = %st.instance_id, status, error = %error, "rule delivery dead-lettered");
                         self.dead.push(dead_letter(st, item, status, error));

@@ -14,6 +14,9 @@ use crate::metrics;
 pub struct Usage {
     pub items: u64,
     pub bytes: u64,
+    /// Overflows drop the oldest items, so every item at or below this seq is gone: a sender
+    /// holding one knows it without a read.
+    pub evicted_through: u64,
 }
 
 pub struct RuleState {
