@@ -6,3 +6,4 @@ pub mod net;
 pub mod pg;
 pub mod python;
 pub mod receiver;
+pub mod tls_proxy;

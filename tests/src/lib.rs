@@ -6,13 +6,12 @@ pub mod bins;
 pub mod haproxy;
 pub mod processes;
 pub mod system;
-pub mod tls_proxy;
 pub mod v5;
 
 pub use api::{Api, Fixture};
 pub use haproxy::HaProxy;
 pub use processes::{Broker, ControlPlane};
 pub use system::System;
-pub use tls_proxy::TlsProxy;
+pub use test_support::tls_proxy::{self, TlsProxy};
 
 pub use common::time::now_ms;

@@ -1,13 +1,12 @@
 //! Which addresses a webhook may connect to (server-side request forgery): loopback and private
 //! networks only when the operator's `TargetPolicy` allows them; link-local, cloud metadata and
-//! unspecified addresses never. The check runs on the addresses a name resolves to, at every new
-//! connection (the HTTP client resolves through `GuardedResolver` and connects only to what it
-//! returns), and on IP literals before a request is made.
+//! unspecified addresses never. The webhook client (`target::http`) runs the check on every
+//! address a name resolves to (an IP literal is its own), at every new connection, and connects
+//! only to what it allows.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use common::rules::TargetPolicy;
-use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
 /// A connection the policy refuses.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -73,50 +72,6 @@ pub fn check(ip: IpAddr, policy: TargetPolicy) -> Result<(), Refused> {
     }
 }
 
-/// Resolves names and keeps only the addresses the policy allows; none left is a `Refused`.
-pub struct GuardedResolver {
-    pub policy: TargetPolicy,
-}
-
-impl Resolve for GuardedResolver {
-    fn resolve(&self, name: Name) -> Resolving {
-        let policy = self.policy;
-        Box::pin(async move {
-            let found: Vec<SocketAddr> = tokio::net::lookup_host((name.as_str(), 0)).await?.collect();
-            let mut refused = None;
-            let allowed: Vec<SocketAddr> = found
-                .into_iter()
-                .filter(|a| match check(a.ip(), policy) {
-                    Ok(()) => true,
-                    Err(r) => {
-                        refused.get_or_insert(r);
-                        false
-                    }
-                })
-                .collect();
-            match (allowed.is_empty(), refused) {
-                (true, Some(r)) => {
-                    crate::metrics::rule_target_refused(r.kind);
-                    Err(Box::new(r) as Box<dyn std::error::Error + Send + Sync>)
-                }
-                _ => Ok(Box::new(allowed.into_iter()) as Addrs),
-            }
-        })
-    }
-}
-
-/// The policy refusal somewhere in an error's chain of causes.
-pub fn find_refusal<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a Refused> {
-    let mut cur = Some(err);
-    while let Some(e) = cur {
-        if let Some(r) = e.downcast_ref::<Refused>() {
-            return Some(r);
-        }
-        cur = e.source();
-    }
-    None
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -151,18 +106,5 @@ mod tests {
         assert!(check(ip("10.0.0.1"), open).is_ok());
         assert!(check(ip("169.254.169.254"), open).is_err(), "metadata is never allowed");
         assert!(check(ip("100.100.100.200"), open).is_err());
-    }
-
-    #[tokio::test]
-    async fn names_are_checked_after_resolution() {
-        let guard = GuardedResolver {
-            policy: TargetPolicy::default(),
-        };
-        let err = guard
-            .resolve("localhost".parse().unwrap())
-            .await
-            .err()
-            .expect("refused");
-        assert_eq!(find_refusal(err.as_ref()).unwrap().kind, "loopback");
     }
 }

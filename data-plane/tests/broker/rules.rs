@@ -13,6 +13,7 @@ use rumqttc::v5::mqttbytes::v5::PublishProperties;
 
 use crate::support::{BrokerProc, GROUP, INST, Snapshot, snapshot, v3, v5, wait_until};
 use test_support::receiver::Receiver;
+use test_support::tls_proxy::{TEST_CA, TlsProxy};
 
 pub(crate) const SECRET: &str = "hook-secret";
 const FAST_RETRIES: [(&str, &str); 2] = [
@@ -351,6 +352,37 @@ async fn webhooks_to_loopback_are_refused_after_resolution_unless_allowed() {
     }
     assert!(hook.got().is_empty(), "nothing reached the receiver");
     assert!(b.counter("broker_rule_target_refused_total", &[("kind", "loopback")]) >= 2.0);
+}
+
+/// An https receiver is verified against the certificate authorities the broker trusts (here
+/// `SSL_CERT_FILE`, the test authority); a broker that does not trust it sends it nothing.
+#[tokio::test]
+async fn an_https_webhook_is_verified_against_the_trusted_authorities() {
+    let hook = Receiver::start(SECRET).await;
+    let proxy = TlsProxy::start(hook.port).await;
+    let url = format!("https://localhost:{}/hook", proxy.port);
+    let r = rule(1, outflow(&["T/#"]), webhook(&url, WebhookFormat::Json));
+    let snap = with_rules(vec![r.clone()], true);
+
+    let untrusting = start(&snap);
+    publish_from(&untrusting, &["GID_test@@@x"], "T/tls", 1).await;
+    wait_until(10, "a failed attempt", || {
+        stat(&untrusting, &r, "lastError").is_string()
+    })
+    .await;
+    let err = stat(&untrusting, &r, "lastError");
+    assert!(err.as_str().unwrap().contains("certificate"), "{err}");
+    assert_eq!(stat_u64(&untrusting, &r, "delivered"), 0);
+    drop(untrusting);
+    assert!(hook.got().is_empty(), "nothing reached an untrusted receiver");
+
+    let env = [FAST_RETRIES[0], FAST_RETRIES[1], ("SSL_CERT_FILE", TEST_CA)];
+    let b = BrokerProc::start_with_env(&snap, &env);
+    publish_from(&b, &["GID_test@@@t"], "T/tls", 5).await;
+    let got = hook.wait_for(5, 10).await;
+    assert!(got.iter().all(|g| g.signed));
+    let expected: Vec<String> = (0..5).map(|i| format!("GID_test@@@t:{i}")).collect();
+    assert_eq!(payloads_once(&got), expected, "in order, over TLS");
 }
 
 #[tokio::test]

@@ -3,6 +3,7 @@
 //! topic of the same instance (`republish`). A target answers each attempt with an `Outcome`;
 //! the sender decides what follows (remove, retry with backoff, dead-letter).
 
+pub mod http;
 pub mod nats;
 pub mod republish;
 pub mod webhook;

@@ -2,28 +2,22 @@
 //! metadata in `x-mq-*` headers), signed with HMAC-SHA256 over `<timestamp>.<body>` when the rule
 //! has a secret. 2xx is delivered; 5xx, 408, 429, timeouts and connection failures are retried;
 //! any other answer (redirects are not followed) dead-letters the delivery. Connections go only
-//! to addresses the target policy allows (`guard`).
-//!
-//! Client: reqwest, already in the build for the control-plane link (hyper + rustls underneath,
-//! well kept); its resolver hook is what lets the policy check the address actually connected.
+//! to addresses the target policy allows (`http`, `guard`).
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use common::rules::{self as contract, TargetPolicy, WebhookFormat};
-use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use hyper::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, USER_AGENT};
 
+use super::http::{Client, Failure};
 use super::{Attempt, Outcome, Target};
 use crate::core::seam::BoxFuture;
-use crate::rules::guard::{self, GuardedResolver};
 use crate::rules::record::{Item, user_properties};
 
 pub struct Webhook {
-    url: String,
     format: WebhookFormat,
     secret: Option<String>,
-    policy: TargetPolicy,
-    client: Result<reqwest::Client, String>,
+    client: Client,
 }
 
 impl Webhook {
@@ -35,29 +29,20 @@ impl Webhook {
         policy: TargetPolicy,
     ) -> Self {
         let timeout = Duration::from_millis(timeout_ms.clamp(100, 60_000));
-        let client = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout)
-            // A proxy would connect on our behalf to addresses the policy never saw; a redirect
-            // could point anywhere: neither is followed.
-            .no_proxy()
-            .redirect(reqwest::redirect::Policy::none())
-            .dns_resolver(Arc::new(GuardedResolver { policy }))
-            .user_agent(concat!("mq-broker/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| e.to_string());
         Self {
-            url: url.to_string(),
             format,
             secret,
-            policy,
-            client,
+            client: Client::new(url, policy, timeout),
         }
     }
 
     /// The body and its headers for one delivery.
     fn request(&self, a: &Attempt<'_>) -> Result<(Vec<u8>, HeaderMap), String> {
         let mut headers = HeaderMap::new();
+        headers.insert(
+            USER_AGENT,
+            HeaderValue::from_static(concat!("mq-broker/", env!("CARGO_PKG_VERSION"))),
+        );
         let mut put = |name: &'static str, value: &str| -> Result<(), String> {
             let v =
                 HeaderValue::from_bytes(value.as_bytes()).map_err(|_| format!("{name} cannot be a header value"))?;
@@ -105,50 +90,18 @@ impl Webhook {
     }
 
     async fn post(&self, a: Attempt<'_>) -> Outcome {
-        let client = match &self.client {
-            Ok(c) => c,
-            Err(e) => return refused(None, format!("webhook client: {e}")),
-        };
-        let url = match reqwest::Url::parse(&self.url) {
-            Ok(u) if matches!(u.scheme(), "http" | "https") => u,
-            _ => return refused(None, "webhook URL is not http(s)".into()),
-        };
-        // An IP literal is connected to without resolution: check it here.
-        let literal = url
-            .host_str()
-            .map(|h| h.trim_start_matches('[').trim_end_matches(']'))
-            .and_then(|h| h.parse::<std::net::IpAddr>().ok());
-        if let Some(ip) = literal
-            && let Err(r) = guard::check(ip, self.policy)
-        {
-            crate::metrics::rule_target_refused(r.kind);
-            return refused(None, r.to_string());
-        }
         let (body, headers) = match self.request(&a) {
             Ok(r) => r,
             Err(e) => return refused(None, e),
         };
-        match client.post(url).headers(headers).body(body).send().await {
-            Ok(res) => classify(res.status().as_u16()),
-            Err(e) => match guard::find_refusal(&e) {
-                Some(r) => refused(None, r.to_string()),
-                // Without the URL: it may carry credentials.
-                None if e.is_timeout() => retry(None, "timed out".into()),
-                None => retry(None, error_chain(&e.without_url())),
-            },
+        match self.client.post(headers, body).await {
+            Ok(status) => classify(status),
+            Err(Failure::Refused(r)) => refused(None, r.to_string()),
+            Err(Failure::Unusable(e)) => refused(None, e),
+            // Never the URL: it may carry a token in its path or query.
+            Err(Failure::Transient(e)) => retry(None, e),
         }
     }
-}
-
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut cur = e.source();
-    while let Some(s) = cur {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        cur = s.source();
-    }
-    out
 }
 
 fn refused(status: Option<u16>, error: String) -> Outcome {

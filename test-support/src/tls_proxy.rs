@@ -1,5 +1,6 @@
-//! A TLS-terminating proxy in front of the control plane, as a production deployment puts one there,
-//! with the test-only certificate authority of `data-plane/tests/fixtures`.
+//! A TLS-terminating proxy in front of a plain test server (the control plane, a webhook receiver),
+//! as a production deployment puts one there, with the test-only certificate authority of
+//! `data-plane/tests/fixtures`.
 
 use std::sync::Arc;
 
