@@ -233,7 +233,7 @@ impl Default for Config {
             cluster_replicas: 3,
             rules_retry_min_ms: 200,
             rules_retry_max_ms: 30_000,
-            rules_concurrency: 16,
+            rules_concurrency: 64,
             trace_max_bytes: 1 << 30,
         }
     }

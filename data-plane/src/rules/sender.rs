@@ -42,7 +42,10 @@ impl Default for Settings {
         Self {
             retry_min: Duration::from_millis(200),
             retry_max: Duration::from_secs(30),
-            concurrency: 16,
+            // A webhook lane waits a round trip per item, so a rule's rate is at most
+            // `concurrency` / round trip: 16 held 10,000 msg/s only while the receiver answered
+            // within 1.6 ms, and any hiccup of it became seconds of lag (BENCHMARKS.md, "Rule lag").
+            concurrency: 64,
             batch: 512,
         }
     }
