@@ -3,6 +3,7 @@
 //! `data-plane/tests/fixtures`.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -16,6 +17,8 @@ const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../data-plane/tests
 
 pub struct TlsProxy {
     pub port: u16,
+    /// TLS connections that completed their handshake (what a client opened and trusted).
+    handshakes: Arc<AtomicUsize>,
     task: JoinHandle<()>,
 }
 
@@ -36,14 +39,18 @@ impl TlsProxy {
         let acceptor = TlsAcceptor::from(Arc::new(config));
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind the proxy");
         let port = listener.local_addr().expect("proxy address").port();
+        let handshakes = Arc::new(AtomicUsize::new(0));
+        let counted = handshakes.clone();
         let task = tokio::spawn(async move {
             while let Ok((tcp, _)) = listener.accept().await {
                 let acceptor = acceptor.clone();
+                let counted = counted.clone();
                 tokio::spawn(async move {
                     // A client that does not trust us fails the handshake: nothing to forward.
                     let Ok(mut tls) = acceptor.accept(tcp).await else {
                         return;
                     };
+                    counted.fetch_add(1, Ordering::Relaxed);
                     let Ok(mut backend) = TcpStream::connect(("127.0.0.1", backend_port)).await else {
                         return;
                     };
@@ -51,7 +58,12 @@ impl TlsProxy {
                 });
             }
         });
-        Self { port, task }
+        Self { port, handshakes, task }
+    }
+
+    /// How many TLS connections were opened through the proxy so far.
+    pub fn handshakes(&self) -> usize {
+        self.handshakes.load(Ordering::Relaxed)
     }
 
     pub fn url(&self) -> String {

@@ -355,7 +355,8 @@ async fn webhooks_to_loopback_are_refused_after_resolution_unless_allowed() {
 }
 
 /// An https receiver is verified against the certificate authorities the broker trusts (here
-/// `SSL_CERT_FILE`, the test authority); a broker that does not trust it sends it nothing.
+/// `SSL_CERT_FILE`, the test authority); a broker that does not trust it sends it nothing. A
+/// rule keeps its connections open between deliveries.
 #[tokio::test]
 async fn an_https_webhook_is_verified_against_the_trusted_authorities() {
     let hook = Receiver::start(SECRET).await;
@@ -375,6 +376,7 @@ async fn an_https_webhook_is_verified_against_the_trusted_authorities() {
     assert_eq!(stat_u64(&untrusting, &r, "delivered"), 0);
     drop(untrusting);
     assert!(hook.got().is_empty(), "nothing reached an untrusted receiver");
+    assert_eq!(proxy.handshakes(), 0);
 
     let env = [FAST_RETRIES[0], FAST_RETRIES[1], ("SSL_CERT_FILE", TEST_CA)];
     let b = BrokerProc::start_with_env(&snap, &env);
@@ -383,6 +385,8 @@ async fn an_https_webhook_is_verified_against_the_trusted_authorities() {
     assert!(got.iter().all(|g| g.signed));
     let expected: Vec<String> = (0..5).map(|i| format!("GID_test@@@t:{i}")).collect();
     assert_eq!(payloads_once(&got), expected, "in order, over TLS");
+    // One client's deliveries go one after the other: one kept-alive connection carries them all.
+    assert_eq!(proxy.handshakes(), 1, "connections opened for 5 deliveries");
 }
 
 #[tokio::test]
