@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use async_nats::HeaderMap;
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{BufMut, Bytes};
 
 use crate::core::mailbox::Outbound;
 use crate::message::Message;
@@ -70,22 +70,25 @@ pub fn encode_message(msg: &Message) -> Bytes {
     Bytes::from(codec::encode(msg, &delivery))
 }
 
-/// A delivery to one client (its QoS, RETAIN flag and subscription identifiers ride along).
-pub fn encode_delivery(out: &Outbound) -> Bytes {
-    let delivery = Delivery {
+/// How a delivery to one client is to be made (its QoS, RETAIN flag and subscription identifiers).
+fn delivery_of(out: &Outbound) -> Delivery {
+    Delivery {
         qos: out.qos,
         retain: out.retain,
         sub_ids: out.sub_ids.clone(),
-    };
-    Bytes::from(codec::encode(&out.msg, &delivery))
+    }
+}
+
+/// A delivery to one client, with its delivery settings.
+pub fn encode_delivery(out: &Outbound) -> Bytes {
+    Bytes::from(codec::encode(&out.msg, &delivery_of(out)))
 }
 
 /// An item for one client of a node: kind, stream sequence, instance, client ID (each with its
 /// length), then the delivery's length and its stored-message encoding. Items are appended to one
 /// another as they are, so a batch is their concatenation.
 pub fn encode_item(kind: ItemKind, instance: &str, client: &str, seq: u64, out: &Outbound) -> Bytes {
-    let delivery = encode_delivery(out);
-    let mut item = BytesMut::with_capacity(17 + instance.len() + client.len() + delivery.len());
+    let mut item = Vec::with_capacity(17 + instance.len() + client.len() + codec::encoded_len_hint(&out.msg));
     item.put_u8(kind as u8);
     item.put_u64(seq);
     // Instance IDs and client IDs are short (MQTT strings at most, 65,535 bytes).
@@ -93,9 +96,13 @@ pub fn encode_item(kind: ItemKind, instance: &str, client: &str, seq: u64, out: 
     item.put_slice(instance.as_bytes());
     item.put_u16(client.len() as u16);
     item.put_slice(client.as_bytes());
-    item.put_u32(delivery.len() as u32);
-    item.put_slice(&delivery);
-    item.freeze()
+    // The delivery is encoded in place; its length, written before it, is filled in after.
+    let len_at = item.len();
+    item.put_u32(0);
+    codec::encode_into(&mut item, &out.msg, &delivery_of(out));
+    let len = (item.len() - len_at - 4) as u32;
+    item[len_at..len_at + 4].copy_from_slice(&len.to_be_bytes());
+    Bytes::from(item)
 }
 
 /// The items of a node's message, in order; a malformed one ends the list with `Err(())`.
@@ -184,6 +191,7 @@ pub fn parse_takeover(h: &HeaderMap) -> Option<(String, String)> {
 
 #[cfg(test)]
 mod tests {
+    use bytes::BytesMut;
     use common::qos::QoS;
 
     use super::*;

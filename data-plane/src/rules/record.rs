@@ -25,8 +25,9 @@ pub fn encode_message(msg: &Message) -> Vec<u8> {
         retain: msg.retain,
         sub_ids: Vec::new(),
     };
-    let mut out = vec![TAG_MESSAGE];
-    out.extend(codec::encode(msg, &delivery));
+    let mut out = Vec::with_capacity(1 + codec::encoded_len_hint(msg));
+    out.push(TAG_MESSAGE);
+    codec::encode_into(&mut out, msg, &delivery);
     out
 }
 

@@ -37,8 +37,19 @@ fn put_str(out: &mut Vec<u8>, s: &[u8]) {
     out.extend_from_slice(&s[..len]);
 }
 
+/// Bytes `encode` usually needs (more with MQTT 5 properties).
+pub fn encoded_len_hint(msg: &Message) -> usize {
+    48 + msg.topic.len() + msg.publisher.len() + msg.payload.len()
+}
+
 pub fn encode(msg: &Message, delivery: &Delivery) -> Vec<u8> {
-    let mut out = Vec::with_capacity(48 + msg.topic.len() + msg.publisher.len() + msg.payload.len());
+    let mut out = Vec::with_capacity(encoded_len_hint(msg));
+    encode_into(&mut out, msg, delivery);
+    out
+}
+
+/// Appends the encoding to `out`, for records that carry it after a header of their own.
+pub fn encode_into(out: &mut Vec<u8>, msg: &Message, delivery: &Delivery) {
     out.push(FORMAT_V2);
     out.push(msg.qos.level());
     out.push(delivery.qos.level());
@@ -59,8 +70,8 @@ pub fn encode(msg: &Message, delivery: &Delivery) -> Vec<u8> {
     for id in ids {
         out.extend_from_slice(&id.get().to_be_bytes());
     }
-    put_str(&mut out, msg.topic.as_bytes());
-    put_str(&mut out, msg.publisher.as_bytes());
+    put_str(out, msg.topic.as_bytes());
+    put_str(out, msg.publisher.as_bytes());
     if let Some(p) = &msg.props {
         let mut pf = 0;
         if p.utf8_payload {
@@ -80,13 +91,13 @@ pub fn encode(msg: &Message, delivery: &Delivery) -> Vec<u8> {
         }
         out.push(pf);
         if let Some(v) = &p.content_type {
-            put_str(&mut out, v.as_bytes());
+            put_str(out, v.as_bytes());
         }
         if let Some(v) = &p.response_topic {
-            put_str(&mut out, v.as_bytes());
+            put_str(out, v.as_bytes());
         }
         if let Some(v) = &p.correlation_data {
-            put_str(&mut out, v);
+            put_str(out, v);
         }
         if let Some(at) = p.expires_at_ms {
             out.extend_from_slice(&at.to_be_bytes());
@@ -94,12 +105,11 @@ pub fn encode(msg: &Message, delivery: &Delivery) -> Vec<u8> {
         let user = &p.user[..p.user.len().min(usize::from(u16::MAX))];
         out.extend_from_slice(&(user.len() as u16).to_be_bytes());
         for (k, v) in user {
-            put_str(&mut out, k.as_bytes());
-            put_str(&mut out, v.as_bytes());
+            put_str(out, k.as_bytes());
+            put_str(out, v.as_bytes());
         }
     }
     out.extend_from_slice(&msg.payload);
-    out
 }
 
 struct Reader<'a> {
