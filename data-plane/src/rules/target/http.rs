@@ -56,19 +56,34 @@ type Io = TokioIo<Box<dyn Stream>>;
 /// I/O, polled by whoever sends on it.
 struct Conn {
     send: http1::SendRequest<Full<Bytes>>,
-    io: Pin<Box<http1::Connection<Io, Full<Bytes>>>>,
+    io: ConnIo,
 }
 
 impl Conn {
     /// Waits until the connection can take a request, driving it meanwhile (this is also where
     /// a connection the receiver closed while it sat idle is found closed): false when closed.
     async fn ready(&mut self) -> bool {
+        let mut closed = false;
+        let ready = drive(&mut self.io, &mut closed, self.send.ready()).await;
+        ready.is_ok() && !closed
+    }
+}
+
+type ConnIo = Pin<Box<http1::Connection<Io, Full<Bytes>>>>;
+
+/// Awaits `fut` (a request's answer, its body, readiness) while driving the connection it
+/// depends on. When the connection ends first, `closed` is set and `fut` is awaited alone: with
+/// the connection gone it resolves at once, with what it got or why there is nothing.
+async fn drive<F: Future>(io: &mut ConnIo, closed: &mut bool, fut: F) -> F::Output {
+    let mut fut = std::pin::pin!(fut);
+    if !*closed {
         tokio::select! {
             biased;
-            r = self.send.ready() => r.is_ok(),
-            _ = self.io.as_mut() => false,
+            out = &mut fut => return out,
+            _ = io.as_mut() => *closed = true,
         }
     }
+    fut.await
 }
 
 /// Where a URL points, parsed once.
@@ -147,39 +162,20 @@ impl Client {
         }
     }
 
-    async fn exchange(&self, target: &Target, req: Request<Full<Bytes>>) -> Result<u16, Failure> {
-        let mut req = Some(req);
+    async fn exchange(&self, target: &Target, mut req: Request<Full<Bytes>>) -> Result<u16, Failure> {
         loop {
             let (mut conn, fresh) = match self.take_idle().await {
                 Some(c) => (c, false),
                 None => (self.connect(target).await?, true),
             };
-            if fresh && !conn.ready().await {
-                return Err(Failure::Transient("the connection closed at once".into()));
-            }
-            let Some(r) = req.take() else {
-                return Err(Failure::Transient("request lost".into()));
-            };
             let mut closed = false;
-            let answer = {
-                let mut answer = std::pin::pin!(conn.send.try_send_request(r));
-                tokio::select! {
-                    biased;
-                    a = &mut answer => a,
-                    _ = conn.io.as_mut() => {
-                        // The connection ended; the answer, or why there is none, is ready now.
-                        closed = true;
-                        answer.await
-                    }
-                }
-            };
-            let answer = match answer {
+            let answer = match drive(&mut conn.io, &mut closed, conn.send.try_send_request(req)).await {
                 Ok(a) => a,
                 Err(mut e) => match e.take_message() {
                     // Not written: a kept-alive connection the receiver had closed. Once more on
                     // a new one.
                     Some(r) if !fresh => {
-                        req = Some(r);
+                        req = r;
                         continue;
                     }
                     _ => return Err(Failure::Transient(error_chain(e.error()))),
@@ -187,18 +183,7 @@ impl Client {
             };
             let status = answer.status().as_u16();
             let mut body = answer.into_body();
-            let read_whole = if closed {
-                drain(&mut body).await
-            } else {
-                tokio::select! {
-                    biased;
-                    ok = drain(&mut body) => ok,
-                    _ = conn.io.as_mut() => {
-                        closed = true;
-                        drain(&mut body).await
-                    }
-                }
-            };
+            let read_whole = drive(&mut conn.io, &mut closed, drain(&mut body)).await;
             if read_whole && !closed {
                 self.put_idle(conn);
             }
@@ -257,7 +242,11 @@ impl Client {
             .handshake(TokioIo::new(io))
             .await
             .map_err(|e| Failure::Transient(error_chain(&e)))?;
-        Ok(Conn { send, io: Box::pin(io) })
+        let mut conn = Conn { send, io: Box::pin(io) };
+        if !conn.ready().await {
+            return Err(Failure::Transient("the connection closed at once".into()));
+        }
+        Ok(conn)
     }
 }
 
