@@ -193,25 +193,23 @@ struct Batch {
 impl Batches {
     /// Adds an item; batches that are full are moved to `ready`.
     fn add(&mut self, subject: String, item: &[u8], ready: &mut Vec<Batch>) {
-        let at = self.open.iter().position(|b| b.subject == subject);
+        let mut at = self.open.iter().position(|b| b.subject == subject);
         // A batch does not grow past the bound by a large item: what waits goes first, so a
         // message is never larger than the bound or its one item.
-        if let Some(at) = at
-            && self.open[at].bytes.len() + item.len() > BATCH_BYTES
+        if let Some(i) = at
+            && self.open[i].bytes.len() + item.len() > BATCH_BYTES
         {
-            ready.push(self.open.swap_remove(at));
+            ready.push(self.open.swap_remove(i));
+            at = None;
         }
-        let at = match self.open.iter().position(|b| b.subject == subject) {
-            Some(at) => at,
-            None => {
-                self.open.push(Batch {
-                    subject,
-                    bytes: BytesMut::new(),
-                    items: 0,
-                });
-                self.open.len() - 1
-            }
-        };
+        let at = at.unwrap_or_else(|| {
+            self.open.push(Batch {
+                subject,
+                bytes: BytesMut::new(),
+                items: 0,
+            });
+            self.open.len() - 1
+        });
         let batch = &mut self.open[at];
         batch.bytes.extend_from_slice(item);
         batch.items += 1;
