@@ -269,7 +269,7 @@ pub fn cluster_link(up: bool) {
 }
 
 /// A cluster operation failed (`kind`: publish, jetstream, subscribe, undecodable, funnel_full,
-/// slow_consumer).
+/// slow_consumer, order_overflow).
 pub fn cluster_error(kind: &'static str) {
     metrics::counter!(CLUSTER_ERRORS, "kind" => kind).increment(1);
 }

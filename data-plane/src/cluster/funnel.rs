@@ -5,7 +5,9 @@
 //! are pipelined: the task does not wait for one acknowledgement before sending the next; their
 //! acknowledgements are awaited in the order they were sent, by one task, which runs each one's
 //! follow-up (telling the node that holds the session) in that order too: the notices of one
-//! publisher's messages reach that node in stream order. Items for one node (deliveries, inbox
+//! publisher's messages reach that node in stream order. Routed messages are numbered here, in the
+//! order they go out (`wire::Origin`): a receiving broker uses it to keep that order across its
+//! NATS subscriptions. Items for one node (deliveries, inbox
 //! notices) that are waiting together go out as one NATS message per node: under load, many per
 //! message, which spares NATS and both brokers a message's fixed cost each; when the queue holds
 //! one, it goes alone at once, so nothing waits to be batched.
@@ -37,11 +39,8 @@ pub type StreamAck = oneshot::Receiver<Result<u64, String>>;
 pub type AfterAck = Box<dyn FnOnce(u64) + Send>;
 
 enum Job {
-    Core {
-        subject: String,
-        headers: HeaderMap,
-        payload: Bytes,
-    },
+    /// A routed message for the brokers subscribed to its subject (`wire::encode_routed`).
+    Routed { subject: String, routed: Vec<u8> },
     /// An item for a client of the node whose subject this is (`wire::encode_item`).
     Item { subject: String, item: Bytes },
     Stream {
@@ -81,17 +80,14 @@ impl Funnel {
         true
     }
 
-    /// At most once: a lost connection or a full queue drops it (counted).
-    pub fn core(&self, subject: String, headers: HeaderMap, payload: Bytes) {
+    /// At most once: a lost connection or a full queue drops it (counted). Its origin is
+    /// written in when it is sent.
+    pub fn routed(&self, subject: String, routed: Vec<u8>) {
         if !self.admit() {
             metrics::cluster_error("funnel_full");
             return;
         }
-        let _ = self.tx.send(Job::Core {
-            subject,
-            headers,
-            payload,
-        });
+        let _ = self.tx.send(Job::Routed { subject, routed });
     }
 
     /// At most once, like `core`: an item for a node, sent with the others waiting for that node.
@@ -127,6 +123,12 @@ async fn run(link: Arc<Link>, mut rx: mpsc::UnboundedReceiver<Job>, pending: Arc
     tokio::spawn(settle_in_order(acks_rx));
     let mut jobs = Vec::with_capacity(TAKE);
     let mut batches = Batches::default();
+    // A new ID at every start: a receiver never mistakes a restarted broker's sequence for the
+    // one before.
+    let mut origin = wire::Origin {
+        sender: rand::random(),
+        seq: 0,
+    };
     while rx.recv_many(&mut jobs, TAKE).await > 0 {
         pending.fetch_sub(jobs.len(), Ordering::Relaxed);
         for job in jobs.drain(..) {
@@ -136,14 +138,12 @@ async fn run(link: Arc<Link>, mut rx: mpsc::UnboundedReceiver<Job>, pending: Arc
                     batches.add(subject, &item, &mut full);
                     send(&link, full).await;
                 }
-                Job::Core {
-                    subject,
-                    headers,
-                    payload,
-                } => {
+                Job::Routed { subject, mut routed } => {
                     // Everything queued before goes first: the connection's order is the callers'.
                     batches.flush(&link).await;
-                    publish(&link, subject, headers, payload, 1).await;
+                    origin.seq += 1;
+                    wire::stamp_routed(&mut routed, origin);
+                    publish(&link, subject, HeaderMap::new(), Bytes::from(routed), 1).await;
                 }
                 Job::Stream {
                     subject,

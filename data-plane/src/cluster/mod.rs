@@ -5,6 +5,7 @@
 //! of the broker core's seams; without `--cluster-nats-url` none of this runs and the broker uses
 //! its embedded parts. docs/cluster.md explains the design.
 
+mod arrivals;
 mod funnel;
 mod inbox;
 pub mod link;

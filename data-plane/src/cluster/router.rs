@@ -1,20 +1,21 @@
 //! Routing across brokers. A message is handed to this node's live subscribers at once, published
 //! once on its topic's subject for the other brokers (NATS sends it only to brokers with a matching
-//! subscription: each broker holds one NATS subscription per distinct local filter), and appended
+//! subscription: each broker holds one NATS subscription per distinct local filter, all read by
+//! `Arrivals`), and appended
 //! to the inbox of every persistent session that matches it, wherever that session lives (found in
 //! the cluster-wide index of persistent subscriptions). `$share` groups are NATS queue groups: each
 //! message goes to one broker with members, which picks one of its members. P2P messages go to the
 //! node that holds their target.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use async_nats::HeaderMap;
 use common::qos::QoS;
 use common::topic;
 use futures_util::StreamExt;
-use tokio::task::JoinHandle;
+use futures_util::stream::{AbortHandle, Abortable};
 
+use super::arrivals::Arrivals;
 use super::funnel::Funnel;
 use super::inbox::Inbox;
 use super::link::Link;
@@ -26,39 +27,14 @@ use crate::core::offline::{OfflineLimits, OfflineQueue, QueueEntry};
 use crate::core::router::{FanOut, LocalRouter, MessageRouter, Routed, Scope, TooManyWildcards};
 use crate::core::seam::{Seam, SeamResult, done};
 use crate::core::subscriptions::SubOptions;
-use crate::message::{Message, MsgId};
+use crate::message::Message;
 use crate::metrics;
-
-/// Messages remembered to drop a copy that arrives twice (through two overlapping filters).
-const RECENT: usize = 65_536;
-
-/// The last message IDs seen, oldest dropped first.
-#[derive(Default)]
-struct Recent {
-    order: VecDeque<MsgId>,
-    seen: HashSet<MsgId>,
-}
-
-impl Recent {
-    /// False when it was seen already.
-    fn first_time(&mut self, id: MsgId) -> bool {
-        if !self.seen.insert(id) {
-            return false;
-        }
-        self.order.push_back(id);
-        if self.order.len() > RECENT
-            && let Some(old) = self.order.pop_front()
-        {
-            self.seen.remove(&old);
-        }
-        true
-    }
-}
 
 /// One NATS subscription shared by every local subscription that needs it.
 struct Held {
     users: usize,
-    task: JoinHandle<()>,
+    /// Ends the subscription.
+    stop: AbortHandle,
 }
 
 #[derive(Default)]
@@ -77,7 +53,7 @@ pub struct ClusterRouter {
     state: Arc<ClusterState>,
     inbox: Arc<Inbox>,
     interest: Mutex<Interest>,
-    recent: Arc<Mutex<Recent>>,
+    arrivals: Arrivals,
     runtime: tokio::runtime::Handle,
 }
 
@@ -86,16 +62,19 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// What a NATS subscription feeds.
-#[derive(Clone)]
 enum Feed {
     /// Direct subscriptions of an instance.
     Direct { instance: String },
-    /// One share group of one filter.
-    Group {
-        instance: String,
-        group: String,
-        filter: String,
-    },
+    /// One share group of one filter, through a NATS queue group.
+    Group(Group),
+}
+
+/// A share group of one filter, whose NATS queue subscription a task reads.
+struct Group {
+    instance: String,
+    group: String,
+    filter: String,
+    queue: String,
 }
 
 impl ClusterRouter {
@@ -108,19 +87,19 @@ impl ClusterRouter {
         runtime: tokio::runtime::Handle,
     ) -> Self {
         Self {
-            local,
             link,
             funnel,
             state,
             inbox,
             interest: Mutex::new(Interest::default()),
-            recent: Arc::new(Mutex::new(Recent::default())),
+            arrivals: Arrivals::start(local.clone(), runtime.clone()),
+            local,
             runtime,
         }
     }
 
-    /// The NATS subscriptions (key, subject, queue group) a raw filter needs.
-    fn needs(&self, instance: &str, raw: &str) -> Vec<(String, String, Option<String>, Feed)> {
+    /// The NATS subscriptions (key, subject, what it feeds) a raw filter needs.
+    fn needs(&self, instance: &str, raw: &str) -> Vec<(String, String, Feed)> {
         let Ok(parsed) = topic::parse_subscription(raw) else {
             return Vec::new();
         };
@@ -137,7 +116,7 @@ impl ClusterRouter {
                     let feed = Feed::Direct {
                         instance: instance.to_string(),
                     };
-                    (s.clone(), s, None, feed)
+                    (s.clone(), s, feed)
                 })
                 .collect(),
             Some(group) => {
@@ -145,12 +124,13 @@ impl ClusterRouter {
                 subjects
                     .into_iter()
                     .map(|s| {
-                        let feed = Feed::Group {
+                        let feed = Feed::Group(Group {
                             instance: instance.to_string(),
                             group: group.to_string(),
                             filter: parsed.filter.to_string(),
-                        };
-                        (format!("{s} {queue}"), s, Some(queue.clone()), feed)
+                            queue: queue.clone(),
+                        });
+                        (format!("{s} {queue}"), s, feed)
                     })
                     .collect()
             }
@@ -165,21 +145,27 @@ impl ClusterRouter {
         {
             return;
         }
-        for (key, subject, queue, feed) in self.needs(instance, raw) {
+        for (key, subject, feed) in self.needs(instance, raw) {
             if let Some(held) = interest.subscriptions.get_mut(&key) {
                 held.users += 1;
                 continue;
             }
-            let task = self.runtime.spawn(receive(
-                self.link.clone(),
-                self.local.clone(),
-                self.inbox.clone(),
-                self.recent.clone(),
-                subject,
-                queue,
-                feed,
-            ));
-            interest.subscriptions.insert(key, Held { users: 1, task });
+            let stop = match feed {
+                Feed::Direct { instance } => self.arrivals.subscribe(self.link.client.clone(), subject, &instance),
+                Feed::Group(group) => {
+                    let (stop, registration) = AbortHandle::new_pair();
+                    let reading = receive_group(
+                        self.link.clone(),
+                        self.local.clone(),
+                        self.inbox.clone(),
+                        subject,
+                        group,
+                    );
+                    self.runtime.spawn(Abortable::new(reading, registration));
+                    stop
+                }
+            };
+            interest.subscriptions.insert(key, Held { users: 1, stop });
         }
         metrics::cluster_subscriptions(interest.subscriptions.len());
     }
@@ -196,8 +182,8 @@ impl ClusterRouter {
             if let Some(held) = interest.subscriptions.get_mut(&key) {
                 held.users -= 1;
                 if held.users == 0 {
-                    // Dropping the subscriber (with the task) unsubscribes.
-                    held.task.abort();
+                    // Dropping the subscriber unsubscribes.
+                    held.stop.abort();
                     interest.subscriptions.remove(&key);
                 }
             }
@@ -260,27 +246,19 @@ impl ClusterRouter {
                 let subject = names
                     .topic(instance, &msg.topic)
                     .unwrap_or_else(|| names.long_subject(instance));
-                self.funnel.core(subject, HeaderMap::new(), wire::encode_message(msg));
+                self.funnel.routed(subject, wire::encode_routed(msg));
             }
         }
     }
 }
 
-/// Reads one NATS subscription and hands what arrives to this node's subscribers.
-async fn receive(
-    link: Arc<Link>,
-    local: Arc<LocalRouter>,
-    inbox: Arc<Inbox>,
-    recent: Arc<Mutex<Recent>>,
-    subject: String,
-    queue: Option<String>,
-    feed: Feed,
-) {
-    let subscribed = match &queue {
-        Some(q) => link.groups_client.queue_subscribe(subject.clone(), q.clone()).await,
-        None => link.client.subscribe(subject.clone()).await,
-    };
-    let mut sub = match subscribed {
+/// Reads a share group's queue subscription: each message goes to one member here.
+async fn receive_group(link: Arc<Link>, local: Arc<LocalRouter>, inbox: Arc<Inbox>, subject: String, group: Group) {
+    let mut sub = match link
+        .groups_client
+        .queue_subscribe(subject.clone(), group.queue.clone())
+        .await
+    {
         Ok(s) => s,
         Err(e) => {
             metrics::cluster_error("subscribe");
@@ -289,44 +267,18 @@ async fn receive(
     };
     while let Some(m) = sub.next().await {
         metrics::cluster_message("in");
-        let Some(msg) = wire::decode_message(&m.payload) else {
+        let Some((_, msg)) = wire::decode_routed(&m.payload) else {
             metrics::cluster_error("undecodable");
             continue;
         };
         let msg = Arc::new(msg);
-        let fan = match &feed {
-            Feed::Direct { instance } => {
-                // Overlapping filters hold a subscription each: one copy per client all the same.
-                // Checking and handing over under one lock keeps each topic's order: another
-                // subscription's task cannot hand a later message of the topic over in between.
-                let mut recent = lock(&recent);
-                if !recent.first_time(msg.id) {
-                    continue;
-                }
-                local.fan_out(
-                    instance,
-                    &msg,
-                    Scope {
-                        stored: false,
-                        groups: false,
-                    },
-                )
-            }
-            Feed::Group {
-                instance,
-                group,
-                filter,
-            } => local.fan_out_group(instance, &msg, filter, group),
-        };
-        store_group_pick(&inbox, &feed, &msg, fan).await;
+        let fan = local.fan_out_group(&group.instance, &msg, &group.filter, &group.group);
+        store_group_pick(&inbox, &group.instance, &msg, fan).await;
     }
 }
 
 /// A share group's member picked here may be a persistent session: its copy goes to its inbox.
-async fn store_group_pick(inbox: &Inbox, feed: &Feed, msg: &Arc<Message>, fan: FanOut) {
-    let Feed::Group { instance, .. } = feed else {
-        return;
-    };
+async fn store_group_pick(inbox: &Inbox, instance: &str, msg: &Arc<Message>, fan: FanOut) {
     if fan.stored.is_empty() {
         return;
     }

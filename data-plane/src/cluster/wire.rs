@@ -1,5 +1,6 @@
 //! What brokers send each other over NATS: a routed message is the stored-message encoding
-//! (`store::codec`) of the message; deliveries and inbox notices for one node's clients travel as
+//! (`store::codec`) of the message behind its sender's ID and sequence (so that the receiving
+//! broker can hand one sender's messages over in the order they were sent); deliveries and inbox notices for one node's clients travel as
 //! items, several in one NATS message; a takeover request carries its subject matter in headers.
 
 use std::sync::Arc;
@@ -60,14 +61,58 @@ pub struct Item<'a> {
     pub out: Outbound,
 }
 
-/// A routed message, as it travels.
-pub fn encode_message(msg: &Message) -> Bytes {
-    let delivery = Delivery {
+/// Tag of a routed message: the sending broker's ID and sequence follow, then the message.
+const ROUTED: u8 = 0xB1;
+/// Tag, sender and sequence.
+const ROUTED_HEAD: usize = 17;
+
+/// Where a routed message comes from: a sending broker (an ID it drew at start) and its place in
+/// what that broker sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Origin {
+    pub sender: u64,
+    pub seq: u64,
+}
+
+/// A routed message with room for its origin, which `stamp_routed` fills in when it is sent.
+pub fn encode_routed(msg: &Message) -> Vec<u8> {
+    let mut out = Vec::with_capacity(ROUTED_HEAD + codec::encoded_len_hint(msg));
+    out.push(ROUTED);
+    out.extend_from_slice(&[0; ROUTED_HEAD - 1]);
+    codec::encode_into(&mut out, msg, &delivery_of_message(msg));
+    out
+}
+
+/// Writes the origin into a message made by `encode_routed`.
+pub fn stamp_routed(routed: &mut [u8], origin: Origin) {
+    routed[1..9].copy_from_slice(&origin.sender.to_be_bytes());
+    routed[9..ROUTED_HEAD].copy_from_slice(&origin.seq.to_be_bytes());
+}
+
+/// A routed message and its origin; a message from a broker of an earlier release has none.
+pub fn decode_routed(payload: &[u8]) -> Option<(Option<Origin>, Message)> {
+    if payload.first() != Some(&ROUTED) {
+        return decode_message(payload).map(|m| (None, m));
+    }
+    let head = payload.get(..ROUTED_HEAD)?;
+    let origin = Origin {
+        sender: u64::from_be_bytes(head[1..9].try_into().ok()?),
+        seq: u64::from_be_bytes(head[9..].try_into().ok()?),
+    };
+    decode_message(&payload[ROUTED_HEAD..]).map(|m| (Some(origin), m))
+}
+
+fn delivery_of_message(msg: &Message) -> Delivery {
+    Delivery {
         qos: msg.qos,
         retain: msg.retain,
         sub_ids: Vec::new(),
-    };
-    Bytes::from(codec::encode(msg, &delivery))
+    }
+}
+
+/// A message as kept in the retained bucket.
+pub fn encode_message(msg: &Message) -> Bytes {
+    Bytes::from(codec::encode(msg, &delivery_of_message(msg)))
 }
 
 /// How a delivery to one client is to be made (its QoS, RETAIN flag and subscription identifiers).
@@ -240,6 +285,27 @@ mod tests {
             (ItemKind::Inbox, "mqtt-b", "c2", 42)
         );
         assert_eq!((&*b.out.msg.topic, b.out.qos), ("p/x", QoS::AtLeastOnce));
+    }
+
+    #[test]
+    fn a_routed_message_carries_its_origin() {
+        let msg = out("p/x", QoS::AtLeastOnce).msg;
+        let mut routed = encode_routed(&msg);
+        let origin = Origin {
+            sender: 0x0102_0304_0506_0708,
+            seq: 42,
+        };
+        stamp_routed(&mut routed, origin);
+        let (got, back) = decode_routed(&routed).expect("decodes");
+        assert_eq!(got, Some(origin));
+        assert_eq!((back.id, &*back.topic, back.qos), (msg.id, "p/x", QoS::AtLeastOnce));
+        assert_eq!(&back.payload[..], b"payload");
+
+        // From a broker of an earlier release: the message alone.
+        let (got, back) = decode_routed(&encode_message(&msg)).expect("decodes");
+        assert_eq!((got, back.id), (None, msg.id));
+
+        assert!(decode_routed(&routed[..ROUTED_HEAD - 1]).is_none());
     }
 
     #[test]
