@@ -1,7 +1,8 @@
 //! Order across brokers when the receiving broker's clients hold overlapping filters: each filter is a
 //! NATS subscription of its own, and a message on `T/a/x` arrives on both `T/#` and `T/+/x`, one on
-//! `T/a/y` only on `T/#`. Every subscriber there still gets one copy of each message, in the order
-//! they were published, across the two topics too.
+//! `T/a/y` only on `T/#`, and a P2P message on the broker's node subject. Every subscriber there
+//! still gets one copy of each message, in the order they were published, across the topics and
+//! the P2P messages too.
 
 use std::time::Duration;
 
@@ -32,14 +33,14 @@ async fn cluster_overlapping_filters_keep_publish_order_across_topics() {
     let (publisher, mut pub_ev, _) = mqtt::connect(s.fx.signature_opts(&s.fx.client_id("pub"), s.brokers[0].mqtt_port))
         .await
         .expect("connect");
-    // Both subscriptions reach the publisher's broker: probes until each subscriber has one.
-    for (_, _, ev) in subscribers.iter_mut() {
+    let p2p = format!("T/p2p/{}", s.fx.client_id("all"));
+    // Both subscriptions reach the publisher's broker, and it knows where `all` is: probes until
+    // each subscriber has one (a P2P one for `all`).
+    for (name, _, ev) in subscribers.iter_mut() {
+        let probe = if *name == "all" { p2p.as_str() } else { "T/a/x" };
         let mut heard = false;
         for _ in 0..50 {
-            publisher
-                .publish("T/a/x", QoS::AtMostOnce, false, "probe")
-                .await
-                .unwrap();
+            publisher.publish(probe, QoS::AtMostOnce, false, "probe").await.unwrap();
             mqtt::drain(&mut pub_ev, 0.05).await;
             if mqtt::drain(ev, 0.2).await.iter().any(|p| &p.payload[..] == b"probe") {
                 heard = true;
@@ -53,9 +54,13 @@ async fn cluster_overlapping_filters_keep_publish_order_across_topics() {
     }
 
     let publishing = tokio::spawn(async move {
-        // Even numbers on `T/a/x` (both filters), odd ones on `T/a/y` (`T/#` only).
+        // In turn on `T/a/x` (both filters), `T/a/y` (`T/#` only) and P2P to `all`.
         for i in 0..MESSAGES {
-            let topic = if i % 2 == 0 { "T/a/x" } else { "T/a/y" };
+            let topic = match i % 3 {
+                0 => "T/a/x",
+                1 => "T/a/y",
+                _ => p2p.as_str(),
+            };
             publisher
                 .publish(topic, QoS::AtMostOnce, false, format!("{i}"))
                 .await
@@ -76,7 +81,7 @@ async fn cluster_overlapping_filters_keep_publish_order_across_topics() {
     for (name, _, ev) in subscribers.iter_mut() {
         let expected: Vec<usize> = match *name {
             "all" => (0..MESSAGES).collect(),
-            _ => (0..MESSAGES).step_by(2).collect(),
+            _ => (0..MESSAGES).step_by(3).collect(),
         };
         let got: Vec<usize> = mqtt::collect(ev, expected.len(), 60)
             .await

@@ -136,11 +136,11 @@ async fn run(link: Arc<Link>, mut rx: mpsc::UnboundedReceiver<Job>, pending: Arc
                 Job::Item { subject, item } => {
                     let mut full = Vec::new();
                     batches.add(subject, &item, &mut full);
-                    send(&link, full).await;
+                    send(&link, full, &mut origin).await;
                 }
                 Job::Routed { subject, mut routed } => {
                     // Everything queued before goes first: the connection's order is the callers'.
-                    batches.flush(&link).await;
+                    batches.flush(&link, &mut origin).await;
                     origin.seq += 1;
                     wire::stamp_routed(&mut routed, origin);
                     publish(&link, subject, HeaderMap::new(), Bytes::from(routed), 1).await;
@@ -151,7 +151,7 @@ async fn run(link: Arc<Link>, mut rx: mpsc::UnboundedReceiver<Job>, pending: Arc
                     done,
                     then,
                 } => {
-                    batches.flush(&link).await;
+                    batches.flush(&link, &mut origin).await;
                     match link.js.send_publish(subject, publish).await {
                         Ok(ack) => {
                             let _ = acks.send(Pending { ack, done, then });
@@ -164,7 +164,7 @@ async fn run(link: Arc<Link>, mut rx: mpsc::UnboundedReceiver<Job>, pending: Arc
                 }
             }
         }
-        batches.flush(&link).await;
+        batches.flush(&link, &mut origin).await;
     }
 }
 
@@ -183,7 +183,7 @@ struct Batches {
     open: Vec<Batch>,
 }
 
-/// One NATS message of items for one node.
+/// One NATS message of items for one node, behind room for its origin (`wire::ITEMS_HEAD`).
 struct Batch {
     subject: String,
     bytes: BytesMut,
@@ -197,7 +197,7 @@ impl Batches {
         // A batch does not grow past the bound by a large item: what waits goes first, so a
         // message is never larger than the bound or its one item.
         if let Some(i) = at
-            && self.open[i].bytes.len() + item.len() > BATCH_BYTES
+            && self.open[i].bytes.len() - wire::ITEMS_HEAD + item.len() > BATCH_BYTES
         {
             ready.push(self.open.swap_remove(i));
             at = None;
@@ -205,7 +205,7 @@ impl Batches {
         let at = at.unwrap_or_else(|| {
             self.open.push(Batch {
                 subject,
-                bytes: BytesMut::new(),
+                bytes: BytesMut::from(&[0; wire::ITEMS_HEAD][..]),
                 items: 0,
             });
             self.open.len() - 1
@@ -213,7 +213,7 @@ impl Batches {
         let batch = &mut self.open[at];
         batch.bytes.extend_from_slice(item);
         batch.items += 1;
-        if batch.bytes.len() >= BATCH_BYTES {
+        if batch.bytes.len() - wire::ITEMS_HEAD >= BATCH_BYTES {
             ready.push(self.open.swap_remove(at));
         }
     }
@@ -223,15 +223,18 @@ impl Batches {
         ready.append(&mut self.open);
     }
 
-    async fn flush(&mut self, link: &Link) {
+    async fn flush(&mut self, link: &Link, origin: &mut wire::Origin) {
         let mut ready = Vec::new();
         self.close(&mut ready);
-        send(link, ready).await;
+        send(link, ready, origin).await;
     }
 }
 
-async fn send(link: &Link, ready: Vec<Batch>) {
-    for b in ready {
+/// Sends batches, each numbered after what went before it.
+async fn send(link: &Link, ready: Vec<Batch>, origin: &mut wire::Origin) {
+    for mut b in ready {
+        origin.seq += 1;
+        wire::stamp_items(&mut b.bytes, *origin);
         publish(link, b.subject, wire::items_headers(), b.bytes.freeze(), b.items).await;
     }
 }
@@ -254,10 +257,11 @@ async fn settle_in_order(mut acks: mpsc::UnboundedReceiver<Pending>) {
 mod tests {
     use super::*;
 
+    /// Subject, bytes of items, items.
     fn contents(ready: &[Batch]) -> Vec<(&str, usize, u64)> {
         ready
             .iter()
-            .map(|b| (b.subject.as_str(), b.bytes.len(), b.items))
+            .map(|b| (b.subject.as_str(), b.bytes.len() - wire::ITEMS_HEAD, b.items))
             .collect()
     }
 
@@ -271,7 +275,7 @@ mod tests {
         assert!(ready.is_empty(), "nothing is full yet");
         batches.close(&mut ready);
         assert_eq!(contents(&ready), [("n.a", 4, 2), ("n.b", 2, 1)]);
-        assert_eq!(&ready[0].bytes[..], b"a1a2");
+        assert_eq!(&ready[0].bytes[wire::ITEMS_HEAD..], b"a1a2");
 
         // A large item does not join what waits: that goes first, then the item alone.
         let mut ready = Vec::new();

@@ -6,6 +6,7 @@
 //! its embedded parts. docs/cluster.md explains the design.
 
 mod arrivals;
+mod feeds;
 mod funnel;
 mod inbox;
 pub mod link;
@@ -24,6 +25,7 @@ use async_nats::jetstream::kv;
 use bytes::Bytes;
 use futures_util::StreamExt;
 
+use self::arrivals::{Arrivals, ToNode};
 use self::funnel::Funnel;
 use self::inbox::Inbox;
 pub use self::link::ClusterConfig;
@@ -34,7 +36,7 @@ use self::sessions::ClusterSessions;
 use self::state::{ClusterState, SessionRecord};
 use self::subject::parse_key;
 use self::usage::ClusterQuotas;
-use self::wire::{ItemKind, Op};
+use self::wire::ItemKind;
 use crate::core::Parts;
 use crate::core::mailbox::Ctl;
 use crate::core::offline::{PersistedSession, SessionRecords};
@@ -113,12 +115,22 @@ pub async fn join(cfg: ClusterConfig) -> anyhow::Result<(Parts, Arc<Cluster>)> {
         local.clone(),
     );
     let local_router = Arc::new(LocalRouter::new(local.clone(), inbox.clone()));
+    let (takeovers, takeover_requests) = tokio::sync::mpsc::unbounded_channel();
+    let to_node = ToNode {
+        items: Box::new({
+            let (local, inbox) = (local.clone(), inbox.clone());
+            move |items| take_items(items, &local, &inbox)
+        }),
+        takeovers,
+    };
+    let arrivals = Arc::new(Arrivals::start(local_router.clone(), to_node, runtime.clone()));
     let router = Arc::new(ClusterRouter::new(
         local_router.clone(),
         link.clone(),
         funnel,
         state.clone(),
         inbox.clone(),
+        arrivals.clone(),
         runtime,
     ));
     let replica = Arc::new(LocalRetained::open(Arc::new(NoLog))?);
@@ -136,6 +148,8 @@ pub async fn join(cfg: ClusterConfig) -> anyhow::Result<(Parts, Arc<Cluster>)> {
     tokio::spawn(reread_after_others_reconnect(link.clone(), Arc::downgrade(&inbox)));
     tokio::spawn(serve_node(
         link.clone(),
+        arrivals,
+        takeover_requests,
         local.clone(),
         router.clone(),
         inbox.clone(),
@@ -191,36 +205,33 @@ async fn watch_sessions(link: Arc<Link>, state: Arc<ClusterState>, local: Arc<Lo
     }
 }
 
-/// What other brokers address to this node: deliveries to its clients, inbox notices, takeovers.
+/// What other brokers address to this node: deliveries to its clients and inbox notices (handed
+/// over by `arrivals` in their senders' order, with the topic messages), and takeovers (here).
 async fn serve_node(
     link: Arc<Link>,
+    arrivals: Arc<Arrivals>,
+    mut takeovers: tokio::sync::mpsc::UnboundedReceiver<async_nats::Message>,
     local: Arc<LocalSessions>,
     router: Arc<ClusterRouter>,
     inbox: Arc<Inbox>,
     wills: Arc<dyn WillScheduler>,
 ) {
-    let mut sub = subscribe_until_done(&link, link.names.node(&link.node), "node").await;
-    while let Some(m) = sub.next().await {
-        match m.headers.as_ref().and_then(wire::parse_op) {
-            Some(Op::Items) => take_items(&m.payload, &local, &inbox),
-            Some(Op::TakeOver) => {
-                let Some((instance, client)) = m.headers.as_ref().and_then(wire::parse_takeover) else {
-                    metrics::cluster_error("undecodable");
-                    continue;
-                };
-                local.signal(&instance, &client, Ctl::TakenOver);
-                if wills.cancel(&instance, &client).await.unwrap_or(false) {
-                    metrics::will("cancelled");
-                }
-                for (raw, _) in local.forget(&instance, &client) {
-                    let _ = router.unsubscribe(&instance, &client, &raw).await;
-                }
-                inbox.forget(&instance, &client);
-                if let Some(reply) = m.reply {
-                    let _ = link.client.publish(reply, Bytes::new()).await;
-                }
-            }
-            None => metrics::cluster_error("undecodable"),
+    arrivals.read_node(subscribe_until_done(&link, link.names.node(&link.node), "node").await);
+    while let Some(m) = takeovers.recv().await {
+        let Some((instance, client)) = m.headers.as_ref().and_then(wire::parse_takeover) else {
+            metrics::cluster_error("undecodable");
+            continue;
+        };
+        local.signal(&instance, &client, Ctl::TakenOver);
+        if wills.cancel(&instance, &client).await.unwrap_or(false) {
+            metrics::will("cancelled");
+        }
+        for (raw, _) in local.forget(&instance, &client) {
+            let _ = router.unsubscribe(&instance, &client, &raw).await;
+        }
+        inbox.forget(&instance, &client);
+        if let Some(reply) = m.reply {
+            let _ = link.client.publish(reply, Bytes::new()).await;
         }
     }
 }

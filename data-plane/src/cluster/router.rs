@@ -53,7 +53,7 @@ pub struct ClusterRouter {
     state: Arc<ClusterState>,
     inbox: Arc<Inbox>,
     interest: Mutex<Interest>,
-    arrivals: Arrivals,
+    arrivals: Arc<Arrivals>,
     runtime: tokio::runtime::Handle,
 }
 
@@ -84,6 +84,7 @@ impl ClusterRouter {
         funnel: Arc<Funnel>,
         state: Arc<ClusterState>,
         inbox: Arc<Inbox>,
+        arrivals: Arc<Arrivals>,
         runtime: tokio::runtime::Handle,
     ) -> Self {
         Self {
@@ -92,7 +93,7 @@ impl ClusterRouter {
             state,
             inbox,
             interest: Mutex::new(Interest::default()),
-            arrivals: Arrivals::start(local.clone(), runtime.clone()),
+            arrivals,
             local,
             runtime,
         }

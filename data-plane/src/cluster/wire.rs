@@ -1,7 +1,8 @@
 //! What brokers send each other over NATS: a routed message is the stored-message encoding
 //! (`store::codec`) of the message behind its sender's ID and sequence (so that the receiving
-//! broker can hand one sender's messages over in the order they were sent); deliveries and inbox notices for one node's clients travel as
-//! items, several in one NATS message; a takeover request carries its subject matter in headers.
+//! broker can hand one sender's messages over in the order they were sent); deliveries and inbox
+//! notices for one node's clients travel as items, several in one NATS message behind the same
+//! sender's ID and sequence; a takeover request carries its subject matter in headers.
 
 use std::sync::Arc;
 
@@ -19,7 +20,9 @@ pub const CLIENT: &str = "Mq-Client";
 /// What a message to one node is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op {
-    /// Items for the node's clients (`encode_item`), one after the other.
+    /// Items for the node's clients (`encode_item`), one after the other, behind their origin.
+    SequencedItems,
+    /// Items without an origin, from a broker of an earlier release.
     Items,
     /// Another broker took this client over: close it here.
     TakeOver,
@@ -28,6 +31,7 @@ pub enum Op {
 impl Op {
     fn as_str(self) -> &'static str {
         match self {
+            Self::SequencedItems => "seq-items",
             Self::Items => "items",
             Self::TakeOver => "takeover",
         }
@@ -35,6 +39,7 @@ impl Op {
 
     pub fn parse(s: &str) -> Option<Self> {
         match s {
+            "seq-items" => Some(Self::SequencedItems),
             "items" => Some(Self::Items),
             "takeover" => Some(Self::TakeOver),
             _ => None,
@@ -85,8 +90,31 @@ pub fn encode_routed(msg: &Message) -> Vec<u8> {
 
 /// Writes the origin into a message made by `encode_routed`.
 pub fn stamp_routed(routed: &mut [u8], origin: Origin) {
-    routed[1..9].copy_from_slice(&origin.sender.to_be_bytes());
-    routed[9..ROUTED_HEAD].copy_from_slice(&origin.seq.to_be_bytes());
+    put_origin(&mut routed[1..ROUTED_HEAD], origin);
+}
+
+/// Bytes before the items of a node message: their origin, written by `stamp_items` when sent.
+pub const ITEMS_HEAD: usize = 16;
+
+pub fn stamp_items(batch: &mut [u8], origin: Origin) {
+    put_origin(&mut batch[..ITEMS_HEAD], origin);
+}
+
+/// The origin of a node message of items (`Op::SequencedItems`); its items follow `ITEMS_HEAD`.
+pub fn items_origin(payload: &[u8]) -> Option<Origin> {
+    read_origin(payload.get(..ITEMS_HEAD)?)
+}
+
+fn put_origin(at: &mut [u8], origin: Origin) {
+    at[..8].copy_from_slice(&origin.sender.to_be_bytes());
+    at[8..16].copy_from_slice(&origin.seq.to_be_bytes());
+}
+
+fn read_origin(at: &[u8]) -> Option<Origin> {
+    Some(Origin {
+        sender: u64::from_be_bytes(at.get(..8)?.try_into().ok()?),
+        seq: u64::from_be_bytes(at.get(8..16)?.try_into().ok()?),
+    })
 }
 
 /// A routed message and its origin; a message from a broker of an earlier release has none.
@@ -94,11 +122,7 @@ pub fn decode_routed(payload: &[u8]) -> Option<(Option<Origin>, Message)> {
     if payload.first() != Some(&ROUTED) {
         return decode_message(payload).map(|m| (None, m));
     }
-    let head = payload.get(..ROUTED_HEAD)?;
-    let origin = Origin {
-        sender: u64::from_be_bytes(head[1..9].try_into().ok()?),
-        seq: u64::from_be_bytes(head[9..].try_into().ok()?),
-    };
+    let origin = read_origin(payload.get(1..ROUTED_HEAD)?)?;
     decode_message(&payload[ROUTED_HEAD..]).map(|m| (Some(origin), m))
 }
 
@@ -209,7 +233,7 @@ pub fn decode_delivery(payload: &[u8]) -> Option<Outbound> {
 /// Headers of a node message of items.
 pub fn items_headers() -> HeaderMap {
     let mut h = HeaderMap::new();
-    h.insert(OP, Op::Items.as_str());
+    h.insert(OP, Op::SequencedItems.as_str());
     h
 }
 
