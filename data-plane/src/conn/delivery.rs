@@ -56,38 +56,43 @@ impl Delivery {
         }
     }
 
-    pub async fn run(mut self) {
-        let stop = self.deliver().await;
-        let ctx = self.ctx.clone();
-        if let Stop::Signalled(ending) = stop {
-            ctx.ending.set(Some(ending));
-            let reason = match ending {
-                Ending::TakenOver => {
-                    tracing::info!(client_id = %ctx.client_id, "clientId conflict: connection taken over");
-                    DisconnectReasonCode::SessionTakenOver
-                }
-                Ending::Kicked => {
-                    tracing::info!(client_id = %ctx.client_id, "closed by the control plane");
-                    DisconnectReasonCode::AdministrativeAction
-                }
-                // Closing right away can discard the just-queued notice; let it leave first.
-                Ending::Expired => {
-                    ntex::time::sleep(sys::NOTICE_FLUSH).await;
-                    DisconnectReasonCode::NotAuthorized
-                }
-                Ending::Withdrawn => {
-                    ntex::time::sleep(sys::NOTICE_FLUSH).await;
-                    DisconnectReasonCode::AdministrativeAction
-                }
-            };
-            ctx.sink.close_with(reason);
-        } else {
-            ctx.sink.close();
+    /// An `async move` block rather than an `async fn`: an `async fn` keeps `self` twice in its
+    /// future (the argument and its binding), and this future lives as long as the connection.
+    #[expect(clippy::manual_async_fn, reason = "an async fn would hold its arguments twice")]
+    pub fn run(mut self) -> impl std::future::Future<Output = ()> {
+        async move {
+            let stop = self.deliver().await;
+            let ctx = self.ctx.clone();
+            if let Stop::Signalled(ending) = stop {
+                ctx.ending.set(Some(ending));
+                let reason = match ending {
+                    Ending::TakenOver => {
+                        tracing::info!(client_id = %ctx.client_id, "clientId conflict: connection taken over");
+                        DisconnectReasonCode::SessionTakenOver
+                    }
+                    Ending::Kicked => {
+                        tracing::info!(client_id = %ctx.client_id, "closed by the control plane");
+                        DisconnectReasonCode::AdministrativeAction
+                    }
+                    // Closing right away can discard the just-queued notice; let it leave first.
+                    Ending::Expired => {
+                        ntex::time::sleep(sys::NOTICE_FLUSH).await;
+                        DisconnectReasonCode::NotAuthorized
+                    }
+                    Ending::Withdrawn => {
+                        ntex::time::sleep(sys::NOTICE_FLUSH).await;
+                        DisconnectReasonCode::AdministrativeAction
+                    }
+                };
+                ctx.sink.close_with(reason);
+            } else {
+                ctx.sink.close();
+            }
+            let unacked = self.window.borrow().unacked();
+            ctx.broker
+                .close_session(&ctx.instance_id, &ctx.client_id, ctx.conn_id, unacked)
+                .await;
         }
-        let unacked = self.window.borrow().unacked();
-        ctx.broker
-            .close_session(&ctx.instance_id, &ctx.client_id, ctx.conn_id, unacked)
-            .await;
     }
 
     async fn deliver(&mut self) -> Stop {
@@ -102,7 +107,9 @@ impl Delivery {
         // The offline-queue cursor: highest stored sequence sent on this connection.
         let mut cursor = 0u64;
         loop {
-            if self.ctx.persistent && !self.pump_store(&mut cursor).await {
+            // Boxed: the idle connection's future would otherwise carry the store read's state
+            // (about 400 bytes) for as long as it lives.
+            if self.ctx.persistent && !Box::pin(self.pump_store(&mut cursor)).await {
                 return Stop::Closed;
             }
             // Checked on every turn, so that a busy mailbox cannot put it off.

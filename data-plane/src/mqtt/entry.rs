@@ -40,22 +40,26 @@ impl Entry {
     /// Serves a connection in a task of its own on the current worker (the one that accepted it,
     /// `listeners.rs`), so that the accept loop, or a TLS or WebSocket handshake's task, goes on.
     pub fn spawn(&self, io: IoBoxed) {
-        let entry = self.clone();
-        ntex::rt::spawn(async move { entry.serve(io).await });
+        ntex::rt::spawn(self.clone().serve(io));
     }
 
-    async fn serve(&self, io: IoBoxed) {
-        let accepted = std::time::Instant::now();
-        match ntex::time::timeout_checked(CONNECT_TIMEOUT, io.recv(&ProtocolLevel)).await {
-            Ok(Ok(Some(MQTT_3_1_1))) => {
-                // The rest of the CONNECT gets what is left of the same timeout.
-                let left = Duration::from(CONNECT_TIMEOUT).saturating_sub(accepted.elapsed());
-                v3::serve(self.broker.clone(), self.dev, self.limits, io, left).await
+    /// An `async move` block rather than an `async fn`, which would keep `self` and `io` twice in
+    /// the connection's future.
+    #[expect(clippy::manual_async_fn, reason = "an async fn would hold its arguments twice")]
+    fn serve(self, io: IoBoxed) -> impl std::future::Future<Output = ()> {
+        async move {
+            let accepted = std::time::Instant::now();
+            match ntex::time::timeout_checked(CONNECT_TIMEOUT, io.recv(&ProtocolLevel)).await {
+                Ok(Ok(Some(MQTT_3_1_1))) => {
+                    // The rest of the CONNECT gets what is left of the same timeout.
+                    let left = Duration::from(CONNECT_TIMEOUT).saturating_sub(accepted.elapsed());
+                    v3::serve(self.broker.clone(), self.dev, self.limits, io, left).await
+                }
+                Ok(Ok(Some(_))) => (self.v5)(io).await,
+                Ok(Err(Either::Left(NotMqtt(reason)))) => super::refuse_connection(&io, reason, "").await,
+                // Silent past the connect timeout, or gone.
+                Err(()) | Ok(Ok(None) | Err(Either::Right(_))) => {}
             }
-            Ok(Ok(Some(_))) => (self.v5)(io).await,
-            Ok(Err(Either::Left(NotMqtt(reason)))) => super::refuse_connection(&io, reason, "").await,
-            // Silent past the connect timeout, or gone.
-            Err(()) | Ok(Ok(None) | Err(Either::Right(_))) => {}
         }
     }
 }

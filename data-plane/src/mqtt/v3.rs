@@ -42,11 +42,13 @@ pub struct Limits {
 /// Serves one MQTT 3.1.1 connection from its CONNECT to its end.
 /// `connect_within`: what is left of the connect timeout for the rest of the CONNECT.
 pub async fn serve(broker: Arc<Broker>, dev: bool, limits: Limits, io: IoBoxed, connect_within: Duration) {
-    let codec = Codec::new();
-    codec.set_max_size(limits.max_frame);
-    let wire = Rc::new(Wire3::new(io.get_ref(), codec));
-    let first = ntex::time::timeout_checked(connect_within, io.recv(&wire.codec)).await;
-    let connect = match first {
+    let wire = {
+        let codec = Codec::new();
+        codec.set_max_size(limits.max_frame);
+        Rc::new(Wire3::new(io.get_ref(), codec))
+    };
+    // In a scope of its own: what the read returned is not kept for the life of the connection.
+    let connect = match ntex::time::timeout_checked(connect_within, io.recv(&wire.codec)).await {
         // Unboxed here: a box emptied by a move would be freed only when this function ends.
         Ok(Ok(Some(Decoded::Packet(Packet::Connect(connect), _)))) => *connect,
         // The entry saw a CONNECT's first bytes, so this cannot be another packet; the arm is
@@ -206,30 +208,35 @@ struct Session {
 }
 
 impl Session {
-    async fn run(mut self) {
-        self.reset_keep_alive();
-        let reason = loop {
-            let step = match self.next_event().await {
-                Event::Packet(d) => {
-                    self.reset_keep_alive();
-                    match self.on_packet(d) {
-                        Ok(Some(later)) => later.await.and_then(|answer| self.answer(answer)),
-                        Ok(None) => Ok(()),
-                        Err(reason) => Err(reason),
+    /// An `async move` block rather than an `async fn`, which would keep `self` twice in the
+    /// connection's future.
+    #[expect(clippy::manual_async_fn, reason = "an async fn would hold its arguments twice")]
+    fn run(mut self) -> impl std::future::Future<Output = ()> {
+        async move {
+            self.reset_keep_alive();
+            let reason = loop {
+                let step = match self.next_event().await {
+                    Event::Packet(d) => {
+                        self.reset_keep_alive();
+                        match self.on_packet(d) {
+                            Ok(Some(later)) => later.await.and_then(|answer| self.answer(answer)),
+                            Ok(None) => Ok(()),
+                            Err(reason) => Err(reason),
+                        }
                     }
+                    Event::Routed(r) => self.on_routed(r),
+                    Event::End(reason) => Err(reason),
+                };
+                if let Err(reason) = step {
+                    break reason;
                 }
-                Event::Routed(r) => self.on_routed(r),
-                Event::End(reason) => Err(reason),
             };
-            if let Err(reason) = step {
-                break reason;
-            }
-        };
-        self.conn.ctx.note_close(reason);
-        // Routes under way end with the connection, as they would with its handlers.
-        drop(std::mem::take(&mut self.routing));
-        let _ = self.io.shutdown().await;
-        self.wire.wake();
+            self.conn.ctx.note_close(reason);
+            // Routes under way end with the connection, as they would with its handlers.
+            drop(std::mem::take(&mut self.routing));
+            let _ = self.io.shutdown().await;
+            self.wire.wake();
+        }
     }
 
     /// Anything the client sends keeps the connection alive for another 1.5 keep-alives.
