@@ -19,6 +19,7 @@ use super::sink::{Receiver, Sent};
 use super::window::Window;
 use crate::auth::Withdrawn;
 use crate::core::mailbox::{Ctl, Mail, Outbound};
+use crate::core::offline::Queued;
 use crate::metrics::{self, Packet};
 use crate::sys;
 
@@ -107,10 +108,26 @@ impl Delivery {
         // The offline-queue cursor: highest stored sequence sent on this connection.
         let mut cursor = 0u64;
         loop {
-            // Boxed: the idle connection's future would otherwise carry the store read's state
-            // (about 400 bytes) for as long as it lives.
-            if self.ctx.persistent && !Box::pin(self.pump_store(&mut cursor)).await {
-                return Stop::Closed;
+            // Stored messages after `cursor`, while the window has room. The sends are awaited
+            // here rather than in a helper's future: that future (about 400 bytes) would be part
+            // of every connection's for as long as it lives, and boxing it costs an allocation a
+            // turn (measured: offline drain about a tenth slower).
+            // (`let ... else` rather than `while let` and `for`: their temporaries would be kept
+            // across the send too.)
+            while self.ctx.persistent {
+                let Some(batch) = self.fetch_stored(cursor).await else {
+                    break;
+                };
+                let mut batch = batch.into_iter();
+                loop {
+                    let Some(queued) = batch.next() else {
+                        break;
+                    };
+                    cursor = queued.seq;
+                    if !self.send(queued.out, Some(queued.seq)).await {
+                        return Stop::Closed;
+                    }
+                }
             }
             // Checked on every turn, so that a busy mailbox cannot put it off.
             if self.token_timetable() {
@@ -222,46 +239,31 @@ impl Delivery {
         }
     }
 
-    /// Sends stored messages after `cursor` while the window has room. False when the connection is gone.
-    async fn pump_store(&mut self, cursor: &mut u64) -> bool {
-        loop {
-            let room = self.window_size.saturating_sub(self.window.borrow().inflight.len());
-            if room == 0 {
-                return true;
-            }
-            let max_age = self
-                .ctx
-                .instance()
-                .map_or(u64::MAX >> 21, |i| i.quotas.offline_retention_secs.saturating_mul(1000));
-            let ctx = &self.ctx;
-            let fetched = ctx
-                .broker
-                .offline()
-                .fetch(
-                    &ctx.instance_id,
-                    &ctx.client_id,
-                    *cursor,
-                    room.min(FETCH_BATCH),
-                    max_age,
-                )
-                .await;
-            self.store_unread = fetched.is_err();
-            let batch = match fetched {
-                Ok(b) => b,
-                Err(e) => {
-                    metrics::store_error("fetch");
-                    tracing::error!(error = %e, "cannot read offline messages; reading again shortly");
-                    return true;
-                }
-            };
-            if batch.is_empty() {
-                return true;
-            }
-            for queued in batch {
-                *cursor = queued.seq;
-                if !self.send(queued.out, Some(queued.seq)).await {
-                    return false;
-                }
+    /// The next stored messages after `cursor` that the window has room for; None when it has
+    /// none, nothing more is stored, or the store cannot be read (then it is read again shortly).
+    async fn fetch_stored(&mut self, cursor: u64) -> Option<Vec<Queued>> {
+        let room = self.window_size.saturating_sub(self.window.borrow().inflight.len());
+        if room == 0 {
+            return None;
+        }
+        let max_age = self
+            .ctx
+            .instance()
+            .map_or(u64::MAX >> 21, |i| i.quotas.offline_retention_secs.saturating_mul(1000));
+        let ctx = &self.ctx;
+        let fetched = ctx
+            .broker
+            .offline()
+            .fetch(&ctx.instance_id, &ctx.client_id, cursor, room.min(FETCH_BATCH), max_age)
+            .await;
+        self.store_unread = fetched.is_err();
+        match fetched {
+            Ok(batch) if !batch.is_empty() => Some(batch),
+            Ok(_) => None,
+            Err(e) => {
+                metrics::store_error("fetch");
+                tracing::error!(error = %e, "cannot read offline messages; reading again shortly");
+                None
             }
         }
     }
