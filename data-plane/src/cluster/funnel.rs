@@ -5,12 +5,12 @@
 //! are pipelined: the task does not wait for one acknowledgement before sending the next; their
 //! acknowledgements are awaited in the order they were sent, by one task, which runs each one's
 //! follow-up (telling the node that holds the session) in that order too: the notices of one
-//! publisher's messages reach that node in stream order. Routed messages are numbered here, in the
-//! order they go out (`wire::Origin`): a receiving broker uses it to keep that order across its
-//! NATS subscriptions. Items for one node (deliveries, inbox
-//! notices) that are waiting together go out as one NATS message per node: under load, many per
-//! message, which spares NATS and both brokers a message's fixed cost each; when the queue holds
-//! one, it goes alone at once, so nothing waits to be batched.
+//! publisher's messages reach that node in stream order. Routed messages and node messages are
+//! numbered here, in the order they go out (`wire::Origin`): a receiving broker uses the number to
+//! keep that order across its NATS subscriptions. Items for one node (deliveries, inbox notices)
+//! that are waiting together go out as one NATS message per node: under load, many per message,
+//! which spares NATS and both brokers a message's fixed cost each; when the queue holds one, it
+//! goes alone at once, so nothing waits to be batched.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -90,7 +90,7 @@ impl Funnel {
         let _ = self.tx.send(Job::Routed { subject, routed });
     }
 
-    /// At most once, like `core`: an item for a node, sent with the others waiting for that node.
+    /// At most once, like `routed`: an item for a node, sent with the others waiting for that node.
     pub fn item(&self, subject: String, item: Bytes) {
         if !self.admit() {
             metrics::cluster_error("funnel_full");

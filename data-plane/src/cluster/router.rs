@@ -1,11 +1,10 @@
 //! Routing across brokers. A message is handed to this node's live subscribers at once, published
 //! once on its topic's subject for the other brokers (NATS sends it only to brokers with a matching
 //! subscription: each broker holds one NATS subscription per distinct local filter, all read by
-//! `Arrivals`), and appended
-//! to the inbox of every persistent session that matches it, wherever that session lives (found in
-//! the cluster-wide index of persistent subscriptions). `$share` groups are NATS queue groups: each
-//! message goes to one broker with members, which picks one of its members. P2P messages go to the
-//! node that holds their target.
+//! `Arrivals`), and appended to the inbox of every persistent session that matches it, wherever
+//! that session lives (found in the cluster-wide index of persistent subscriptions). `$share`
+//! groups are NATS queue groups: each message goes to one broker with members, which picks one of
+//! its members. P2P messages go to the node that holds their target.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
