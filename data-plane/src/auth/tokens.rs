@@ -1,7 +1,7 @@
 //! The live tokens of a Token-mode connection *(compat: spec 3.2, 3.7)*: the password's
 //! `<TYPE>|<token>` pairs, `$SYS/uploadToken` replacements, and the expiry notice timetable.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 
 use common::token::{TokenAction, TokenClaims, TokenError};
 use serde::Deserialize;
@@ -15,8 +15,9 @@ pub const NOTICE_AHEAD_MS: i64 = 5 * 60 * 1000;
 #[derive(Debug, Clone, Default)]
 pub struct Tokens {
     by_type: BTreeMap<TokenAction, TokenClaims>,
-    /// Token ids whose expiry notice was sent.
-    notified: HashSet<String>,
+    /// Token ids whose expiry notice was sent (a few: one token per type; a vector is 24 bytes
+    /// smaller than a set in every connection).
+    notified: Vec<String>,
 }
 
 /// The payload of `$SYS/uploadToken`.
@@ -74,7 +75,7 @@ impl Tokens {
         let kind = TokenAction::parse_type(&upload.kind).ok_or((TokenError::Malformed, upload.kind.clone()))?;
         let claims =
             verify(dir, instance, key_id, kind, &upload.token, now_ms).map_err(|e| (e, upload.kind.clone()))?;
-        self.notified.remove(&claims.jti);
+        self.notified.retain(|jti| *jti != claims.jti);
         self.by_type.insert(kind, claims);
         Ok(())
     }
@@ -155,7 +156,8 @@ impl Tokens {
                 due.expired = Some(*kind);
                 return due;
             }
-            if claims.exp_ms - NOTICE_AHEAD_MS <= now_ms && self.notified.insert(claims.jti.clone()) {
+            if claims.exp_ms - NOTICE_AHEAD_MS <= now_ms && !self.notified.contains(&claims.jti) {
+                self.notified.push(claims.jti.clone());
                 due.notices.push((*kind, claims.exp_ms));
             }
         }

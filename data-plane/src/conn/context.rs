@@ -30,12 +30,14 @@ pub enum Ending {
 
 pub struct ConnCtx {
     pub broker: Arc<Broker>,
-    pub instance_id: String,
+    /// Instance ID, client ID and peer address up to 23 bytes are held inline (no allocation).
+    pub instance_id: ByteString,
     pub client_id: ByteString,
     pub conn_id: u64,
-    /// 32 hex chars, unique per TCP connection (client status events).
-    pub channel_id: String,
-    pub peer: String,
+    /// Unique per TCP connection; 32 hex chars in client status events (kept as bytes: a string
+    /// would cost every connection another allocation).
+    pub channel_id: [u8; 16],
+    pub peer: ByteString,
     /// The session outlives the connection.
     pub persistent: bool,
     pub credential: RefCell<Credential>,
@@ -60,33 +62,41 @@ pub struct ConnCtx {
 
 /// Topic aliases the broker assigns to the topics it sends, up to the client's topic alias
 /// maximum: the first topics get one for the life of the connection; later ones are sent in full.
+/// The map is made with the first alias: most connections never get one (MQTT 3.1.1, or no
+/// maximum), and an empty map inline would cost each of them 40 bytes.
 pub struct OutboundAliases {
     max: u16,
-    by_topic: HashMap<ByteString, u16>,
+    #[expect(clippy::box_collection, reason = "8 bytes inline instead of an empty map's 48")]
+    by_topic: Option<Box<HashMap<ByteString, u16>>>,
 }
 
 impl OutboundAliases {
     pub fn new(max: u16) -> Self {
-        Self {
-            max,
-            by_topic: HashMap::new(),
-        }
+        Self { max, by_topic: None }
+    }
+
+    fn assigned(&self) -> usize {
+        self.by_topic.as_ref().map_or(0, |m| m.len())
     }
 
     /// The alias for `topic`, and whether the client knows it already (then the topic can be left
     /// out); a new one is only taken by `assign`, once the packet that introduces it is sent.
     pub fn peek(&self, topic: &ByteString) -> Option<(u16, bool)> {
-        match self.by_topic.get(topic) {
+        match self.by_topic.as_ref().and_then(|m| m.get(topic)) {
             Some(&alias) => Some((alias, true)),
-            None if self.by_topic.len() < usize::from(self.max) => Some((self.by_topic.len() as u16 + 1, false)),
+            None if self.assigned() < usize::from(self.max) => Some((self.assigned() as u16 + 1, false)),
             None => None,
         }
     }
 
     pub fn assign(&mut self, topic: &ByteString) {
-        if self.by_topic.len() < usize::from(self.max) && !self.by_topic.contains_key(topic) {
-            let alias = self.by_topic.len() as u16 + 1;
-            self.by_topic.insert(topic.clone(), alias);
+        let alias = self.assigned() as u16 + 1;
+        if usize::from(alias) > usize::from(self.max) {
+            return;
+        }
+        let by_topic = self.by_topic.get_or_insert_with(Box::default);
+        if !by_topic.contains_key(topic) {
+            by_topic.insert(topic.clone(), alias);
         }
     }
 }
@@ -102,7 +112,12 @@ impl ConnCtx {
 
     /// The instance as of the current configuration (a reload may have changed or removed it).
     pub fn instance(&self) -> Option<Arc<Instance>> {
-        self.broker.dirs.load().instances.get(&self.instance_id).cloned()
+        self.broker
+            .dirs
+            .load()
+            .instances
+            .get(self.instance_id.as_str())
+            .cloned()
     }
 
     pub fn event(&self, event_type: EventType) {
@@ -120,12 +135,12 @@ impl ConnCtx {
 
     fn emit(&self, event_type: EventType, topics: Vec<String>, reason: Option<CloseReason>) {
         self.broker.events.emit(ClientEvent {
-            instance_id: self.instance_id.clone(),
+            instance_id: self.instance_id.to_string(),
             client_id: self.client_id.to_string(),
             time: common::time::now_ms(),
             event_type,
-            channel_id: self.channel_id.clone(),
-            client_ip: self.peer.clone(),
+            channel_id: hex::encode(self.channel_id),
+            client_ip: self.peer.to_string(),
             topics,
             reason,
         });

@@ -15,7 +15,7 @@ pub(super) fn finish(conn: &Conn) {
     {
         let taken_over = ctx.ending.get() == Some(Ending::TakenOver);
         let deferred = DeferredWill {
-            instance_id: ctx.instance_id.clone(),
+            instance_id: ctx.instance_id.to_string(),
             client_id: ctx.client_id.to_string(),
             due_at_ms: common::time::now_ms() + i64::from(will.delay_secs) * 1000,
             msg: will.msg,

@@ -213,11 +213,11 @@ pub async fn connect(
     }
     let ctx = Rc::new(ConnCtx {
         broker: broker.clone(),
-        instance_id: inst.id.clone(),
+        instance_id: ByteString::from(inst.id.as_str()),
         client_id: ByteString::from(client_id),
         conn_id,
-        channel_id: new_channel_id(),
-        peer: info.peer,
+        channel_id: rand::random(),
+        peer: ByteString::from(info.peer.as_str()),
         persistent: info.persistent,
         credential: RefCell::new(credential),
         sink,

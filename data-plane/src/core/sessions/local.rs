@@ -9,6 +9,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use ntex_bytes::ByteString;
+
 use super::{Closed, ConnHandle, Expired, OpenError, OpenRequest, Opened, Recipient, SessionRegistry, SubscribeError};
 use crate::FastHash;
 use crate::core::mailbox::Ctl;
@@ -32,7 +34,7 @@ struct Session {
 /// filter. A sorted vector: a client holds a few (the quota is 30), and a `BTreeMap` allocates a
 /// 368-byte node for the first of them (heaptrack, per idle subscribed connection).
 #[derive(Default)]
-struct Filters(Vec<(String, SubOptions)>);
+struct Filters(Vec<(ByteString, SubOptions)>);
 
 impl Filters {
     fn find(&self, raw: &str) -> Result<usize, usize> {
@@ -43,10 +45,16 @@ impl Filters {
         self.find(raw).is_ok()
     }
 
-    fn insert(&mut self, raw: String, opts: SubOptions) {
-        match self.find(&raw) {
+    fn insert(&mut self, raw: &str, opts: SubOptions) {
+        match self.find(raw) {
             Ok(at) => self.0[at].1 = opts,
-            Err(at) => self.0.insert(at, (raw, opts)),
+            Err(at) => {
+                // Most sessions hold one filter: room for one, not the four a first push makes.
+                if self.0.is_empty() {
+                    self.0.reserve_exact(1);
+                }
+                self.0.insert(at, (ByteString::from(raw), opts))
+            }
         }
     }
 
@@ -63,12 +71,12 @@ impl Filters {
         self.0.len()
     }
 
-    fn iter(&self) -> impl Iterator<Item = (&String, &SubOptions)> {
-        self.0.iter().map(|(f, o)| (f, o))
+    fn iter(&self) -> impl Iterator<Item = (&str, &SubOptions)> {
+        self.0.iter().map(|(f, o)| (f.as_str(), o))
     }
 
-    fn keys(&self) -> impl Iterator<Item = &String> {
-        self.0.iter().map(|(f, _)| f)
+    fn keys(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(|(f, _)| f.as_str())
     }
 }
 
@@ -76,7 +84,7 @@ impl FromIterator<(String, SubOptions)> for Filters {
     fn from_iter<I: IntoIterator<Item = (String, SubOptions)>>(iter: I) -> Self {
         let mut filters = Filters::default();
         for (raw, opts) in iter {
-            filters.insert(raw, opts);
+            filters.insert(&raw, opts);
         }
         filters
     }
@@ -99,7 +107,7 @@ impl Session {
     }
 
     fn sub_list(&self) -> Vec<(String, SubOptions)> {
-        self.subs.iter().map(|(f, o)| (f.clone(), *o)).collect()
+        self.subs.iter().map(|(f, o)| (f.to_string(), *o)).collect()
     }
 }
 
@@ -107,7 +115,7 @@ const SHARDS: usize = 16;
 /// Persistence stripes: writers of one session are serialized, writers of others mostly are not.
 const STRIPES: usize = 64;
 
-type Shard = HashMap<String, HashMap<String, Session, FastHash>, FastHash>;
+type Shard = HashMap<String, HashMap<ByteString, Session, FastHash>, FastHash>;
 
 pub struct LocalSessions {
     /// Picks a client's shard and write stripe.
@@ -189,7 +197,7 @@ impl LocalSessions {
     pub fn seed(&self, instance_id: &str, client_id: &str, subs: Vec<(String, SubOptions)>, expiry_secs: Option<u32>) {
         let mut shard = self.shard(instance_id, client_id);
         let clients = shard.entry(instance_id.to_string()).or_default();
-        let session = clients.entry(client_id.to_string()).or_default();
+        let session = clients.entry(ByteString::from(client_id)).or_default();
         if !session.persistent {
             session.persistent = true;
             drop(shard);
@@ -236,7 +244,7 @@ impl LocalSessions {
 
     /// The raw filters the client's session holds.
     pub fn subscriptions(&self, instance_id: &str, client_id: &str) -> Vec<String> {
-        self.with(instance_id, client_id, |s| s.subs.keys().cloned().collect())
+        self.with(instance_id, client_id, |s| s.subs.keys().map(str::to_string).collect())
             .unwrap_or_default()
     }
 
@@ -258,14 +266,14 @@ impl LocalSessions {
             };
             for sub in record.subs {
                 let (raw, opts) = sub.into_parts();
-                session.subs.insert(raw.clone(), opts);
+                session.subs.insert(&raw, opts);
                 subs.push((inst.clone(), client.clone(), raw, opts));
             }
             self.count_persistent(&inst, 1);
             self.shard(&inst, &client)
                 .entry(inst.clone())
                 .or_default()
-                .insert(client, session);
+                .insert(ByteString::from(client.as_str()), session);
         }
         subs
     }
@@ -357,7 +365,7 @@ impl LocalSessions {
                 opened.discarded = old.sub_list();
                 opened.purge_queue = old.persistent;
             }
-            let session = clients.entry(req.client_id.to_string()).or_default();
+            let session = clients.entry(ByteString::from(req.client_id)).or_default();
             session.persistent = req.persistent;
             session.conn = Some(req.handle);
             session.expiry_secs = req.expiry_secs;
@@ -446,7 +454,7 @@ impl SessionRegistry for LocalSessions {
             if new && s.subs.len() >= max {
                 return Err(SubscribeError::TooManySubscriptions);
             }
-            s.subs.insert(raw.to_string(), opts);
+            s.subs.insert(raw, opts);
             Ok((new, s.persistent))
         });
         let (new, persistent) = match outcome {
@@ -472,7 +480,7 @@ impl SessionRegistry for LocalSessions {
         for shard in &self.shards {
             let mut shard = lock(shard);
             for (inst, clients) in shard.iter_mut() {
-                let gone: Vec<String> = clients
+                let gone: Vec<ByteString> = clients
                     .iter()
                     .filter(|(_, s)| s.persistent && s.expired(now_ms))
                     .map(|(c, _)| c.clone())
@@ -482,7 +490,7 @@ impl SessionRegistry for LocalSessions {
                         self.count_persistent(inst, -1);
                         expired.push(Expired {
                             instance_id: inst.clone(),
-                            client_id: client,
+                            client_id: client.to_string(),
                             subs: s.sub_list(),
                         });
                     }
@@ -509,9 +517,9 @@ mod tests {
     fn filters_stay_sorted_replace_in_place_and_free_their_storage_when_emptied() {
         let mut f = Filters::default();
         for raw in ["b/#", "a/+", "c"] {
-            f.insert(raw.to_string(), SubOptions::qos(QoS::AtMostOnce));
+            f.insert(raw, SubOptions::qos(QoS::AtMostOnce));
         }
-        f.insert("a/+".to_string(), SubOptions::qos(QoS::ExactlyOnce));
+        f.insert("a/+", SubOptions::qos(QoS::ExactlyOnce));
         assert_eq!(f.keys().collect::<Vec<_>>(), ["a/+", "b/#", "c"]);
         assert_eq!(f.len(), 3);
         assert_eq!(f.remove("a/+").map(|o| o.qos), Some(QoS::ExactlyOnce));

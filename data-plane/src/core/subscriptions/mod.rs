@@ -143,6 +143,11 @@ impl Subscribers {
                 false
             }
             None => {
+                // Most filters have one subscriber (a device's own topic): room for one, not the
+                // four a first push makes; longer lists grow as usual.
+                if members.is_empty() {
+                    members.reserve_exact(1);
+                }
                 members.push(Member {
                     client_id: client_id.into(),
                     opts,
