@@ -90,10 +90,11 @@ impl OutboundAliases {
     }
 
     pub fn assign(&mut self, topic: &ByteString) {
-        let alias = self.assigned() as u16 + 1;
-        if usize::from(alias) > usize::from(self.max) {
+        let assigned = self.assigned();
+        if assigned >= usize::from(self.max) {
             return;
         }
+        let alias = assigned as u16 + 1;
         let by_topic = self.by_topic.get_or_insert_with(Box::default);
         if !by_topic.contains_key(topic) {
             by_topic.insert(topic.clone(), alias);
@@ -151,5 +152,26 @@ impl ConnCtx {
         if self.close_reason.get().is_none() {
             self.close_reason.set(Some(reason));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aliases_stop_at_the_clients_maximum_even_the_largest() {
+        let mut none = OutboundAliases::new(0);
+        none.assign(&ByteString::from("t"));
+        assert_eq!(none.peek(&ByteString::from("t")), None);
+
+        let mut aliases = OutboundAliases::new(u16::MAX);
+        for i in 0..=u32::from(u16::MAX) {
+            aliases.assign(&ByteString::from(i.to_string()));
+        }
+        assert_eq!(aliases.peek(&ByteString::from("0")), Some((1, true)));
+        assert_eq!(aliases.peek(&ByteString::from("65534")), Some((u16::MAX, true)));
+        // One past the maximum: sent in full, never a wrapped alias.
+        assert_eq!(aliases.peek(&ByteString::from("65535")), None);
     }
 }
