@@ -163,7 +163,8 @@ enum Entry {
 #[derive(Default)]
 struct Waiting {
     entries: Vec<(u64, Entry)>,
-    sorted: bool,
+    /// An entry was taken after a higher sequence: sort before releasing.
+    unsorted: bool,
     highest: u64,
 }
 
@@ -206,13 +207,9 @@ impl Order {
     }
 
     fn hold(&mut self, origin: Origin, entry: Entry) {
-        let waiting = self.senders.entry(origin.sender).or_insert_with(|| Waiting {
-            entries: Vec::new(),
-            sorted: true,
-            highest: 0,
-        });
+        let waiting = self.senders.entry(origin.sender).or_default();
         if waiting.entries.last().is_some_and(|(last, _)| *last > origin.seq) {
-            waiting.sorted = false;
+            waiting.unsorted = true;
         }
         waiting.highest = waiting.highest.max(origin.seq);
         waiting.entries.push((origin.seq, entry));
@@ -241,10 +238,10 @@ impl Order {
             let Some(w) = self.senders.get_mut(&sender) else {
                 continue;
             };
-            if !w.sorted {
+            if w.unsorted {
                 // Stable: two copies of one message stay together, the first first.
                 w.entries.sort_by_key(|(seq, _)| *seq);
-                w.sorted = true;
+                w.unsorted = false;
             }
             let due = w.entries.partition_point(|(seq, _)| *seq <= mark);
             self.held -= due;

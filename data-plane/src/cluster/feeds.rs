@@ -77,14 +77,12 @@ impl<S: Stream + Unpin> Feeds<S> {
             ready: self.ready.clone(),
         });
         let waker = Waker::from(flag.clone());
-        let slot = Slot { stream, flag, waker };
+        waker.wake_by_ref();
+        let slot = Some(Slot { stream, flag, waker });
         if index == self.slots.len() {
-            self.slots.push(Some(slot));
+            self.slots.push(slot);
         } else {
-            self.slots[index] = Some(slot);
-        }
-        if let Some(slot) = &self.slots[index] {
-            slot.waker.wake_by_ref();
+            self.slots[index] = slot;
         }
     }
 

@@ -84,7 +84,7 @@ pub fn encode_routed(msg: &Message) -> Vec<u8> {
     let mut out = Vec::with_capacity(ROUTED_HEAD + codec::encoded_len_hint(msg));
     out.push(ROUTED);
     out.extend_from_slice(&[0; ROUTED_HEAD - 1]);
-    codec::encode_into(&mut out, msg, &delivery_of_message(msg));
+    codec::encode_into(&mut out, msg, &Delivery::as_published(msg));
     out
 }
 
@@ -126,17 +126,9 @@ pub fn decode_routed(payload: &[u8]) -> Option<(Option<Origin>, Message)> {
     decode_message(&payload[ROUTED_HEAD..]).map(|m| (Some(origin), m))
 }
 
-fn delivery_of_message(msg: &Message) -> Delivery {
-    Delivery {
-        qos: msg.qos,
-        retain: msg.retain,
-        sub_ids: Vec::new(),
-    }
-}
-
 /// A message as kept in the retained bucket.
 pub fn encode_message(msg: &Message) -> Bytes {
-    Bytes::from(codec::encode(msg, &delivery_of_message(msg)))
+    Bytes::from(codec::encode(msg, &Delivery::as_published(msg)))
 }
 
 /// How a delivery to one client is to be made (its QoS, RETAIN flag and subscription identifiers).

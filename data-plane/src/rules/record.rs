@@ -20,14 +20,9 @@ pub enum Item {
 
 /// The outbox record of a matched message.
 pub fn encode_message(msg: &Message) -> Vec<u8> {
-    let delivery = Delivery {
-        qos: msg.qos,
-        retain: msg.retain,
-        sub_ids: Vec::new(),
-    };
     let mut out = Vec::with_capacity(1 + codec::encoded_len_hint(msg));
     out.push(TAG_MESSAGE);
-    codec::encode_into(&mut out, msg, &delivery);
+    codec::encode_into(&mut out, msg, &Delivery::as_published(msg));
     out
 }
 

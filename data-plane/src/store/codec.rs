@@ -30,6 +30,17 @@ pub struct Delivery {
     pub sub_ids: Vec<NonZeroU32>,
 }
 
+impl Delivery {
+    /// Delivered as it was published: its own QoS and RETAIN flag, no subscription identifiers.
+    pub fn as_published(msg: &Message) -> Self {
+        Self {
+            qos: msg.qos,
+            retain: msg.retain,
+            sub_ids: Vec::new(),
+        }
+    }
+}
+
 fn put_str(out: &mut Vec<u8>, s: &[u8]) {
     // Topics, client IDs and property strings are MQTT strings: at most 65,535 bytes.
     let len = s.len().min(usize::from(u16::MAX));
